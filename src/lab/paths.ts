@@ -1,0 +1,54 @@
+/**
+ * Where the lab keeps its files. Everything lives in one cache outside the repository:
+ * $KPATCH_TS_CACHE, or ~/.cache/kpatch-ts.
+ *
+ *   src/<package-version>/linux-source-<series>/   unpacked Debian kernel source (read-only use)
+ *   lab/<series>-<key>/build/                      O= build tree of the lab kernel (normal flags)
+ *   lab/<series>-<key>/initramfs.cpio.gz           the busybox initramfs
+ *   lab/<series>-<key>/ready.json                  written last: the setup is complete
+ *   lab/current-<series>                           symlink to the newest complete setup
+ */
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+
+export type KernelSeries = "6.12" | "6.1";
+export const KERNEL_SERIES: readonly KernelSeries[] = ["6.12", "6.1"];
+export const DEFAULT_SERIES: KernelSeries = "6.12";
+
+export function cacheRoot(): string {
+  return process.env["KPATCH_TS_CACHE"] || join(homedir(), ".cache", "kpatch-ts");
+}
+
+export function currentLabLink(series: KernelSeries): string {
+  return join(cacheRoot(), "lab", `current-${series}`);
+}
+
+/** Build trees of the complete lab setups, newest series first; empty when none is set up. */
+export function labObjectTrees(): string[] {
+  const trees: string[] = [];
+  for (const series of KERNEL_SERIES) {
+    const dir = currentLabLink(series);
+    if (existsSync(join(dir, "ready.json"))) trees.push(join(dir, "build"));
+  }
+  return trees;
+}
+
+/** Every object file (*.o, *.ko) under a directory, sorted, for corpus tests and benchmarks. */
+export function listObjects(dir: string, exts: readonly string[] = [".o", ".ko"]): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const ent of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, ent.name);
+      if (ent.isDirectory()) walk(p);
+      else if (ent.isFile() && exts.some((e) => ent.name.endsWith(e))) out.push(p);
+    }
+  };
+  walk(dir);
+  return out.sort();
+}
+
+export function readJsonIfExists<T>(path: string): T | undefined {
+  if (!existsSync(path)) return undefined;
+  return JSON.parse(readFileSync(path, "utf8")) as T;
+}
