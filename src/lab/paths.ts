@@ -8,7 +8,7 @@
  *   lab/<series>-<key>/ready.json                  written last: the setup is complete
  *   lab/current-<series>                           symlink to the newest complete setup
  */
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 

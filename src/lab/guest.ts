@@ -1,0 +1,205 @@
+/**
+ * The guest runner: boot the lab kernel under QEMU with an initramfs that carries the given
+ * files and commands, and return each command's output and exit status plus the kernel log.
+ * A panic, an oops, a "Call Trace" (unless allowed) or a timeout is an error that carries the
+ * console log.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { KpatchError } from "../util/errors.js";
+import { exec } from "../util/exec.js";
+import { type GuestFile, runArchive } from "./initramfs.js";
+import type { Lab } from "./setup.js";
+
+export interface GuestOptions {
+  lab: Pick<Lab, "bzImage" | "initramfs">;
+  files?: readonly (string | GuestFile)[];
+  /** Shell commands, run one after the other in /lab/files, each whatever the previous returned. */
+  commands: readonly string[];
+  /** Whole run, boot to poweroff (default 120 s; TCG is slow). */
+  timeoutMs?: number;
+  memoryMb?: number;
+  cpus?: number;
+  /** Extra kernel command line. */
+  append?: string;
+  /** Mount this machine's / read-only at /host in the guest (9p over virtio). */
+  shareHost?: boolean;
+  /** A raw disk image attached as virtio-blk (/dev/vda in the guest). */
+  disk?: string;
+  /** Do not fail on "Call Trace" in the kernel log (tests of WARN paths). */
+  allowCallTrace?: boolean;
+  /** Every console line as it arrives (for a live display). */
+  onConsoleLine?: (line: string) => void;
+}
+
+export interface GuestCommandResult {
+  command: string;
+  output: string;
+  exitCode: number;
+}
+
+export interface GuestResult {
+  commands: GuestCommandResult[];
+  /** dmesg, read at the end of the run. */
+  kernelLog: string;
+  /** Everything the serial console showed. */
+  console: string;
+  accel: string;
+  wallMs: number;
+  /** Guest uptime (s) when the first command started and when the last one ended. */
+  guestReadyS?: number;
+  guestDoneS?: number;
+}
+
+const MARK = /@@KPLAB-(READY|BEGIN|END|DMESG|DONE|ERROR)\s*([^@]*)@@/;
+/** A kernel printk line on the console (PRINTK_TIME is on in the lab). */
+const PRINTK = /^\[\s*\d+\.\d+\]/;
+
+export function accelerator(): string {
+  const a = process.env["KPATCH_LAB_ACCEL"] ?? "tcg";
+  if (a !== "tcg" && a !== "kvm")
+    throw new KpatchError("LAB_ACCEL", `Cannot use accelerator '${a}': tcg or kvm`);
+  return a;
+}
+
+export function qemuArgs(options: GuestOptions, initrd: string, accel: string): string[] {
+  const append = ["console=ttyS0", "panic=-1", "oops=panic", "loglevel=7", "rdinit=/init"];
+  if (options.shareHost) append.push("kplab.share=host");
+  if (options.append) append.push(options.append);
+  const args = [
+    "-accel",
+    accel,
+    "-cpu",
+    accel === "kvm" ? "host" : "max",
+    "-m",
+    String(options.memoryMb ?? 1024),
+    "-smp",
+    String(options.cpus ?? 1),
+    "-nographic",
+    "-no-reboot",
+    "-nodefaults",
+    "-serial",
+    "stdio",
+    "-monitor",
+    "none",
+    "-kernel",
+    options.lab.bzImage,
+    "-initrd",
+    initrd,
+    "-append",
+    append.join(" "),
+  ];
+  if (options.shareHost) {
+    args.push("-virtfs", "local,path=/,mount_tag=host,security_model=none,readonly=on");
+  }
+  if (options.disk) args.push("-drive", `file=${options.disk},if=virtio,format=raw`);
+  return args;
+}
+
+/** Parse the console of a run into per-command results (see lab/initramfs/init). */
+export function parseConsole(console: string, commands: readonly string[]) {
+  const results: GuestCommandResult[] = [];
+  let current: { index: number; lines: string[] } | undefined;
+  let inDmesg = false;
+  const dmesg: string[] = [];
+  let ready: number | undefined;
+  let done: number | undefined;
+  let finished = false;
+  const errors: string[] = [];
+  for (const raw of console.split("\n")) {
+    const line = raw.replace(/\r$/, "");
+    const m = MARK.exec(line);
+    if (m) {
+      const [, kind, arg = ""] = m;
+      if (kind === "READY") ready = Number(arg);
+      else if (kind === "BEGIN") current = { index: Number(arg), lines: [] };
+      else if (kind === "END" && current) {
+        const rc = Number(arg.trim().split(/\s+/)[1]);
+        const output = current.lines.length ? `${current.lines.join("\n")}\n` : "";
+        results.push({ command: commands[current.index] ?? "", output, exitCode: rc });
+        current = undefined;
+      } else if (kind === "DMESG") inDmesg = true;
+      else if (kind === "DONE") {
+        inDmesg = false;
+        finished = true;
+        done = Number(arg);
+      } else if (kind === "ERROR") errors.push(arg.trim());
+      continue;
+    }
+    if (inDmesg) dmesg.push(line);
+    else if (current && !PRINTK.test(line)) current.lines.push(line);
+  }
+  return { results, kernelLog: dmesg.join("\n"), ready, done, finished, errors };
+}
+
+/** What in a kernel log means the run failed, or undefined. */
+export function kernelFailure(
+  log: string,
+  allowCallTrace: boolean,
+): { code: string; line: string } | undefined {
+  const checks: [string, RegExp][] = [
+    ["GUEST_PANIC", /Kernel panic/],
+    ["GUEST_OOPS", /Oops:|BUG: |general protection fault|unable to handle/],
+  ];
+  if (!allowCallTrace) checks.push(["GUEST_CALL_TRACE", /Call Trace:/]);
+  for (const [code, re] of checks) {
+    const line = log.split("\n").find((l) => re.test(l));
+    if (line) return { code, line: line.trim() };
+  }
+  return undefined;
+}
+
+export async function runGuest(options: GuestOptions): Promise<GuestResult> {
+  const accel = accelerator();
+  const tmp = mkdtempSync(join(tmpdir(), "kpatch-lab-"));
+  try {
+    const initrd = join(tmp, "initrd.cpio");
+    const base = readFileSync(options.lab.initramfs);
+    const extra = runArchive(options.files ?? [], options.commands);
+    writeFileSync(initrd, Buffer.concat([base, extra]));
+    const timeoutMs = options.timeoutMs ?? 120_000;
+    const r = await exec("qemu-system-x86_64", qemuArgs(options, initrd, accel), {
+      timeoutMs,
+      maxBuffer: 64 << 20,
+      ...(options.onConsoleLine
+        ? { onLine: (l: string) => options.onConsoleLine!(l.replace(/\r$/, "")) }
+        : {}),
+    });
+    const console = r.stdout.replace(/\r/g, "");
+    const parsed = parseConsole(console, options.commands);
+    const tail = console.split("\n").slice(-60).join("\n");
+    const failure = kernelFailure(`${console}\n${parsed.kernelLog}`, options.allowCallTrace ?? false);
+    if (failure) {
+      throw new KpatchError(
+        failure.code,
+        `The guest kernel failed: ${failure.line}\n--- console (last lines) ---\n${tail}`,
+      );
+    }
+    if (r.timedOut) {
+      throw new KpatchError(
+        "GUEST_TIMEOUT",
+        `The guest did not power off within ${timeoutMs / 1000} s\n--- console (last lines) ---\n${tail}`,
+      );
+    }
+    if (!parsed.finished || parsed.results.length !== options.commands.length) {
+      throw new KpatchError(
+        "GUEST_NO_RESULT",
+        `The guest stopped before running all commands (qemu exit ${r.code}): ${r.stderr.trim()}\n--- console (last lines) ---\n${tail}`,
+      );
+    }
+    if (parsed.errors.length)
+      throw new KpatchError("GUEST_SETUP", `The guest init failed: ${parsed.errors.join("; ")}`);
+    return {
+      commands: parsed.results,
+      kernelLog: parsed.kernelLog,
+      console,
+      accel,
+      wallMs: r.durationMs,
+      ...(parsed.ready !== undefined ? { guestReadyS: parsed.ready } : {}),
+      ...(parsed.done !== undefined ? { guestDoneS: parsed.done } : {}),
+    };
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
