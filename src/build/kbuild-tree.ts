@@ -1,0 +1,82 @@
+/**
+ * What a kbuild output tree (O=) says about itself: the objects it compiled, the sources and
+ * headers each object depends on (from kbuild's .<name>.o.cmd files), and which target each
+ * object belongs to (vmlinux, or the module whose .mod file lists it).
+ */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { basename, dirname, join, relative } from "node:path";
+
+export interface KbuildObject {
+  /** Object path relative to the tree, e.g. "fs/proc/cmdline.o". */
+  path: string;
+  /** Absolute path of the source it is compiled from. */
+  source: string;
+  /** "vmlinux" or a module name (with underscores, as the kernel names it). */
+  target: string;
+}
+
+/** Kernel objects (compiled with -D__KERNEL__) with their sources, and their .cmd text for dep checks. */
+export function kernelObjects(tree: string): { obj: KbuildObject; cmd: string }[] {
+  const modOf = moduleMembership(tree);
+  const out: { obj: KbuildObject; cmd: string }[] = [];
+  const walk = (dir: string): void => {
+    for (const ent of readdirSync(dir, { withFileTypes: true })) {
+      if (ent.isDirectory()) {
+        if (ent.name !== "source" && ent.name !== ".tmp_versions") walk(join(dir, ent.name));
+        continue;
+      }
+      const m = /^\.(.+\.o)\.cmd$/.exec(ent.name);
+      if (!m) continue;
+      const cmd = readFileSync(join(dir, ent.name), "utf8");
+      const src = /^source_\S+ := (\S+\.[cS])$/m.exec(cmd);
+      if (!src || !cmd.includes("-D__KERNEL__")) continue;
+      const path = relative(tree, join(dir, m[1]!));
+      out.push({ obj: { path, source: src[1]!, target: modOf.get(path) ?? "vmlinux" }, cmd });
+    }
+  };
+  walk(tree);
+  return out.sort((a, b) => a.obj.path.localeCompare(b.obj.path));
+}
+
+/** Object path → module name, from the tree's <module>.mod files. */
+export function moduleMembership(tree: string): Map<string, string> {
+  const map = new Map<string, string>();
+  const order = join(tree, "modules.order");
+  if (!existsSync(order)) return map;
+  for (const line of readFileSync(order, "utf8").split("\n")) {
+    const ko = line.trim();
+    if (!ko) continue;
+    const mod = join(tree, ko.replace(/\.o$|\.ko$/, ".mod"));
+    const name = basename(ko)
+      .replace(/\.(o|ko)$/, "")
+      .replace(/-/g, "_");
+    if (!existsSync(mod)) continue;
+    for (const o of readFileSync(mod, "utf8").split(/\s+/)) {
+      if (o) map.set(o.startsWith("/") ? relative(tree, o) : o, name);
+    }
+  }
+  return map;
+}
+
+/** Objects whose source or recorded dependencies include any of the given absolute paths. */
+export function objectsDependingOn(
+  objects: readonly { obj: KbuildObject; cmd: string }[],
+  files: readonly string[],
+  tree: string,
+): KbuildObject[] {
+  return objects
+    .filter(({ obj, cmd }) =>
+      files.some(
+        (f) =>
+          obj.source === f ||
+          cmd.includes(`${f} `) ||
+          cmd.includes(`${f}\n`) ||
+          cmd.includes(`${relative(tree, f)} `),
+      ),
+    )
+    .map(({ obj }) => obj);
+}
+
+export function cmdFile(tree: string, obj: string): string {
+  return join(tree, dirname(obj), `.${basename(obj)}.cmd`);
+}

@@ -1,0 +1,112 @@
+/**
+ * Post-link of a livepatch module: the differ leaves every reference to a symbol the module
+ * loader cannot resolve (local, or global but not exported) as a relocation against an
+ * undefined symbol named `.klp.sym.<objname>.<name>,<sympos>`. After kbuild has linked the
+ * module, this moves those relocations into `.klp.rela.<objname>.<section>` sections
+ * (SHF_ALLOC | SHF_RELA_LIVEPATCH, so the loader keeps them and leaves them to livepatch) and
+ * marks the symbols SHN_LIVEPATCH, as Documentation/livepatch/module-elf-format.rst requires.
+ */
+import {
+  SHF_ALLOC,
+  SHF_INFO_LINK,
+  SHF_RELA_LIVEPATCH,
+  SHN_LIVEPATCH,
+  SHN_UNDEF,
+  SHT_RELA,
+} from "../elf/constants.js";
+import type { ElfFile } from "../elf/elf-file.js";
+import type { ElfReloc } from "../elf/elf-reloc.js";
+import type { ElfSection } from "../elf/elf-section.js";
+import { KpatchError } from "../util/errors.js";
+
+export const KLP_SYM_PREFIX = ".klp.sym.";
+const KLP_SYM = /^\.klp\.sym\.([^.]+)\.([^,]+),(\d+)$/;
+
+export interface KlpSymbolName {
+  objname: string;
+  name: string;
+  sympos: number;
+}
+
+export function klpSymbolName(objname: string, name: string, sympos: number): string {
+  return `${KLP_SYM_PREFIX}${objname}.${name},${sympos}`;
+}
+
+export function parseKlpSymbolName(s: string): KlpSymbolName | undefined {
+  const m = KLP_SYM.exec(s);
+  return m ? { objname: m[1]!, name: m[2]!, sympos: Number(m[3]) } : undefined;
+}
+
+export interface PostLinkStats {
+  klpRelocs: number;
+  klpSymbols: number;
+  klpSections: number;
+}
+
+/** Convert the module in place (the caller writes it out). */
+export function convertKlpRelocations(ko: ElfFile): PostLinkStats {
+  const symtab = ko.symtab;
+  if (!symtab)
+    throw new KpatchError("KLP_NO_SYMTAB", "Cannot post-link the module: it has no symbol table", {
+      file: ko.path,
+    });
+  let klpSymbols = 0;
+  for (const sym of ko.symbols) {
+    if (!sym.name.startsWith(KLP_SYM_PREFIX) || sym.section) continue;
+    if (!parseKlpSymbolName(sym.name)) {
+      throw new KpatchError("KLP_BAD_SYMBOL", `Cannot read the livepatch symbol name '${sym.name}'`, {
+        file: ko.path,
+        symbol: sym.name,
+      });
+    }
+    if (sym.shndx === SHN_UNDEF) {
+      sym.shndx = SHN_LIVEPATCH;
+      klpSymbols++;
+    }
+  }
+  let klpRelocs = 0;
+  const created = new Map<string, ElfSection>();
+  for (const rela of [...ko.sections]) {
+    if (rela.type !== SHT_RELA || !rela.base || rela.flags & SHF_RELA_LIVEPATCH) continue;
+    const base = rela.base;
+    const keep: ElfReloc[] = [];
+    for (const r of rela.relocs) {
+      const klp = r.symbol.shndx === SHN_LIVEPATCH ? parseKlpSymbolName(r.symbol.name) : undefined;
+      if (!klp) {
+        keep.push(r);
+        continue;
+      }
+      if (!(base.flags & SHF_ALLOC)) {
+        throw new KpatchError(
+          "KLP_RELOC_NOT_ALLOC",
+          `Cannot make a livepatch relocation in ${base.name}: the section is not loaded`,
+          { file: ko.path, section: base.name, symbol: r.symbol.name, offset: r.offset },
+        );
+      }
+      const name = `.klp.rela.${klp.objname}.${base.name}`;
+      let klpRela = created.get(name);
+      if (!klpRela) {
+        klpRela = ko.addSection({
+          name,
+          type: SHT_RELA,
+          flags: SHF_ALLOC | SHF_INFO_LINK | SHF_RELA_LIVEPATCH,
+          addralign: 8,
+          entsize: 24,
+          link: symtab,
+        });
+        klpRela.base = base;
+        created.set(name, klpRela);
+      }
+      klpRela.relocs.push(r);
+      klpRelocs++;
+    }
+    rela.relocs = keep;
+  }
+  // A rela section left empty goes: the loader would only skip it.
+  const empty = ko.sections.filter(
+    (s) => s.type === SHT_RELA && s.relocs.length === 0 && !(s.flags & SHF_RELA_LIVEPATCH) && s.base,
+  );
+  for (const s of empty) if (s.base) s.base.rela = undefined;
+  if (empty.length) ko.removeSections(empty);
+  return { klpRelocs, klpSymbols, klpSections: created.size };
+}
