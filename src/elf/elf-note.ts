@@ -1,6 +1,6 @@
 /**
- * SHT_NOTE contents: a sequence of {namesz, descsz, type, name, desc} with the name and the
- * descriptor each padded to the note alignment. Linux and GNU use 4-byte padding except in
+ * SHT_NOTE contents: a sequence of {namesz, descsz, type, name, desc}; the descriptor and the
+ * next note start at offsets aligned to the note alignment. Linux and GNU use 4-byte padding except in
  * sections aligned to 8 (.note.gnu.property), which pad to 8.
  */
 import type { ErrorLocation } from "../util/errors.js";
@@ -46,7 +46,7 @@ export function parseNotes(
     const descsz = input.u32(start + at + NHDR.descsz);
     const type = input.u32(start + at + NHDR.type);
     const nameAt = at + NHDR.SIZE;
-    const descAt = nameAt + pad(namesz, align);
+    const descAt = pad(nameAt + namesz, align);
     if (descAt > size || descsz > size - descAt) {
       throw new ElfError(
         "ELF_BAD_NOTE",
@@ -72,7 +72,7 @@ export function notesSize(notes: readonly ElfNote[], align: number): number {
   let size = 0;
   for (const note of notes) {
     const namesz = note.name === "" ? 0 : note.name.length + 1;
-    size += NHDR.SIZE + pad(namesz, align) + pad(note.desc.length, align);
+    size = pad(pad(size + NHDR.SIZE + namesz, align) + note.desc.length, align);
   }
   return size;
 }
@@ -93,8 +93,8 @@ export function writeNotes(
     view.setUint32(at + NHDR.type, note.type, true);
     at += NHDR.SIZE;
     if (namesz > 0) out.write(note.name, at, "latin1");
-    at += pad(namesz, align);
+    at = start + pad(at - start + namesz, align);
     out.set(note.desc, at);
-    at += pad(note.desc.length, align);
+    at = start + pad(at - start + note.desc.length, align);
   }
 }
