@@ -63,6 +63,29 @@ export class ElfInput {
   }
 }
 
+const CACHED = 1 << 16;
+const smallPositive: bigint[] = new Array(CACHED);
+const smallNegative: bigint[] = new Array(CACHED);
+
+/**
+ * A signed 64-bit field (r_addend) as bigint. Most addends are small (-4, offsets into a section);
+ * those come from a cache instead of allocating a bigint per relocation.
+ */
+export function readInt64(view: DataView, at: number): bigint {
+  const lo = view.getUint32(at, true);
+  const hi = view.getInt32(at + 4, true);
+  if (hi === 0 && lo < CACHED) {
+    const cached = smallPositive[lo];
+    return cached === undefined ? (smallPositive[lo] = BigInt(lo)) : cached;
+  }
+  if (hi === -1 && lo >= 2 ** 32 - CACHED) {
+    const k = 2 ** 32 - lo;
+    const cached = smallNegative[k];
+    return cached === undefined ? (smallNegative[k] = BigInt(-k)) : cached;
+  }
+  return view.getBigInt64(at, true);
+}
+
 /** The one checked conversion of a 64-bit size, offset or index to a number. */
 export function toNumber(value: bigint, what: string, loc: ErrorLocation): number {
   if (value > BigInt(Number.MAX_SAFE_INTEGER)) {

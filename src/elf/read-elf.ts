@@ -5,7 +5,7 @@
  * a bad input gives an ElfError naming the file, the section and the offset.
  */
 import type { ErrorLocation } from "../util/errors.js";
-import { ElfInput, StringTableReader } from "./binary.js";
+import { ElfInput, readInt64, StringTableReader } from "./binary.js";
 import {
   ET_REL,
   SHF_INFO_LINK,
@@ -262,11 +262,10 @@ class Reader {
       );
     }
     const limit = base.size;
-    const limitBig = BigInt(limit);
+    const view = input.view;
     const relocs: ElfReloc[] = new Array(count);
-    for (let i = 0; i < count; i++) {
-      const at = sh.offset + i * entry;
-      const symIndex = input.u32(at + RELA.sym);
+    for (let i = 0, at = sh.offset; i < count; i++, at += entry) {
+      const symIndex = view.getUint32(at + RELA.sym, true);
       const symbol = symbols[symIndex];
       if (symbol === undefined) {
         throw this.fail(
@@ -276,8 +275,10 @@ class Reader {
           i * entry,
         );
       }
-      const offset = input.u64(at + RELA.offset);
-      if (offset >= limitBig) {
+      // r_offset as two halves: no bigint for the common case of a small offset.
+      const offset =
+        view.getUint32(at + RELA.offset, true) + view.getUint32(at + RELA.offset + 4, true) * 2 ** 32;
+      if (offset >= limit) {
         throw this.fail(
           "ELF_BAD_RELOC",
           ri,
@@ -285,12 +286,8 @@ class Reader {
           i * entry,
         );
       }
-      relocs[i] = new ElfReloc(
-        Number(offset),
-        input.u32(at + RELA.type),
-        symbol,
-        rela ? input.s64(at + RELA.addend) : 0n,
-      );
+      const addend = rela ? readInt64(view, at + RELA.addend) : 0n;
+      relocs[i] = new ElfReloc(offset, view.getUint32(at + RELA.type, true), symbol, addend);
     }
     sec.relocs = relocs;
   }

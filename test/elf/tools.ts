@@ -47,7 +47,7 @@ export function compileC(name: string, source: string, flags: string[] = []): Bu
 export function assemble(name: string, source: string): BuiltObject {
   const src = join(tempDir(), `${name}.s`);
   const path = join(tempDir(), `${name}.o`);
-  writeFileSync(src, source);
+  writeFileSync(src, `${source}\n`);
   execFileSync("as", [src, "-o", path], { stdio: "pipe" });
   return { path, bytes: new Uint8Array(readFileSync(path)) };
 }
