@@ -1,0 +1,199 @@
+/**
+ * cloneSpecialSections(): for every special section of the patched object (special/table.ts),
+ * keep exactly the entries whose anchor relocation lands in included code, with their payload
+ * (alternative replacements) and parallel entries (ORC), relocations mapped into the output.
+ * Entries the module loader reads before klp relocations are applied must not need one.
+ */
+import { type ElfReloc, type ElfSection, SHF_EXECINSTR, SHF_GROUP, SHF_LINK_ORDER } from "../elf/index.js";
+import type { DiffContext } from "./context.js";
+import { DiffError } from "./diff-error.js";
+import { findUnitAt, type Unit } from "./object-index.js";
+import type { OutputBuilder } from "./output-builder.js";
+import { entrySizeOf, type SpecialKind } from "./special/special-kind.js";
+
+export function cloneSpecialSections(ctx: DiffContext, b: OutputBuilder): void {
+  for (const sec of ctx.patched.file.sections) {
+    const info = ctx.patched.info.get(sec);
+    if (info?.kind !== "special" || !info.special) continue;
+    cloneEntries(ctx, b, sec, info.special);
+  }
+}
+
+interface Kept {
+  index: number;
+  unit: Unit;
+}
+
+function cloneEntries(ctx: DiffContext, b: OutputBuilder, sec: ElfSection, kind: SpecialKind): void {
+  const file = ctx.patched.file.path;
+  const relocs = ctx.relocsOf(sec);
+  if (relocs.length === 0) return;
+  // Which entries anchor in included code?
+  const anchored = (r: ElfReloc): Unit | undefined => {
+    const t = r.symbol.isSectionSymbol
+      ? findUnitAt(ctx.patched, r.symbol.section!, Number(r.addend))
+      : ctx.patched.unitOf.get(r.symbol);
+    return t && b.placed.has(t) && t.sym.isFunction ? t : undefined;
+  };
+  const size = entrySizeOf(kind.size, ctx.options.entrySizes ?? {});
+  if (size === undefined) {
+    const needed = relocs.find((r) => anchored(r));
+    if (!needed) return;
+    throw new DiffError(
+      "DIFF_ENTRY_SIZE_UNKNOWN",
+      `Cannot cut ${sec.name} into entries: the size of its entries (${String(kind.size)}) is not known; pass --entry-sizes ${String(kind.size)}=N or the kernel tree`,
+      { file, section: sec.name },
+    );
+  }
+  if (sec.size % size !== 0) {
+    throw new DiffError(
+      "DIFF_BAD_ENTRY_SIZE",
+      `Cannot cut ${sec.name} into entries: its size ${sec.size} is not a multiple of ${size}`,
+      {
+        file,
+        section: sec.name,
+      },
+    );
+  }
+  const kept: Kept[] = [];
+  for (const r of relocs) {
+    if (r.offset % size !== kind.anchor) continue;
+    const unit = anchored(r);
+    if (unit) kept.push({ index: (r.offset - kind.anchor) / size, unit });
+  }
+  if (kept.length === 0) return;
+  if (kind.refuse) {
+    const u = kept[0]!.unit;
+    throw new DiffError("DIFF_UNSUPPORTED_SECTION", `Cannot patch ${u.sym.name}: it ${kind.refuse}`, {
+      file,
+      section: sec.name,
+      symbol: u.sym.name,
+    });
+  }
+  const out = b.out.addSection({
+    name: sec.name,
+    type: sec.type,
+    flags: sec.flags & ~SHF_GROUP,
+    addralign: sec.addralign,
+    entsize: sec.entsize,
+    data: new Uint8Array(kept.length * size),
+  });
+  if (sec.flags & SHF_LINK_ORDER) out.link = b.placed.get(kept[0]!.unit)!.section;
+  const payload = kind.payload ? new PayloadCopier(ctx, b, kind.payload) : undefined;
+  kept.forEach((k, i) => {
+    out.data.set(sec.data.subarray(k.index * size, (k.index + 1) * size), i * size);
+    for (const r of ctx.relocsIn(sec, k.index * size, (k.index + 1) * size)) {
+      const at = i * size + (r.offset - k.index * size);
+      if (payload && r.symbol.section?.name === kind.payload) {
+        payload.addReloc(out, r, at);
+        continue;
+      }
+      const ext = b.addReloc(out, sec, r, at, k.unit.sym.name);
+      if (ext?.klp && kind.loadTime) {
+        throw new DiffError(
+          "DIFF_SPECIAL_NEEDS_KLP",
+          `Cannot patch ${k.unit.sym.name}: its ${sec.name} entry refers to ${ext.name}, which is not exported, and the module loader reads ${sec.name} before livepatch relocations are applied (${kind.why})`,
+          { file, section: sec.name, symbol: k.unit.sym.name },
+        );
+      }
+    }
+  });
+  if (kind.parallel) cloneParallel(ctx, b, kind, kept);
+}
+
+/** ORC: .orc_unwind entries at the same indexes as the kept .orc_unwind_ip ones. */
+function cloneParallel(ctx: DiffContext, b: OutputBuilder, kind: SpecialKind, kept: Kept[]): void {
+  const name = kind.parallel!.name;
+  const src = ctx.patched.file.findSection(name);
+  if (!src) return;
+  const size = entrySizeOf(kind.parallel!.size, ctx.options.entrySizes ?? {});
+  if (size === undefined) {
+    throw new DiffError(
+      "DIFF_ENTRY_SIZE_UNKNOWN",
+      `Cannot cut ${name} into entries: the size of its entries (${String(kind.parallel!.size)}) is not known`,
+      {
+        file: ctx.patched.file.path,
+        section: name,
+      },
+    );
+  }
+  const data = new Uint8Array(kept.length * size);
+  kept.forEach((k, i) => {
+    data.set(src.data.subarray(k.index * size, (k.index + 1) * size), i * size);
+  });
+  b.out.addSection({
+    name,
+    type: src.type,
+    flags: src.flags & ~SHF_GROUP,
+    addralign: src.addralign,
+    entsize: src.entsize,
+    data,
+  });
+}
+
+/**
+ * Copies pieces of a payload section (.altinstr_replacement) on demand: the piece an entry
+ * points at runs to the next piece any entry points at (or the section's end).
+ */
+class PayloadCopier {
+  readonly ctx: DiffContext;
+  readonly b: OutputBuilder;
+  readonly src: ElfSection | undefined;
+  out: ElfSection | undefined;
+  readonly starts: number[];
+  readonly copied = new Map<number, number>();
+
+  constructor(ctx: DiffContext, b: OutputBuilder, name: string) {
+    this.ctx = ctx;
+    this.b = b;
+    this.src = ctx.patched.file.findSection(name);
+    const starts = new Set<number>();
+    for (const sec of ctx.patched.file.sections) {
+      if (!sec.rela) continue;
+      for (const r of ctx.relocsOf(sec)) {
+        if (r.symbol.section === this.src && r.symbol.isSectionSymbol) starts.add(Number(r.addend));
+      }
+    }
+    this.starts = [...starts].sort((x, y) => x - y);
+  }
+
+  addReloc(outBase: ElfSection, r: ElfReloc, at: number): void {
+    const src = this.src!;
+    const start = Number(r.addend);
+    let copied = this.copied.get(start);
+    if (copied === undefined) {
+      const next = this.starts.find((s) => s > start) ?? src.size;
+      const out = this.section();
+      copied = out.data.length;
+      const grown = new Uint8Array(copied + (next - start));
+      grown.set(out.data);
+      grown.set(src.data.subarray(start, next), copied);
+      out.data = grown;
+      this.copied.set(start, copied);
+      for (const pr of this.ctx.relocsIn(src, start, next)) {
+        this.b.addReloc(out, src, pr, copied + (pr.offset - start), src.name);
+      }
+    }
+    this.b.out.addReloc(outBase, {
+      offset: at,
+      type: r.type,
+      symbol: this.b.out.ensureSectionSymbol(this.section()),
+      addend: BigInt(copied),
+    });
+  }
+
+  section(): ElfSection {
+    if (!this.out) {
+      const src = this.src!;
+      this.out = this.b.out.addSection({
+        name: src.name,
+        type: src.type,
+        flags: (src.flags & ~SHF_GROUP) | SHF_EXECINSTR,
+        addralign: src.addralign,
+        entsize: src.entsize,
+        data: new Uint8Array(0),
+      });
+    }
+    return this.out;
+  }
+}

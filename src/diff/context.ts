@@ -1,0 +1,119 @@
+/**
+ * The differ's state: the two indexed inputs (never modified) and the side tables the phases
+ * fill in order: twins (correlateSymbols), status and reasons (markChanged*), included units and
+ * sections (includeDependencies).
+ */
+import type { ElfFile, ElfReloc, ElfSection, ElfSymbol } from "../elf/index.js";
+import type { ExportTable } from "./export-table.js";
+import { indexObject, type ObjectIndex, type Unit } from "./object-index.js";
+import type { EntrySizes } from "./special/special-kind.js";
+import type { TargetSymbols } from "./target-symbols.js";
+
+export interface DiffOptions {
+  /** The object the functions live in: "vmlinux" (default) or a module name. */
+  target?: string;
+  /** The target's symbol table (vmlinux, a .ko, any ELF, or a System.map); default: ORIG's own. */
+  symbols?: TargetSymbols;
+  /** Exported symbols (Module.symvers); without it every undefined global is taken as exported. */
+  exports?: ExportTable;
+  /** Special-section entry sizes of the target kernel. */
+  entrySizes?: EntrySizes;
+}
+
+export type UnitStatus = "same" | "changed" | "new";
+
+/** Where and how a function first differs from its original. */
+export interface ChangeWhy {
+  /** Offset from the function symbol (negative inside the call padding). */
+  offset: number;
+  /** The patched instruction there (or a description when it is not an instruction difference). */
+  instruction: string;
+  /** The original instruction there, when both decode. */
+  originalInstruction?: string;
+  detail: string;
+}
+
+export class DiffContext {
+  readonly orig: ObjectIndex;
+  readonly patched: ObjectIndex;
+  readonly options: DiffOptions;
+  readonly target: string;
+  /** Original ↔ patched symbol, both directions (units, section symbols, undefined symbols). */
+  readonly twins = new Map<ElfSymbol, ElfSymbol>();
+  /** Original ↔ patched section, both directions. */
+  readonly sectionTwins = new Map<ElfSection, ElfSection>();
+  /** Status of every patched unit (functions and data objects). */
+  readonly status = new Map<Unit, UnitStatus>();
+  readonly why = new Map<Unit, ChangeWhy>();
+  /** Patched units that go into the output. */
+  readonly included = new Set<Unit>();
+  /** Patched sections copied whole (string literals, anonymous read-only data). */
+  readonly includedSections = new Set<ElfSection>();
+  /** Sections and why they were ignored, for the report. */
+  readonly ignored = new Map<string, string>();
+  readonly warnings: string[] = [];
+  #sortedRelocs = new Map<ElfSection, ElfReloc[]>();
+
+  constructor(orig: ElfFile, patched: ElfFile, options: DiffOptions = {}) {
+    this.orig = indexObject(orig);
+    this.patched = indexObject(patched);
+    this.options = options;
+    this.target = options.target ?? "vmlinux";
+  }
+
+  twinOf(sym: ElfSymbol): ElfSymbol | undefined {
+    return this.twins.get(sym);
+  }
+
+  setTwins(o: ElfSymbol, p: ElfSymbol): void {
+    this.twins.set(o, p);
+    this.twins.set(p, o);
+  }
+
+  setSectionTwins(o: ElfSection, p: ElfSection): void {
+    this.sectionTwins.set(o, p);
+    this.sectionTwins.set(p, o);
+  }
+
+  indexOf(sym: ElfSymbol): ObjectIndex {
+    return sym.file === this.orig.file ? this.orig : this.patched;
+  }
+
+  /** The relocations applying to `section`, sorted by offset (cached). */
+  relocsOf(section: ElfSection): readonly ElfReloc[] {
+    let list = this.#sortedRelocs.get(section);
+    if (list === undefined) {
+      list = section.rela ? [...section.rela.relocs].sort((a, b) => a.offset - b.offset) : [];
+      this.#sortedRelocs.set(section, list);
+    }
+    return list;
+  }
+
+  /** The relocations inside [start, end) of `section`, sorted by offset. */
+  relocsIn(section: ElfSection, start: number, end: number): readonly ElfReloc[] {
+    const all = this.relocsOf(section);
+    let lo = 0;
+    let hi = all.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (all[mid]!.offset < start) lo = mid + 1;
+      else hi = mid;
+    }
+    let end2 = lo;
+    while (end2 < all.length && all[end2]!.offset < end) end2++;
+    return lo === 0 && end2 === all.length ? all : all.slice(lo, end2);
+  }
+
+  warn(message: string): void {
+    this.warnings.push(message);
+  }
+
+  /** The patched function units that changed or are new, parents before their children. */
+  changedFunctions(): Unit[] {
+    return this.patched.functions.filter((u) => this.status.get(u) === "changed" && !u.parent);
+  }
+
+  newFunctions(): Unit[] {
+    return this.patched.functions.filter((u) => this.status.get(u) === "new" && !u.parent);
+  }
+}

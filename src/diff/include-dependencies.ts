@@ -1,0 +1,144 @@
+/**
+ * includeDependencies(): starting from the changed and new functions, follow relocations and
+ * include what the new code needs that the running kernel does not have: new functions, new data
+ * objects, changed read-only data, string literals and anonymous read-only data. Everything that
+ * already exists stays outside and is referred to by name (see nameExternalSymbols).
+ *
+ * IBT: taking the address of an existing function is only safe when its endbr64 is there at run
+ * time; a function without endbr64, or one the kernel may have sealed, is refused.
+ */
+import { type ElfReloc, R_X86_64_PLT32 } from "../elf/index.js";
+import type { DiffContext } from "./context.js";
+import { DiffError } from "./diff-error.js";
+import { hasEndbr, type Unit } from "./object-index.js";
+import { resolveRelocTarget } from "./reloc-target.js";
+
+export function includeDependencies(ctx: DiffContext): void {
+  const work: Unit[] = [];
+  const include = (u: Unit): void => {
+    if (ctx.included.has(u)) return;
+    ctx.included.add(u);
+    work.push(u);
+    for (const child of u.children) include(child);
+  };
+  for (const f of ctx.patched.functions) {
+    const status = ctx.status.get(f);
+    if (status === "same" || f.parent) continue;
+    if (ctx.patched.info.get(f.section)?.kind === "init") {
+      if (status === "new") ctx.ignored.set(f.sym.name, "new __init function: it never runs in a live patch");
+      continue;
+    }
+    include(f);
+  }
+  for (const o of ctx.patched.objects) {
+    if (ctx.status.get(o) !== "same" && o.sym.bind !== 0 && ctx.patched.info.get(o.section)?.kind !== "init")
+      include(o);
+  }
+  while (work.length > 0) {
+    const u = work.pop()!;
+    for (const r of ctx.relocsIn(u.section, u.start, u.end)) followReloc(ctx, u, r, include);
+  }
+}
+
+function followReloc(ctx: DiffContext, from: Unit, r: ElfReloc, include: (u: Unit) => void): void {
+  const t = resolveRelocTarget(ctx.patched, from.section, r);
+  const loc = {
+    file: ctx.patched.file.path,
+    section: from.section.name,
+    symbol: from.sym.name,
+    offset: r.offset - Number(from.sym.value),
+  };
+  switch (t.kind) {
+    case "unit": {
+      const status = ctx.status.get(t.unit);
+      const kind = ctx.patched.info.get(t.unit.section)?.kind;
+      if (kind === "init") {
+        if (status !== "same") {
+          throw new DiffError(
+            "DIFF_INIT_CHANGED",
+            `Cannot patch ${from.sym.name}: it refers to ${t.unit.sym.name}, new or changed __init code or data`,
+            loc,
+          );
+        }
+        ctx.warn(
+          `${from.sym.name} refers to __init symbol ${t.unit.sym.name}, which the running kernel may have freed`,
+        );
+        return;
+      }
+      if (status === "new" || status === "changed") {
+        include(t.unit.parent ?? t.unit);
+        return;
+      }
+      if (t.unit.sym.isFunction && from.sym.isFunction && r.type !== R_X86_64_PLT32)
+        checkAddressTaken(ctx, from, t.unit, loc);
+      return;
+    }
+    case "string":
+      ctx.includedSections.add(t.section);
+      return;
+    case "section": {
+      const kind = ctx.patched.info.get(t.section)?.kind;
+      if (kind === "rodata" || kind === "string") {
+        ctx.includedSections.add(t.section);
+        return;
+      }
+      if (kind === "ignored" || kind === "special" || kind === "companion") return;
+      throw new DiffError(
+        "DIFF_UNSUPPORTED_SECTION",
+        `Cannot patch ${from.sym.name}: it refers to ${t.section.name}+0x${t.addend.toString(16)}, which holds no symbol to refer to`,
+        loc,
+      );
+    }
+    case "symbol":
+      return;
+  }
+}
+
+/**
+ * The new code takes the address of `target`, an existing function. An indirect call to it needs
+ * its endbr64: refuse when it has none, or when the running kernel may have sealed it.
+ */
+function checkAddressTaken(
+  ctx: DiffContext,
+  from: Unit,
+  target: Unit,
+  loc: { file?: string; symbol?: string },
+): void {
+  const twin = ctx.twinOf(target.sym);
+  const orig = twin ? ctx.orig.unitOf.get(twin) : undefined;
+  if (!orig) return;
+  const name = orig.sym.name;
+  if (!hasEndbr(orig)) {
+    if (!hasEndbr(target)) return; // not IBT-built (or never indirect): nothing to check
+    throw new DiffError(
+      "DIFF_IBT_SEALED",
+      `Cannot patch ${from.sym.name}: it takes the address of ${name}, which has no endbr64 in the running kernel (IBT would fault on an indirect call); patch a caller that takes its address too, or call it directly`,
+      loc,
+    );
+  }
+  const sealed = ctx.options.symbols?.isSealed(name, ctx.orig);
+  if (sealed === false) return;
+  if (sealed === undefined && addressTakenIn(ctx, orig)) return;
+  throw new DiffError(
+    "DIFF_IBT_SEALED",
+    sealed
+      ? `Cannot patch ${from.sym.name}: it takes the address of ${name}, whose endbr64 the running kernel sealed at boot (never called indirectly before): an indirect call would fault`
+      : `Cannot patch ${from.sym.name}: it takes the address of ${name}, which the original code never does, so the running kernel may have sealed its endbr64; pass vmlinux with --symbols to check`,
+    loc,
+  );
+}
+
+/** True when the original object takes `unit`'s address somewhere (so objtool did not seal it). */
+function addressTakenIn(ctx: DiffContext, unit: Unit): boolean {
+  for (const sec of ctx.orig.file.sections) {
+    const kind = ctx.orig.info.get(sec)?.kind;
+    if (!sec.rela || kind === "ignored" || kind === "meta" || kind === "special" || kind === "companion")
+      continue;
+    for (const r of ctx.relocsOf(sec)) {
+      if (r.type === R_X86_64_PLT32) continue;
+      const t = resolveRelocTarget(ctx.orig, sec, r);
+      if (t.kind === "unit" && t.unit === unit) return true;
+    }
+  }
+  return false;
+}

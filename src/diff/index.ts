@@ -1,0 +1,60 @@
+/**
+ * The object differ: compare an object built before a source patch with the same object built
+ * after it, and emit what a live patch needs, or refuse with a reason (a DiffError).
+ *
+ * The phases, in order (each a module of its own):
+ *  1. indexObject          (in DiffContext) sections classified, functions and objects as units
+ *  2. correlateSymbols     twins: original ↔ patched units, sections, section symbols
+ *  3. markChangedFunctions same / changed (with why) / new, by bytes and relocation targets
+ *  4. markChangedData      the same for data; users of changed read-only data change too
+ *  5. verifyChanges        refusals: data, __init, no fentry, unknown sections
+ *  6. includeDependencies  what the new code needs that the running kernel lacks (IBT checks)
+ *     — the original object is dead after this phase —
+ *  7. cloneIncluded        units and sections into the output, relocations mapped
+ *  8. cloneSpecialSections entries of included code, table-driven (special/table.ts)
+ *  9. makeReport
+ */
+import type { ElfFile } from "../elf/index.js";
+import { cloneIncluded } from "./clone-included.js";
+import { cloneSpecialSections } from "./clone-special-sections.js";
+import { DiffContext, type DiffOptions } from "./context.js";
+import { correlateSymbols } from "./correlate-symbols.js";
+import { includeDependencies } from "./include-dependencies.js";
+import { markChangedData } from "./mark-changed-data.js";
+import { markChangedFunctions } from "./mark-changed-functions.js";
+import { OutputBuilder } from "./output-builder.js";
+import { type DiffReport, makeReport } from "./report.js";
+import { verifyChanges } from "./verify-changes.js";
+
+export type { ChangeWhy, DiffOptions } from "./context.js";
+export { DiffError, type DiffErrorCode, isDiffError, REFUSAL_CODES } from "./diff-error.js";
+export { entrySizesFromEnv, parseEntrySizes, probeEntrySizes } from "./entry-sizes.js";
+export { ExportTable } from "./export-table.js";
+export type { ChangedFunction, DiffReport, IncludedData, KlpReference, NewFunction } from "./report.js";
+export { formatReport } from "./report.js";
+export type { EntrySizeKey, EntrySizes } from "./special/special-kind.js";
+export { TargetSymbols } from "./target-symbols.js";
+
+export interface DiffResult {
+  /** False when no function changed and nothing new needs patching (the CLI's exit 3). */
+  changed: boolean;
+  /** The object to link into the patch module (when changed). */
+  output: ElfFile | undefined;
+  report: DiffReport;
+}
+
+/** Compares `orig` with `patched`; throws a DiffError when the change cannot be applied live. */
+export function diffObjects(orig: ElfFile, patched: ElfFile, options: DiffOptions = {}): DiffResult {
+  const ctx = new DiffContext(orig, patched, options);
+  correlateSymbols(ctx);
+  markChangedFunctions(ctx);
+  markChangedData(ctx);
+  verifyChanges(ctx);
+  includeDependencies(ctx);
+  if (ctx.included.size === 0)
+    return { changed: false, output: undefined, report: makeReport(ctx, undefined) };
+  const builder = new OutputBuilder(ctx);
+  cloneIncluded(ctx, builder);
+  cloneSpecialSections(ctx, builder);
+  return { changed: true, output: builder.out, report: makeReport(ctx, builder) };
+}

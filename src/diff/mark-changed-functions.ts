@@ -1,0 +1,199 @@
+/**
+ * markChangedFunctions(): compare every patched function with its twin, byte by byte and
+ * relocation by relocation (by what relocations point to, not where), and mark it same, changed
+ * (with the first differing offset and the instruction there) or new. A changed immediate that
+ * only carries a moved __LINE__ into a line-bearing call (might_sleep(), ...) is not a change.
+ */
+import type { ElfReloc } from "../elf/index.js";
+import { findInstructionAt, type X86Instruction, x86Decoder } from "../x86/index.js";
+import type { ChangeWhy, DiffContext } from "./context.js";
+import type { Unit } from "./object-index.js";
+import { LINE_ARGUMENT_REGISTERS, LINE_CALL_WINDOW, LINE_MACRO_CALLEES } from "./policy.js";
+import { describeTarget, resolveRelocTarget, sameRelocTarget } from "./reloc-target.js";
+
+const LINE_CALLEES = new Set(LINE_MACRO_CALLEES.map((c) => c.name));
+
+export function markChangedFunctions(ctx: DiffContext): void {
+  for (const p of ctx.patched.functions) {
+    const twin = ctx.twinOf(p.sym);
+    const o = twin ? ctx.orig.unitOf.get(twin) : undefined;
+    if (!o) {
+      ctx.status.set(p, "new");
+      continue;
+    }
+    const why = compareUnits(ctx, o, p);
+    ctx.status.set(p, why ? "changed" : "same");
+    if (why) ctx.why.set(p, why);
+  }
+  // A function whose .cold part changed, appeared or went away has changed too.
+  for (const p of ctx.patched.functions) {
+    if (!p.parent || ctx.status.get(p) === "same") continue;
+    const parent = p.parent;
+    if (ctx.status.get(parent) === "same") {
+      ctx.status.set(parent, "changed");
+      ctx.why.set(parent, {
+        offset: 0,
+        instruction: "",
+        detail: `its split-out part ${p.sym.name} ${ctx.status.get(p) === "new" ? "is new" : "changed"}`,
+      });
+    }
+  }
+  for (const o of ctx.orig.functions) {
+    if (!o.parent || ctx.twinOf(o.sym)) continue;
+    const parentTwin = ctx.twinOf(o.parent.sym);
+    const parent = parentTwin ? ctx.patched.unitOf.get(parentTwin) : undefined;
+    if (parent && ctx.status.get(parent) === "same") {
+      ctx.status.set(parent, "changed");
+      ctx.why.set(parent, { offset: 0, instruction: "", detail: `its split-out part ${o.sym.name} is gone` });
+    }
+  }
+  // A changed parent takes its children along (they are reached only through it).
+  for (const p of ctx.patched.functions) {
+    if (p.parent && ctx.status.get(p.parent) !== "same" && ctx.status.get(p) === "same")
+      ctx.status.set(p, "changed");
+  }
+}
+
+/** Undefined when the units are the same; else where they first differ. */
+export function compareUnits(ctx: DiffContext, o: Unit, p: Unit): ChangeWhy | undefined {
+  const entryO = Number(o.sym.value);
+  const entryP = Number(p.sym.value);
+  // Compare from the entry: the padding before it is NOPs whose length may differ.
+  const padO = entryO - o.start;
+  const padP = entryP - p.start;
+  const lenO = o.end - entryO;
+  const lenP = p.end - entryP;
+  const bytesO = o.section.data.subarray(entryO, o.end);
+  const bytesP = p.section.data.subarray(entryP, p.end);
+  const relocsO = ctx.relocsIn(o.section, entryO - Math.min(padO, padP), o.end);
+  const relocsP = ctx.relocsIn(p.section, entryP - Math.min(padO, padP), p.end);
+
+  let relocDiff = Number.POSITIVE_INFINITY;
+  let relocDetail = "";
+  const n = Math.max(relocsO.length, relocsP.length);
+  for (let i = 0; i < n; i++) {
+    const ro = relocsO[i];
+    const rp = relocsP[i];
+    if (
+      !ro ||
+      !rp ||
+      ro.offset - entryO !== rp.offset - entryP ||
+      !sameRelocTarget(ctx, o.section, ro, p.section, rp)
+    ) {
+      relocDiff = Math.min(
+        ro ? ro.offset - entryO : Number.POSITIVE_INFINITY,
+        rp ? rp.offset - entryP : Number.POSITIVE_INFINITY,
+      );
+      relocDetail = relocText(ctx, o, ro, p, rp);
+      break;
+    }
+  }
+  if (o.sym.type !== p.sym.type) return { offset: 0, instruction: "", detail: "the symbol type changed" };
+
+  const diffs = byteDiffs(bytesO, bytesP);
+  const firstByte = diffs[0] ?? (lenO !== lenP ? Math.min(lenO, lenP) : Number.POSITIVE_INFINITY);
+  if (relocDiff === Number.POSITIVE_INFINITY && lenO === lenP) {
+    if (diffs.length === 0) return undefined;
+    if (onlyLineNumbers(ctx, o, p, diffs)) return undefined;
+  }
+  const at = Math.min(firstByte, relocDiff);
+  const insnP = instructionAt(p, entryP + at);
+  const insnO = instructionAt(o, entryO + at);
+  let detail: string;
+  if (at === relocDiff && relocDiff <= firstByte) detail = relocDetail;
+  else if (lenO !== lenP && at >= Math.min(lenO, lenP))
+    detail = `size 0x${lenO.toString(16)} -> 0x${lenP.toString(16)}`;
+  else detail = "instruction bytes differ";
+  if (lenO !== lenP && !detail.includes("size"))
+    detail += `; size 0x${lenO.toString(16)} -> 0x${lenP.toString(16)}`;
+  const why: ChangeWhy = {
+    offset: insnP ? insnP.offset - entryP : at,
+    instruction: insnP?.text ?? "",
+    detail,
+  };
+  if (insnO) why.originalInstruction = insnO.text;
+  return why;
+}
+
+function relocText(
+  ctx: DiffContext,
+  o: Unit,
+  ro: ElfReloc | undefined,
+  p: Unit,
+  rp: ElfReloc | undefined,
+): string {
+  const show = (u: Unit, r: ElfReloc | undefined, index: typeof ctx.orig) =>
+    r ? describeTarget(resolveRelocTarget(index, u.section, r)) : "nothing";
+  return `reference to ${show(o, ro, ctx.orig)} became ${show(p, rp, ctx.patched)}`;
+}
+
+function byteDiffs(a: Uint8Array, b: Uint8Array): number[] {
+  const out: number[] = [];
+  const n = Math.min(a.length, b.length);
+  if (
+    n === a.length &&
+    n === b.length &&
+    Buffer.from(a.buffer, a.byteOffset, n).equals(Buffer.from(b.buffer, b.byteOffset, n))
+  ) {
+    return out;
+  }
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) out.push(i);
+  return out;
+}
+
+function instructionAt(u: Unit, offset: number): X86Instruction | undefined {
+  if (offset >= u.end) return undefined;
+  return findInstructionAt(u.section.data, Number(u.sym.value), u.end, offset);
+}
+
+/**
+ * True when every differing byte lies in the immediate of a `mov $imm, %reg` into an argument
+ * register, followed within a few instructions by a call to a line-bearing function.
+ */
+function onlyLineNumbers(ctx: DiffContext, o: Unit, p: Unit, diffs: number[]): boolean {
+  const entryO = Number(o.sym.value);
+  const entryP = Number(p.sym.value);
+  const insnsO = x86Decoder().decodeRange(o.section.data, entryO, o.end);
+  const insnsP = x86Decoder().decodeRange(p.section.data, entryP, p.end);
+  if (insnsO.length !== insnsP.length) return false;
+  const relocsP = ctx.relocsIn(p.section, entryP, p.end);
+  const callees = new Map<number, string>();
+  for (const r of relocsP) {
+    const t = resolveRelocTarget(ctx.patched, p.section, r);
+    const name = t.kind === "unit" ? t.unit.sym.name : t.kind === "symbol" ? t.sym.name : "";
+    callees.set(r.offset, name);
+  }
+  let k = 0;
+  for (let i = 0; i < insnsP.length && k < diffs.length; i++) {
+    const ip = insnsP[i]!;
+    const io = insnsO[i]!;
+    const rel = ip.offset - entryP;
+    if (diffs[k]! >= rel + ip.length) continue;
+    if (diffs[k]! < rel) return false;
+    // This instruction holds differing bytes: they must all be in its immediate.
+    if (io.length !== ip.length || io.mnemonic !== ip.mnemonic || ip.mnemonic !== "mov" || !ip.immediate)
+      return false;
+    if (!ip.destRegister || !LINE_ARGUMENT_REGISTERS.has(ip.destRegister)) return false;
+    const immStart = ip.immediate.offset - entryP;
+    const immEnd = immStart + ip.immediate.size;
+    while (k < diffs.length && diffs[k]! < rel + ip.length) {
+      if (diffs[k]! < immStart || diffs[k]! >= immEnd) return false;
+      k++;
+    }
+    if (!lineCallFollows(insnsP, i, callees)) return false;
+  }
+  return k === diffs.length;
+}
+
+function lineCallFollows(insns: X86Instruction[], from: number, callees: Map<number, string>): boolean {
+  for (let j = from + 1; j < insns.length && j <= from + LINE_CALL_WINDOW; j++) {
+    const insn = insns[j]!;
+    if (insn.kind !== "call" && insn.kind !== "jump") continue;
+    for (let at = insn.offset; at < insn.offset + insn.length; at++) {
+      const name = callees.get(at);
+      if (name !== undefined && LINE_CALLEES.has(name)) return true;
+    }
+    if (insn.kind === "call") return false;
+  }
+  return false;
+}

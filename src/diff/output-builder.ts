@@ -1,0 +1,176 @@
+/**
+ * OutputBuilder: the object being emitted and the maps from the patched object into it. A
+ * patched unit is placed into an output section (its own section copied whole, or its bytes cut
+ * out of a shared one); relocations are mapped through those placements, and whatever is not
+ * placed becomes an undefined global named by externalName().
+ */
+import {
+  createElf,
+  type ElfFile,
+  type ElfReloc,
+  type ElfSection,
+  type ElfSymbol,
+  SHF_EXECINSTR,
+  SHF_GROUP,
+  SHN_ABS,
+  SHT_PROGBITS,
+  STB_GLOBAL,
+  STT_FILE,
+  STT_NOTYPE,
+} from "../elf/index.js";
+import type { DiffContext } from "./context.js";
+import { DiffError } from "./diff-error.js";
+import { type ExternalName, externalName } from "./external-symbols.js";
+import type { Unit } from "./object-index.js";
+import { resolveRelocTarget } from "./reloc-target.js";
+
+export interface Placement {
+  section: ElfSection;
+  /** Output offset = patched offset - shift. */
+  shift: number;
+  sym: ElfSymbol;
+}
+
+/** A reference from the output to something outside it. */
+export interface ExternalRef extends ExternalName {
+  /** The output symbol. */
+  symbol: ElfSymbol;
+}
+
+export class OutputBuilder {
+  readonly ctx: DiffContext;
+  readonly out: ElfFile;
+  readonly placed = new Map<Unit, Placement>();
+  /** Patched sections copied whole (strings, anonymous rodata) → their copies. */
+  readonly copies = new Map<ElfSection, ElfSection>();
+  readonly externals = new Map<string, ExternalRef>();
+
+  constructor(ctx: DiffContext) {
+    this.ctx = ctx;
+    this.out = createElf({}, undefined);
+    const fileSym = ctx.patched.file.symbols.find((s) => s.type === STT_FILE);
+    if (fileSym) this.out.addSymbol({ name: fileSym.name, type: STT_FILE, shndx: SHN_ABS });
+    this.out.addSection({ name: ".note.GNU-stack", type: SHT_PROGBITS });
+  }
+
+  /** Places `unit` into the output: its section copied whole, or its bytes in a section of its own. */
+  place(unit: Unit): Placement {
+    const have = this.placed.get(unit);
+    if (have) return have;
+    const src = unit.section;
+    const text = (src.flags & SHF_EXECINSTR) !== 0n;
+    const name = unit.whole ? src.name : text ? `.text.${unit.sym.name}` : `${src.name}.${unit.sym.name}`;
+    const section = this.out.addSection({
+      name,
+      type: src.type,
+      flags: src.flags & ~SHF_GROUP,
+      addralign: src.addralign,
+      entsize: src.entsize,
+      data: src.isNobits ? undefined : src.data.slice(unit.start, unit.end),
+      size: src.isNobits ? unit.end - unit.start : undefined,
+    });
+    const sym = this.out.addSymbol({
+      name: unit.sym.name,
+      type: unit.sym.type,
+      bind: unit.sym.bind,
+      other: unit.sym.other,
+      section,
+      value: unit.sym.value - BigInt(unit.start),
+      size: unit.sym.size,
+    });
+    const placement = { section, shift: unit.start, sym };
+    this.placed.set(unit, placement);
+    return placement;
+  }
+
+  /** Copies a whole patched section (string literals, anonymous read-only data). */
+  copySection(src: ElfSection): ElfSection {
+    let copy = this.copies.get(src);
+    if (copy) return copy;
+    copy = this.out.addSection({
+      name: src.name,
+      type: src.type,
+      flags: src.flags & ~SHF_GROUP,
+      addralign: src.addralign,
+      entsize: src.entsize,
+      data: src.isNobits ? undefined : src.data.slice(),
+      size: src.isNobits ? src.size : undefined,
+    });
+    this.out.ensureSectionSymbol(copy);
+    this.copies.set(src, copy);
+    for (const r of this.ctx.relocsOf(src)) this.addReloc(copy, src, r, r.offset, "section");
+    return copy;
+  }
+
+  /**
+   * Adds to `outBase` (at `offset`) the mapping of the patched relocation `r` of `base`. `owner`
+   * names the referring code or table for errors. Returns the external reference it made, if any.
+   */
+  addReloc(
+    outBase: ElfSection,
+    base: ElfSection,
+    r: ElfReloc,
+    offset: number,
+    owner: string,
+  ): ExternalRef | undefined {
+    const { symbol, addend, external } = this.mapTarget(base, r, owner);
+    this.out.addReloc(outBase, { offset, type: r.type, symbol, addend });
+    return external;
+  }
+
+  mapTarget(
+    base: ElfSection,
+    r: ElfReloc,
+    owner: string,
+  ): { symbol: ElfSymbol; addend: bigint; external?: ExternalRef } {
+    const { ctx } = this;
+    const sym = r.symbol;
+    if (sym.isSectionSymbol) {
+      const copy = this.copies.get(sym.section!);
+      if (copy) return { symbol: copy.sectionSymbol!, addend: r.addend };
+    }
+    const t = resolveRelocTarget(ctx.patched, base, r);
+    switch (t.kind) {
+      case "unit": {
+        const p = this.placed.get(t.unit);
+        if (p) {
+          if (sym.isSectionSymbol)
+            return { symbol: this.out.ensureSectionSymbol(p.section), addend: r.addend - BigInt(p.shift) };
+          return { symbol: p.sym, addend: t.addend };
+        }
+        const external = this.external(t.unit.sym);
+        return { symbol: external.symbol, addend: t.addend, external };
+      }
+      case "string":
+      case "section": {
+        const copy = this.copySection(t.section);
+        return { symbol: copy.sectionSymbol!, addend: r.addend };
+      }
+      case "symbol": {
+        if (!sym.isUndefined && sym.section) {
+          throw new DiffError(
+            "DIFF_UNSUPPORTED_SECTION",
+            `Cannot refer to ${sym.name} from ${owner}: it is in ${sym.section.name}, which holds no function or object`,
+            {
+              file: ctx.patched.file.path,
+              symbol: owner,
+            },
+          );
+        }
+        const external = this.external(sym);
+        return { symbol: external.symbol, addend: r.addend, external };
+      }
+    }
+  }
+
+  external(sym: ElfSymbol): ExternalRef {
+    const name = externalName(this.ctx, sym);
+    let ref = this.externals.get(name.outName);
+    if (!ref) {
+      const symbol = this.out.addSymbol({ name: name.outName, type: STT_NOTYPE, bind: STB_GLOBAL });
+      ref = { ...name, symbol };
+      this.externals.set(name.outName, ref);
+    }
+    return ref;
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * The differ's lists of special names, in one place, each with the reason it is on its list.
+ * Everything else in the differ decides by section flags and relocations, not by name.
+ */
+
+/** Sections that never affect the verdict and are never copied, by name prefix. */
+export const IGNORED_SECTION_PREFIXES: readonly { prefix: string; why: string }[] = [
+  { prefix: ".debug_", why: "debug information: line numbers move with every edit and nothing executes it" },
+  { prefix: ".rela.debug_", why: "relocations of debug information" },
+  { prefix: ".comment", why: "compiler version string" },
+  { prefix: ".note.GNU-stack", why: "stack executability marker, the same for every object" },
+  { prefix: ".note.gnu.property", why: "CET property note: the module build makes its own" },
+  {
+    prefix: ".discard.",
+    why: "objtool annotations (.discard.reachable, .discard.addressable...), dropped at link",
+  },
+  { prefix: ".BTF", why: "type information for BPF, generated again for the patch module" },
+  { prefix: ".llvm_addrsig", why: "linker address-significance table" },
+  { prefix: ".GCC.command.line", why: "the compiler command line" },
+  { prefix: ".modinfo", why: "module metadata: the patch module has its own" },
+  { prefix: "__versions", why: "module symbol CRCs: modpost makes the patch module's own" },
+  {
+    prefix: ".gnu.linkonce.this_module",
+    why: "the target module's struct module: the patch module has its own",
+  },
+  { prefix: ".printk_index", why: "printk format index for tooling: not needed for the new code to run" },
+  {
+    prefix: ".export_symbol",
+    why: "EXPORT_SYMBOL records: a live patch cannot add exports to the running kernel",
+  },
+  {
+    prefix: "___ksymtab",
+    why: "exports (older kernels): a live patch cannot add exports to the running kernel",
+  },
+  {
+    prefix: "__ksymtab",
+    why: "exports (older kernels): a live patch cannot add exports to the running kernel",
+  },
+  { prefix: "__kcrctab", why: "export CRCs (older kernels)" },
+  { prefix: "__kstrtab", why: "export names (older kernels)" },
+  { prefix: ".kcfi_traps", why: "clang KCFI trap list, rebuilt for the patch module" },
+];
+
+/**
+ * Sections that run only while the kernel (or the target module) initializes. Code and data in
+ * them cannot be patched live: it has already run and its memory is freed.
+ */
+export const INIT_SECTION_PREFIXES: readonly string[] = [
+  ".init.", // .init.text, .init.data, .init.rodata, .init.setup
+  ".exit.", // exit code of built-in objects is discarded; for modules it is cold and unpatchable
+  ".initcall", // initcall tables
+  ".con_initcall", // console initcalls
+  ".x86_cpu_dev.init",
+  ".ref.", // code allowed to reference __init, only called during init
+  ".head.text", // early boot code
+  ".meminit.", // memory hotplug init, freed on non-hotplug configs
+  "__param", // module/boot parameters: registered once at boot
+  ".security_initcall",
+  ".earlycon",
+  "__setup",
+];
+
+/**
+ * Compiler suffixes on function and object names: the base name identifies the function across
+ * builds while the numbers move (GCC numbers clones per translation unit in creation order).
+ */
+export const CLONE_SUFFIXES: readonly { suffix: string; why: string }[] = [
+  {
+    suffix: "isra",
+    why: "interprocedural scalar replacement of aggregates: a clone with a changed signature",
+  },
+  { suffix: "constprop", why: "constant propagation: a clone specialized for constant arguments" },
+  { suffix: "part", why: "partial inlining: the outlined rest of a function" },
+  {
+    suffix: "cold",
+    why: "the unlikely part of a function, split into .text.unlikely; a child of its parent",
+  },
+  { suffix: "lto_priv", why: "LTO private clone" },
+  { suffix: "localalias", why: "a local alias of a global function" },
+];
+
+/**
+ * Calls whose argument list carries __LINE__ (or a line-derived constant): a changed immediate
+ * loaded into an argument register before one of these is a moved line, not a changed function.
+ */
+export const LINE_MACRO_CALLEES: readonly { name: string; why: string }[] = [
+  { name: "__might_sleep", why: "might_sleep(): __might_sleep(__FILE__, __LINE__)" },
+  { name: "__might_resched", why: "cond_resched() and friends: __might_resched(__FILE__, __LINE__, ...)" },
+  { name: "__might_fault", why: "might_fault(): __might_fault(__FILE__, __LINE__)" },
+  { name: "__cant_sleep", why: "cant_sleep(): __cant_sleep(__FILE__, __LINE__, ...)" },
+  { name: "__cant_migrate", why: "cant_migrate(): __cant_migrate(__FILE__, __LINE__)" },
+  { name: "__warn_printk", why: "WARN() formats may print __LINE__" },
+  { name: "_printk", why: "pr_*() messages that print __LINE__" },
+  { name: "printk", why: "older kernels' printk" },
+  {
+    name: "lockdep_rcu_suspicious",
+    why: "RCU_LOCKDEP_WARN: lockdep_rcu_suspicious(__FILE__, __LINE__, ...)",
+  },
+  { name: "__warn", why: "__warn(file, line, ...)" },
+  { name: "__ubsan_handle_out_of_bounds", why: "UBSAN source locations" },
+];
+
+/** Registers that carry the second to fourth integer argument (SysV x86-64): where __LINE__ goes. */
+export const LINE_ARGUMENT_REGISTERS: ReadonlySet<string> = new Set([
+  "esi",
+  "rsi",
+  "edx",
+  "rdx",
+  "ecx",
+  "rcx",
+]);
+
+/** How many instructions after a line immediate the line-bearing call may come. */
+export const LINE_CALL_WINDOW = 8;
+
+/**
+ * Symbols the compiler or kernel build creates that are not functions or objects of the source:
+ * never correlated, compared or reported on their own.
+ */
+export const IGNORED_SYMBOL_PREFIXES: readonly { prefix: string; why: string }[] = [
+  { prefix: "__pfx_", why: "objtool prefix symbols over the call padding before each function" },
+  { prefix: "__cfi_", why: "kCFI type-hash preambles, part of the function after them" },
+  { prefix: "__UNIQUE_ID_", why: "macro-generated names (__ADDRESSABLE, ...) numbered per translation unit" },
+  { prefix: "__export_symbol_", why: "EXPORT_SYMBOL records" },
+  { prefix: "__initcall__", why: "initcall table entries" },
+  { prefix: "__kstrtab_", why: "export names (older kernels)" },
+  { prefix: "__ksymtab_", why: "export records (older kernels)" },
+  { prefix: ".L", why: "assembler-local labels" },
+];
+
+/**
+ * Static locals whose value is per-call-site bookkeeping, not program state: a new copy in the
+ * patch module starts fresh, which is what the patched code expects. Matched on the base name
+ * (without the .N suffix).
+ */
+export const FRESH_STATIC_LOCALS: readonly { name: string; why: string }[] = [
+  { name: "__warned", why: "WARN_ONCE()'s once flag: a new one just warns once more" },
+  { name: "__already_done", why: "printk_once()/DO_ONCE flag" },
+  { name: "__print_once", why: "older kernels' printk_once flag" },
+  { name: "_rs", why: "printk_ratelimited()'s ratelimit state" },
+  { name: "__key", why: "lockdep class keys: only their address matters" },
+  { name: "__func__", why: "the function's name string" },
+  { name: "descriptor", why: "dynamic debug descriptors" },
+];
+
+/** Symbols that every fentry-instrumented function calls first (after endbr64). */
+export const FENTRY_SYMBOLS: ReadonlySet<string> = new Set(["__fentry__", "mcount", "__mcount"]);
+
+/** Bytes of NOP padding before each function (-fpatchable-function-entry=16,16, CALL_PADDING). */
+export const MAX_CALL_PADDING = 64;

@@ -1,0 +1,172 @@
+/**
+ * What a relocation points to, in terms that survive a rebuild: a unit (function or data object)
+ * and an offset in it, a string literal by its text, an anonymous section and offset, or an
+ * external symbol by name. Relocations against section symbols are resolved to the unit the
+ * target offset lands in; for PC-relative relocations from code the offset is taken from the end
+ * of the instruction (decoded), since the addend also counts the bytes after the field.
+ */
+import {
+  type ElfReloc,
+  type ElfSection,
+  type ElfSymbol,
+  R_X86_64_GOTPCRELX,
+  R_X86_64_PC32,
+  R_X86_64_PC64,
+  R_X86_64_PLT32,
+  R_X86_64_REX_GOTPCRELX,
+} from "../elf/index.js";
+import { x86Decoder } from "../x86/index.js";
+import type { DiffContext } from "./context.js";
+import { findUnitAt, type ObjectIndex, type Unit } from "./object-index.js";
+
+export type RelocTarget =
+  | { kind: "unit"; unit: Unit /** addend relative to the unit's symbol */; addend: bigint }
+  | { kind: "string"; section: ElfSection; offset: number; text: string; addend: bigint }
+  | { kind: "section"; section: ElfSection; addend: bigint }
+  | { kind: "symbol"; sym: ElfSymbol; addend: bigint };
+
+const PC_RELATIVE = new Set([
+  R_X86_64_PC32,
+  R_X86_64_PLT32,
+  R_X86_64_PC64,
+  R_X86_64_GOTPCRELX,
+  R_X86_64_REX_GOTPCRELX,
+]);
+
+export function isPcRelative(type: number): boolean {
+  return PC_RELATIVE.has(type);
+}
+
+/** Per code unit: the end offsets of its instructions, decoded once. */
+const insnEnds = new WeakMap<Unit, Int32Array>();
+
+/**
+ * How many bytes to add to a PC-relative addend to get the target's offset: the distance from
+ * the field to the end of its instruction (4 for most, more when an immediate follows).
+ */
+export function pcAdjust(index: ObjectIndex, base: ElfSection, reloc: ElfReloc): number {
+  if (!isPcRelative(reloc.type)) return 0;
+  const info = index.info.get(base);
+  if (info?.kind !== "text") return 0;
+  const unit = findUnitAt(index, base, reloc.offset);
+  if (!unit) return 4;
+  let ends = insnEnds.get(unit);
+  if (!ends) {
+    const insns = x86Decoder().decodeRange(base.data, unit.start, unit.end);
+    ends = Int32Array.from(insns, (i) => i.offset + i.length);
+    insnEnds.set(unit, ends);
+  }
+  let lo = 0;
+  let hi = ends.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (ends[mid]! <= reloc.offset) lo = mid + 1;
+    else hi = mid;
+  }
+  const end = ends[lo];
+  return end === undefined ? 4 : end - reloc.offset;
+}
+
+/** Resolves `reloc` (applying to `base` of the object `index`) to what it points to. */
+export function resolveRelocTarget(index: ObjectIndex, base: ElfSection, reloc: ElfReloc): RelocTarget {
+  const sym = reloc.symbol;
+  if (!sym.isSectionSymbol) {
+    const unit = index.unitOf.get(sym);
+    if (unit) return { kind: "unit", unit, addend: reloc.addend + sym.value - unit.sym.value };
+    return { kind: "symbol", sym, addend: reloc.addend };
+  }
+  const sec = sym.section!;
+  const kind = index.info.get(sec)?.kind;
+  const offset = Number(reloc.addend) + pcAdjust(index, base, reloc);
+  if (kind === "string") {
+    return { kind: "string", section: sec, offset, text: stringAt(sec, offset), addend: reloc.addend };
+  }
+  const unit = findUnitAt(index, sec, offset) ?? wholeUnit(index, sec);
+  if (unit) return { kind: "unit", unit, addend: reloc.addend - unit.sym.value };
+  return { kind: "section", section: sec, addend: reloc.addend };
+}
+
+function wholeUnit(index: ObjectIndex, sec: ElfSection): Unit | undefined {
+  const units = index.bySection.get(sec);
+  return units?.length === 1 && units[0]!.whole ? units[0] : undefined;
+}
+
+/** The NUL-terminated string at `offset` (latin1, which keeps every byte). */
+export function stringAt(sec: ElfSection, offset: number): string {
+  const d = sec.data;
+  if (offset < 0 || offset > d.length) return `\u0000<out of section at ${offset}>`;
+  let end = offset;
+  while (end < d.length && d[end] !== 0) end++;
+  return Buffer.from(d.buffer, d.byteOffset + offset, end - offset).toString("latin1");
+}
+
+/**
+ * True when the original relocation `ro` (in `baseO`) and the patched `rp` (in `baseP`) point to
+ * the same thing: twin units at the same offset, the same string text, twin anonymous sections
+ * with the same bytes, or the same external symbol.
+ */
+export function sameRelocTarget(
+  ctx: DiffContext,
+  baseO: ElfSection,
+  ro: ElfReloc,
+  baseP: ElfSection,
+  rp: ElfReloc,
+): boolean {
+  if (ro.type !== rp.type) return false;
+  // Fast path: the same named symbol (or twin sections with identical bytes) and the same addend.
+  const so = ro.symbol;
+  const sp = rp.symbol;
+  if (ro.addend === rp.addend) {
+    if (!so.isSectionSymbol && !sp.isSectionSymbol) {
+      if (ctx.twinOf(so) === sp) return true;
+      if (so.isUndefined && sp.isUndefined) return so.name === sp.name;
+    } else if (so.isSectionSymbol && sp.isSectionSymbol && ctx.sectionTwins.get(so.section!) === sp.section) {
+      if (bytesEqual(so.section!.data, sp.section!.data)) return true;
+    }
+  }
+  const to = resolveRelocTarget(ctx.orig, baseO, ro);
+  const tp = resolveRelocTarget(ctx.patched, baseP, rp);
+  return sameTarget(ctx, to, tp);
+}
+
+export function sameTarget(ctx: DiffContext, to: RelocTarget, tp: RelocTarget): boolean {
+  switch (to.kind) {
+    case "unit":
+      return tp.kind === "unit" && ctx.twinOf(to.unit.sym) === tp.unit.sym && to.addend === tp.addend;
+    case "string":
+      return (
+        tp.kind === "string" &&
+        to.text === tp.text &&
+        to.addend - BigInt(to.offset) === tp.addend - BigInt(tp.offset)
+      );
+    case "section":
+      return (
+        tp.kind === "section" &&
+        ctx.sectionTwins.get(to.section) === tp.section &&
+        to.addend === tp.addend &&
+        bytesEqual(to.section.data, tp.section.data)
+      );
+    case "symbol":
+      return tp.kind === "symbol" && to.sym.name === tp.sym.name && to.addend === tp.addend;
+  }
+}
+
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  return Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));
+}
+
+/** Short text for a target, for reports: `name+0x10`, `"string"`, `.rodata.cst16+0x8`. */
+export function describeTarget(t: RelocTarget): string {
+  const plus = (a: bigint) => (a === 0n ? "" : a > 0n ? `+0x${a.toString(16)}` : `-0x${(-a).toString(16)}`);
+  switch (t.kind) {
+    case "unit":
+      return `${t.unit.sym.name}${plus(t.addend)}`;
+    case "string":
+      return JSON.stringify(t.text.length > 40 ? `${t.text.slice(0, 40)}...` : t.text);
+    case "section":
+      return `${t.section.name}${plus(t.addend)}`;
+    case "symbol":
+      return `${t.sym.name}${plus(t.addend)}`;
+  }
+}

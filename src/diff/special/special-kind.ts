@@ -1,0 +1,48 @@
+/**
+ * What the differ knows about one kind of special section: a table of fixed-size entries, each
+ * tied to a place in code by one relocation (the anchor). Only the entries whose anchor lands in
+ * an included function are kept; the others are dropped with the code they describe.
+ */
+
+/** Entry sizes that depend on the kernel's structures (kpatch's *_STRUCT_SIZE). */
+export type EntrySizeKey = "bug" | "ex" | "alt" | "para" | "jump" | "orc" | "static_call" | "printk_index";
+
+export const ENTRY_SIZE_KEYS: readonly EntrySizeKey[] = [
+  "bug",
+  "ex",
+  "alt",
+  "para",
+  "jump",
+  "orc",
+  "static_call",
+  "printk_index",
+];
+
+export type EntrySizes = Partial<Record<EntrySizeKey, number>>;
+
+export interface SpecialKind {
+  /** The section name, exactly. */
+  name: string;
+  /** A fixed entry size (set by the format, not by a kernel structure), or the key of a kernel one. */
+  size: number | EntrySizeKey;
+  /** Offset inside an entry of the relocation that names the code the entry describes. */
+  anchor: number;
+  /**
+   * The module loader (or the kernel at boot) reads these entries before the livepatch core
+   * applies klp relocations: their relocations must resolve as ordinary ones.
+   */
+  loadTime: boolean;
+  /** A section of code snippets that entries point into (alternatives' replacements). */
+  payload?: string;
+  /** A section without relocations whose entries pair one to one with these (ORC). */
+  parallel?: { name: string; size: number | EntrySizeKey };
+  /** When set, an entry for included code cannot be carried by a module: refuse with this reason. */
+  refuse?: string;
+  /** Why the section exists and what keeping its entries does. */
+  why: string;
+}
+
+/** The entry size of `kind`, or undefined when it is a kernel structure nobody told us the size of. */
+export function entrySizeOf(size: number | EntrySizeKey, sizes: EntrySizes): number | undefined {
+  return typeof size === "number" ? size : sizes[size];
+}

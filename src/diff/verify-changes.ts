@@ -1,0 +1,67 @@
+/**
+ * verifyChanges(): refuse what cannot be applied live, naming the symbol and why: changed
+ * writable data, changed __init code or data, a changed function ftrace cannot redirect (no
+ * fentry call), and a changed section the differ does not understand.
+ */
+import type { ElfSection } from "../elf/index.js";
+import type { DiffContext } from "./context.js";
+import { DiffError } from "./diff-error.js";
+import { hasFentryCall } from "./object-index.js";
+import { bytesEqual, sameRelocTarget } from "./reloc-target.js";
+
+export function verifyChanges(ctx: DiffContext): void {
+  const file = ctx.patched.file.path;
+  for (const [unit, status] of ctx.status) {
+    if (status !== "changed") continue;
+    const kind = ctx.patched.info.get(unit.section)?.kind;
+    const name = unit.sym.name;
+    const why = ctx.why.get(unit)?.detail ?? "changed";
+    const loc = { file, section: unit.section.name, symbol: name };
+    if (kind === "init") {
+      throw new DiffError(
+        "DIFF_INIT_CHANGED",
+        `Cannot patch ${name}: it is __init ${unit.sym.isFunction ? "code" : "data"} (${unit.section.name}), which has already run and been freed (${why})`,
+        loc,
+      );
+    }
+    if (!unit.sym.isFunction && (kind === "data" || kind === "bss")) {
+      throw new DiffError(
+        "DIFF_DATA_CHANGED",
+        `Cannot patch ${name}: it is data the running kernel already holds (${unit.section.name}: ${why}); change the code that uses it instead, or use a shadow variable`,
+        loc,
+      );
+    }
+    if (unit.sym.isFunction && !unit.parent && !hasFentryCall(unit)) {
+      throw new DiffError(
+        "DIFF_NO_FENTRY",
+        `Cannot patch ${name}: it does not call __fentry__ (notrace, noinstr or built without -pg), so ftrace cannot redirect it (${why})`,
+        loc,
+      );
+    }
+  }
+  for (const sec of ctx.patched.file.sections) {
+    const kind = ctx.patched.info.get(sec)?.kind;
+    if (kind === "ignored") {
+      ctx.ignored.set(sec.name, ctx.patched.info.get(sec)!.why ?? "ignored");
+      continue;
+    }
+    if (kind !== "unknown") continue;
+    const twin = ctx.sectionTwins.get(sec);
+    if (!twin || !sameSection(ctx, twin, sec)) {
+      throw new DiffError(
+        "DIFF_UNSUPPORTED_SECTION",
+        `Cannot patch ${sec.name}: the section ${twin ? "changed" : "is new"} and the differ does not know what it holds`,
+        { file, section: sec.name },
+      );
+    }
+    ctx.ignored.set(sec.name, "unchanged, and not a section the differ copies");
+  }
+}
+
+function sameSection(ctx: DiffContext, o: ElfSection, p: ElfSection): boolean {
+  if (o.size !== p.size || !bytesEqual(o.data, p.data)) return false;
+  const ro = ctx.relocsOf(o);
+  const rp = ctx.relocsOf(p);
+  if (ro.length !== rp.length) return false;
+  return ro.every((r, i) => r.offset === rp[i]!.offset && sameRelocTarget(ctx, o, r, p, rp[i]!));
+}
