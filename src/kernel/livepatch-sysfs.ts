@@ -1,0 +1,122 @@
+/**
+ * The livepatch core's sysfs view (Documentation/ABI/testing/sysfs-kernel-livepatch):
+ *   /sys/kernel/livepatch/<patch>/{enabled,transition,force,replace}
+ *   /sys/kernel/livepatch/<patch>/<object>/patched          (vmlinux or a module name)
+ *   /sys/kernel/livepatch/<patch>/<object>/<function,sympos>/
+ * Attributes a kernel does not have (replace before 6.11, patched before 6.1) read as undefined.
+ */
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { KpatchError } from "../util/errors.js";
+import { KERNEL_PATHS, type KernelPaths } from "./kernel-paths.js";
+
+export interface LoadedFunction {
+  name: string;
+  sympos: number;
+}
+
+export interface LoadedObject {
+  /** "vmlinux" or a module name. */
+  name: string;
+  /** The target is loaded and its functions are redirected (undefined: the kernel does not say). */
+  patched: boolean | undefined;
+  functions: LoadedFunction[];
+}
+
+export interface LoadedPatch {
+  name: string;
+  enabled: boolean;
+  transition: boolean;
+  replace: boolean | undefined;
+  objects: LoadedObject[];
+}
+
+/** Names of the registered patches, sorted. */
+export function listPatchNames(paths: KernelPaths = KERNEL_PATHS): string[] {
+  if (!existsSync(paths.livepatch)) return [];
+  return readdirSync(paths.livepatch, { withFileTypes: true })
+    .filter((e) => e.isDirectory() || e.isSymbolicLink())
+    .map((e) => e.name)
+    .sort();
+}
+
+export function isPatchRegistered(name: string, paths: KernelPaths = KERNEL_PATHS): boolean {
+  return existsSync(join(paths.livepatch, name));
+}
+
+/** A patch's state, or undefined when no patch of that name is registered. */
+export function findPatch(name: string, paths: KernelPaths = KERNEL_PATHS): LoadedPatch | undefined {
+  const dir = join(paths.livepatch, name);
+  if (!existsSync(dir)) return undefined;
+  const objects: LoadedObject[] = [];
+  for (const obj of subdirs(dir)) {
+    const odir = join(dir, obj);
+    const functions = subdirs(odir).map((f) => {
+      const comma = f.lastIndexOf(",");
+      return comma < 0
+        ? { name: f, sympos: 0 }
+        : { name: f.slice(0, comma), sympos: Number(f.slice(comma + 1)) || 0 };
+    });
+    const patched = readAttr(join(odir, "patched"));
+    objects.push({ name: obj, patched: patched === undefined ? undefined : patched === "1", functions });
+  }
+  const replace = readAttr(join(dir, "replace"));
+  return {
+    name,
+    enabled: readAttr(join(dir, "enabled")) === "1",
+    transition: readAttr(join(dir, "transition")) === "1",
+    replace: replace === undefined ? undefined : replace === "1",
+    objects,
+  };
+}
+
+/** Every registered patch. */
+export function listPatches(paths: KernelPaths = KERNEL_PATHS): LoadedPatch[] {
+  return listPatchNames(paths)
+    .map((n) => findPatch(n, paths))
+    .filter((p): p is LoadedPatch => p !== undefined);
+}
+
+/** The patch whose transition is in progress, if any (the kernel allows one at a time). */
+export function patchInTransition(paths: KernelPaths = KERNEL_PATHS): LoadedPatch | undefined {
+  return listPatches(paths).find((p) => p.transition);
+}
+
+/**
+ * Enables or disables a patch. Writing while the patch is in transition reverses the
+ * transition (the kernel's way to back out a stalled one).
+ */
+export function setPatchEnabled(name: string, enabled: boolean, paths: KernelPaths = KERNEL_PATHS): void {
+  const file = join(paths.livepatch, name, "enabled");
+  try {
+    writeFileSync(file, enabled ? "1" : "0");
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new KpatchError(
+      "KPATCH_SYSFS_WRITE",
+      `Cannot ${enabled ? "enable" : "disable"} ${name}: writing ${file} failed: ${err.code ?? err.message}`,
+      { file },
+      { cause: e },
+    );
+  }
+}
+
+/** The target state of a transition: 1 while patching, 0 while unpatching. */
+export function transitionTarget(patch: LoadedPatch): 0 | 1 {
+  return patch.enabled ? 1 : 0;
+}
+
+function readAttr(file: string): string | undefined {
+  try {
+    return readFileSync(file, "utf8").trim();
+  } catch {
+    return undefined;
+  }
+}
+
+function subdirs(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isDirectory() || (e.isSymbolicLink() && statSync(join(dir, e.name)).isDirectory()))
+    .map((e) => e.name)
+    .sort();
+}

@@ -1,0 +1,99 @@
+/**
+ * Loading and unloading modules with the system's insmod and rmmod (kmod, or busybox), and
+ * what /proc/modules says is loaded. A failed insmod is explained from the kernel log lines
+ * the loader printed about the module, when there are any.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { KpatchError } from "../util/errors.js";
+import { exec } from "../util/exec.js";
+import { KERNEL_PATHS, type KernelPaths } from "./kernel-paths.js";
+
+export interface LoadedModule {
+  name: string;
+  size: number;
+  refcount: number;
+  /** Modules that use this one. */
+  usedBy: string[];
+  /** Live, Loading or Unloading. */
+  state: string;
+}
+
+/** /proc/modules, newest module first (the kernel lists them that way). */
+export function loadedModules(paths: KernelPaths = KERNEL_PATHS): LoadedModule[] {
+  let text: string;
+  try {
+    text = readFileSync(join(paths.proc, "modules"), "utf8");
+  } catch {
+    return [];
+  }
+  const out: LoadedModule[] = [];
+  for (const line of text.split("\n")) {
+    const [name, size, refcount, usedBy, state] = line.trim().split(/\s+/);
+    if (!name || size === undefined) continue;
+    out.push({
+      name,
+      size: Number(size),
+      refcount: Number(refcount) || 0,
+      usedBy: usedBy && usedBy !== "-" ? usedBy.split(",").filter(Boolean) : [],
+      state: state ?? "Live",
+    });
+  }
+  return out;
+}
+
+export function isModuleLoaded(name: string, paths: KernelPaths = KERNEL_PATHS): boolean {
+  return loadedModules(paths).some((m) => m.name === name);
+}
+
+/** insmod PATH; throws KPATCH_INSMOD_FAILED with insmod's message and the kernel's reason. */
+export async function insertModule(path: string, name: string): Promise<void> {
+  const before = await kernelLogLength();
+  const r = await exec("insmod", [path]);
+  if (r.code === 0) return;
+  const said = `${r.stderr}${r.stdout}`.trim().replace(/^insmod: (ERROR: )?/, "");
+  const kernel = await kernelLogSince(before, name);
+  throw new KpatchError(
+    "KPATCH_INSMOD_FAILED",
+    `Cannot load ${name}: insmod failed: ${said || `exit status ${r.code}`}${kernel ? `\nkernel log:\n${kernel}` : ""}`,
+    { file: path },
+  );
+}
+
+/** rmmod NAME; throws KPATCH_RMMOD_FAILED with rmmod's message. */
+export async function removeModule(name: string): Promise<void> {
+  const r = await exec("rmmod", [name]);
+  if (r.code === 0) return;
+  const said = `${r.stderr}${r.stdout}`.trim().replace(/^rmmod: (ERROR: )?/, "");
+  throw new KpatchError(
+    "KPATCH_RMMOD_FAILED",
+    `Cannot unload ${name}: rmmod failed: ${said || `exit status ${r.code}`}`,
+  );
+}
+
+/** Lines in the kernel log so far (dmesg), to tell new lines from old; 0 when unreadable. */
+async function kernelLogLength(): Promise<number> {
+  try {
+    const r = await exec("dmesg", []);
+    return r.code === 0 ? r.stdout.split("\n").length : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** New kernel log lines that mention the module or the module loader, indented. */
+async function kernelLogSince(lines: number, name: string): Promise<string> {
+  try {
+    const r = await exec("dmesg", []);
+    if (r.code !== 0) return "";
+    const fresh = r.stdout.split("\n").slice(Math.max(0, lines - 1));
+    const dashed = name.replace(/_/g, "-");
+    return fresh
+      .filter((l) => l.includes(name) || l.includes(dashed) || /livepatch|module|magic/i.test(l))
+      .slice(-10)
+      .map((l) => `  ${l.trim()}`)
+      .join("\n");
+  } catch {
+    return "";
+  }
+}
