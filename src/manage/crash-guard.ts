@@ -1,0 +1,124 @@
+/**
+ * The crash-loop guard. Before a patch is loaded at boot, a "pending" marker naming the boot
+ * (the kernel's boot_id) is written durably; a clean shutdown, or `kpatch boot --confirm` once
+ * the system has run well for a while, removes the markers. A marker still there at the next
+ * boot means the boot that loaded the patch ended without either: it crashed (or lost power).
+ * That patch is then blocked: not loaded at boot until the administrator runs
+ * `kpatch unblock`. So a patch that crashes the kernel costs one crash, not a crash loop.
+ *
+ *   /var/lib/kpatch/<kver>/.boot/<patch>.pending   {"bootId": ..., "at": ISO time}
+ *   /var/lib/kpatch/<kver>/.boot/<patch>.blocked   {"bootId": ..., "at": ..., "since": ..., "reason": ...}
+ */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { bootDir, libDir, removeFileDurably, writeFileDurably } from "./state-dir.js";
+
+export interface PendingMark {
+  /** The boot that loaded the patch. */
+  bootId: string;
+  /** When it was loaded (ISO 8601). */
+  at: string;
+}
+
+export interface BlockedPatch extends PendingMark {
+  /** When the guard blocked it (the next boot). */
+  since: string;
+  reason: string;
+}
+
+/** This boot's id: /proc/sys/kernel/random/boot_id, else the boot time from /proc/stat. */
+export function currentBootId(proc = "/proc"): string {
+  try {
+    return readFileSync(join(proc, "sys/kernel/random/boot_id"), "utf8").trim();
+  } catch {
+    const stat = readFileSync(join(proc, "stat"), "utf8");
+    return `btime-${/^btime (\d+)/m.exec(stat)?.[1] ?? "unknown"}`;
+  }
+}
+
+export function markPending(kernelRelease: string, name: string, mark: PendingMark, root = libDir()): void {
+  writeFileDurably(join(bootDir(kernelRelease, root), `${name}.pending`), `${JSON.stringify(mark)}\n`);
+}
+
+export function clearPending(kernelRelease: string, name: string, root = libDir()): void {
+  removeFileDurably(join(bootDir(kernelRelease, root), `${name}.pending`));
+}
+
+export function pendingMarks(kernelRelease: string, root = libDir()): { name: string; mark: PendingMark }[] {
+  return readMarks<PendingMark>(kernelRelease, ".pending", root);
+}
+
+export function readBlocked(kernelRelease: string, name: string, root = libDir()): BlockedPatch | undefined {
+  const file = join(bootDir(kernelRelease, root), `${name}.blocked`);
+  return existsSync(file) ? readMark<BlockedPatch>(file) : undefined;
+}
+
+export function blockedPatches(
+  kernelRelease: string,
+  root = libDir(),
+): { name: string; mark: BlockedPatch }[] {
+  return readMarks<BlockedPatch>(kernelRelease, ".blocked", root);
+}
+
+export function block(kernelRelease: string, name: string, blocked: BlockedPatch, root = libDir()): void {
+  writeFileDurably(join(bootDir(kernelRelease, root), `${name}.blocked`), `${JSON.stringify(blocked)}\n`);
+}
+
+/** Lets a blocked patch load at boot again; false when it was not blocked. */
+export function unblock(kernelRelease: string, name: string, root = libDir()): boolean {
+  const file = join(bootDir(kernelRelease, root), `${name}.blocked`);
+  if (!existsSync(file)) return false;
+  removeFileDurably(file);
+  return true;
+}
+
+/** Forgets everything the guard knows about a patch (uninstall). */
+export function clearGuard(kernelRelease: string, name: string, root = libDir()): void {
+  clearPending(kernelRelease, name, root);
+  unblock(kernelRelease, name, root);
+}
+
+/**
+ * The boot-time check: every pending marker of another boot becomes a block (that boot never
+ * confirmed). Returns the patches blocked now.
+ */
+export function blockCrashedPatches(
+  kernelRelease: string,
+  bootId: string,
+  now: Date,
+  root = libDir(),
+): { name: string; mark: BlockedPatch }[] {
+  const out: { name: string; mark: BlockedPatch }[] = [];
+  for (const { name, mark } of pendingMarks(kernelRelease, root)) {
+    if (mark.bootId === bootId) continue;
+    const blocked: BlockedPatch = {
+      ...mark,
+      since: now.toISOString(),
+      reason: `the boot that loaded it (${mark.at}, boot id ${mark.bootId}) ended without a clean shutdown or 'kpatch boot --confirm': it may have crashed the kernel`,
+    };
+    block(kernelRelease, name, blocked, root);
+    clearPending(kernelRelease, name, root);
+    out.push({ name, mark: blocked });
+  }
+  return out;
+}
+
+function readMarks<T>(kernelRelease: string, suffix: string, root: string): { name: string; mark: T }[] {
+  const dir = bootDir(kernelRelease, root);
+  if (!existsSync(dir)) return [];
+  const out: { name: string; mark: T }[] = [];
+  for (const f of readdirSync(dir).sort()) {
+    if (!f.endsWith(suffix) || f.startsWith(".")) continue;
+    out.push({ name: f.slice(0, -suffix.length), mark: readMark<T>(join(dir, f)) });
+  }
+  return out;
+}
+
+/** A marker's contents; one that cannot be read still counts (the guard errs on the safe side). */
+function readMark<T>(file: string): T {
+  try {
+    return JSON.parse(readFileSync(file, "utf8")) as T;
+  } catch {
+    return { bootId: "unknown", at: "unknown", since: "unknown", reason: `unreadable marker ${file}` } as T;
+  }
+}
