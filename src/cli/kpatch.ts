@@ -1,27 +1,702 @@
 #!/usr/bin/env node
-import { EXIT, runCli } from "./main.js";
+/**
+ * kpatch: manage live patch modules on the running kernel. Same verbs and meanings as
+ * kpatch's own kpatch(1), so habits carry over; every verb has --help.
+ */
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { requireLivepatch, requireRoot, runningRelease } from "../kernel/kernel-paths.js";
+import { findPatch, type LoadedPatch, listPatches, patchInTransition } from "../kernel/livepatch-sysfs.js";
+import { type ModuleInfo, moduleNameOf, readModuleFile } from "../kernel/modinfo.js";
+import { loadedModules } from "../kernel/modules.js";
+import { findPatchMetadata, type PatchMetadata } from "../kernel/patch-metadata.js";
+import {
+  loadPatch,
+  type PatchOpOptions,
+  type PatchOpResult,
+  TransitionStalledError,
+  unloadPatch,
+} from "../kernel/patch-ops.js";
+import { blockingTasks, describeTask, signalTasks } from "../kernel/tasks.js";
+import { confirmBoot, enableBootService, type LoadAllReport, loadInstalled } from "../manage/boot.js";
+import { unblock } from "../manage/crash-guard.js";
+import {
+  allInstalledPatches,
+  findInstalled,
+  type InstalledPatch,
+  installedPatches,
+  installPatch,
+  uninstallPatch,
+} from "../manage/install.js";
+import { libDir } from "../manage/state-dir.js";
+import { isKpatchError, KpatchError } from "../util/errors.js";
+import { EXIT, runCli, UsageError } from "./main.js";
 
-const USAGE = `Usage: kpatch <command> [options]
+/** Exit status of a transition that stalled and was backed out (load, unload, boot). */
+const EXIT_STALLED = 3;
 
-Manage live patch modules on a running kernel.
+const USAGE = `Usage: kpatch <command> [options] [arguments]
 
-Commands (not implemented yet; tracked in the kpatch command issue):
-  load MODULE.ko | --all     load a patch module and wait for its transition
-  unload MODULE | --all      disable, wait for the transition, and unload
-  list [--json]              loaded and installed patches
-  info MODULE                what a patch module changes
-  install [-k KVER] MODULE.ko / uninstall MODULE
-  signal                     signal tasks that block a transition
-  version                    print the version
+Manage live patch modules on the running Linux kernel: load them (the kernel's
+livepatch core then redirects the patched functions), unload them, list them,
+and install them so they load at every boot.
 
-This version of kpatch only prints this text: every command exits with status 2.
+Commands:
+  load MODULE.ko... | --all     load patch modules and wait for their transition
+  unload MODULE... | --all      disable patches, wait, and remove their modules
+  list [--json]                 loaded patches and installed ones per kernel
+  info MODULE [--json]          what a patch module changes, and its modinfo
+  install [-k KVER] MODULE.ko   keep a module under ${libDir()}/<KVER>/ and
+                                load it at boot
+  uninstall [-k KVER] MODULE... | --all
+                                remove installed modules
+  signal                        signal the tasks that block a transition
+  boot [--confirm]              load the installed patches at boot (systemd unit,
+                                init script); --confirm: the system runs well
+  unblock MODULE... | --all     let patches the crash-loop guard blocked load at
+                                boot again
+  version                       print the version
+  help [COMMAND]                this text, or a command's
+
+Run 'kpatch COMMAND --help' for a command's options and details.
+
+Options for every command:
+  -h, --help     the command's help
+  -d, --debug    show the program's stack on errors
+
+Exit status:
+  0  success
+  1  failure or refusal (the message says why; nothing was changed by a
+     refused command)
+  2  usage error
+  3  a patch transition stalled and was backed out; the report names the
+     tasks that blocked it and the patched functions they sit in
+
+Environment:
+  KPATCH_LIB_DIR   where installed patches live (default /var/lib/kpatch)
+
+kpatch needs root for everything but list, info, version and help, and a
+kernel with livepatch support (CONFIG_LIVEPATCH: /sys/kernel/livepatch).
 `;
 
-runCli("kpatch", async (argv) => {
-  if (argv.includes("--help") || argv.includes("-h")) {
-    process.stdout.write(USAGE);
+const TRANSITION_OPTIONS = `  -t, --timeout SEC        give up on a transition after SEC seconds (default 60);
+                           the change is then backed out and kpatch exits 3
+  --signal-after SEC       signal the tasks that block the transition once after
+                           SEC seconds (default 5): user tasks get SIGSTOP and
+                           SIGCONT, kernel threads are woken by the kernel itself
+  --json                   print the result as JSON on stdout`;
+
+const HELP: Record<string, string> = {
+  load: `Usage: kpatch load [options] MODULE.ko...
+       kpatch load [options] --all
+
+Load live patch modules into the running kernel and wait until every task runs
+the new code.
+
+For each module: check it is a livepatch module (modinfo livepatch=Y) built for
+the running kernel (its vermagic names \`uname -r\`), insmod it, then wait for
+/sys/kernel/livepatch/<patch>/transition to read 0. The kernel switches each
+task once none of the patched functions is on its stack; a task that sits in
+one (a kernel thread's loop, a long sleep) keeps the transition from finishing.
+kpatch then signals such tasks, keeps waiting up to the timeout and, if the
+transition still has not finished, reports each blocking task (pid, name, the
+patched function it sits in and its stack), disables the patch, waits for the
+reverse transition and removes the module: the system is as before.
+
+A patch that is loaded but disabled is enabled again instead.
+
+Options:
+  --all                    load every module installed for the running kernel
+                           (see 'kpatch install'); patches blocked by the
+                           crash-loop guard are skipped
+${TRANSITION_OPTIONS}
+
+Exit status: 0 loaded; 1 refused or failed; 3 the transition stalled and the
+patch was backed out.
+
+Examples:
+  kpatch load livepatch-fix.ko
+  kpatch load --timeout 120 livepatch-fix.ko
+`,
+  unload: `Usage: kpatch unload [options] MODULE...
+       kpatch unload [options] --all
+
+Disable live patches, wait for the transition back to the original functions,
+and remove their modules. MODULE is a patch name (as 'kpatch list' shows it), a
+module file name, or the path of the .ko.
+
+If the transition stalls (a task sits in a function of the patch), kpatch
+signals the blocking tasks, waits up to the timeout, reports them and enables
+the patch again: it stays loaded and the system is as before.
+
+A module whose patch was replaced by a cumulative (atomic replace) patch is
+just removed.
+
+Options:
+  --all                    unload every loaded patch, newest first
+${TRANSITION_OPTIONS}
+
+Exit status: 0 unloaded; 1 failed (e.g. not loaded); 3 the transition stalled
+and the patch was enabled again.
+`,
+  list: `Usage: kpatch list [--json]
+
+List the patches the running kernel has (name, enabled, in transition, atomic
+replace, and per target object - vmlinux or a module - the patched functions),
+and the modules installed for boot-time loading, per kernel release, with any
+block by the crash-loop guard.
+
+Options:
+  --json    print {kernel, livepatch, loaded: [...], installed: [...]}
+
+Needs no root.
+`,
+  info: `Usage: kpatch info [--json] MODULE
+
+Show what a patch module changes, read from the module itself (its klp_patch
+metadata: target objects, patched functions, sympos, callbacks, atomic replace)
+and its modinfo (vermagic, license, description, ...), and whether it is loaded
+or installed. MODULE is the path of a .ko, or the name of an installed patch.
+For a loaded patch with no file, the kernel's view is shown.
+
+Options:
+  --json    print the same as JSON
+
+Needs no root.
+`,
+  install: `Usage: kpatch install [-k KVER] MODULE.ko
+
+Copy a patch module to ${libDir()}/<KVER>/ so that it is loaded at every
+boot of kernel KVER (default: the running kernel, \`uname -r\`). The module is
+checked first: a livepatch module whose vermagic names KVER. A module of the same
+name installed before is replaced. When systemd runs the system,
+kpatch.service is enabled. Installing does not load the module: run
+'kpatch load' for that.
+
+Options:
+  -k, --kernel-version KVER   install for kernel release KVER
+`,
+  uninstall: `Usage: kpatch uninstall [-k KVER] MODULE...
+       kpatch uninstall [-k KVER] --all
+
+Remove installed patch modules for kernel KVER (default: the running kernel),
+and what the crash-loop guard knew about them. A loaded patch stays loaded: run
+'kpatch unload' for that.
+
+Options:
+  -k, --kernel-version KVER   uninstall from kernel release KVER
+  --all                       uninstall every module of that kernel
+`,
+  signal: `Usage: kpatch signal
+
+Signal the tasks that block the patch transition in progress: each user task
+whose patch state is not yet the transition's target gets SIGSTOP and SIGCONT,
+which makes it leave the kernel and switch. Kernel threads cannot be signalled
+from user space; the kernel wakes them itself every 15 s of a transition. The
+blocking tasks are listed. Exit status 0 also when no transition runs.
+`,
+  boot: `Usage: kpatch boot [--confirm] [--json]
+
+Load every patch installed for the running kernel, at boot: this is what the
+systemd unit (kpatch.service) and the init script (/etc/init.d/kpatch) run.
+Nothing is loaded when the kernel command line has kpatch.enable=0.
+
+The crash-loop guard: before loading a patch, kpatch records durably that this
+boot loaded it. A clean shutdown (the unit's stop, the init script's stop) or
+'kpatch boot --confirm' clears the record. A record left by an earlier boot
+means that boot crashed (or lost power) after loading the patch: the patch is
+blocked, and not loaded at boot until the administrator runs 'kpatch unblock'.
+Each patch loads on its own: one failure does not stop the others.
+
+Options:
+  --confirm     the patches this boot loaded run well: clear the records (run
+                at clean shutdown, or by a timer some minutes after boot)
+${TRANSITION_OPTIONS}
+
+Exit status: 0 all loaded (or skipped); 1 a patch failed to load; 3 a
+transition stalled and that patch was backed out.
+`,
+  unblock: `Usage: kpatch unblock [-k KVER] MODULE...
+       kpatch unblock [-k KVER] --all
+
+Let patches that the crash-loop guard blocked load at boot again (see 'kpatch
+boot'), after the administrator has looked into the crash.
+
+Options:
+  -k, --kernel-version KVER   for kernel release KVER (default: running)
+  --all                       every blocked patch of that kernel
+`,
+  version: `Usage: kpatch version
+
+Print kpatch-ts's version.
+`,
+};
+
+const COMMON = { help: { type: "boolean", short: "h" }, debug: { type: "boolean", short: "d" } } as const;
+const TRANSITION = {
+  timeout: { type: "string", short: "t" },
+  "signal-after": { type: "string" },
+  json: { type: "boolean" },
+} as const;
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === "--help" || cmd === "-h") {
+    (cmd ? process.stdout : process.stderr).write(USAGE);
+    return cmd ? EXIT.ok : EXIT.usage;
+  }
+  if (cmd === "help") {
+    const topic = rest[0];
+    if (topic && !HELP[topic]) throw new UsageError(`unknown command '${topic}'`);
+    process.stdout.write(topic ? HELP[topic]! : USAGE);
     return EXIT.ok;
   }
-  process.stderr.write(USAGE);
-  return EXIT.usage;
-});
+  if (cmd === "--version") return version();
+  const verb = VERBS[cmd];
+  if (!verb) throw new UsageError(`unknown command '${cmd}'`);
+  if (rest.includes("--help") || rest.includes("-h")) {
+    process.stdout.write(HELP[cmd]!);
+    return EXIT.ok;
+  }
+  return verb(rest);
+}
+
+const VERBS: Record<string, (args: string[]) => Promise<number>> = {
+  load: cmdLoad,
+  unload: cmdUnload,
+  list: cmdList,
+  info: cmdInfo,
+  install: cmdInstall,
+  uninstall: cmdUninstall,
+  signal: cmdSignal,
+  boot: cmdBoot,
+  unblock: cmdUnblock,
+  version: async () => version(),
+};
+
+type OptionSpec = Record<string, { type: "string" | "boolean"; short?: string }>;
+
+function parse<T extends OptionSpec>(verb: string, args: string[], options: T) {
+  try {
+    return parseArgs({
+      args,
+      options: { ...COMMON, ...options },
+      allowPositionals: true as const,
+      strict: true as const,
+    });
+  } catch (e) {
+    throw new UsageError(`${verb}: ${(e as Error).message.replace(/\. To specify a positional.*$/s, "")}`);
+  }
+}
+
+function seconds(verb: string, name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0)
+    throw new UsageError(`${verb}: --${name} needs a number of seconds, not '${value}'`);
+  return n * 1000;
+}
+
+function transitionOptions(
+  verb: string,
+  values: Record<string, unknown>,
+  log: (m: string) => void,
+): PatchOpOptions {
+  const timeoutMs = seconds(verb, "timeout", values["timeout"] as string | undefined);
+  const signalAfterMs = seconds(verb, "signal-after", values["signal-after"] as string | undefined);
+  return {
+    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+    ...(signalAfterMs !== undefined ? { signalAfterMs } : {}),
+    log,
+  };
+}
+
+const note = (m: string) => process.stderr.write(`kpatch: ${m}\n`);
+
+function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** The JSON form of an error for --json callers (the message also goes to stderr). */
+function errorJson(e: KpatchError): Record<string, unknown> {
+  return {
+    code: e.code,
+    message: e.message,
+    ...(e instanceof TransitionStalledError ? { patch: e.patch, blockers: e.blockers } : {}),
+  };
+}
+
+/** Exit status for an error: 3 for a stalled (and backed out) transition. */
+function errorExit(e: unknown): number | undefined {
+  return isKpatchError(e) && e.code === "KPATCH_TRANSITION_STALLED" ? EXIT_STALLED : undefined;
+}
+
+/** Runs one operation per argument, reporting each; the status of the worst. */
+async function each(
+  names: readonly string[],
+  json: boolean,
+  op: (name: string) => Promise<PatchOpResult>,
+  done: (r: PatchOpResult) => string,
+): Promise<number> {
+  const results: unknown[] = [];
+  let status: number = EXIT.ok;
+  for (const n of names) {
+    try {
+      const r = await op(n);
+      results.push(r);
+      if (!json) process.stdout.write(`${done(r)}\n`);
+    } catch (e) {
+      if (!isKpatchError(e) || names.length === 1) {
+        if (json && isKpatchError(e)) printJson({ results, error: errorJson(e) });
+        throw e;
+      }
+      process.stderr.write(`kpatch: ${e.format()}\n`);
+      results.push({ name: n, error: errorJson(e) });
+      status = Math.max(status, errorExit(e) ?? EXIT.error);
+    }
+  }
+  if (json) printJson({ results });
+  return status;
+}
+
+async function cmdLoad(args: string[]): Promise<number> {
+  const { values, positionals } = parse("load", args, { ...TRANSITION, all: { type: "boolean" } });
+  const options = transitionOptions("load", values, note);
+  if (values.all) {
+    if (positionals.length) throw new UsageError("load: give modules or --all, not both");
+    requireRoot("load --all");
+    requireLivepatch("load --all");
+    const report = await loadInstalled({ ...options, kernelRelease: runningRelease() });
+    return reportLoadAll(report, values.json ?? false);
+  }
+  if (positionals.length === 0) throw new UsageError("load: no module given (or --all)");
+  return each(positionals, values.json ?? false, (f) => loadPatch(f, options), describeResult);
+}
+
+async function cmdUnload(args: string[]): Promise<number> {
+  const { values, positionals } = parse("unload", args, { ...TRANSITION, all: { type: "boolean" } });
+  const options = transitionOptions("unload", values, note);
+  let names = positionals;
+  if (values.all) {
+    if (positionals.length) throw new UsageError("unload: give patches or --all, not both");
+    requireRoot("unload --all");
+    requireLivepatch("unload --all");
+    names = patchesNewestFirst();
+    if (names.length === 0) {
+      if (values.json) printJson({ results: [] });
+      else process.stdout.write("no patch is loaded\n");
+      return EXIT.ok;
+    }
+  }
+  if (names.length === 0) throw new UsageError("unload: no patch given (or --all)");
+  return each(names, values.json ?? false, (n) => unloadPatch(n, options), describeResult);
+}
+
+function describeResult(r: PatchOpResult): string {
+  const t = `${(r.elapsedMs / 1000).toFixed(1)} s`;
+  const sig = r.signalled.length ? `, ${r.signalled.length} task(s) signalled` : "";
+  switch (r.action) {
+    case "loaded":
+      return `loaded ${r.name} (transition ${t}${sig})`;
+    case "enabled":
+      return `enabled ${r.name} again (transition ${t}${sig})`;
+    case "unloaded":
+      return `unloaded ${r.name} (transition ${t}${sig})`;
+    case "removed":
+      return `removed module ${r.name} (its patch was already replaced or disabled)`;
+  }
+}
+
+/** Registered patches plus modules of replaced patches, newest first (/proc/modules order). */
+function patchesNewestFirst(): string[] {
+  const patches = new Set(listPatches().map((p) => p.name));
+  const order = loadedModules().map((m) => m.name);
+  const named = order.filter((n) => patches.has(n));
+  for (const p of patches) if (!named.includes(p)) named.push(p);
+  return named;
+}
+
+function reportLoadAll(report: LoadAllReport, json: boolean): number {
+  if (json) printJson(report);
+  else {
+    if (report.skipped) process.stdout.write(`not loading patches: ${report.skipped}\n`);
+    for (const n of report.blockedNow) note(`${n}: blocked by the crash-loop guard (see 'kpatch list')`);
+    for (const b of report.blocked)
+      note(`not loading ${b.name}: blocked: ${b.reason}; 'kpatch unblock ${b.name}' lets it load`);
+    for (const n of report.present) process.stdout.write(`${n} is already loaded\n`);
+    for (const n of report.loaded) process.stdout.write(`loaded ${n}\n`);
+    for (const f of report.failed) process.stderr.write(`kpatch: error: ${f.message} [${f.code}]\n`);
+    if (
+      !report.skipped &&
+      report.loaded.length + report.present.length + report.failed.length + report.blocked.length === 0
+    )
+      process.stdout.write(`no patch is installed for ${runningRelease()}\n`);
+  }
+  if (report.failed.some((f) => f.code !== "KPATCH_TRANSITION_STALLED")) return EXIT.error;
+  return report.failed.length ? EXIT_STALLED : EXIT.ok;
+}
+
+async function cmdList(args: string[]): Promise<number> {
+  const { values, positionals } = parse("list", args, { json: { type: "boolean" } });
+  if (positionals.length) throw new UsageError("list: takes no arguments");
+  const kernel = runningRelease();
+  const livepatch = existsLivepatch();
+  const loaded = listPatches();
+  const installed = allInstalledPatches();
+  if (values.json) {
+    printJson({ kernel, livepatch, loaded, installed });
+    return EXIT.ok;
+  }
+  const out: string[] = ["Loaded patch modules:"];
+  if (!livepatch) out.push("  (this kernel has no livepatch support)");
+  else if (loaded.length === 0) out.push("  (none)");
+  for (const p of loaded) out.push(...describeLoaded(p));
+  out.push("", "Installed patch modules:");
+  if (installed.length === 0) out.push("  (none)");
+  for (const p of installed) out.push(describeInstalled(p, kernel));
+  process.stdout.write(`${out.join("\n")}\n`);
+  return EXIT.ok;
+}
+
+function existsLivepatch(): boolean {
+  try {
+    requireLivepatch("list");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function describeLoaded(p: LoadedPatch): string[] {
+  const state = [p.enabled ? "enabled" : "disabled"];
+  if (p.transition) state.push("in transition");
+  if (p.replace) state.push("atomic replace");
+  const lines = [`  ${p.name} [${state.join(", ")}]`];
+  for (const o of p.objects) {
+    const fns = o.functions.map((f) => (f.sympos ? `${f.name},${f.sympos}` : f.name)).join(" ");
+    const waiting = o.patched === false ? " (not loaded yet)" : "";
+    lines.push(`    ${o.name}${waiting}: ${fns}`);
+  }
+  return lines;
+}
+
+function describeInstalled(p: InstalledPatch, running: string): string {
+  const cur = p.kernel === running ? "" : " (not the running kernel)";
+  const blocked = p.blocked
+    ? `\n    BLOCKED at boot by the crash-loop guard: ${p.blocked.reason}; 'kpatch unblock${p.kernel === running ? "" : ` -k ${p.kernel}`} ${p.name}' lets it load`
+    : "";
+  return `  ${p.name} (${p.kernel})${cur} ${p.file}${blocked}`;
+}
+
+async function cmdInfo(args: string[]): Promise<number> {
+  const { values, positionals } = parse("info", args, { json: { type: "boolean" } });
+  if (positionals.length !== 1) throw new UsageError("info: give one module");
+  const arg = positionals[0]!;
+  const kernel = runningRelease();
+  const looksLikeFile = arg.includes("/") || arg.endsWith(".ko");
+  let file = existsSync(arg) && statSync(arg).isFile() ? arg : findInstalled(arg, kernel)?.file;
+  if (!file && looksLikeFile && !findPatch(moduleNameOf(arg))) file = arg; // the clear "Cannot read" error
+  const name = file ? undefined : moduleNameOf(arg);
+  let info: ModuleInfo | undefined;
+  let metadata: PatchMetadata | undefined;
+  if (file) {
+    const m = readModuleFile(file);
+    info = m.info;
+    metadata = findPatchMetadata(m.elf);
+  }
+  const patchName = info?.name ?? name!;
+  const loaded = findPatch(patchName);
+  const installed = findInstalled(patchName, kernel);
+  if (!info && !loaded) {
+    throw new KpatchError(
+      "KPATCH_NOT_FOUND",
+      `Cannot show ${arg}: no such file, and no patch of that name is installed or loaded`,
+    );
+  }
+  if (values.json) {
+    printJson({
+      name: patchName,
+      file,
+      livepatch: info?.livepatch,
+      vermagic: info?.vermagic,
+      patch: metadata,
+      modinfo: info ? Object.fromEntries(groupFields(info.fields)) : undefined,
+      loaded,
+      installed,
+    });
+    return EXIT.ok;
+  }
+  const out: string[] = [`${patchName}${file ? ` (${file})` : ""}`];
+  if (info) {
+    out.push(`  livepatch module: ${info.livepatch ? "yes" : "NO (no livepatch=Y in its modinfo)"}`);
+    out.push(`  built for:        ${info.vermagic ?? "(no vermagic)"}`);
+    if (info.description) out.push(`  description:      ${info.description}`);
+  }
+  out.push(
+    `  loaded:           ${loaded ? `yes, ${loaded.enabled ? "enabled" : "disabled"}${loaded.transition ? ", in transition" : ""}` : "no"}`,
+  );
+  out.push(
+    `  installed:        ${installed ? `${installed.file}${installed.blocked ? " (BLOCKED by the crash-loop guard)" : ""}` : "no"}`,
+  );
+  if (metadata) {
+    out.push(`  atomic replace:   ${metadata.replace ? "yes" : "no"}`);
+    if (metadata.states.length)
+      out.push(`  states:           ${metadata.states.map((s) => `${s.id} v${s.version}`).join(", ")}`);
+    out.push("  patches:");
+    for (const o of metadata.objects) {
+      out.push(`    ${o.name}:`);
+      for (const f of o.functions) {
+        out.push(
+          `      ${f.name}${f.sympos ? `,${f.sympos}` : ""}${f.newFunction ? ` -> ${f.newFunction}` : ""}`,
+        );
+      }
+      for (const [k, v] of Object.entries(o.callbacks)) out.push(`      (${k} callback: ${v})`);
+    }
+  } else if (loaded) {
+    out.push("  patches (from the running kernel):");
+    out.push(
+      ...describeLoaded(loaded)
+        .slice(1)
+        .map((l) => `  ${l}`),
+    );
+  } else if (info?.livepatch) {
+    out.push("  patches:          (its klp_patch structures could not be read from the module)");
+  }
+  if (info) {
+    out.push("modinfo:");
+    for (const [k, v] of info.fields) out.push(`  ${`${k}:`.padEnd(16)} ${v}`);
+  }
+  process.stdout.write(`${out.join("\n")}\n`);
+  return EXIT.ok;
+}
+
+function groupFields(fields: [string, string][]): Map<string, string | string[]> {
+  const m = new Map<string, string | string[]>();
+  for (const [k, v] of fields) {
+    const old = m.get(k);
+    m.set(k, old === undefined ? v : Array.isArray(old) ? [...old, v] : [old, v]);
+  }
+  return m;
+}
+
+const KVER = { "kernel-version": { type: "string", short: "k" } } as const;
+
+async function cmdInstall(args: string[]): Promise<number> {
+  const { values, positionals } = parse("install", args, KVER);
+  if (positionals.length !== 1) throw new UsageError("install: give one module file");
+  const kernelRelease = values["kernel-version"] ?? runningRelease();
+  requireRoot(`install ${positionals[0]}`);
+  const p = installPatch(positionals[0]!, { kernelRelease });
+  process.stdout.write(`installed ${p.name} for kernel ${p.kernel}: ${p.file}\n`);
+  const warning = await enableBootService();
+  if (warning) note(`warning: ${warning}`);
+  return EXIT.ok;
+}
+
+async function cmdUninstall(args: string[]): Promise<number> {
+  const { values, positionals } = parse("uninstall", args, { ...KVER, all: { type: "boolean" } });
+  const kernelRelease = values["kernel-version"] ?? runningRelease();
+  let names = positionals;
+  if (values.all) {
+    if (positionals.length) throw new UsageError("uninstall: give modules or --all, not both");
+    names = installedPatches(kernelRelease).map((p) => p.name);
+  } else if (names.length === 0) throw new UsageError("uninstall: no module given (or --all)");
+  requireRoot("uninstall");
+  for (const n of names) {
+    const p = uninstallPatch(n, { kernelRelease });
+    process.stdout.write(`uninstalled ${p.name} (kernel ${p.kernel})\n`);
+  }
+  return EXIT.ok;
+}
+
+async function cmdSignal(args: string[]): Promise<number> {
+  const { positionals } = parse("signal", args, {});
+  if (positionals.length) throw new UsageError("signal: takes no arguments");
+  requireRoot("signal tasks");
+  requireLivepatch("signal tasks");
+  const patch = patchInTransition();
+  if (!patch) {
+    process.stdout.write("no patch is in transition\n");
+    return EXIT.ok;
+  }
+  const blockers = blockingTasks(patch);
+  const signalled = signalTasks(blockers);
+  process.stdout.write(
+    `${patch.name}: ${patch.enabled ? "patching" : "unpatching"}; ${blockers.length} task(s) block it, ${signalled.length} signalled\n`,
+  );
+  for (const t of blockers) process.stdout.write(`  ${describeTask(t)}\n`);
+  return EXIT.ok;
+}
+
+async function cmdBoot(args: string[]): Promise<number> {
+  const { values, positionals } = parse("boot", args, { ...TRANSITION, confirm: { type: "boolean" } });
+  if (positionals.length) throw new UsageError("boot: takes no arguments");
+  const kernelRelease = runningRelease();
+  requireRoot("load patches at boot");
+  if (values.confirm) {
+    const names = confirmBoot(kernelRelease);
+    kmsg(`confirmed ${names.length ? names.join(", ") : "no patch"}`);
+    if (values.json) printJson({ confirmed: names });
+    else process.stdout.write(`confirmed: ${names.length ? names.join(", ") : "(none pending)"}\n`);
+    return EXIT.ok;
+  }
+  if (installedPatches(kernelRelease).length > 0) requireLivepatch("load patches at boot");
+  const log = (m: string) => {
+    note(m);
+    kmsg(m);
+  };
+  const report = await loadInstalled({
+    ...transitionOptions("boot", values, log),
+    kernelRelease,
+    boot: true,
+  });
+  if (report.skipped) kmsg(`not loading patches: ${report.skipped}`);
+  for (const n of report.loaded) kmsg(`loaded ${n}`);
+  for (const b of report.blocked) kmsg(`not loading ${b.name}: blocked by the crash-loop guard`);
+  for (const f of report.failed) kmsg(`failed to load ${f.name}: ${f.code}`);
+  return reportLoadAll(report, values.json ?? false);
+}
+
+async function cmdUnblock(args: string[]): Promise<number> {
+  const { values, positionals } = parse("unblock", args, { ...KVER, all: { type: "boolean" } });
+  const kernelRelease = values["kernel-version"] ?? runningRelease();
+  let names = positionals.map(moduleNameOf);
+  if (values.all) {
+    if (positionals.length) throw new UsageError("unblock: give modules or --all, not both");
+    names = installedPatches(kernelRelease)
+      .filter((p) => p.blocked)
+      .map((p) => p.name);
+  } else if (names.length === 0) throw new UsageError("unblock: no module given (or --all)");
+  requireRoot("unblock");
+  for (const n of names) {
+    const name = findInstalled(n, kernelRelease)?.name ?? n;
+    if (unblock(kernelRelease, name)) process.stdout.write(`unblocked ${name}: it loads at the next boot\n`);
+    else process.stdout.write(`${name} was not blocked\n`);
+  }
+  return EXIT.ok;
+}
+
+/** A line in the kernel log, so boot-time loading shows in dmesg and the journal. */
+function kmsg(message: string): void {
+  try {
+    writeFileSync("/dev/kmsg", `kpatch: ${message}\n`);
+  } catch {
+    // No /dev/kmsg (a container): stderr has it.
+  }
+}
+
+function version(): number {
+  let v = "unknown";
+  try {
+    const pkg = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "package.json");
+    v = (JSON.parse(readFileSync(pkg, "utf8")) as { version: string }).version;
+  } catch {
+    // Installed without its package.json.
+  }
+  process.stdout.write(`kpatch (kpatch-ts) ${v}\n`);
+  return EXIT.ok;
+}
+
+runCli("kpatch", main, { errorExit });
