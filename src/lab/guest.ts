@@ -27,6 +27,12 @@ export interface GuestOptions {
   shareHost?: boolean;
   /** A raw disk image attached as virtio-blk (/dev/vda in the guest). */
   disk?: string;
+  /**
+   * Mount the disk (ext2) at /disk before the commands and run its boot scripts,
+   * /disk/boot.d/* in name order, the way an init system would at boot (their output is on the
+   * console and in /tmp/kplab-boot.log).
+   */
+  diskBoot?: boolean;
   /** Do not fail on "Call Trace" in the kernel log (tests of WARN paths). */
   allowCallTrace?: boolean;
   /** Every console line as it arrives (for a live display). */
@@ -66,6 +72,7 @@ export function accelerator(): string {
 export function qemuArgs(options: GuestOptions, initrd: string, accel: string): string[] {
   const append = ["console=ttyS0", "panic=-1", "oops=panic", "loglevel=7", "rdinit=/init"];
   if (options.shareHost) append.push("kplab.share=host");
+  if (options.diskBoot) append.push("kplab.diskboot");
   if (options.append) append.push(options.append);
   const args = [
     "-accel",
