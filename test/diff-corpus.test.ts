@@ -1,0 +1,110 @@
+/**
+ * The differ's corpus (test/fixtures/diff): every case compiled with the kernel's flags, diffed,
+ * and held to its expect.json. Module cases build against the lab kernel tree and are skipped
+ * when it is not there.
+ */
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import {
+  diffObjects,
+  type EntrySizes,
+  isDiffError,
+  parseEntrySizes,
+  probeEntrySizes,
+} from "../src/diff/index.js";
+import { readElf, writeElf } from "../src/elf/index.js";
+import { buildModuleCases, type Case, compilePlainCase, listCases } from "./fixtures/diff/harness.js";
+
+const work = mkdtempSync(join(tmpdir(), "kpatch-diff-corpus-"));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+function check(c: Case, origPath: string, patchedPath: string, entrySizes: EntrySizes): void {
+  const orig = readElf(readFileSync(origPath), origPath);
+  const patched = readElf(readFileSync(patchedPath), patchedPath);
+  const e = c.expect;
+  if (e.error) {
+    assert.throws(
+      () => diffObjects(orig, patched, { entrySizes }),
+      (err: unknown) => isDiffError(err) && err.code === e.error,
+      `${c.name}: expected ${e.error}`,
+    );
+    return;
+  }
+  const result = diffObjects(orig, patched, { entrySizes });
+  const changed = result.report.changed.map((f) => f.name).sort();
+  const added = result.report.new.map((f) => f.name).sort();
+  assert.deepEqual(changed, [...(e.changed ?? [])].sort(), `${c.name}: changed functions`);
+  assert.deepEqual(added, [...(e.new ?? [])].sort(), `${c.name}: new functions`);
+  if (e.status === "unchanged") {
+    assert.equal(result.changed, false, `${c.name}: expected no change`);
+    return;
+  }
+  assert.equal(result.changed, true, `${c.name}: expected a change`);
+  for (const d of e.data ?? []) {
+    assert.ok(
+      result.report.data.some((x) => x.name === d),
+      `${c.name}: ${d} not among the included data (${result.report.data.map((x) => x.name).join(", ")})`,
+    );
+  }
+  // The output must be a valid object that reads back.
+  const bytes = writeElf(result.output!);
+  const back = readElf(bytes, `${c.name}/out.o`);
+  for (const f of [...changed, ...added]) assert.ok(back.findSymbol(f), `${c.name}: ${f} not in the output`);
+  for (const k of e.klp ?? []) assert.ok(back.findSymbol(k), `${c.name}: ${k} not in the output`);
+}
+
+const cases = listCases();
+
+describe("differ corpus (plain C)", () => {
+  const pending = new Map<string, Promise<{ orig: string; patched: string }>>();
+  // Compile two at a time: the machine has two cores.
+  let chain: Promise<unknown> = Promise.resolve();
+  for (const c of cases.filter((x) => !x.expect.module)) {
+    const p = chain.then(() => compilePlainCase(c, join(work, "plain")));
+    chain = p.catch(() => undefined);
+    pending.set(c.name, p);
+  }
+  for (const c of cases.filter((x) => !x.expect.module)) {
+    test(`${c.name}: ${c.expect.note ?? ""}`, async () => {
+      const { orig, patched } = await pending.get(c.name)!;
+      check(c, orig, patched, parseEntrySizes("bug=12,ex=12,alt=14,jump=16,orc=6,static_call=8"));
+    });
+  }
+});
+
+function labBuildDir(): string | undefined {
+  const root = join(process.env["XDG_CACHE_HOME"] ?? join(homedir(), ".cache"), "kpatch-ts", "lab");
+  const current = join(root, "current-6.12", "build");
+  if (existsSync(join(current, "Module.symvers"))) return current;
+  if (!existsSync(root)) return undefined;
+  for (const d of readdirSync(root)) {
+    const b = join(root, d, "build");
+    if (d.startsWith("6.12") && existsSync(join(b, "Module.symvers"))) return b;
+  }
+  return undefined;
+}
+
+describe("differ corpus (modules against the lab kernel)", () => {
+  const moduleCases = cases.filter((x) => x.expect.module);
+  const kdir = labBuildDir();
+  let built: Promise<{ objs: Map<string, { orig: string; patched: string }>; sizes: EntrySizes }> | undefined;
+  const build = () => {
+    built ??= (async () => ({
+      objs: await buildModuleCases(moduleCases, kdir!, join(work, "modules")),
+      sizes: await probeEntrySizes(kdir!),
+    }))();
+    return built;
+  };
+  for (const c of moduleCases) {
+    test(`${c.name}: ${c.expect.note ?? ""}`, {
+      skip: kdir ? false : "the lab kernel tree is not built",
+    }, async () => {
+      const { objs, sizes } = await build();
+      const o = objs.get(c.name)!;
+      check(c, o.orig, o.patched, sizes);
+    });
+  }
+});
