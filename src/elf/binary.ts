@@ -75,13 +75,21 @@ export function readInt64(view: DataView, at: number): bigint {
   const lo = view.getUint32(at, true);
   const hi = view.getInt32(at + 4, true);
   if (hi === 0 && lo < CACHED) {
-    const cached = smallPositive[lo];
-    return cached === undefined ? (smallPositive[lo] = BigInt(lo)) : cached;
+    let cached = smallPositive[lo];
+    if (cached === undefined) {
+      cached = BigInt(lo);
+      smallPositive[lo] = cached;
+    }
+    return cached;
   }
   if (hi === -1 && lo >= 2 ** 32 - CACHED) {
     const k = 2 ** 32 - lo;
-    const cached = smallNegative[k];
-    return cached === undefined ? (smallNegative[k] = BigInt(-k)) : cached;
+    let cached = smallNegative[k];
+    if (cached === undefined) {
+      cached = BigInt(-k);
+      smallNegative[k] = cached;
+    }
+    return cached;
   }
   return view.getBigInt64(at, true);
 }
