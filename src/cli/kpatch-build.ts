@@ -1,17 +1,141 @@
 #!/usr/bin/env node
-import { EXIT, runCli } from "./main.js";
+/**
+ * kpatch-build: build a live patch module from source patches. kpatch's interface, so users
+ * can switch without relearning.
+ */
+import { cpus } from "node:os";
+import { parseArgs } from "node:util";
+import { kpatchBuild } from "../build/kpatch-build.js";
+import { labDiffStep } from "../build/lab-differ.js";
+import { DEFAULT_SERIES, KERNEL_SERIES, type KernelSeries } from "../lab/paths.js";
+import { requireLab } from "../lab/setup.js";
+import type { KpatchError } from "../util/errors.js";
+import { formatDuration, Progress } from "../util/progress.js";
+import { EXIT, runCli, UsageError } from "./main.js";
 
 const USAGE = `Usage: kpatch-build [options] PATCH...
+       kpatch-build diff-object ORIG.o PATCHED.o -o OUT.o [options]   (see diff-object --help)
 
-Build a live patch module from source patches (not implemented yet; tracked in the
-kpatch-build issue). This version only prints this text and exits with status 2.
+Build a live patch module (livepatch-<name>.ko) from one or more source patches
+(unified diffs against the kernel tree, applied with patch -p1, in order).
+
+The patches are applied to the kernel source, the objects they change are
+rebuilt with -ffunction-sections -fdata-sections next to a cached original build,
+the two versions of each object are compared function by function, and a module
+is generated that registers the new functions with the kernel's livepatch core.
+The source tree is restored afterwards, also on failure or Ctrl-C.
+
+With no -s/-c the target is the lab kernel (kpatch-lab setup).
+
+Options:
+  -s, --sourcedir DIR    kernel source tree (default: the lab's)    [lab only for now]
+  -c, --config FILE      kernel .config (default: the lab's)        [lab only for now]
+  -v, --vmlinux FILE     the target's vmlinux (default: the lab's)  [lab only for now]
+      --kernel SERIES    lab kernel series: 6.12 (default) or 6.1
+  -j, --jobs N           parallel make jobs (default: number of CPUs)
+  -t, --target T         kbuild target to build (kpatch compatibility; ignored:
+                         only objects the patch changes are rebuilt)
+  -n, --name NAME        module name (default: livepatch-<first patch name>)
+  -o, --output DIR       where to write the module (default: .)
+  -R, --non-replace      do not replace earlier patches (atomic replace is the default)
+      --json             print the result (module, functions, timings) as JSON
+  -d, --debug            keep going verbose: print stack traces of errors
+      --skip-cleanup     keep the work directory (printed at the end)
+  -h, --help             this text
+
+Exit status:
+  0  the module was built
+  1  an error (the message names the file, section or symbol)
+  2  the change cannot be applied live (e.g. it changes .data or __init code),
+     or a usage error
+  3  the patches change nothing that needs patching
 `;
 
-runCli("kpatch-build", async (argv) => {
-  if (argv.includes("--help") || argv.includes("-h")) {
+/** Error codes that mean "this change cannot be applied live": exit 2, as the differ's. */
+function exitFor(e: KpatchError): number {
+  if (e.code === "NO_CHANGES") return 3;
+  if (e.code.startsWith("DIFF_")) return 2;
+  return EXIT.error;
+}
+
+function series(value: string | undefined): KernelSeries {
+  const s = value ?? DEFAULT_SERIES;
+  if (!(KERNEL_SERIES as readonly string[]).includes(s)) throw new UsageError(`unknown kernel series '${s}'`);
+  return s as KernelSeries;
+}
+
+async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "diff-object") {
+    const { diffObjectMain } = await import("./diff-object.js");
+    return diffObjectMain(argv.slice(1));
+  }
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      sourcedir: { type: "string", short: "s" },
+      config: { type: "string", short: "c" },
+      vmlinux: { type: "string", short: "v" },
+      kernel: { type: "string" },
+      jobs: { type: "string", short: "j" },
+      target: { type: "string", short: "t", multiple: true },
+      name: { type: "string", short: "n" },
+      output: { type: "string", short: "o" },
+      "non-replace": { type: "boolean", short: "R" },
+      json: { type: "boolean" },
+      debug: { type: "boolean", short: "d" },
+      "skip-cleanup": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
     process.stdout.write(USAGE);
     return EXIT.ok;
   }
-  process.stderr.write(USAGE);
-  return EXIT.usage;
-});
+  if (positionals.length === 0) throw new UsageError("no patch given");
+  if (values.sourcedir || values.config || values.vmlinux) {
+    throw new UsageError("-s/-c/-v: only the lab kernel is supported in this version (omit them)");
+  }
+  const jobs = values.jobs ? Number(values.jobs) : cpus().length;
+  if (!Number.isInteger(jobs) || jobs < 1) throw new UsageError(`bad --jobs '${values.jobs}'`);
+  const lab = requireLab(series(values.kernel));
+  const progress = new Progress();
+  const started = performance.now();
+  let workDir: string | undefined;
+  // Ctrl-C: let make die with the signal, so the pipeline unwinds and restores the tree.
+  const onSignal = () => progress.note("interrupted: restoring the source tree...");
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    const result = await kpatchBuild({
+      lab,
+      patches: positionals,
+      ...(values.name ? { name: values.name } : {}),
+      outDir: values.output ?? ".",
+      replace: !values["non-replace"],
+      jobs,
+      skipCleanup: values["skip-cleanup"] ?? false,
+      progress,
+      diff: labDiffStep,
+      onWorkDir: (d) => {
+        workDir = d;
+      },
+    });
+    if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    else {
+      for (const t of result.targets) {
+        for (const f of t.funcs)
+          process.stdout.write(`${t.name}: ${f.oldName}${f.sympos ? `,${f.sympos}` : ""}\n`);
+      }
+      process.stdout.write(`${result.module}\n`);
+    }
+    progress.note(`built ${result.module} in ${formatDuration(performance.now() - started)}`);
+    if (values["skip-cleanup"] && workDir) progress.note(`work directory kept: ${workDir}`);
+    return EXIT.ok;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+runCli("kpatch-build", main, { errorExit: (e) => exitFor(e as KpatchError) });

@@ -1,0 +1,119 @@
+/**
+ * kpatch-build, the pipeline: check the tree, make sure the comparison build exists, build the
+ * objects the patches change (tree restored after), diff each changed object, generate and
+ * build the livepatch module. Phases report through Progress; errors are KpatchErrors whose
+ * codes the CLI maps to exit statuses.
+ */
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, join, resolve } from "node:path";
+import type { ElfFile } from "../elf/elf-file.js";
+import { buildModule, type DiffOutput } from "../klp/build-module.js";
+import type { PatchedTarget } from "../klp/module-source.js";
+import type { Lab } from "../lab/setup.js";
+import { KpatchError } from "../util/errors.js";
+import type { Progress } from "../util/progress.js";
+import { checkTree } from "./check-tree.js";
+import { ensureComparisonBuild } from "./comparison-build.js";
+import { readPatch } from "./patch-file.js";
+import { buildPatchedObjects, type ObjectPair } from "./patched-objects.js";
+
+export interface DiffVerdict {
+  /** undefined when the object's changes need nothing live-patched (e.g. only debug info). */
+  output?: ElfFile;
+  funcs: { name: string; oldName: string; sympos: number }[];
+  report: unknown;
+}
+
+/** The differ, as kpatch-build uses it: one changed object in, its verdict out. */
+export type DiffStep = (pair: ObjectPair, lab: Lab) => Promise<DiffVerdict>;
+
+export interface KpatchBuildOptions {
+  lab: Lab;
+  patches: string[];
+  name?: string;
+  outDir: string;
+  replace: boolean;
+  jobs: number;
+  skipCleanup: boolean;
+  progress: Progress;
+  diff: DiffStep;
+  /** Called when the work directory exists, so a signal handler can name it. */
+  onWorkDir?: (dir: string) => void;
+}
+
+export interface KpatchBuildResult {
+  module: string;
+  name: string;
+  targets: PatchedTarget[];
+  objects: { path: string; target: string; report: unknown }[];
+  timings: Record<string, number>;
+  workDir?: string;
+}
+
+/** kpatch's naming: livepatch-<patch file name>, characters the kernel allows, at most 55. */
+export function moduleName(patches: readonly string[], name?: string): string {
+  const base = name ?? `livepatch-${basename(patches[0] ?? "patch").replace(/\.(patch|diff)$/, "")}`;
+  const clean = base.replace(/[^A-Za-z0-9_-]/g, "-");
+  if (clean.length > 55) {
+    throw new KpatchError(
+      "NAME_TOO_LONG",
+      `Cannot name the module '${clean}': a module name has at most 55 characters (use -n)`,
+    );
+  }
+  return clean;
+}
+
+export async function kpatchBuild(options: KpatchBuildOptions): Promise<KpatchBuildResult> {
+  const { lab, progress } = options;
+  const patches = options.patches.map((p) => readPatch(resolve(p)));
+  const name = moduleName(options.patches, options.name);
+  progress.begin("check", `${lab.buildDir}/.config`);
+  await checkTree(join(lab.buildDir, ".config"));
+  progress.end("livepatch, ftrace, kallsyms, compiler: ok");
+  const tree = await ensureComparisonBuild(lab, progress, options.jobs);
+  const workDir = mkdtempSync(join(tmpdir(), `kpatch-build-${name}-`));
+  options.onWorkDir?.(workDir);
+  try {
+    const built = await buildPatchedObjects(tree, patches, workDir, progress, options.jobs);
+    for (const f of built.unused) progress.note(`warning: ${f}: no object of this kernel is built from it`);
+    if (built.changed.length === 0) {
+      throw new KpatchError("NO_CHANGES", "The patches change no object of this kernel: nothing to patch");
+    }
+    progress.begin("diff", `${built.changed.length} objects`);
+    const outputs: DiffOutput[] = [];
+    const objects: KpatchBuildResult["objects"] = [];
+    for (const pair of built.changed) {
+      progress.update(pair.path);
+      const v = await options.diff(pair, lab);
+      objects.push({ path: pair.path, target: pair.target, report: v.report });
+      if (v.output && v.funcs.length) outputs.push({ object: v.output, target: pair.target, funcs: v.funcs });
+    }
+    progress.end(`${outputs.reduce((n, o) => n + o.funcs.length, 0)} functions changed`);
+    if (outputs.length === 0) {
+      throw new KpatchError("NO_CHANGES", "The patches change no function: nothing to patch");
+    }
+    if (!existsSync(options.outDir)) mkdirSync(options.outDir, { recursive: true });
+    const out = join(options.outDir, `${name}.ko`);
+    const mod = await buildModule({
+      name,
+      outputs,
+      kernelBuildDir: lab.buildDir,
+      workDir,
+      outFile: out,
+      replace: options.replace,
+      jobs: options.jobs,
+      progress,
+    });
+    return {
+      module: mod.ko,
+      name,
+      targets: mod.targets,
+      objects,
+      timings: { ...progress.timings },
+      ...(options.skipCleanup ? { workDir } : {}),
+    };
+  } finally {
+    if (!options.skipCleanup) rmSync(workDir, { recursive: true, force: true });
+  }
+}

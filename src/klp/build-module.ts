@@ -1,0 +1,123 @@
+/**
+ * Build the livepatch module: write the differ's objects (each with global aliases of its new
+ * functions) and the generated source into a kbuild directory, build it against the target
+ * kernel's build tree (the same tree and config that built the running kernel, so vermagic
+ * matches), then post-link the .ko and write it out atomically.
+ */
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { STB_GLOBAL, STT_FUNC } from "../elf/constants.js";
+import type { ElfFile } from "../elf/elf-file.js";
+import { readElf } from "../elf/read-elf.js";
+import { writeElf } from "../elf/write-elf.js";
+import { KpatchError } from "../util/errors.js";
+import { exec } from "../util/exec.js";
+import type { Progress } from "../util/progress.js";
+import { type ModuleSpec, moduleMakefile, moduleSource, type PatchedTarget } from "./module-source.js";
+import { convertKlpRelocations, type PostLinkStats } from "./post-link.js";
+
+export interface DiffOutput {
+  /** The differ's output object. */
+  object: ElfFile;
+  target: string;
+  /** Changed functions: name in the object, name and sympos of the original in the target. */
+  funcs: { name: string; oldName: string; sympos: number }[];
+}
+
+export interface ModuleBuild {
+  ko: string;
+  stats: PostLinkStats;
+  targets: PatchedTarget[];
+}
+
+/** Give each changed function of an output object a unique global alias; returns the targets. */
+export function addAliases(outputs: readonly DiffOutput[]): PatchedTarget[] {
+  const targets = new Map<string, PatchedTarget>();
+  outputs.forEach((out, i) => {
+    for (const f of out.funcs) {
+      const syms = out.object.findSymbols(f.name).filter((s) => s.type === STT_FUNC && s.section);
+      const sym = syms[0];
+      if (!sym || syms.length > 1) {
+        throw new KpatchError(
+          "KLP_NO_FUNCTION",
+          `Cannot find exactly one definition of ${f.name} in the differ's output`,
+          {
+            file: out.object.path,
+            symbol: f.name,
+          },
+        );
+      }
+      const alias = `__kpts_${i}_${f.name.replace(/[^A-Za-z0-9_]/g, "_")}`;
+      out.object.addSymbol({
+        name: alias,
+        type: STT_FUNC,
+        bind: STB_GLOBAL,
+        section: sym.section!,
+        value: sym.value,
+        size: sym.size,
+      });
+      const t = targets.get(out.target) ?? { name: out.target, funcs: [] };
+      targets.set(out.target, t);
+      t.funcs.push({ oldName: f.oldName, sympos: f.sympos, alias });
+    }
+  });
+  // vmlinux first, then modules by name: a stable order for the generated source.
+  return [...targets.values()].sort((a, b) =>
+    a.name === b.name
+      ? 0
+      : a.name === "vmlinux"
+        ? -1
+        : b.name === "vmlinux"
+          ? 1
+          : a.name.localeCompare(b.name),
+  );
+}
+
+export async function buildModule(options: {
+  name: string;
+  outputs: readonly DiffOutput[];
+  kernelBuildDir: string;
+  workDir: string;
+  outFile: string;
+  replace: boolean;
+  jobs: number;
+  progress: Progress;
+}): Promise<ModuleBuild> {
+  const { name, outputs, workDir, progress } = options;
+  progress.begin("module", `${name}.ko`);
+  const dir = join(workDir, "module");
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const targets = addAliases(outputs);
+  const objects = outputs.map((_, i) => `kpts-diff-${i}.o`);
+  outputs.forEach((out, i) => {
+    writeFileSync(join(dir, objects[i]!), writeElf(out.object));
+    // modpost reads every member object's kbuild .cmd file (for symbol versions).
+    writeFileSync(
+      join(dir, `.${objects[i]}.cmd`),
+      `savedcmd_${objects[i]} := # made by the kpatch-ts differ\n`,
+    );
+  });
+  const spec: ModuleSpec = { name, targets, replace: options.replace, objects };
+  writeFileSync(join(dir, "patch-main.c"), moduleSource(spec));
+  writeFileSync(join(dir, "Kbuild"), moduleMakefile(spec));
+  const r = await exec("make", ["-C", options.kernelBuildDir, `M=${dir}`, `-j${options.jobs}`, "modules"], {
+    env: { ...process.env, KBUILD_MODPOST_WARN: "1" },
+  });
+  if (r.code !== 0) {
+    const errs = `${r.stdout}\n${r.stderr}`
+      .split("\n")
+      .filter((l) => /error|Error/.test(l))
+      .slice(-20)
+      .join("\n");
+    throw new KpatchError("BUILD_FAILED", `Cannot build the livepatch module:\n${errs}`, { file: dir });
+  }
+  const built = join(dir, `${name}.ko`);
+  const ko = readElf(readFileSync(built), built);
+  const stats = convertKlpRelocations(ko);
+  const tmp = `${options.outFile}.tmp-${process.pid}`;
+  writeFileSync(tmp, writeElf(ko));
+  renameSync(tmp, options.outFile);
+  progress.end(`${stats.klpRelocs} klp relocations, ${stats.klpSymbols} klp symbols`);
+  return { ko: options.outFile, stats, targets };
+}
