@@ -143,20 +143,18 @@ export class OutputBuilder {
       }
       case "string":
       case "section": {
-        const copy = this.copySection(t.section);
-        return { symbol: copy.sectionSymbol!, addend: r.addend };
-      }
-      case "symbol": {
-        if (!sym.isUndefined && sym.section) {
+        const kind = ctx.patched.info.get(t.section)?.kind;
+        if (kind !== "string" && kind !== "rodata") {
           throw new DiffError(
             "DIFF_UNSUPPORTED_SECTION",
-            `Cannot refer to ${sym.name} from ${owner}: it is in ${sym.section.name}, which holds no function or object`,
-            {
-              file: ctx.patched.file.path,
-              symbol: owner,
-            },
+            `Cannot refer to ${sym.displayName} from ${owner}: it is in ${t.section.name}, which holds no function or object to name`,
+            { file: ctx.patched.file.path, section: t.section.name, symbol: owner },
           );
         }
+        const copy = this.copySection(t.section);
+        return { symbol: copy.sectionSymbol!, addend: t.addend };
+      }
+      case "symbol": {
         const external = this.external(sym);
         return { symbol: external.symbol, addend: r.addend, external };
       }

@@ -21,8 +21,14 @@ import { findUnitAt, type ObjectIndex, type Unit } from "./object-index.js";
 
 export type RelocTarget =
   | { kind: "unit"; unit: Unit /** addend relative to the unit's symbol */; addend: bigint }
-  | { kind: "string"; section: ElfSection; offset: number; text: string; addend: bigint }
-  | { kind: "section"; section: ElfSection; addend: bigint }
+  | {
+      kind: "string";
+      section: ElfSection;
+      offset: number;
+      text: string /** from the section start */;
+      addend: bigint;
+    }
+  | { kind: "section"; section: ElfSection /** from the section start */; addend: bigint }
   | { kind: "symbol"; sym: ElfSymbol; addend: bigint };
 
 const PC_RELATIVE = new Set([
@@ -73,17 +79,17 @@ export function resolveRelocTarget(index: ObjectIndex, base: ElfSection, reloc: 
   if (!sym.isSectionSymbol) {
     const unit = index.unitOf.get(sym);
     if (unit) return { kind: "unit", unit, addend: reloc.addend + sym.value - unit.sym.value };
-    return { kind: "symbol", sym, addend: reloc.addend };
+    if (!sym.section) return { kind: "symbol", sym, addend: reloc.addend };
+    // A label (.LC0, a NOTYPE local) in a section: the same as the section plus its value.
   }
   const sec = sym.section!;
   const kind = index.info.get(sec)?.kind;
-  const offset = Number(reloc.addend) + pcAdjust(index, base, reloc);
-  if (kind === "string") {
-    return { kind: "string", section: sec, offset, text: stringAt(sec, offset), addend: reloc.addend };
-  }
+  const addend = reloc.addend + (sym.isSectionSymbol ? 0n : sym.value);
+  const offset = Number(addend) + pcAdjust(index, base, reloc);
+  if (kind === "string") return { kind: "string", section: sec, offset, text: stringAt(sec, offset), addend };
   const unit = findUnitAt(index, sec, offset) ?? wholeUnit(index, sec);
-  if (unit) return { kind: "unit", unit, addend: reloc.addend - unit.sym.value };
-  return { kind: "section", section: sec, addend: reloc.addend };
+  if (unit) return { kind: "unit", unit, addend: addend - unit.sym.value };
+  return { kind: "section", section: sec, addend };
 }
 
 function wholeUnit(index: ObjectIndex, sec: ElfSection): Unit | undefined {
