@@ -6,14 +6,37 @@
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { cacheRoot } from "../lab/paths.js";
 import type { Lab } from "../lab/setup.js";
 import { KpatchError } from "../util/errors.js";
 import { exec } from "../util/exec.js";
 import type { Progress } from "../util/progress.js";
 
-export const COMPARISON_KCFLAGS = "-ffunction-sections -fdata-sections";
+/** The repository's include/kpatch-ts (kpatch-macros.h for patch authors). */
+const MACROS_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "include", "kpatch-ts");
+
+/**
+ * Where builds find kpatch-macros.h. It sits in the cache (a stable path): the path is part of
+ * KCFLAGS, and kbuild rebuilds every object when its command line changes.
+ */
+export function macrosIncludeDir(): string {
+  return join(cacheRoot(), "include");
+}
+
+/** KCFLAGS of every make in the comparison tree: the same each time, or kbuild rebuilds all. */
+export function comparisonKcflags(): string {
+  return `-ffunction-sections -fdata-sections -I${macrosIncludeDir()}`;
+}
+
+/** Put the current kpatch-macros.h where the builds look for it. */
+export function installMacros(): void {
+  mkdirSync(macrosIncludeDir(), { recursive: true });
+  const from = join(MACROS_DIR, "kpatch-macros.h");
+  const to = join(macrosIncludeDir(), "kpatch-macros.h");
+  if (!existsSync(to) || readFileSync(to, "utf8") !== readFileSync(from, "utf8")) copyFileSync(from, to);
+}
 
 export interface ComparisonTree {
   srcDir: string;
@@ -26,7 +49,7 @@ export function comparisonTreeDir(lab: Pick<Lab, "series" | "key">): string {
 
 /** make arguments for the comparison tree; every make in that tree must use the same KCFLAGS. */
 export function comparisonMake(tree: ComparisonTree, jobs: number, targets: readonly string[]): string[] {
-  return ["-C", tree.srcDir, `O=${tree.dir}`, `-j${jobs}`, `KCFLAGS=${COMPARISON_KCFLAGS}`, ...targets];
+  return ["-C", tree.srcDir, `O=${tree.dir}`, `-j${jobs}`, `KCFLAGS=${comparisonKcflags()}`, ...targets];
 }
 
 export const KBUILD_ENV = { KBUILD_BUILD_USER: "kpatch-ts", KBUILD_BUILD_HOST: "lab" };
@@ -39,6 +62,7 @@ export async function ensureComparisonBuild(
 ): Promise<ComparisonTree> {
   const tree = { srcDir: lab.srcDir, dir: comparisonTreeDir(lab) };
   const stamp = join(tree.dir, ".kpatch-ts-complete");
+  installMacros();
   progress.begin("original build", `${tree.dir}`);
   if (existsSync(stamp)) {
     progress.end("cached");
