@@ -30,9 +30,14 @@ function cloneEntries(ctx: DiffContext, b: OutputBuilder, sec: ElfSection, kind:
   if (relocs.length === 0) return;
   // Which entries anchor in included code?
   const anchored = (r: ElfReloc): Unit | undefined => {
-    const t = r.symbol.isSectionSymbol
-      ? findUnitAt(ctx.patched, r.symbol.section!, Number(r.addend))
-      : ctx.patched.unitOf.get(r.symbol);
+    let t: Unit | undefined;
+    if (r.symbol.isSectionSymbol) {
+      const at = Number(r.addend);
+      t = findUnitAt(ctx.patched, r.symbol.section!, at);
+      // An entry at the very end of a function's section (ORC's terminator) belongs to it too.
+      const before = t ?? (at > 0 ? findUnitAt(ctx.patched, r.symbol.section!, at - 1) : undefined);
+      if (!t && before?.whole && before.end === at) t = before;
+    } else t = ctx.patched.unitOf.get(r.symbol);
     return t && b.placed.has(t) && t.sym.isFunction ? t : undefined;
   };
   const size = entrySizeOf(kind.size, ctx.options.entrySizes ?? {});
