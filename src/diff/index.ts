@@ -28,7 +28,7 @@ import { verifyChanges } from "./verify-changes.js";
 
 export type { ChangeWhy, DiffOptions } from "./context.js";
 export { DiffError, type DiffErrorCode, isDiffError, REFUSAL_CODES } from "./diff-error.js";
-export { entrySizesFromEnv, parseEntrySizes, probeEntrySizes } from "./entry-sizes.js";
+export { entrySizesFromEnv, parseEntrySizes, probeEntrySizes, splitShell } from "./entry-sizes.js";
 export { ExportTable } from "./export-table.js";
 export type { ChangedFunction, DiffReport, IncludedData, KlpReference, NewFunction } from "./report.js";
 export { formatReport } from "./report.js";

@@ -1,0 +1,153 @@
+/**
+ * The differ over real kernel objects: one file of the lab kernel compiled before and after a
+ * small patch, with the lab's own compile command (plus -ffunction-sections -fdata-sections),
+ * into a temporary directory; the changed functions must be the ones the patch touched plus those
+ * the compiler inlined them into. Skipped when the lab kernel is not built.
+ */
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { diffObjects, ExportTable, probeEntrySizes, splitShell, TargetSymbols } from "../src/diff/index.js";
+import { readElf, writeElf } from "../src/elf/index.js";
+import { execCheck } from "../src/util/exec.js";
+
+const buildDir = join(
+  process.env["XDG_CACHE_HOME"] ?? join(homedir(), ".cache"),
+  "kpatch-ts",
+  "lab",
+  "current-6.12",
+  "build",
+);
+const ready = existsSync(join(buildDir, "vmlinux")) && existsSync(join(buildDir, "Module.symvers"));
+const work = mkdtempSync(join(tmpdir(), "kpatch-diff-lab-"));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+/** The lab's compile command for `obj` (e.g. kernel/exit.o), made to compile `src` into `out`. */
+function compileArgs(obj: string, src: string, out: string): string[] {
+  const cmdFile = join(buildDir, obj.replace(/([^/]+)$/, ".$1.cmd"));
+  const line = /^savedcmd_\S+ := (.*)$/m.exec(readFileSync(cmdFile, "utf8"))![1]!;
+  const words = splitShell(line.split(" ; ")[0]!);
+  const args: string[] = [];
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    if (w.startsWith("-Wp,-MMD")) continue; // would write a dependency file into the lab tree
+    if (w === "-o") {
+      i++;
+      continue;
+    }
+    if (w.endsWith(".c") && !w.startsWith("-")) continue;
+    args.push(w);
+  }
+  return [...args, "-ffunction-sections", "-fdata-sections", "-o", out, src];
+}
+
+/** Compiles `file` of the lab kernel as it is and with `edit` applied; returns both objects. */
+async function buildPair(
+  file: string,
+  name: string,
+  edit: (text: string) => string,
+): Promise<{ orig: string; patched: string }> {
+  const srcDir = readlinkSource();
+  const text = readFileSync(join(srcDir, file), "utf8");
+  const patchedText = edit(text);
+  assert.notEqual(patchedText, text, `${name}: the edit must change ${file}`);
+  const obj = file.replace(/\.c$/, ".o");
+  const base = file.slice(file.lastIndexOf("/") + 1);
+  const out = { orig: "", patched: "" };
+  for (const [v, t] of [
+    ["orig", text],
+    ["patched", patchedText],
+  ] as const) {
+    const dir = join(work, name, v);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, base), t);
+    out[v] = join(dir, base.replace(/\.c$/, ".o"));
+    const args = compileArgs(obj, join(dir, base), out[v]);
+    await execCheck(args[0]!, args.slice(1), { cwd: buildDir, what: `compiling ${name} ${v}` });
+  }
+  return out;
+}
+
+/** The kernel source tree the lab was built from (the -I of its first include directory). */
+function readlinkSource(): string {
+  const cmd = readFileSync(join(buildDir, "kernel", ".exit.o.cmd"), "utf8");
+  const m = / -I(\S+)\/arch\/x86\/include /.exec(cmd);
+  return m![1]!;
+}
+
+describe("differ over lab kernel objects", { skip: ready ? false : "the lab kernel is not built" }, () => {
+  let target: Promise<{
+    symbols: TargetSymbols;
+    exports: ExportTable;
+    sizes: Awaited<ReturnType<typeof probeEntrySizes>>;
+  }>;
+  const context = () => {
+    target ??= (async () => ({
+      symbols: TargetSymbols.load(readFileSync(join(buildDir, "vmlinux")), "vmlinux"),
+      exports: ExportTable.parse(readFileSync(join(buildDir, "Module.symvers"), "utf8")),
+      sizes: await probeEntrySizes(buildDir),
+    }))();
+    return target;
+  };
+
+  const cases: { name: string; file: string; edit: (t: string) => string; changed: string[] }[] = [
+    {
+      name: "exit-string",
+      file: "kernel/exit.c",
+      edit: (t) =>
+        t.replace(
+          'return sysfs_emit(page, "%d\\n", atomic_read(&oops_count));',
+          'return sysfs_emit(page, "%d oopses\\n", atomic_read(&oops_count));',
+        ),
+      changed: ["oops_count_show"],
+    },
+    {
+      name: "exit-constant",
+      file: "kernel/exit.c",
+      edit: (t) =>
+        t.replace(
+          "__wake_up_sync_key(&parent->signal->wait_chldexit,\n\t\t\t   TASK_INTERRUPTIBLE, p);",
+          "__wake_up_sync_key(&parent->signal->wait_chldexit,\n\t\t\t   TASK_NORMAL, p);",
+        ),
+      changed: ["__wake_up_parent"],
+    },
+    {
+      name: "exit-inlined",
+      file: "kernel/exit.c",
+      edit: (t) =>
+        t.replace(
+          "\t\tgetrusage(p, RUSAGE_BOTH, wo->wo_rusage);\n\tput_task_struct(p);",
+          "\t\tgetrusage(p, RUSAGE_SELF, wo->wo_rusage);\n\t/* lines below move */\n\tput_task_struct(p);",
+        ),
+      changed: ["wait_consider_task"],
+    },
+  ];
+
+  for (const c of cases) {
+    test(`${c.name}: ${c.file} changes exactly ${c.changed.join(", ")}`, async () => {
+      const { symbols, exports, sizes } = await context();
+      const pair = await buildPair(c.file, c.name, c.edit);
+      const orig = readElf(readFileSync(pair.orig), pair.orig);
+      const patched = readElf(readFileSync(pair.patched), pair.patched);
+      const result = diffObjects(orig, patched, { symbols, exports, entrySizes: sizes, target: "vmlinux" });
+      assert.deepEqual(result.report.changed.map((f) => f.name).sort(), [...c.changed].sort());
+      assert.deepEqual(result.report.new, []);
+      for (const f of result.report.changed)
+        assert.ok(f.oldSize > 0 && f.why.detail !== "", `${f.name}: a reason`);
+      const out = readElf(writeElf(result.output!), "out.o");
+      for (const k of result.report.klp) assert.match(k.symbol, /^\.klp\.sym\.vmlinux\.[^,]+,\d+$/);
+      for (const f of c.changed) assert.ok(out.findSymbol(f));
+      // Unchanged vs. itself: no change at all.
+      assert.equal(
+        diffObjects(orig, readElf(readFileSync(pair.orig), pair.orig), {
+          symbols,
+          exports,
+          entrySizes: sizes,
+        }).changed,
+        false,
+      );
+    });
+  }
+});
