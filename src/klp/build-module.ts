@@ -13,6 +13,7 @@ import { writeElf } from "../elf/write-elf.js";
 import { KpatchError } from "../util/errors.js";
 import { exec } from "../util/exec.js";
 import type { Progress } from "../util/progress.js";
+import { takeCallbacks } from "./callbacks.js";
 import { type ModuleSpec, moduleMakefile, moduleSource, type PatchedTarget } from "./module-source.js";
 import { convertKlpRelocations, type PostLinkStats } from "./post-link.js";
 
@@ -34,6 +35,17 @@ export interface ModuleBuild {
 export function addAliases(outputs: readonly DiffOutput[]): PatchedTarget[] {
   const targets = new Map<string, PatchedTarget>();
   outputs.forEach((out, i) => {
+    const t = targets.get(out.target) ?? { name: out.target, funcs: [] };
+    targets.set(out.target, t);
+    for (const [kind, alias] of Object.entries(takeCallbacks(out.object, `__kpts_${i}_cb`))) {
+      t.callbacks ??= {};
+      if (t.callbacks[kind]) {
+        throw new KpatchError("KLP_BAD_CALLBACK", `Cannot have two ${kind} callbacks for ${out.target}`, {
+          file: out.object.path,
+        });
+      }
+      t.callbacks[kind] = alias;
+    }
     for (const f of out.funcs) {
       const syms = out.object.findSymbols(f.name).filter((s) => s.type === STT_FUNC && s.section);
       const sym = syms[0];
@@ -56,8 +68,6 @@ export function addAliases(outputs: readonly DiffOutput[]): PatchedTarget[] {
         value: sym.value,
         size: sym.size,
       });
-      const t = targets.get(out.target) ?? { name: out.target, funcs: [] };
-      targets.set(out.target, t);
       t.funcs.push({ oldName: f.oldName, sympos: f.sympos, alias });
     }
   });

@@ -19,6 +19,8 @@ export interface PatchedTarget {
   /** "vmlinux" or a module name. */
   name: string;
   funcs: PatchedFunction[];
+  /** Callback kind (pre_patch, ...) → global alias of the callback function. */
+  callbacks?: Partial<Record<string, string>>;
 }
 
 export interface ModuleSpec {
@@ -45,6 +47,12 @@ export function moduleSource(spec: ModuleSpec): string {
     "",
   ];
   for (const t of spec.targets) for (const f of t.funcs) lines.push(`extern char ${f.alias}[];`);
+  for (const t of spec.targets) {
+    for (const [kind, alias] of Object.entries(t.callbacks ?? {})) {
+      const ret = kind === "pre_patch" ? "int" : "void";
+      lines.push(`extern ${ret} ${alias}(struct klp_object *obj);`);
+    }
+  }
   lines.push("");
   for (const t of spec.targets) {
     lines.push(`static struct klp_func funcs_${ident(t.name)}[] = {`);
@@ -58,7 +66,9 @@ export function moduleSource(spec: ModuleSpec): string {
   lines.push("static struct klp_object objs[] = {");
   for (const t of spec.targets) {
     const name = t.name === "vmlinux" ? "NULL" : cString(t.name);
-    lines.push(`\t{ .name = ${name}, .funcs = funcs_${ident(t.name)} },`);
+    const cbs = Object.entries(t.callbacks ?? {}).map(([kind, alias]) => `.${kind} = ${alias}`);
+    const callbacks = cbs.length ? `, .callbacks = { ${cbs.join(", ")} }` : "";
+    lines.push(`\t{ .name = ${name}, .funcs = funcs_${ident(t.name)}${callbacks} },`);
   }
   lines.push("\t{ }", "};", "");
   lines.push(

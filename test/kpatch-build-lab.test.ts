@@ -1,0 +1,233 @@
+/**
+ * kpatch-build end to end: real patches to the lab kernel's source, built into livepatch
+ * modules, loaded into the running lab kernel under QEMU: old behaviour before, new after
+ * load, old again after disable and unload, and no Call Trace in the kernel log (runGuest fails
+ * on one). And patches that must be refused, with the tree left clean.
+ */
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import test from "node:test";
+import { kpatchBuild } from "../src/build/kpatch-build.js";
+import { labDiffStep } from "../src/build/lab-differ.js";
+import { touchedFiles } from "../src/build/patch-file.js";
+import { runGuest } from "../src/lab/guest.js";
+import { DEFAULT_SERIES } from "../src/lab/paths.js";
+import { requireLab } from "../src/lab/setup.js";
+import { waitTransition } from "../src/lab/smoke.js";
+import { Progress } from "../src/util/progress.js";
+
+const lab = requireLab(DEFAULT_SERIES);
+const PATCHES = join(import.meta.dirname, "..", "..", "test", "fixtures", "patches", lab.series);
+const out = mkdtempSync(join(tmpdir(), "kpatch-build-lab-"));
+test.after(() => rmSync(out, { recursive: true, force: true }));
+
+async function build(patch: string | string[], extra: { replace?: boolean; name?: string } = {}) {
+  const patches = (Array.isArray(patch) ? patch : [patch]).map((p) => join(PATCHES, `${p}.patch`));
+  return kpatchBuild({
+    lab,
+    patches,
+    outDir: out,
+    replace: extra.replace ?? true,
+    jobs: 2,
+    skipCleanup: false,
+    progress: new Progress({ quiet: true }),
+    diff: labDiffStep,
+    ...(extra.name ? { name: extra.name } : {}),
+  });
+}
+
+const kname = (m: string) => m.replace(/-/g, "_");
+const load = (mod: string) => [`insmod ${mod}.ko`, waitTransition(kname(mod))];
+const unload = (mod: string) => [
+  `echo 0 > /sys/kernel/livepatch/${kname(mod)}/enabled`,
+  waitTransition(kname(mod)),
+  `rmmod ${kname(mod)}`,
+];
+
+interface Case {
+  patch: string;
+  /** Functions the module must patch (target:name). */
+  funcs: string[];
+  probe: string;
+  old: RegExp;
+  new: RegExp;
+  /** Commands before the first probe (e.g. loading the module the patch targets). */
+  setup?: string[];
+  files?: string[];
+}
+
+const cmdlineOld = /rdinit=\/init\n$/;
+const CASES: Case[] = [
+  {
+    patch: "cmdline",
+    funcs: ["vmlinux:cmdline_proc_show"],
+    probe: "cat /proc/cmdline",
+    old: cmdlineOld,
+    new: / kpatch-ts=live\n$/,
+  },
+  {
+    patch: "version",
+    funcs: ["vmlinux:version_proc_show"],
+    probe: "cat /proc/version",
+    old: /^Linux version [^\n]*\n$/,
+    new: /\nkpatch-ts: version patched\n$/,
+  },
+  {
+    patch: "meminfo-inline",
+    funcs: ["vmlinux:meminfo_proc_show"],
+    probe: "grep MemTotal /proc/meminfo",
+    old: /^MemTotal: +\d+ kB\n$/,
+    new: /^MemTotal: +\d+ KiB\n$/,
+  },
+  {
+    patch: "new-function",
+    funcs: ["vmlinux:cmdline_proc_show"],
+    probe: "cat /proc/cmdline",
+    old: cmdlineOld,
+    new: / extra=new-function\n$/,
+  },
+  {
+    patch: "new-global",
+    funcs: ["vmlinux:cmdline_proc_show"],
+    probe: "cat /proc/cmdline; cat /proc/cmdline",
+    old: /rdinit=\/init\n[^\n]*rdinit=\/init\n$/,
+    new: / reads=1\n.* reads=2\n$/,
+  },
+  {
+    patch: "static-local",
+    funcs: ["vmlinux:version_proc_show"],
+    probe: "cat /proc/version; cat /proc/version",
+    old: /^Linux version [^\n]*\nLinux version [^\n]*\n$/,
+    new: /^calls=1 Linux version [^\n]*\ncalls=2 Linux/,
+  },
+  {
+    patch: "warn",
+    funcs: ["vmlinux:version_proc_show"],
+    probe: "cat /proc/version",
+    old: /^Linux version/,
+    new: /^warn-guarded Linux version/,
+  },
+  {
+    patch: "two-files",
+    funcs: ["vmlinux:cmdline_proc_show", "vmlinux:version_proc_show"],
+    probe: "cat /proc/cmdline /proc/version",
+    old: /rdinit=\/init\nLinux version/,
+    new: / two-files\ntwo-files Linux version/,
+  },
+  {
+    patch: "module",
+    funcs: ["kobject_example:foo_show"],
+    setup: ["insmod kobject-example.ko", "echo 5 > /sys/kernel/kobject_example/foo"],
+    files: [join(lab.buildDir, "samples", "kobject", "kobject-example.ko")],
+    probe: "cat /sys/kernel/kobject_example/foo",
+    old: /^5\n$/,
+    new: /^5 kpatched\n$/,
+  },
+  {
+    patch: "shadow",
+    funcs: ["vmlinux:cmdline_proc_show"],
+    probe: "cat /proc/cmdline; cat /proc/cmdline",
+    old: /rdinit=\/init\n[^\n]*rdinit=\/init\n$/,
+    new: / shadow_reads=1\n.* shadow_reads=2\n$/,
+  },
+  {
+    patch: "callbacks",
+    funcs: ["vmlinux:version_proc_show"],
+    probe: "cat /proc/version",
+    old: /^Linux version/,
+    new: /^callbacks Linux version/,
+  },
+];
+
+for (const c of CASES) {
+  test(`kpatch-build ${c.patch}.patch: patched live, then rolled back`, async () => {
+    const r = await build(c.patch);
+    const got = r.targets.flatMap((t) => t.funcs.map((f) => `${t.name}:${f.oldName}`)).sort();
+    assert.deepEqual(got, [...c.funcs].sort());
+    const mod = r.name;
+    const commands = [...(c.setup ?? []), c.probe, ...load(mod), c.probe, ...unload(mod), c.probe];
+    const g = await runGuest({ lab, files: [r.module, ...(c.files ?? [])], commands });
+    const at = (i: number) => g.commands[(c.setup?.length ?? 0) + i]!;
+    for (const cmd of g.commands.slice(0, -1)) {
+      if (cmd.command !== c.probe) assert.equal(cmd.exitCode, 0, `${cmd.command}: ${cmd.output}`);
+    }
+    assert.match(at(0).output, c.old, "before loading");
+    assert.match(at(3).output, c.new, "after loading");
+    assert.match(at(7).output, c.old, "after unloading");
+    assert.match(g.kernelLog, new RegExp(`livepatch: '${kname(mod)}': unpatching complete`));
+  });
+}
+
+test("kpatch-build module.patch: a module loaded after the patch is patched when it loads", async () => {
+  const r = await build("module", { name: "livepatch-module-later" });
+  const probe = "cat /sys/kernel/kobject_example/foo";
+  const g = await runGuest({
+    lab,
+    files: [r.module, join(lab.buildDir, "samples", "kobject", "kobject-example.ko")],
+    commands: [...load(r.name), "insmod kobject-example.ko", probe, ...unload(r.name), probe],
+  });
+  assert.equal(g.commands[3]!.output, "0 kpatched\n");
+  assert.equal(g.commands[7]!.output, "0\n");
+});
+
+test("kpatch-build: a second patch replaces the first (atomic replace); with -R both stay", async () => {
+  const first = await build("cmdline");
+  const second = await build("version");
+  const third = await build("version", { replace: false, name: "livepatch-version-r" });
+  const probe = "cat /proc/cmdline /proc/version";
+  const g = await runGuest({
+    lab,
+    files: [first.module, second.module, third.module],
+    commands: [
+      ...load(first.name),
+      ...load(second.name),
+      probe,
+      "ls /sys/kernel/livepatch",
+      `rmmod ${kname(first.name)}`,
+      ...unload(second.name),
+      ...load(first.name),
+      ...load(third.name),
+      probe,
+      "ls /sys/kernel/livepatch",
+    ],
+  });
+  const out = (i: number) => g.commands[i]!.output;
+  assert.match(
+    out(4),
+    /rdinit=\/init\nLinux version[^\n]*\nkpatch-ts: version patched\n$/,
+    "replaced: cmdline patch gone",
+  );
+  assert.equal(out(5).trim(), kname(second.name));
+  assert.match(
+    out(14),
+    / kpatch-ts=live\nLinux version[^\n]*\nkpatch-ts: version patched\n$/,
+    "-R: both active",
+  );
+  assert.deepEqual(out(15).trim().split(/\s+/).sort(), [kname(first.name), kname(third.name)].sort());
+});
+
+function sourceDigest(patch: string): string {
+  const text = readFileSync(join(PATCHES, `${patch}.patch`), "utf8");
+  const h = createHash("sha256");
+  for (const f of touchedFiles(text)) h.update(readFileSync(join(lab.srcDir, f)));
+  return h.digest("hex");
+}
+
+for (const [patch, code] of [
+  ["data-changed", "DIFF_DATA_CHANGED"],
+  ["init-changed", "DIFF_INIT_CHANGED"],
+  ["does-not-apply", "PATCH_FAILED"],
+] as const) {
+  test(`kpatch-build ${patch}.patch is refused with ${code}, the tree left clean, no module written`, async () => {
+    const before = sourceDigest(patch);
+    await assert.rejects(build(patch), (e: Error & { code?: string }) => {
+      assert.equal(e.code, code, e.message);
+      return true;
+    });
+    assert.equal(sourceDigest(patch), before);
+    assert.throws(() => readFileSync(join(out, `livepatch-${patch}.ko`)));
+  });
+}
