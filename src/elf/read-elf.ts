@@ -225,6 +225,7 @@ class Reader {
     for (let i = 1; i < this.sections.length; i++) {
       const sh = this.shdrs[i]!;
       if (sh.type !== SHT_SYMTAB_SHNDX || sh.link !== si) continue;
+      if (sh.entsize !== SHNDX_ENTRY) this.checkEntries(i, SHNDX_ENTRY); // throws ELF_BAD_ENTSIZE
       if (sh.size < count * SHNDX_ENTRY) {
         throw this.fail(
           "ELF_BAD_SYMTAB",

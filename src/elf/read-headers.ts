@@ -47,7 +47,8 @@ export function readHeaders(input: ElfInput): RawHeaders {
   const shoff = toNumber(input.u64(EHDR.shoff), "e_shoff", input.loc({}));
   let shnum = input.u16(EHDR.shnum);
   let shstrndx = input.u16(EHDR.shstrndx);
-  if (shoff === 0) return { header, shdrs: [], shstrndx: 0 };
+  // No section header table: the model still starts with the null section.
+  if (shoff === 0) return { header, shdrs: [nullShdr()], shstrndx: 0 };
 
   const shentsize = input.u16(EHDR.shentsize);
   if (shentsize !== SHDR.SIZE) {
@@ -68,7 +69,7 @@ export function readHeaders(input: ElfInput): RawHeaders {
       input.loc({ offset: shoff }),
     );
   }
-  if (shstrndx >= shnum && shnum > 0) {
+  if (shstrndx !== 0 && shstrndx >= shnum) {
     throw new ElfError(
       "ELF_BAD_SECTION_INDEX",
       `Cannot find the section name table: e_shstrndx ${shstrndx} is past the ${shnum} sections`,
@@ -76,9 +77,14 @@ export function readHeaders(input: ElfInput): RawHeaders {
     );
   }
 
+  if (shnum === 0) return { header, shdrs: [nullShdr()], shstrndx: 0 };
   const shdrs: RawShdr[] = new Array(shnum);
   for (let i = 0; i < shnum; i++) shdrs[i] = readShdr(input, shoff + i * SHDR.SIZE, i);
   return { header, shdrs, shstrndx };
+}
+
+function nullShdr(): RawShdr {
+  return { name: 0, type: SHT_NULL, flags: 0n, addr: 0n, offset: 0, size: 0, link: 0, info: 0, addralign: 0, entsize: 0 };
 }
 
 function readHeader(input: ElfInput): ElfHeader {
