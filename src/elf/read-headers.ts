@@ -84,7 +84,18 @@ export function readHeaders(input: ElfInput): RawHeaders {
 }
 
 function nullShdr(): RawShdr {
-  return { name: 0, type: SHT_NULL, flags: 0n, addr: 0n, offset: 0, size: 0, link: 0, info: 0, addralign: 0, entsize: 0 };
+  return {
+    name: 0,
+    type: SHT_NULL,
+    flags: 0n,
+    addr: 0n,
+    offset: 0,
+    size: 0,
+    link: 0,
+    info: 0,
+    addralign: 0,
+    entsize: 0,
+  };
 }
 
 function readHeader(input: ElfInput): ElfHeader {
