@@ -53,6 +53,7 @@ export class DiffContext {
   readonly ignored = new Map<string, string>();
   readonly warnings: string[] = [];
   #sortedRelocs = new Map<ElfSection, ElfReloc[]>();
+  #sameBytes = new Map<ElfSection, boolean>();
 
   constructor(orig: ElfFile, patched: ElfFile, options: DiffOptions = {}) {
     this.orig = indexObject(orig);
@@ -102,6 +103,21 @@ export class DiffContext {
     let end2 = lo;
     while (end2 < all.length && all[end2]!.offset < end) end2++;
     return lo === 0 && end2 === all.length ? all : all.slice(lo, end2);
+  }
+
+  /** True when twin sections `o` and `p` hold the same bytes (cached: relocations ask often). */
+  sameBytes(o: ElfSection, p: ElfSection): boolean {
+    let same = this.#sameBytes.get(o);
+    if (same === undefined) {
+      const a = o.data;
+      const b = p.data;
+      same =
+        o.size === p.size &&
+        a.length === b.length &&
+        Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));
+      this.#sameBytes.set(o, same);
+    }
+    return same;
   }
 
   warn(message: string): void {

@@ -127,7 +127,7 @@ export function sameRelocTarget(
       if (ctx.twinOf(so) === sp) return true;
       if (so.isUndefined && sp.isUndefined) return so.name === sp.name;
     } else if (so.isSectionSymbol && sp.isSectionSymbol && ctx.sectionTwins.get(so.section!) === sp.section) {
-      if (bytesEqual(so.section!.data, sp.section!.data)) return true;
+      if (ctx.sameBytes(so.section!, sp.section!)) return true;
     }
   }
   const to = resolveRelocTarget(ctx.orig, baseO, ro);
@@ -150,7 +150,7 @@ export function sameTarget(ctx: DiffContext, to: RelocTarget, tp: RelocTarget): 
         tp.kind === "section" &&
         ctx.sectionTwins.get(to.section) === tp.section &&
         to.addend === tp.addend &&
-        bytesEqual(to.section.data, tp.section.data)
+        ctx.sameBytes(to.section, tp.section)
       );
     case "symbol":
       return tp.kind === "symbol" && to.sym.name === tp.sym.name && to.addend === tp.addend;

@@ -1,0 +1,122 @@
+/**
+ * bench/diff: how long the differ takes on the largest lab-kernel objects, against an unchanged
+ * copy and against a small patch (a line inserted at the top, which moves every __LINE__, and a
+ * new function at the end), as a ratio to the time gcc takes to compile the same file in the
+ * same run. Goal: under 2% of compile time.
+ *
+ *   node dist/bench/diff.js [FILE.c ...]     (default: kernel/sched/core.c mm/page_alloc.c kernel/exit.c)
+ */
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
+import { join } from "node:path";
+import { diffObjects, type EntrySizes, probeEntrySizes, splitShell } from "../src/diff/index.js";
+import { readElf, writeElf } from "../src/elf/index.js";
+import { execCheck } from "../src/util/exec.js";
+
+const buildDir = join(
+  process.env["XDG_CACHE_HOME"] ?? join(homedir(), ".cache"),
+  "kpatch-ts",
+  "lab",
+  "current-6.12",
+  "build",
+);
+
+function compileArgs(file: string, src: string, out: string): string[] {
+  const obj = file.replace(/\.c$/, ".o");
+  const cmdFile = join(buildDir, obj.replace(/([^/]+)$/, ".$1.cmd"));
+  const line = /^savedcmd_\S+ := (.*)$/m.exec(readFileSync(cmdFile, "utf8"))![1]!;
+  const words = splitShell(line.split(" ; ")[0]!);
+  const args: string[] = [];
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    if (w.startsWith("-Wp,-MMD")) continue;
+    if (w === "-o") {
+      i++;
+      continue;
+    }
+    if (w.endsWith(".c") && !w.startsWith("-")) continue;
+    args.push(w);
+  }
+  return [...args, "-ffunction-sections", "-fdata-sections", "-o", out, src];
+}
+
+function sourceDir(): string {
+  const cmd = readFileSync(join(buildDir, "kernel", ".exit.o.cmd"), "utf8");
+  return / -I(\S+)\/arch\/x86\/include /.exec(cmd)![1]!;
+}
+
+async function compile(file: string, text: string, dir: string): Promise<{ obj: string; ms: number }> {
+  mkdirSync(dir, { recursive: true });
+  const base = file.slice(file.lastIndexOf("/") + 1);
+  writeFileSync(join(dir, base), text);
+  const obj = join(dir, base.replace(/\.c$/, ".o"));
+  const args = compileArgs(file, join(dir, base), obj);
+  const t0 = performance.now();
+  await execCheck(args[0]!, args.slice(1), { cwd: buildDir, what: `compiling ${file}` });
+  return { obj, ms: performance.now() - t0 };
+}
+
+/** Reading both objects, diffing and writing the output: what `diff-object` does. */
+function timeDiff(
+  origPath: string,
+  patchedPath: string,
+  entrySizes: EntrySizes,
+  runs = 5,
+): { ms: number; readMs: number; changed: number } {
+  let best = Number.POSITIVE_INFINITY;
+  let readMs = 0;
+  let changed = 0;
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    const orig = readElf(readFileSync(origPath), origPath);
+    const patched = readElf(readFileSync(patchedPath), patchedPath);
+    const t1 = performance.now();
+    const result = diffObjects(orig, patched, { entrySizes });
+    if (result.output) writeElf(result.output);
+    const total = performance.now() - t0;
+    if (total < best) {
+      best = total;
+      readMs = t1 - t0;
+    }
+    changed = result.report.changed.length + result.report.new.length;
+  }
+  return { ms: best, readMs, changed };
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(join(buildDir, ".config"))) {
+    process.stderr.write(`bench/diff: the lab kernel is not built (${buildDir})\n`);
+    process.exitCode = 1;
+    return;
+  }
+  const files =
+    process.argv.slice(2).length > 0
+      ? process.argv.slice(2)
+      : ["kernel/sched/core.c", "mm/page_alloc.c", "kernel/exit.c"];
+  const entrySizes = await probeEntrySizes(buildDir);
+  const src = sourceDir();
+  const work = mkdtempSync(join(tmpdir(), "kpatch-bench-diff-"));
+  try {
+    process.stdout.write(
+      "file                    gcc ms   object KB  unchanged ms  (%gcc)   patched ms  (%gcc)  of which reading ms  changed+new\n",
+    );
+    for (const file of files) {
+      const text = readFileSync(join(src, file), "utf8");
+      const patchedText = `/* kpatch-ts bench: every line below moved */\n${text}\nint kpatch_bench_new(int x);\nint kpatch_bench_new(int x) { return x + 1; }\n`;
+      const orig = await compile(file, text, join(work, "orig"));
+      const patched = await compile(file, patchedText, join(work, "patched"));
+      const gccMs = Math.min(orig.ms, patched.ms);
+      const same = timeDiff(orig.obj, orig.obj, entrySizes);
+      const small = timeDiff(orig.obj, patched.obj, entrySizes);
+      const kb = readFileSync(orig.obj).length / 1024;
+      const pct = (ms: number) => `${((100 * ms) / gccMs).toFixed(2)}%`;
+      process.stdout.write(
+        `${file.padEnd(22)} ${gccMs.toFixed(0).padStart(7)} ${kb.toFixed(0).padStart(10)} ${same.ms.toFixed(1).padStart(13)} ${pct(same.ms).padStart(8)} ${small.ms.toFixed(1).padStart(12)} ${pct(small.ms).padStart(7)} ${small.readMs.toFixed(1).padStart(20)} ${String(small.changed).padStart(12)}\n`,
+      );
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+await main();
