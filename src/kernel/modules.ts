@@ -1,7 +1,7 @@
 /**
  * Loading and unloading modules with the system's insmod and rmmod (kmod, or busybox), and
- * what /proc/modules says is loaded. A failed insmod is explained from the kernel log lines
- * the loader printed about the module, when there are any.
+ * what /proc/modules says is loaded. A failed insmod is explained by the last kernel log
+ * lines about the module, when there are any.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -48,11 +48,10 @@ export function isModuleLoaded(name: string, paths: KernelPaths = KERNEL_PATHS):
 
 /** insmod PATH; throws KPATCH_INSMOD_FAILED with insmod's message and the kernel's reason. */
 export async function insertModule(path: string, name: string): Promise<void> {
-  const before = await kernelLogLength();
   const r = await exec("insmod", [path]);
   if (r.code === 0) return;
   const said = `${r.stderr}${r.stdout}`.trim().replace(/^insmod: (ERROR: )?/, "");
-  const kernel = await kernelLogSince(before, name);
+  const kernel = await kernelLogAbout(name);
   throw new KpatchError(
     "KPATCH_INSMOD_FAILED",
     `Cannot load ${name}: insmod failed: ${said || `exit status ${r.code}`}${kernel ? `\nkernel log:\n${kernel}` : ""}`,
@@ -71,26 +70,16 @@ export async function removeModule(name: string): Promise<void> {
   );
 }
 
-/** Lines in the kernel log so far (dmesg), to tell new lines from old; 0 when unreadable. */
-async function kernelLogLength(): Promise<number> {
-  try {
-    const r = await exec("dmesg", []);
-    return r.code === 0 ? r.stdout.split("\n").length : 0;
-  } catch {
-    return 0;
-  }
-}
-
-/** New kernel log lines that mention the module or the module loader, indented. */
-async function kernelLogSince(lines: number, name: string): Promise<string> {
+/** The last kernel log lines that mention the module (what the loader said about it), indented. */
+async function kernelLogAbout(name: string): Promise<string> {
   try {
     const r = await exec("dmesg", []);
     if (r.code !== 0) return "";
-    const fresh = r.stdout.split("\n").slice(Math.max(0, lines - 1));
     const dashed = name.replace(/_/g, "-");
-    return fresh
-      .filter((l) => l.includes(name) || l.includes(dashed) || /livepatch|module|magic/i.test(l))
-      .slice(-10)
+    return r.stdout
+      .split("\n")
+      .filter((l) => l.includes(name) || l.includes(dashed))
+      .slice(-5)
       .map((l) => `  ${l.trim()}`)
       .join("\n");
   } catch {
