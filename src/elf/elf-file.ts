@@ -4,6 +4,7 @@ import {
   EV_CURRENT,
   SHF_GROUP,
   SHF_INFO_LINK,
+  SHF_RELA_LIVEPATCH,
   SHT_NULL,
   SHT_RELA,
   SHT_STRTAB,
@@ -206,13 +207,21 @@ export class ElfFile implements ElfHeader {
 
   // ---- changes -------------------------------------------------------------------------------
 
-  /** Appends a section to the header table. */
+  /**
+   * Appends a section to the header table. With `base`, a relocation section applies to it (and
+   * becomes its `rela` unless it has one or this is a SHF_RELA_LIVEPATCH section).
+   */
   addSection(init: SectionInit): ElfSection {
     if (init.link) this.#own(init.link, "link a section to");
+    if (init.base) this.#own(init.base, "relocate");
     const sec = new ElfSection(init);
     sec.file = this;
     sec._index = this.#sections.length;
     this.#sections.push(sec);
+    if (init.base) {
+      sec.base = init.base;
+      if (isOrdinaryRela(sec) && init.base.rela === undefined) init.base.rela = sec;
+    }
     if (this.#sectionsByName) multiAdd(this.#sectionsByName, sec.name, sec);
     return sec;
   }
@@ -269,9 +278,8 @@ export class ElfFile implements ElfHeader {
         addralign: 8,
         entsize: RELA.SIZE,
         link: this.symtab,
+        base,
       });
-      rela.base = base;
-      base.rela = rela;
       if (base.group) {
         base.group.members.push(rela);
         rela.group = base.group;
@@ -466,6 +474,11 @@ export class ElfFile implements ElfHeader {
     this.#bySection = map;
     return map;
   }
+}
+
+/** A relocation section the linker applies (not a .klp.rela section, which the livepatch core applies). */
+export function isOrdinaryRela(sec: ElfSection): boolean {
+  return sec.isRela && (sec.flags & SHF_RELA_LIVEPATCH) === 0n;
 }
 
 /** A new, empty relocatable object: the null section, .symtab with the null symbol, .strtab, .shstrtab. */

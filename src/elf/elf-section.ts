@@ -14,6 +14,9 @@ import type { ElfReloc } from "./elf-reloc.js";
 import type { ElfSymbol } from "./elf-symbol.js";
 import { GRP, REL, RELA, SHNDX_ENTRY, SYM } from "./layout.js";
 
+/** Shared by every section without contents: a zero-length array cannot be written to. */
+const NO_BYTES = new Uint8Array(0);
+
 export interface SectionInit {
   name: string;
   type: number; // SHT_*
@@ -27,6 +30,8 @@ export interface SectionInit {
   size?: number;
   link?: ElfSection;
   info?: number;
+  /** For a relocation section: the section it applies to (ElfFile.addSection sets the back-pointer). */
+  base?: ElfSection;
 }
 
 /**
@@ -56,7 +61,10 @@ export class ElfSection {
   info: number;
   /** SHT_RELA/SHT_REL (or SHF_INFO_LINK): the section sh_info names, which the relocations apply to. */
   base: ElfSection | undefined;
-  /** On a section with relocations: its SHT_RELA (or SHT_REL) section. */
+  /**
+   * On a section with relocations: its SHT_RELA (or SHT_REL) section, the first one; a
+   * `.klp.rela.*` section (SHF_RELA_LIVEPATCH) applying to it is never this.
+   */
   rela: ElfSection | undefined;
   relocs: ElfReloc[];
   /** SHT_GROUP: the flag word (GRP_COMDAT), the member sections and the signature symbol. */
@@ -82,11 +90,11 @@ export class ElfSection {
     this.addr = init.addr ?? 0n;
     this.addralign = init.addralign ?? 1;
     this.entsize = init.entsize ?? 0;
-    this.data = init.data ?? new Uint8Array(0);
+    this.data = init.data ?? NO_BYTES;
     this.#nobitsSize = init.size ?? 0;
     this.link = init.link;
     this.info = init.info ?? 0;
-    this.base = undefined;
+    this.base = init.base;
     this.rela = undefined;
     this.relocs = [];
     this.groupFlags = 0;

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { assemble, compileC, linkExecutable } from "../../test/elf/tools.js";
+import { assemble, compileC, linkExecutable, linkShared } from "../../test/elf/tools.js";
 import {
+  ET_DYN,
   ET_EXEC,
   ET_REL,
   GRP_COMDAT,
@@ -230,4 +231,17 @@ test("readElf() reads an executable's sections and symbols", () => {
   assert.ok(text);
   assert.ok(start.value >= text.addr);
   assert.equal(elf.symbolAt(text, Number(start.value - text.addr)), start);
+});
+
+test("readElf() reads a shared object's sections and symbols, keeping its relocations as bytes", () => {
+  const obj = compileC("read-dyn", "int counter; int get(void) { return counter; }", ["-fPIC"]);
+  const so = linkShared("read-dyn.so", [obj.path]);
+  const elf = readElf(so.bytes, so.path);
+  assert.equal(elf.type, ET_DYN);
+  assert.equal(elf.lookupSymbol("get").type, STT_FUNC);
+  const dyn = elf.findSection(".rela.dyn");
+  assert.ok(dyn);
+  assert.equal(dyn.relocs.length, 0);
+  assert.equal(dyn.size, dyn.data.length);
+  assert.ok(dyn.data.length > 0);
 });

@@ -23,13 +23,15 @@ import {
   STT_SECTION,
 } from "./constants.js";
 import { ElfError } from "./elf-error.js";
-import { ElfFile } from "./elf-file.js";
+import { ElfFile, isOrdinaryRela } from "./elf-file.js";
 import { noteAlignment, parseNotes } from "./elf-note.js";
 import { ElfReloc } from "./elf-reloc.js";
 import { ElfSection } from "./elf-section.js";
 import { ElfSymbol } from "./elf-symbol.js";
 import { GRP, REL, RELA, SHNDX_ENTRY, SYM } from "./layout.js";
 import { type RawShdr, readHeaders } from "./read-headers.js";
+
+const NO_BYTES = new Uint8Array(0);
 
 /** Reads an ELF64 x86-64 object. `path` only names the file in errors. */
 export function readElf(bytes: Uint8Array, path?: string): ElfFile {
@@ -48,7 +50,7 @@ export function readElf(bytes: Uint8Array, path?: string): ElfFile {
     else if (sec.type === SHT_GROUP) ctx.readGroup(i, symtab, symbols);
     else if (sec.type === SHT_NOTE) {
       sec.notes = parseNotes(input, sh.offset, sh.size, noteAlignment(sh.addralign), ctx.loc(i));
-      sec.data = new Uint8Array(0);
+      sec.data = NO_BYTES;
     }
   }
   file.symtab = symtab;
@@ -120,7 +122,7 @@ class Reader {
       const infoIsSection = sec.isRela || (sh.flags & SHF_INFO_LINK) !== 0n;
       if (infoIsSection && sh.info !== 0) {
         sec.base = this.sectionAt(sh.info, i, "sh_info");
-        if (sec.isRela) sec.base.rela = sec;
+        if (isOrdinaryRela(sec) && sec.base.rela === undefined) sec.base.rela = sec;
       } else if (sec.type !== SHT_SYMTAB && sec.type !== SHT_GROUP) {
         sec.info = sh.info; // symtab and group sh_info are derived from the model when written
       }
@@ -245,7 +247,7 @@ class Reader {
     const rela = sec.type === SHT_RELA;
     const entry = rela ? RELA.SIZE : REL.SIZE;
     this.checkEntries(ri, entry);
-    sec.data = new Uint8Array(0);
+    sec.data = NO_BYTES;
     const count = sh.size / entry;
     if (count === 0) return;
     const base = sec.base;
@@ -328,7 +330,7 @@ class Reader {
       members.push(member);
     }
     sec.members = members;
-    sec.data = new Uint8Array(0);
+    sec.data = NO_BYTES;
   }
 
   /** sh_entsize must be the record size and sh_size a multiple of it. */

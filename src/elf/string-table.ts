@@ -2,34 +2,42 @@
  * A fresh string table with tail merging: a string that ends another one is stored inside it
  * (".text" inside ".rela.text"), the way GNU as and ld build .strtab and .shstrtab, so a rewritten
  * object has string tables of the same size as the assembler's.
+ *
+ * `add()` hands out ids in call order; after `finish()`, `offsetOf(id)` is the string's offset.
+ * No hashing: strings are sorted once by their reversed text, which puts duplicates next to each
+ * other and every string right after the longer strings it ends.
  */
 export class StringTableBuilder {
-  private readonly strings = new Set<string>();
-  private offsets: Map<string, number> | undefined;
-  private kept: { s: string; at: number }[] = [];
+  private readonly strings: string[] = [];
+  private offsets = new Int32Array(0);
+  private kept: number[] = [];
   private total = 1;
 
-  add(s: string): void {
-    if (s !== "") this.strings.add(s);
+  /** Adds a string (duplicates welcome) and returns its id. */
+  add(s: string): number {
+    this.strings.push(s);
+    return this.strings.length - 1;
   }
 
   /** Lays the table out; after this, `size` and `offsetOf()` answer. */
   finish(): void {
-    // Sort by reversed string; a string that is a suffix of others sorts right after them.
-    const list = [...this.strings].sort(compareReversed);
-    const offsets = new Map<string, number>();
+    const strings = this.strings;
+    const order = Array.from(strings.keys()).sort((a, b) => compareReversed(strings[a]!, strings[b]!));
+    const offsets = new Int32Array(strings.length);
     let prev = "";
     let prevAt = 0;
     let total = 1; // offset 0 is the empty string
-    for (const s of list) {
+    for (const id of order) {
+      const s = strings[id]!;
       let at: number;
-      if (prev.length >= s.length && prev.endsWith(s)) at = prevAt + prev.length - s.length;
+      if (s === "") at = 0;
+      else if (prev.length >= s.length && prev.endsWith(s)) at = prevAt + prev.length - s.length;
       else {
         at = total;
         total += s.length + 1;
-        this.kept.push({ s, at });
+        this.kept.push(id);
       }
-      offsets.set(s, at);
+      offsets[id] = at;
       prev = s;
       prevAt = at;
     }
@@ -41,16 +49,13 @@ export class StringTableBuilder {
     return this.total;
   }
 
-  offsetOf(s: string): number {
-    if (s === "") return 0;
-    const at = this.offsets?.get(s);
-    if (at === undefined) throw new Error(`string table: ${JSON.stringify(s)} was not added before finish()`);
-    return at;
+  offsetOf(id: number): number {
+    return this.offsets[id]!;
   }
 
   /** Writes the table at `start` of `out` (zeroed before), `size` bytes. */
   write(out: Buffer, start: number): void {
-    for (const { s, at } of this.kept) out.write(s, start + at, "latin1");
+    for (const id of this.kept) out.write(this.strings[id]!, start + this.offsets[id]!, "latin1");
   }
 }
 

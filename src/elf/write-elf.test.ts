@@ -2,9 +2,23 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { assemble, compileC, linkExecutable, readelf, run, saveBytes } from "../../test/elf/tools.js";
 import { compareElf } from "./compare-elf.js";
-import { R_X86_64_PLT32, SHT_PROGBITS, STB_GLOBAL, STB_LOCAL, STT_FUNC, STT_OBJECT } from "./constants.js";
+import {
+  R_X86_64_PC32,
+  R_X86_64_PLT32,
+  SHF_ALLOC,
+  SHF_INFO_LINK,
+  SHF_RELA_LIVEPATCH,
+  SHN_LIVEPATCH,
+  SHT_PROGBITS,
+  SHT_RELA,
+  STB_GLOBAL,
+  STB_LOCAL,
+  STT_FUNC,
+  STT_OBJECT,
+} from "./constants.js";
 import { ElfError } from "./elf-error.js";
 import { createElf } from "./elf-file.js";
+import { ElfReloc } from "./elf-reloc.js";
 import { readElf } from "./read-elf.js";
 import { writeElf } from "./write-elf.js";
 
@@ -167,4 +181,47 @@ test("writeElf() refuses a relocation against a removed symbol", () => {
     () => writeElf(elf),
     (e: unknown) => e instanceof ElfError && e.code === "ELF_NOT_OWNED",
   );
+});
+
+test("writeElf() writes livepatch relocation sections and SHN_LIVEPATCH symbols", async () => {
+  const elf = createElf();
+  const text = elf.addSection({
+    name: ".text",
+    type: SHT_PROGBITS,
+    flags: 0x6n,
+    addralign: 16,
+    data: new Uint8Array(8),
+  });
+  elf.addSymbol({ name: "fixed_fn", type: STT_FUNC, bind: STB_GLOBAL, section: text, size: 8n });
+  // module-elf-format.rst: .klp.sym.<objname>.<symbol>,<sympos> with st_shndx SHN_LIVEPATCH
+  const klpSym = elf.addSymbol({
+    name: ".klp.sym.vmlinux.saved_command_line,0",
+    bind: STB_GLOBAL,
+    shndx: SHN_LIVEPATCH,
+  });
+  const klpRela = elf.addSection({
+    name: ".klp.rela.vmlinux..text",
+    type: SHT_RELA,
+    flags: SHF_ALLOC | SHF_INFO_LINK | SHF_RELA_LIVEPATCH,
+    addralign: 8,
+    entsize: 24,
+    link: elf.symtab,
+    base: text,
+  });
+  assert.equal(text.rela, undefined, "a .klp.rela section is not the section's rela");
+  klpRela.relocs.push(new ElfReloc(3, R_X86_64_PC32, klpSym, -4n));
+  const out = writeElf(elf);
+  const back = readElf(out);
+  assert.deepEqual(compareElf(elf, back), []);
+  const sym = back.lookupSymbol(".klp.sym.vmlinux.saved_command_line,0");
+  assert.equal(sym.shndx, SHN_LIVEPATCH);
+  assert.equal(sym.section, undefined);
+  const rela = back.lookupSection(".klp.rela.vmlinux..text");
+  assert.equal(rela.flags & SHF_RELA_LIVEPATCH, SHF_RELA_LIVEPATCH);
+  assert.equal(rela.base, back.lookupSection(".text"));
+  assert.equal(rela.relocs[0]!.symbol, sym);
+  const path = saveBytes("klp.o", out);
+  const text2 = await run("readelf", ["-s", "-r", "-W", path]);
+  assert.match(text2, /\.klp\.rela\.vmlinux\.\.text' at offset 0x[0-9a-f]+ contains 1 entry/);
+  assert.match(text2, /LIVEPATCH|0xff20|OS\[0xff20\]/);
 });

@@ -64,6 +64,10 @@ class Writer {
   reordered: Map<ElfSymbol, number> | undefined;
   firstGlobal = 0;
   readonly tables = new Map<ElfSection, StringTableBuilder>();
+  /** String table ids of the symbol names (output order) and section names. */
+  symbolNames = new Int32Array(0);
+  sectionNames = new Int32Array(0);
+  shndxName = 0;
   shndxTable: ElfSection | undefined;
   addShndx = false;
   /** The output as i64s: storing a bigint there is several times faster than DataView.setBigInt64. */
@@ -171,7 +175,7 @@ class Writer {
     if (strtab) {
       const table = new StringTableBuilder();
       this.tables.set(strtab, table);
-      for (const sym of symbols) table.add(sym.name);
+      this.symbolNames = Int32Array.from(symbols, (sym) => table.add(sym.name));
     } else if (symbols.some((s) => s.name !== ""))
       throw this.fail("ELF_BAD_STRING", "symbols have names but there is no symbol string table");
 
@@ -180,8 +184,8 @@ class Writer {
       this.sectionIndex(shstrtab, "e_shstrndx");
       const table = this.tables.get(shstrtab) ?? new StringTableBuilder();
       this.tables.set(shstrtab, table);
-      for (const sec of sections) table.add(sec.name);
-      if (this.addShndx) table.add(".symtab_shndx");
+      this.sectionNames = Int32Array.from(sections, (sec) => table.add(sec.name));
+      if (this.addShndx) this.shndxName = table.add(".symtab_shndx");
     } else if (sections.some((s) => s.name !== ""))
       throw this.fail("ELF_BAD_STRING", "sections have names but there is no section name table");
     for (const table of this.tables.values()) table.finish();
@@ -240,7 +244,7 @@ class Writer {
         shndx = this.sectionIndex(sym.section, `symbol ${sym.name}`);
         if (shndx >= SHN_LORESERVE) shndx = SHN_XINDEX;
       }
-      if (names) view.setUint32(at + SYM.name, names.offsetOf(sym.name), true);
+      if (names) view.setUint32(at + SYM.name, names.offsetOf(this.symbolNames[i]!), true);
       view.setUint8(at + SYM.info, ((sym.bind & 0xf) << 4) | (sym.type & 0xf));
       view.setUint8(at + SYM.other, sym.other & 0xff);
       view.setUint16(at + SYM.shndx, shndx, true);
@@ -312,7 +316,7 @@ class Writer {
     const names = this.file.shstrtab ? this.tables.get(this.file.shstrtab) : undefined;
     const symtab = this.file.symtab;
     if (sec === undefined) {
-      view.setUint32(at + SHDR.name, names ? names.offsetOf(".symtab_shndx") : 0, true);
+      view.setUint32(at + SHDR.name, names ? names.offsetOf(this.shndxName) : 0, true);
       view.setUint32(at + SHDR.type, SHT_SYMTAB_SHNDX, true);
       view.setBigUint64(at + SHDR.offset, BigInt(entry.offset), true);
       view.setBigUint64(at + SHDR.size, BigInt(entry.size), true);
@@ -336,7 +340,7 @@ class Writer {
     const link = sec.link ? this.sectionIndex(sec.link, `section ${sec.name}`) : 0;
     const size = sec.type === SHT_NOBITS || sec.type === SHT_NULL ? sec.size : entry.size;
 
-    view.setUint32(at + SHDR.name, names ? names.offsetOf(sec.name) : 0, true);
+    view.setUint32(at + SHDR.name, names ? names.offsetOf(this.sectionNames[index]!) : 0, true);
     view.setUint32(at + SHDR.type, sec.type, true);
     view.setBigUint64(at + SHDR.flags, BigInt.asUintN(64, sec.flags), true);
     view.setBigUint64(at + SHDR.addr, BigInt.asUintN(64, sec.addr), true);

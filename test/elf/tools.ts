@@ -59,6 +59,13 @@ export function linkExecutable(name: string, objects: string[]): BuiltObject {
   return { path, bytes: new Uint8Array(readFileSync(path)) };
 }
 
+/** Links objects into a shared library: <tempdir>/<name>. */
+export function linkShared(name: string, objects: string[]): BuiltObject {
+  const path = join(tempDir(), name);
+  execFileSync("gcc", ["-shared", "-nostdlib", ...objects, "-o", path], { stdio: "pipe" });
+  return { path, bytes: new Uint8Array(readFileSync(path)) };
+}
+
 /** Writes bytes to <tempdir>/<name> and returns the path. */
 export function saveBytes(name: string, bytes: Uint8Array): string {
   const path = join(tempDir(), name);
