@@ -5,8 +5,10 @@
  */
 import type { ElfSection } from "../elf/index.js";
 import type { DiffContext } from "./context.js";
+import { baseName } from "./correlate-symbols.js";
 import { DiffError } from "./diff-error.js";
 import { hasFentryCall } from "./object-index.js";
+import { FRESH_STATIC_LOCALS } from "./policy.js";
 import { bytesEqual, sameRelocTarget } from "./reloc-target.js";
 
 export function verifyChanges(ctx: DiffContext): void {
@@ -39,6 +41,7 @@ export function verifyChanges(ctx: DiffContext): void {
       );
     }
   }
+  verifyNewStaticLocals(ctx);
   for (const sec of ctx.patched.file.sections) {
     const kind = ctx.patched.info.get(sec)?.kind;
     if (kind === "ignored") {
@@ -64,4 +67,35 @@ function sameSection(ctx: DiffContext, o: ElfSection, p: ElfSection): boolean {
   const rp = ctx.relocsOf(p);
   if (ro.length !== rp.length) return false;
   return ro.every((r, i) => r.offset === rp[i]!.offset && sameRelocTarget(ctx, o, r, p, rp[i]!));
+}
+
+const FRESH = new Set(FRESH_STATIC_LOCALS.map((f) => f.name));
+
+/**
+ * A "new" static object whose base name an uncorrelated original object also has is most likely
+ * the same variable under a renumbered name that could not be matched: a fresh copy would split
+ * its state in two. Only bookkeeping statics (policy.ts FRESH_STATIC_LOCALS) may start fresh.
+ */
+function verifyNewStaticLocals(ctx: DiffContext): void {
+  const orphans = new Map<string, string>();
+  for (const o of ctx.orig.objects) {
+    if (o.sym.isLocal && !ctx.twinOf(o.sym)) orphans.set(baseName(o.sym.name), o.sym.name);
+  }
+  for (const p of ctx.patched.objects) {
+    if (ctx.status.get(p) !== "new" || !p.sym.isLocal) continue;
+    const base = baseName(p.sym.name);
+    const orig = orphans.get(base);
+    if (orig === undefined) continue;
+    if (FRESH.has(base)) {
+      ctx.warn(
+        `${p.sym.name} starts fresh in the patch (it may be the original ${orig}): ${base} only keeps bookkeeping`,
+      );
+      continue;
+    }
+    throw new DiffError(
+      "DIFF_SYMBOL_MISMATCH",
+      `Cannot tell whether static ${p.sym.name} is the original ${orig}: a new copy would split its state; rename it or make it used by the same functions`,
+      { file: ctx.patched.file.path, section: p.section.name, symbol: p.sym.name },
+    );
+  }
 }
