@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 npm ci --no-audit --no-fund --loglevel=error
 npm run build
-node dist/src/cli/kpatch-lab.js setup --comparison-build
+node dist/src/cli/kpatch-lab.js setup
 exec node dist/src/cli/kpatch-lab.js demo

@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 npm ci --no-audit --no-fund --loglevel=error
 npm run build
 npm run lint
-node dist/src/cli/kpatch-lab.js setup --comparison-build
+node dist/src/cli/kpatch-lab.js setup
 exec node --test --test-concurrency=1 dist/src dist/test

@@ -10,11 +10,11 @@ import { basename, join, resolve } from "node:path";
 import type { ElfFile } from "../elf/elf-file.js";
 import { buildModule, type DiffOutput } from "../klp/build-module.js";
 import type { PatchedTarget } from "../klp/module-source.js";
+import { cacheRoot } from "../lab/paths.js";
 import type { Lab } from "../lab/setup.js";
 import { KpatchError } from "../util/errors.js";
 import type { Progress } from "../util/progress.js";
 import { checkTree } from "./check-tree.js";
-import { ensureComparisonBuild } from "./comparison-build.js";
 import { readPatch } from "./patch-file.js";
 import { buildPatchedObjects, type ObjectPair } from "./patched-objects.js";
 
@@ -71,7 +71,11 @@ export async function kpatchBuild(options: KpatchBuildOptions): Promise<KpatchBu
   progress.begin("check", `${lab.buildDir}/.config`);
   await checkTree(join(lab.buildDir, ".config"));
   progress.end("livepatch, ftrace, kallsyms, compiler: ok");
-  const tree = await ensureComparisonBuild(lab, progress, options.jobs);
+  const tree = {
+    srcDir: lab.srcDir,
+    buildDir: lab.buildDir,
+    cacheDir: join(cacheRoot(), "objects", `${lab.series}-${lab.key}`),
+  };
   const workDir = mkdtempSync(join(tmpdir(), `kpatch-build-${name}-`));
   options.onWorkDir?.(workDir);
   try {

@@ -1,16 +1,25 @@
 /**
- * Build the objects a patch changes, in the comparison tree, without a full rebuild: apply
- * the patches, find every object whose recorded dependencies include a touched file, save
- * those objects, recompile them, keep the results, then revert the patches and put the saved
- * objects and source times back, so the tree is exactly as before (also on failure).
+ * Build the two versions of every object a patch changes, without building the kernel: the
+ * objects come from the target's build tree (the one that built the running kernel), whose
+ * kbuild records say which objects depend on which files and how each was compiled. Each
+ * candidate is compiled with -ffunction-sections -fdata-sections before the patch (cached
+ * across runs) and after it; then the patches are reverted and the touched files get their
+ * modification times back, so the tree is exactly as before, also on failure or Ctrl-C.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, utimesSync } from "node:fs";
+import { createHash } from "node:crypto";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
-import { KpatchError } from "../util/errors.js";
-import { exec } from "../util/exec.js";
 import type { Progress } from "../util/progress.js";
-import { type ComparisonTree, comparisonMake, KBUILD_ENV } from "./comparison-build.js";
-import { cmdFile, type KbuildObject, kernelObjects, objectsDependingOn } from "./kbuild-tree.js";
+import { type KbuildObject, kernelObjects, objectsDependingOn } from "./kbuild-tree.js";
+import { compileObject, installMacros, savedCommand, sectionCommand } from "./object-compile.js";
 import { applyPatches, revertPatches, type SourcePatch, snapshotMtimes } from "./patch-file.js";
 
 export interface ObjectPair extends KbuildObject {
@@ -19,93 +28,101 @@ export interface ObjectPair extends KbuildObject {
 }
 
 export interface PatchedBuild {
-  /** Objects whose bytes changed, with paths to both versions under the work directory. */
+  /** Objects whose bytes changed, with paths to both versions. */
   changed: ObjectPair[];
   /** Objects recompiled whose bytes did not change. */
   unchanged: KbuildObject[];
-  /** Touched files no kernel object depends on (e.g. a file not in this config). */
+  /** Touched .c files no kernel object is built from (e.g. a file not in this config). */
   unused: string[];
 }
 
-function copyKeepingTime(from: string, to: string): void {
-  mkdirSync(dirname(to), { recursive: true });
-  copyFileSync(from, to);
-  const st = statSync(from);
-  utimesSync(to, st.atime, st.mtime);
+export interface BuildTree {
+  /** Kernel source (patched and restored in place). */
+  srcDir: string;
+  /** kbuild output tree of the running kernel (read only). */
+  buildDir: string;
+  /** Where original objects are cached. */
+  cacheDir: string;
+}
+
+/** Run `fn` over `items`, at most `jobs` at a time. */
+async function pool<T>(items: readonly T[], jobs: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(jobs, items.length)) }, worker));
+}
+
+/** The original object, compiled before any patch is applied, cached by command and source. */
+async function originalObject(tree: BuildTree, o: KbuildObject): Promise<string> {
+  const out = join(tree.cacheDir, o.path);
+  const key = createHash("sha256")
+    .update(sectionCommand(savedCommand(tree.buildDir, o.path), o.path, "OUT"))
+    .update(readFileSync(o.source))
+    .digest("hex");
+  const keyFile = `${out}.key`;
+  if (existsSync(out) && existsSync(keyFile) && readFileSync(keyFile, "utf8") === key) return out;
+  const tmp = `${out}.tmp-${process.pid}`;
+  await compileObject(tree.buildDir, o.path, tmp);
+  renameSync(tmp, out);
+  writeFileSync(keyFile, key);
+  return out;
 }
 
 export async function buildPatchedObjects(
-  tree: ComparisonTree,
+  tree: BuildTree,
   patches: readonly SourcePatch[],
   workDir: string,
   progress: Progress,
   jobs: number,
 ): Promise<PatchedBuild> {
-  progress.begin("find objects", "reading kbuild dependencies");
-  const index = kernelObjects(tree.dir);
+  installMacros();
+  progress.begin("find objects", "reading kbuild records");
+  const index = kernelObjects(tree.buildDir);
   const touched = [...new Set(patches.flatMap((p) => p.files))];
-  progress.end(`${index.length} kernel objects indexed`);
+  const candidates = objectsDependingOn(
+    index,
+    touched.map((f) => join(tree.srcDir, f)),
+    tree.buildDir,
+  );
+  progress.end(`${candidates.length} of ${index.length} objects depend on ${touched.join(" ")}`);
+
+  progress.begin("original build", `${candidates.length} objects`);
+  let n = 0;
+  const origs = new Map<string, string>();
+  await pool(candidates, jobs, async (o) => {
+    origs.set(o.path, await originalObject(tree, o));
+    progress.update(`${++n}/${candidates.length} ${o.path}`, n / candidates.length);
+  });
+  progress.end(`${candidates.length} objects (cached ones reused)`);
 
   const mtimes = snapshotMtimes(tree.srcDir, touched);
-  progress.begin("apply patches", touched.join(" "));
+  progress.begin("apply patches", `${patches.length} patches`);
   await applyPatches(tree.srcDir, patches);
   progress.end(`${patches.length} applied`);
-  const saved: KbuildObject[] = [];
-  let candidates: KbuildObject[] = [];
   try {
-    const abs = touched.map((f) => join(tree.srcDir, f));
-    candidates = objectsDependingOn(index, abs, tree.dir);
-    for (const o of candidates) {
-      for (const f of [join(tree.dir, o.path), cmdFile(tree.dir, o.path)]) {
-        copyKeepingTime(f, join(workDir, "saved", f.slice(tree.dir.length + 1)));
-      }
-      saved.push(o);
-    }
-    if (candidates.length > 0) {
-      progress.begin("patched build", `${candidates.length} objects`);
-      let n = 0;
-      const r = await exec(
-        "make",
-        comparisonMake(
-          tree,
-          jobs,
-          candidates.map((o) => o.path),
-        ),
-        {
-          env: { ...process.env, ...KBUILD_ENV },
-          onLine: (line) => {
-            const m = /^\s+(CC|AS)( \[M\])?\s+(\S+)/.exec(line);
-            if (m) progress.update(`${++n}/${candidates.length} ${m[3]}`, n / candidates.length);
-          },
-        },
-      );
-      if (r.code !== 0) {
-        const errs = `${r.stdout}\n${r.stderr}`
-          .split("\n")
-          .filter((l) => /error|warning: /i.test(l))
-          .slice(-20)
-          .join("\n");
-        throw new KpatchError("BUILD_FAILED", `The patched source does not compile:\n${errs}`);
-      }
-      for (const o of candidates) copyKeepingTime(join(tree.dir, o.path), join(workDir, "patched", o.path));
-      progress.end(`${n} compiled`);
-    }
+    progress.begin("patched build", `${candidates.length} objects`);
+    n = 0;
+    await pool(candidates, jobs, async (o) => {
+      await compileObject(tree.buildDir, o.path, join(workDir, "patched", o.path));
+      progress.update(`${++n}/${candidates.length} ${o.path}`, n / candidates.length);
+    });
+    progress.end(`${n} compiled`);
   } finally {
     progress.begin("revert patches");
     await revertPatches(tree.srcDir, patches);
     for (const [f, t] of mtimes)
       if (t && existsSync(join(tree.srcDir, f))) utimesSync(join(tree.srcDir, f), t, t);
-    for (const o of saved) {
-      copyKeepingTime(join(workDir, "saved", o.path), join(tree.dir, o.path));
-      const cmd = cmdFile(tree.dir, o.path);
-      copyKeepingTime(join(workDir, "saved", cmd.slice(tree.dir.length + 1)), cmd);
-    }
-    progress.end("tree restored");
+    progress.end("source tree restored");
   }
+
   const changed: ObjectPair[] = [];
   const unchanged: KbuildObject[] = [];
   for (const o of candidates) {
-    const orig = join(workDir, "saved", o.path);
+    const orig = join(workDir, "orig", o.path);
+    mkdirSync(dirname(orig), { recursive: true });
+    copyFileSync(origs.get(o.path)!, orig);
     const patched = join(workDir, "patched", o.path);
     if (readFileSync(orig).equals(readFileSync(patched))) unchanged.push(o);
     else changed.push({ ...o, orig, patched });

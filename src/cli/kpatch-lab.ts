@@ -5,7 +5,6 @@
  */
 import { parseArgs } from "node:util";
 import { runDemo } from "../lab/demo.js";
-import { ensureComparisonBuild } from "../build/comparison-build.js";
 import { runGuest } from "../lab/guest.js";
 import { DEFAULT_SERIES, KERNEL_SERIES, type KernelSeries } from "../lab/paths.js";
 import { requireLab, setupLab } from "../lab/setup.js";
@@ -19,13 +18,10 @@ linux-source package, booted under QEMU (KVM when it works, else TCG). Nothing i
 ever loaded into this machine's own kernel.
 
 Commands:
-  setup [--kernel 6.12|6.1] [-j JOBS] [--no-install] [--comparison-build]
+  setup [--kernel 6.12|6.1] [-j JOBS] [--no-install]
         Install the Debian packages the lab needs (as root), unpack the kernel
         source, configure it (tinyconfig + lab/config fragments), build it, and
         make the initramfs. Cached: a second run with nothing changed takes seconds.
-        --comparison-build also makes kpatch-build's original build of the same
-        source and config (-ffunction-sections -fdata-sections; about as long as
-        the lab build), which the first kpatch-build would otherwise make.
   run [--kernel K] [--file PATH]... [--share-host] [--timeout SEC] [--json] -- COMMAND...
         Boot the lab kernel with the files (in /lab/files, the working directory),
         run each COMMAND (one shell command per argument) and print its output and
@@ -67,7 +63,6 @@ async function main(argv: string[]): Promise<number> {
           kernel: { type: "string" },
           jobs: { type: "string", short: "j" },
           "no-install": { type: "boolean" },
-          "comparison-build": { type: "boolean" },
           help: { type: "boolean", short: "h" },
         },
       });
@@ -80,7 +75,6 @@ async function main(argv: string[]): Promise<number> {
         installPackages: !values["no-install"],
         ...(values.jobs ? { jobs: Number(values.jobs) } : {}),
       });
-      if (values["comparison-build"]) await ensureComparisonBuild(lab, progress);
       progress.note(
         `lab ready in ${formatDuration(performance.now() - started)}: Linux ${lab.kernelRelease}\n  kernel ${lab.bzImage}\n  build tree ${lab.buildDir}`,
       );

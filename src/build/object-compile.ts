@@ -1,0 +1,85 @@
+/**
+ * Compiling one kernel object the way kbuild compiled it, but with one function and one data
+ * object per section (-ffunction-sections -fdata-sections), into a directory of ours. The
+ * command comes from kbuild's own record (`savedcmd_<obj>` in .<name>.o.cmd in the target's
+ * build tree), so flags, defines, include paths, objtool passes and generated headers are the
+ * ones that built the running kernel; only the section flags, our include directory (for
+ * kpatch-macros.h) and the output path differ. Nothing is written into the build tree.
+ */
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { cacheRoot } from "../lab/paths.js";
+import { KpatchError } from "../util/errors.js";
+import { exec, tailLines } from "../util/exec.js";
+import { cmdFile } from "./kbuild-tree.js";
+
+export const SECTION_FLAGS = "-ffunction-sections -fdata-sections";
+
+/** The repository's include/kpatch-ts (kpatch-macros.h for patch authors). */
+const MACROS_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "include", "kpatch-ts");
+
+/** Where compiles find kpatch-macros.h (a copy in the cache, kept current). */
+export function macrosIncludeDir(): string {
+  return join(cacheRoot(), "include");
+}
+
+export function installMacros(): void {
+  mkdirSync(macrosIncludeDir(), { recursive: true });
+  const from = join(MACROS_DIR, "kpatch-macros.h");
+  const to = join(macrosIncludeDir(), "kpatch-macros.h");
+  if (!existsSync(to) || readFileSync(to, "utf8") !== readFileSync(from, "utf8")) copyFileSync(from, to);
+}
+
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/** kbuild's command for `obj` (relative to the build tree), as recorded in its .cmd file. */
+export function savedCommand(buildDir: string, obj: string): string {
+  const file = cmdFile(buildDir, obj);
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch {
+    throw new KpatchError("BUILD_NO_COMMAND", `Cannot find how ${obj} was built: no ${file}`, { file: obj });
+  }
+  const m = new RegExp(`^savedcmd_${escapeRe(obj)} := (.*)$`, "m").exec(text);
+  if (!m)
+    throw new KpatchError("BUILD_NO_COMMAND", `Cannot read the build command of ${obj} in ${file}`, {
+      file: obj,
+    });
+  return m[1]!;
+}
+
+/**
+ * The command rewritten to write `out` instead of `obj`: no dependency file, the section
+ * flags and our include directory right after the compiler name.
+ */
+export function sectionCommand(command: string, obj: string, out: string): string {
+  const o = escapeRe(obj);
+  let c = command.replace(/\s-Wp,-MMD,\S+/g, "");
+  c = c.replace(/^(\s*\S*gcc\S*)\s/, `$1 ${SECTION_FLAGS} -I${macrosIncludeDir()} `);
+  if (!c.includes(SECTION_FLAGS)) {
+    throw new KpatchError("BUILD_NO_COMMAND", `Cannot find the compiler in the build command of ${obj}`, {
+      file: obj,
+    });
+  }
+  // The object path as a whole word (objtool passes take it as their last argument).
+  c = c.replace(new RegExp(`(^|\\s)${o}(?=\\s|;|$)`, "g"), `$1${out}`);
+  return c;
+}
+
+/** Compile `obj` of the build tree into `out`; BUILD_FAILED carries the compiler's errors. */
+export async function compileObject(buildDir: string, obj: string, out: string): Promise<void> {
+  const command = sectionCommand(savedCommand(buildDir, obj), obj, out);
+  mkdirSync(dirname(out), { recursive: true });
+  const r = await exec("sh", ["-c", command], { cwd: buildDir });
+  if (r.code !== 0) {
+    const errors = `${r.stdout}\n${r.stderr}`
+      .split("\n")
+      .filter((l) => /error|warning:/i.test(l))
+      .join("\n");
+    throw new KpatchError("BUILD_FAILED", `Cannot compile ${obj}:\n${tailLines(errors || r.stderr, 25)}`, {
+      file: obj,
+    });
+  }
+}
