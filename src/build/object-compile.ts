@@ -52,11 +52,18 @@ export function savedCommand(buildDir: string, obj: string): string {
 
 /**
  * The command rewritten to write `out` instead of `obj`: no dependency file, the section
- * flags and our include directory right after the compiler name.
+ * flags and our include directory right after the compiler name, and no objtool pass. objtool
+ * runs once more over the linked patch module and adds its sections (ORC, return and call
+ * sites...) for all of the module's code only when the objects have none yet: module objects
+ * must come to the differ as vmlinux objects do on IBT kernels, before objtool.
  */
 export function sectionCommand(command: string, obj: string, out: string): string {
   const o = escapeRe(obj);
-  let c = command.replace(/\s-Wp,-MMD,\S+/g, "");
+  let c = command
+    .split(";")
+    .filter((part) => !/(^|\/)objtool\s/.test(part.trim()))
+    .join(";");
+  c = c.replace(/\s-Wp,-MMD,\S+/g, "");
   c = c.replace(/^(\s*\S*gcc\S*)\s/, `$1 ${SECTION_FLAGS} -I${macrosIncludeDir()} `);
   if (!c.includes(SECTION_FLAGS)) {
     throw new KpatchError("BUILD_NO_COMMAND", `Cannot find the compiler in the build command of ${obj}`, {

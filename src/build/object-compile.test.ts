@@ -1,0 +1,20 @@
+import assert from "node:assert/strict";
+import test from "node:test";
+import { macrosIncludeDir, SECTION_FLAGS, sectionCommand } from "./object-compile.js";
+
+const GCC =
+  "gcc -Wp,-MMD,samples/kobject/.kobject-example.o.d -nostdinc -O2 -DMODULE -c -o samples/kobject/kobject-example.o /src/samples/kobject/kobject-example.c";
+const OBJTOOL = " ./tools/objtool/objtool --hacks=jump_label --orc --rethunk --link --module samples/kobject/kobject-example.o";
+
+test("sectionCommand() adds the section flags, writes elsewhere, drops the dep file and objtool", () => {
+  const c = sectionCommand(`${GCC} ;${OBJTOOL}`, "samples/kobject/kobject-example.o", "/work/o.o");
+  assert.equal(
+    c,
+    `gcc ${SECTION_FLAGS} -I${macrosIncludeDir()} -nostdinc -O2 -DMODULE -c -o /work/o.o /src/samples/kobject/kobject-example.c `,
+  );
+});
+
+test("sectionCommand() replaces the object path only as a whole word", () => {
+  const c = sectionCommand("gcc -c -o fs/a.o fs/a.o.c", "fs/a.o", "/w/a.o");
+  assert.match(c, / -o \/w\/a\.o fs\/a\.o\.c$/);
+});
