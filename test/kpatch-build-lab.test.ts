@@ -76,11 +76,12 @@ const CASES: Case[] = [
     new: /\nkpatch-ts: version patched\n$/,
   },
   {
-    patch: "meminfo-inline",
-    funcs: ["vmlinux:meminfo_proc_show"],
-    probe: "grep MemTotal /proc/meminfo",
-    old: /^MemTotal: +\d+ kB\n$/,
-    new: /^MemTotal: +\d+ KiB\n$/,
+    // task_cpus_allowed() is inlined into proc_pid_status(): the caller is what gets patched.
+    patch: "inline",
+    funcs: ["vmlinux:proc_pid_status"],
+    probe: "grep Kpatch_ts /proc/self/status || true",
+    old: /^$/,
+    new: /^Kpatch_ts:\tinlined\n$/,
   },
   {
     patch: "new-function",
