@@ -1,9 +1,10 @@
 /**
  * The differ's state: the two indexed inputs (never modified) and the side tables the phases
- * fill in order: twins (correlateSymbols), status and reasons (markChanged*), included units and
- * sections (includeDependencies).
+ * fill in order: twins (correlateSymbols), directives (readDirectives), status and reasons
+ * (markChanged*, applyDirectives), included units and sections (includeDependencies).
  */
 import type { ElfFile, ElfReloc, ElfSection, ElfSymbol } from "../elf/index.js";
+import { Directives } from "./directives.js";
 import type { ExportTable } from "./export-table.js";
 import { indexObject, type ObjectIndex, type Unit } from "./object-index.js";
 import type { EntrySizes } from "./special/special-kind.js";
@@ -51,6 +52,10 @@ export class DiffContext {
   readonly includedSections = new Set<ElfSection>();
   /** Sections and why they were ignored, for the report. */
   readonly ignored = new Map<string, string>();
+  /** The patch author's kpatch-macros.h directives (readDirectives). */
+  readonly directives = new Directives();
+  /** Functions named by KPATCH_FORCE_UNSAFE and what forcing did, for the report. */
+  readonly forced = new Map<string, string>();
   readonly warnings: string[] = [];
   #sortedRelocs = new Map<ElfSection, ElfReloc[]>();
   #sameBytes = new Map<ElfSection, boolean>();

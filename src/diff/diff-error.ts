@@ -17,6 +17,7 @@ export type DiffErrorCode =
   | "DIFF_ENTRY_SIZE_UNKNOWN" // a special section must be split and its entry size is not known
   | "DIFF_BAD_ENTRY_SIZE" // a special section's size is not a multiple of its entry size
   | "DIFF_NO_FUNCTION_SECTIONS" // the object was not built with -ffunction-sections
+  | "DIFF_BAD_DIRECTIVE" // a kpatch-macros.h directive the differ cannot honour (two pre_patch callbacks, ...)
   | "DIFF_BAD_INPUT"; // anything else wrong with the inputs or options
 
 /** Errors that mean "this change cannot be applied live" (exit 2), as opposed to bad input. */
@@ -28,6 +29,7 @@ export const REFUSAL_CODES: ReadonlySet<string> = new Set<DiffErrorCode>([
   "DIFF_IBT_SEALED",
   "DIFF_SPECIAL_NEEDS_KLP",
   "DIFF_SYMBOL_MISMATCH",
+  "DIFF_BAD_DIRECTIVE",
 ]);
 
 export class DiffError extends KpatchError {

@@ -2,7 +2,9 @@
  * includeDependencies(): starting from the changed and new functions, follow relocations and
  * include what the new code needs that the running kernel does not have: new functions, new data
  * objects, changed read-only data, string literals and anonymous read-only data. Everything that
- * already exists stays outside and is referred to by name (see nameExternalSymbols).
+ * already exists stays outside and is referred to by name (see nameExternalSymbols). Callbacks
+ * are new by then (applyDirectives); a new function or object the author ignored is included
+ * only when included code needs it.
  *
  * IBT: taking the address of an existing function is only safe when its endbr64 is there at run
  * time; a function without endbr64, or one the kernel may have sealed, is refused.
@@ -24,6 +26,8 @@ export function includeDependencies(ctx: DiffContext): void {
   for (const f of ctx.patched.functions) {
     const status = ctx.status.get(f);
     if (status === "same" || f.parent) continue;
+    // A new function the author ignored goes in only if included code needs it.
+    if (ctx.directives.ignoreWhy(f)) continue;
     if (ctx.patched.info.get(f.section)?.kind === "init") {
       if (status === "new") ctx.ignored.set(f.sym.name, "new __init function: it never runs in a live patch");
       continue;
@@ -31,7 +35,12 @@ export function includeDependencies(ctx: DiffContext): void {
     include(f);
   }
   for (const o of ctx.patched.objects) {
-    if (ctx.status.get(o) !== "same" && o.sym.bind !== 0 && ctx.patched.info.get(o.section)?.kind !== "init")
+    if (
+      ctx.status.get(o) !== "same" &&
+      o.sym.bind !== 0 &&
+      ctx.patched.info.get(o.section)?.kind !== "init" &&
+      !ctx.directives.ignoreWhy(o)
+    )
       include(o);
   }
   while (work.length > 0) {
@@ -134,6 +143,7 @@ function addressTakenIn(ctx: DiffContext, unit: Unit): boolean {
     const kind = ctx.orig.info.get(sec)?.kind;
     if (!sec.rela || kind === "ignored" || kind === "meta" || kind === "special" || kind === "companion")
       continue;
+    if (kind === "directive") continue; // never linked into the kernel
     for (const r of ctx.relocsOf(sec)) {
       if (r.type === R_X86_64_PLT32) continue;
       const t = resolveRelocTarget(ctx.orig, sec, r);

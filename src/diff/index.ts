@@ -5,16 +5,22 @@
  * The phases, in order (each a module of its own):
  *  1. indexObject          (in DiffContext) sections classified, functions and objects as units
  *  2. correlateSymbols     twins: original ↔ patched units, sections, section symbols
- *  3. markChangedFunctions same / changed (with why) / new, by bytes and relocation targets
- *  4. markChangedData      the same for data; users of changed read-only data change too
- *  5. verifyChanges        refusals: data, __init, no fentry, unknown sections
- *  6. includeDependencies  what the new code needs that the running kernel lacks (IBT checks)
+ *  3. readDirectives       the patch author's kpatch-macros.h directives (.kpatch_ts.* sections)
+ *  4. markChangedFunctions same / changed (with why) / new, by bytes and relocation targets;
+ *                          ignored changes (KPATCH_IGNORE_*) stay same
+ *  5. markChangedData      the same for data; users of changed read-only data change too
+ *  6. applyDirectives      callbacks become new code; KPATCH_FORCE_UNSAFE overrides
+ *  7. verifyChanges        refusals: data, __init, no fentry, unknown sections
+ *  8. includeDependencies  what the new code needs that the running kernel lacks (IBT checks)
  *     — the original object is dead after this phase —
- *  7. cloneIncluded        units and sections into the output, relocations mapped
- *  8. cloneSpecialSections entries of included code, table-driven (special/table.ts)
- *  9. makeReport
+ *  9. cloneIncluded        units and sections into the output, relocations mapped
+ * 10. cloneSpecialSections entries of included code, table-driven (special/table.ts)
+ * 11. cloneCallbacks       the callback sections, for the module generator
+ * 12. makeReport
  */
 import type { ElfFile } from "../elf/index.js";
+import { applyDirectives } from "./apply-directives.js";
+import { cloneCallbacks } from "./clone-callbacks.js";
 import { cloneIncluded } from "./clone-included.js";
 import { cloneSpecialSections } from "./clone-special-sections.js";
 import { DiffContext, type DiffOptions } from "./context.js";
@@ -23,6 +29,7 @@ import { includeDependencies } from "./include-dependencies.js";
 import { markChangedData } from "./mark-changed-data.js";
 import { markChangedFunctions } from "./mark-changed-functions.js";
 import { OutputBuilder } from "./output-builder.js";
+import { readDirectives } from "./read-directives.js";
 import { type DiffReport, makeReport } from "./report.js";
 import { verifyChanges } from "./verify-changes.js";
 
@@ -30,7 +37,14 @@ export type { ChangeWhy, DiffOptions } from "./context.js";
 export { DiffError, type DiffErrorCode, isDiffError, REFUSAL_CODES } from "./diff-error.js";
 export { entrySizesFromEnv, parseEntrySizes, probeEntrySizes, splitShell } from "./entry-sizes.js";
 export { ExportTable } from "./export-table.js";
-export type { ChangedFunction, DiffReport, IncludedData, KlpReference, NewFunction } from "./report.js";
+export type {
+  CallbackReport,
+  ChangedFunction,
+  DiffReport,
+  IncludedData,
+  KlpReference,
+  NewFunction,
+} from "./report.js";
 export { formatReport } from "./report.js";
 export type { EntrySizeKey, EntrySizes } from "./special/special-kind.js";
 export { TargetSymbols } from "./target-symbols.js";
@@ -47,8 +61,10 @@ export interface DiffResult {
 export function diffObjects(orig: ElfFile, patched: ElfFile, options: DiffOptions = {}): DiffResult {
   const ctx = new DiffContext(orig, patched, options);
   correlateSymbols(ctx);
+  readDirectives(ctx);
   markChangedFunctions(ctx);
   markChangedData(ctx);
+  applyDirectives(ctx);
   verifyChanges(ctx);
   includeDependencies(ctx);
   if (ctx.included.size === 0)
@@ -56,5 +72,6 @@ export function diffObjects(orig: ElfFile, patched: ElfFile, options: DiffOption
   const builder = new OutputBuilder(ctx);
   cloneIncluded(ctx, builder);
   cloneSpecialSections(ctx, builder);
+  cloneCallbacks(ctx, builder);
   return { changed: true, output: builder.out, report: makeReport(ctx, builder) };
 }

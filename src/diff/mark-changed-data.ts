@@ -1,9 +1,11 @@
 /**
  * markChangedData(): compare every patched data object with its twin (bytes, size, and what its
  * relocations point to) and mark it same, changed or new. A function that refers to changed
- * read-only data is changed too: it must use the new copy.
+ * read-only data is changed too: it must use the new copy. Changes the author ignored
+ * (KPATCH_IGNORE_SECTION, KPATCH_IGNORE_FUNCTION) leave the unit "same".
  */
 import type { DiffContext } from "./context.js";
+import { ignoresChange } from "./directives.js";
 import type { Unit } from "./object-index.js";
 import { bytesEqual, resolveRelocTarget, sameRelocTarget } from "./reloc-target.js";
 
@@ -15,7 +17,8 @@ export function markChangedData(ctx: DiffContext): void {
       ctx.status.set(p, "new");
       continue;
     }
-    const detail = compareData(ctx, o, p);
+    let detail = compareData(ctx, o, p);
+    if (detail && ignoresChange(ctx, p)) detail = undefined;
     ctx.status.set(p, detail ? "changed" : "same");
     if (detail) ctx.why.set(p, { offset: detail.offset, instruction: "", detail: detail.text });
   }
@@ -67,6 +70,7 @@ function markUsersOfChangedRodata(ctx: DiffContext): void {
     for (const r of ctx.relocsIn(f.section, f.start, f.end)) {
       const t = resolveRelocTarget(ctx.patched, f.section, r);
       if (t.kind === "unit" && changedRodata.has(t.unit)) {
+        if (ignoresChange(ctx, f)) break;
         ctx.status.set(f, "changed");
         ctx.why.set(f, {
           offset: r.offset - Number(f.sym.value),

@@ -3,10 +3,13 @@
  * relocation by relocation (by what relocations point to, not where), and mark it same, changed
  * (with the first differing offset and the instruction there) or new. A changed immediate that
  * only carries a moved __LINE__ into a line-bearing call (might_sleep(), ...) is not a change.
+ * The change of a function the author ignored (KPATCH_IGNORE_FUNCTION, KPATCH_IGNORE_SECTION)
+ * leaves it "same".
  */
 import type { ElfReloc } from "../elf/index.js";
 import { findInstructionAt, type X86Instruction, x86Decoder } from "../x86/index.js";
 import type { ChangeWhy, DiffContext } from "./context.js";
+import { ignoresChange } from "./directives.js";
 import type { Unit } from "./object-index.js";
 import { LINE_ARGUMENT_REGISTERS, LINE_CALL_WINDOW, LINE_MACRO_CALLEES } from "./policy.js";
 import { describeTarget, resolveRelocTarget, sameRelocTarget } from "./reloc-target.js";
@@ -21,7 +24,8 @@ export function markChangedFunctions(ctx: DiffContext): void {
       ctx.status.set(p, "new");
       continue;
     }
-    const why = compareUnits(ctx, o, p);
+    let why = compareUnits(ctx, o, p);
+    if (why && ignoresChange(ctx, p)) why = undefined;
     ctx.status.set(p, why ? "changed" : "same");
     if (why) ctx.why.set(p, why);
   }
@@ -29,7 +33,7 @@ export function markChangedFunctions(ctx: DiffContext): void {
   for (const p of ctx.patched.functions) {
     if (!p.parent || ctx.status.get(p) === "same") continue;
     const parent = p.parent;
-    if (ctx.status.get(parent) === "same") {
+    if (ctx.status.get(parent) === "same" && !ignoresChange(ctx, parent)) {
       ctx.status.set(parent, "changed");
       ctx.why.set(parent, {
         offset: 0,
@@ -42,7 +46,7 @@ export function markChangedFunctions(ctx: DiffContext): void {
     if (!o.parent || ctx.twinOf(o.sym)) continue;
     const parentTwin = ctx.twinOf(o.parent.sym);
     const parent = parentTwin ? ctx.patched.unitOf.get(parentTwin) : undefined;
-    if (parent && ctx.status.get(parent) === "same") {
+    if (parent && ctx.status.get(parent) === "same" && !ignoresChange(ctx, parent)) {
       ctx.status.set(parent, "changed");
       ctx.why.set(parent, { offset: 0, instruction: "", detail: `its split-out part ${o.sym.name} is gone` });
     }

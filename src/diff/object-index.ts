@@ -21,6 +21,7 @@ import {
   STT_OBJECT,
 } from "../elf/index.js";
 import {
+  DIRECTIVE_SECTION_PREFIX,
   FENTRY_SYMBOLS,
   IGNORED_SECTION_PREFIXES,
   IGNORED_SYMBOL_PREFIXES,
@@ -40,6 +41,7 @@ export type SectionKind =
   | "companion" // payload or parallel array of a special table
   | "init" // __init code or data
   | "ignored" // never compared nor copied (policy.ts)
+  | "directive" // kpatch-macros.h directives (.kpatch_ts.*): read by readDirectives, never compared
   | "meta" // symbol/string tables, relocations, groups
   | "unknown"; // allocated, not understood: refused if it matters
 
@@ -91,6 +93,7 @@ export function classifySection(sec: ElfSection): SectionInfo {
     return { kind: "meta" };
   if (sec.type === SHT_SYMTAB_SHNDX || (sec.type === SHT_STRTAB && !(sec.flags & SHF_ALLOC)))
     return { kind: "meta" };
+  if (name.startsWith(DIRECTIVE_SECTION_PREFIX)) return { kind: "directive" };
   const ignored = IGNORED_SECTION_PREFIXES.find((p) => name.startsWith(p.prefix));
   if (ignored) return { kind: "ignored", why: ignored.why };
   const special = findSpecialKind(name);
@@ -130,7 +133,7 @@ export function indexObject(file: ElfFile): ObjectIndex {
     if (!sec || isIgnoredSymbol(sym)) continue;
     if (sym.type !== STT_FUNC && sym.type !== STT_OBJECT) continue;
     const kind = info.get(sec)?.kind;
-    if (kind === "meta" || kind === "ignored") continue;
+    if (kind === "meta" || kind === "ignored" || kind === "directive") continue;
     const list = candidates.get(sec);
     if (list) list.push(sym);
     else candidates.set(sec, [sym]);

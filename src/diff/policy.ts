@@ -148,3 +148,51 @@ export const FENTRY_SYMBOLS: ReadonlySet<string> = new Set(["__fentry__", "mcoun
 
 /** Bytes of NOP padding before each function (-fpatchable-function-entry=16,16, CALL_PADDING). */
 export const MAX_CALL_PADDING = 64;
+
+/**
+ * Sections that include/kpatch-ts/kpatch-macros.h puts in the PATCHED object: 8-byte pointers
+ * the patch author writes for the differ and the module generator (never in the running kernel,
+ * never compared). readDirectives() reads them; only the callbacks go on into the output.
+ */
+export const DIRECTIVE_SECTION_PREFIX = ".kpatch_ts.";
+export const CALLBACK_SECTION_PREFIX = ".kpatch_ts.callbacks.";
+
+export type DirectiveKind = "callback" | "ignore-function" | "ignore-section" | "force-function";
+
+export const DIRECTIVE_SECTIONS: readonly { name: string; kind: DirectiveKind; why: string }[] = [
+  {
+    name: ".kpatch_ts.callbacks.pre_patch",
+    kind: "callback",
+    why: "KPATCH_PRE_PATCH_CALLBACK: copied to the output, where the module generator makes it the klp_object's callback",
+  },
+  {
+    name: ".kpatch_ts.callbacks.post_patch",
+    kind: "callback",
+    why: "KPATCH_POST_PATCH_CALLBACK: as pre_patch",
+  },
+  {
+    name: ".kpatch_ts.callbacks.pre_unpatch",
+    kind: "callback",
+    why: "KPATCH_PRE_UNPATCH_CALLBACK: as pre_patch",
+  },
+  {
+    name: ".kpatch_ts.callbacks.post_unpatch",
+    kind: "callback",
+    why: "KPATCH_POST_UNPATCH_CALLBACK: as pre_patch",
+  },
+  {
+    name: ".kpatch_ts.ignore.functions",
+    kind: "ignore-function",
+    why: "KPATCH_IGNORE_FUNCTION: the changes of these functions are not patched",
+  },
+  {
+    name: ".kpatch_ts.ignore.sections",
+    kind: "ignore-section",
+    why: "KPATCH_IGNORE_SECTION: changes in the sections named are ignored",
+  },
+  {
+    name: ".kpatch_ts.force.functions",
+    kind: "force-function",
+    why: "KPATCH_FORCE_UNSAFE: these functions are patched where the differ would refuse or skip them",
+  },
+];

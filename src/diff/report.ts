@@ -1,6 +1,6 @@
 /**
- * The differ's report: what changed and why, what is new, what data went in, what the output
- * refers to through klp relocations, and what was ignored. makeReport() builds it from the
+ * The differ's report: what changed and why, what is new, the callbacks, what data went in, what
+ * the output refers to through klp relocations, what was ignored and what was forced. makeReport() builds it from the
  * context; formatReport() prints it as text.
  */
 import type { ChangeWhy, DiffContext } from "./context.js";
@@ -39,6 +39,18 @@ export interface IncludedData {
   why: "new" | "changed read-only data" | "string literals" | "anonymous read-only data";
 }
 
+/** A KPATCH_*_CALLBACK: the function goes into the output as new code, never as a changed function. */
+export interface CallbackReport {
+  /** pre_patch, post_patch, pre_unpatch or post_unpatch. */
+  kind: string;
+  /** The callback function (in the patched object and the output). */
+  name: string;
+  /** The output section holding the pointer to it: `.kpatch_ts.callbacks.<kind>`. */
+  section: string;
+  /** True when the running kernel has the function too (the patch still carries its own copy). */
+  existing: boolean;
+}
+
 export interface KlpReference {
   /** The output symbol: `.klp.sym.<target>.<name>,<sympos>`. */
   symbol: string;
@@ -50,12 +62,17 @@ export interface DiffReport {
   object: string;
   target: string;
   changed: ChangedFunction[];
+  /** New functions of the patch (callbacks are listed under `callbacks` instead). */
   new: NewFunction[];
+  callbacks: CallbackReport[];
   data: IncludedData[];
   klp: KlpReference[];
   /** Symbols the output refers to by their plain name (exported, or defined by the patch module). */
   external: string[];
+  /** Sections and symbols left out, and why (KPATCH_IGNORE_FUNCTION, KPATCH_IGNORE_SECTION, policy). */
   ignored: { name: string; why: string }[];
+  /** Functions named by KPATCH_FORCE_UNSAFE and what forcing did (each also a warning). */
+  forced: { name: string; why: string }[];
   warnings: string[];
 }
 
@@ -66,11 +83,19 @@ export function makeReport(ctx: DiffContext, b: OutputBuilder | undefined): Diff
     changed: ctx.changedFunctions().map((u) => changedFunction(ctx, u)),
     new: ctx
       .newFunctions()
+      .filter((u) => !ctx.directives.isCallback(u) && (ctx.included.has(u) || !ctx.directives.ignoreWhy(u)))
       .map((u) => ({ name: u.sym.name, size: Number(u.sym.size), local: u.sym.isLocal })),
+    callbacks: ctx.directives.callbacks.map((c) => ({
+      kind: c.kind,
+      name: c.unit.sym.name,
+      section: c.section.name,
+      existing: ctx.twinOf(c.unit.sym) !== undefined,
+    })),
     data: [],
     klp: [],
     external: [],
     ignored: [...ctx.ignored].map(([name, why]) => ({ name, why })),
+    forced: [...ctx.forced].map(([name, why]) => ({ name, why })),
     warnings: ctx.warnings,
   };
   for (const u of ctx.included) {
@@ -151,6 +176,7 @@ export function formatReport(r: DiffReport): string {
     lines.push(`    at ${c.name}+${hex(c.why.offset)}${insn} (${c.why.detail})`);
   }
   for (const f of r.new) lines.push(`${obj}: new function: ${f.name}`);
+  for (const c of r.callbacks) lines.push(`${obj}: ${c.kind} callback: ${c.name}`);
   for (const d of r.data) lines.push(`${obj}: included data: ${d.name} (${d.why}, ${d.size} bytes)`);
   for (const k of r.klp) lines.push(`${obj}: klp reference: ${k.symbol}`);
   const byWhy = new Map<string, string[]>();

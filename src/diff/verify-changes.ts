@@ -1,14 +1,15 @@
 /**
  * verifyChanges(): refuse what cannot be applied live, naming the symbol and why: changed
  * writable data, changed __init code or data, a changed function ftrace cannot redirect (no
- * fentry call), and a changed section the differ does not understand.
+ * fentry call), and a changed section the differ does not understand (unless KPATCH_IGNORE_SECTION
+ * names it).
  */
 import type { ElfSection } from "../elf/index.js";
 import type { DiffContext } from "./context.js";
 import { baseName } from "./correlate-symbols.js";
 import { DiffError } from "./diff-error.js";
 import { hasFentryCall } from "./object-index.js";
-import { FRESH_STATIC_LOCALS } from "./policy.js";
+import { CALLBACK_SECTION_PREFIX, FRESH_STATIC_LOCALS } from "./policy.js";
 import { bytesEqual, sameRelocTarget } from "./reloc-target.js";
 
 export function verifyChanges(ctx: DiffContext): void {
@@ -48,7 +49,12 @@ export function verifyChanges(ctx: DiffContext): void {
       ctx.ignored.set(sec.name, ctx.patched.info.get(sec)!.why ?? "ignored");
       continue;
     }
-    if (kind !== "unknown") continue;
+    if (kind === "directive") {
+      if (!sec.name.startsWith(CALLBACK_SECTION_PREFIX))
+        ctx.ignored.set(sec.name, "a differ directive (kpatch-macros.h): read, never copied");
+      continue;
+    }
+    if (kind !== "unknown" || ctx.directives.ignoredSections.has(sec.name)) continue;
     const twin = ctx.sectionTwins.get(sec);
     if (!twin || !sameSection(ctx, twin, sec)) {
       throw new DiffError(
