@@ -4,7 +4,8 @@ import { macrosIncludeDir, SECTION_FLAGS, sectionCommand } from "./object-compil
 
 const GCC =
   "gcc -Wp,-MMD,samples/kobject/.kobject-example.o.d -nostdinc -O2 -DMODULE -c -o samples/kobject/kobject-example.o /src/samples/kobject/kobject-example.c";
-const OBJTOOL = " ./tools/objtool/objtool --hacks=jump_label --orc --rethunk --link --module samples/kobject/kobject-example.o";
+const OBJTOOL =
+  " ./tools/objtool/objtool --hacks=jump_label --orc --rethunk --link --module samples/kobject/kobject-example.o";
 
 test("sectionCommand() adds the section flags, writes elsewhere, drops the dep file and objtool", () => {
   const c = sectionCommand(`${GCC} ;${OBJTOOL}`, "samples/kobject/kobject-example.o", "/work/o.o");
