@@ -52,7 +52,10 @@ export async function runDemo(
       {
         what: "the running kernel's /proc/cmdline",
         command: "cat /proc/cmdline",
-        expect: (o) => ((original = o), true),
+        expect: (o) => {
+          original = o;
+          return !o.includes("kpatch-ts=live");
+        },
       },
       { what: "load the patch module", command: `insmod ${built.name}.ko` },
       { what: "wait for the patch transition", command: waitTransition(mod) },
