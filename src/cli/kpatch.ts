@@ -10,7 +10,7 @@ import { parseArgs } from "node:util";
 import { requireLivepatch, requireRoot, runningRelease } from "../kernel/kernel-paths.js";
 import { findPatch, type LoadedPatch, listPatches, patchInTransition } from "../kernel/livepatch-sysfs.js";
 import { type ModuleInfo, moduleNameOf, readModuleFile } from "../kernel/modinfo.js";
-import { loadedModules } from "../kernel/modules.js";
+import { isLivepatchModule, loadedModules } from "../kernel/modules.js";
 import { findPatchMetadata, type PatchMetadata } from "../kernel/patch-metadata.js";
 import {
   loadPatch,
@@ -412,10 +412,19 @@ function describeResult(r: PatchOpResult): string {
 /** Registered patches plus modules of replaced patches, newest first (/proc/modules order). */
 function patchesNewestFirst(): string[] {
   const patches = new Set(listPatches().map((p) => p.name));
-  const order = loadedModules().map((m) => m.name);
-  const named = order.filter((n) => patches.has(n));
+  const named = loadedModules()
+    .filter((m) => patches.has(m.name) || isLivepatchModule(m))
+    .map((m) => m.name);
   for (const p of patches) if (!named.includes(p)) named.push(p);
   return named;
+}
+
+/** Live patch modules still loaded whose patch is gone (replaced by an atomic-replace patch). */
+function leftoverPatchModules(loaded: readonly LoadedPatch[]): string[] {
+  const registered = new Set(loaded.map((p) => p.name));
+  return loadedModules()
+    .filter((m) => isLivepatchModule(m) && !registered.has(m.name))
+    .map((m) => m.name);
 }
 
 function reportLoadAll(report: LoadAllReport, json: boolean): number {
@@ -445,14 +454,17 @@ async function cmdList(args: string[]): Promise<number> {
   const livepatch = existsLivepatch();
   const loaded = listPatches();
   const installed = allInstalledPatches();
+  const replaced = leftoverPatchModules(loaded);
   if (values.json) {
-    printJson({ kernel, livepatch, loaded, installed });
+    printJson({ kernel, livepatch, loaded, replaced, installed });
     return EXIT.ok;
   }
   const out: string[] = ["Loaded patch modules:"];
   if (!livepatch) out.push("  (this kernel has no livepatch support)");
-  else if (loaded.length === 0) out.push("  (none)");
+  else if (loaded.length + replaced.length === 0) out.push("  (none)");
   for (const p of loaded) out.push(...describeLoaded(p));
+  for (const m of replaced)
+    out.push(`  ${m} [replaced; the module is still loaded: 'kpatch unload ${m}' removes it]`);
   out.push("", "Installed patch modules:");
   if (installed.length === 0) out.push("  (none)");
   for (const p of installed) out.push(describeInstalled(p, kernel));
@@ -475,7 +487,8 @@ function describeLoaded(p: LoadedPatch): string[] {
   if (p.replace) state.push("atomic replace");
   const lines = [`  ${p.name} [${state.join(", ")}]`];
   for (const o of p.objects) {
-    const fns = o.functions.map((f) => (f.sympos ? `${f.name},${f.sympos}` : f.name)).join(" ");
+    // sysfs shows sympos 1 for a unique name too: only a later position says something.
+    const fns = o.functions.map((f) => (f.sympos > 1 ? `${f.name},${f.sympos}` : f.name)).join(" ");
     const waiting = o.patched === false ? " (not loaded yet)" : "";
     lines.push(`    ${o.name}${waiting}: ${fns}`);
   }

@@ -17,6 +17,13 @@ export interface LoadedModule {
   usedBy: string[];
   /** Live, Loading or Unloading. */
   state: string;
+  /** The module's taint letters, e.g. "K" (a live patch), "O" (out of tree), "E" (unsigned). */
+  taints: string;
+}
+
+/** TAINT_LIVEPATCH: the kernel marks every module that registers a live patch with K. */
+export function isLivepatchModule(m: LoadedModule): boolean {
+  return m.taints.includes("K");
 }
 
 /** /proc/modules, newest module first (the kernel lists them that way). */
@@ -31,19 +38,25 @@ export function loadedModules(paths: KernelPaths = KERNEL_PATHS): LoadedModule[]
   for (const line of text.split("\n")) {
     const [name, size, refcount, usedBy, state] = line.trim().split(/\s+/);
     if (!name || size === undefined) continue;
+    const taints = /\(([A-Z]+)\)\s*$/.exec(line)?.[1] ?? "";
     out.push({
       name,
       size: Number(size),
       refcount: Number(refcount) || 0,
       usedBy: usedBy && usedBy !== "-" ? usedBy.split(",").filter(Boolean) : [],
       state: state ?? "Live",
+      taints,
     });
   }
   return out;
 }
 
 export function isModuleLoaded(name: string, paths: KernelPaths = KERNEL_PATHS): boolean {
-  return loadedModules(paths).some((m) => m.name === name);
+  return findLoadedModule(name, paths) !== undefined;
+}
+
+export function findLoadedModule(name: string, paths: KernelPaths = KERNEL_PATHS): LoadedModule | undefined {
+  return loadedModules(paths).find((m) => m.name === name);
 }
 
 /** insmod PATH; throws KPATCH_INSMOD_FAILED with insmod's message and the kernel's reason. */

@@ -85,7 +85,7 @@ function readObjects(elf: ElfFile, relocs: RelocIndex, at: Place): PatchedObject
     const callbacks: Record<string, string> = {};
     KLP_CALLBACKS.forEach((field, k) => {
       const r = relocs.at(at.section, base + KLP_OBJECT.callbacks + 8 * k);
-      if (r) callbacks[field] = r.symbol.displayName;
+      if (r) callbacks[field] = symbolName(elf, r);
     });
     out.push({ name: name ? cString(name) : "vmlinux", functions, callbacks });
   }
@@ -106,7 +106,7 @@ function readFunctions(elf: ElfFile, relocs: RelocIndex, at: Place): PatchedFunc
     out.push({
       name: cString(name),
       sympos: Number(u64(at.section.data, base + KLP_FUNC.oldSympos)),
-      newFunction: newFunc ? symbolName(newFunc) : undefined,
+      newFunction: newFunc ? symbolName(elf, newFunc) : undefined,
     });
   }
   return out;
@@ -174,10 +174,14 @@ function cString(at: Place): string {
   return new TextDecoder().decode(data.subarray(at.offset, end));
 }
 
-function symbolName(r: ElfReloc): string {
-  if (r.symbol.isSectionSymbol && r.addend !== 0n)
-    return `${r.symbol.displayName}+0x${r.addend.toString(16)}`;
-  return r.symbol.displayName;
+/** The function a pointer names: its symbol, or for section+offset the symbol defined there. */
+function symbolName(elf: ElfFile, r: ElfReloc): string {
+  const sec = r.symbol.section;
+  if (!r.symbol.isSectionSymbol || !sec) return r.symbol.displayName;
+  const offset = r.symbol.value + r.addend;
+  const sym = elf.symbolAt(sec, Number(offset));
+  if (sym && sym.value === offset) return sym.name;
+  return `${r.symbol.displayName}+0x${offset.toString(16)}`;
 }
 
 /** 64-bit absolute relocations by the section and offset they patch. */

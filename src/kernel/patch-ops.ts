@@ -17,7 +17,13 @@ import {
 } from "./kernel-paths.js";
 import { findPatch, isPatchRegistered, patchInTransition, setPatchEnabled } from "./livepatch-sysfs.js";
 import { type ModuleInfo, moduleNameOf, readModuleFile, vermagicRelease } from "./modinfo.js";
-import { insertModule, isModuleLoaded, removeModule } from "./modules.js";
+import {
+  findLoadedModule,
+  insertModule,
+  isLivepatchModule,
+  isModuleLoaded,
+  removeModule,
+} from "./modules.js";
 import { type BlockingTask, describeTask, type TaskState } from "./tasks.js";
 import { type TransitionOptions, waitForTransition } from "./transition.js";
 
@@ -139,10 +145,17 @@ export async function unloadPatch(nameOrFile: string, options: PatchOpOptions = 
   requireLivepatch(`unload ${name}`, paths);
   const patch = findPatch(name, paths);
   if (!patch) {
-    if (isModuleLoaded(name, paths)) {
+    const module = findLoadedModule(name, paths);
+    if (module && isLivepatchModule(module)) {
       // A patch replaced by a cumulative one (or already disabled): only the module is left.
       await removeModuleWhenFree(name, paths);
       return { name, action: "removed", elapsedMs: 0, signalled: [] };
+    }
+    if (module) {
+      throw new KpatchError(
+        "KPATCH_NOT_LIVEPATCH",
+        `Cannot unload ${name}: it is a module but not a live patch (use rmmod for other modules)`,
+      );
     }
     throw new KpatchError("KPATCH_NOT_LOADED", `Cannot unload ${name}: no such patch is loaded`);
   }
