@@ -51,6 +51,25 @@ test("blockingTasks() names the tasks not yet in the target state and the change
   assert.match(describeTask(blockers[1]!), /pid 50 tid 51 \(worker\) is not in a changed function/);
 });
 
+test("blockingTasks() while unpatching: a task in the patch's new code blocks", () => {
+  const k = fakeKernel({
+    patches: [{ name: "stall_patch", enabled: false, transition: true, objects: { mod: ["loop"] } }],
+    tasks: [
+      {
+        pid: 9,
+        comm: "k",
+        kthread: true,
+        patchState: 1,
+        stack: ["schedule+0x1/0x2", "loop_new+0x2b/0x50 [stall_patch]"],
+      },
+    ],
+  });
+  assert.equal(
+    blockingTasks(findPatch("stall_patch", k)!, k)[0]?.function,
+    "loop_new [stall_patch] (the patch's new code)",
+  );
+});
+
 test("blockingTasks() while unpatching: tasks still in state 1 block", () => {
   const k = fakeKernel({
     patches: [{ name: "p", enabled: false, transition: true, objects: { vmlinux: ["f"] } }],

@@ -65,8 +65,9 @@ export function statFlags(stat: string): number {
 
 /**
  * The tasks that keep a patch's transition from finishing: their state is not the target
- * (1 while patching, 0 while unpatching), with their stacks and the changed function each
- * one sits in.
+ * (1 while patching, 0 while unpatching), with their stacks and where each one sits: in a
+ * function being replaced (patching) or in the patch's own code (unpatching, a task inside a
+ * new function).
  */
 export function blockingTasks(patch: LoadedPatch, paths: KernelPaths = KERNEL_PATHS): BlockingTask[] {
   const target = patch.enabled ? 1 : 0;
@@ -74,12 +75,17 @@ export function blockingTasks(patch: LoadedPatch, paths: KernelPaths = KERNEL_PA
   for (const obj of patch.objects)
     for (const f of obj.functions)
       changed.set(f.name, obj.name === "vmlinux" ? f.name : `${f.name} [${obj.name}]`);
+  const where = (frame: string): string | undefined => {
+    const fn = frameFunction(frame);
+    if (fn === undefined) return undefined;
+    if (frameModule(frame) === patch.name) return `${fn} [${patch.name}] (the patch's new code)`;
+    return changed.get(fn);
+  };
   return readTasks(paths)
     .filter((t) => t.patchState !== -1 && t.patchState !== target)
     .map((t) => {
       const stack = readStack(t, paths);
-      const hit = stack.map(frameFunction).find((fn) => fn !== undefined && changed.has(fn));
-      return { ...t, stack, function: hit === undefined ? undefined : changed.get(hit) };
+      return { ...t, stack, function: stack.map(where).find((w) => w !== undefined) };
     });
 }
 
@@ -87,6 +93,11 @@ export function blockingTasks(patch: LoadedPatch, paths: KernelPaths = KERNEL_PA
 export function frameFunction(frame: string): string | undefined {
   const m = /^(?:\[<[0-9a-fx]+>\]\s+)?([A-Za-z0-9_.$]+)\+0x/.exec(frame.trim());
   return m?.[1];
+}
+
+/** The module a stack frame is in ("f+0x1/0x2 [mod]" → mod), undefined for vmlinux. */
+export function frameModule(frame: string): string | undefined {
+  return /\[([A-Za-z0-9_]+)\]\s*$/.exec(frame.trim())?.[1];
 }
 
 function readStack(t: TaskState, paths: KernelPaths): string[] {
