@@ -1,12 +1,14 @@
 /**
  * Fidelity on real kernel objects. For every object of the trees in $KPATCH_ELF_CORPUS
  * (colon-separated) or else of the lab kernel build tree:
- *   - read → write → read gives the same model (compareElf: sections, data, symbols, relocations);
+ *   - read → write → read gives the same model (compareElf: sections, data, symbols, relocations),
+ *     and writing again after decoding every relocation gives the same bytes;
  *   - `readelf -S -s -r -W` of the rewritten file equals the original's but for file offsets, and
  *     for the sizes of .strtab/.shstrtab, which are built fresh: those may only shrink (objtool
  *     appends strings without tail merging, so the original can hold more than it needs);
  *   - `ld -r` accepts the rewritten object (every object: it costs about 5 ms each).
- * readelf runs over batches of 16 objects; readelf and ld run 3 at a time next to the in-process work.
+ * readelf runs over batches of 16 objects, its output compared line by line as it comes (vmlinux.o
+ * prints more than a string holds); readelf and ld run next to the in-process work, 3 batches at once.
  */
 import assert from "node:assert/strict";
 import { readFileSync, rmSync } from "node:fs";
@@ -17,7 +19,8 @@ import { EI } from "../src/elf/layout.js";
 import { readElf } from "../src/elf/read-elf.js";
 import { writeElf } from "../src/elf/write-elf.js";
 import { labObjectTrees, listObjects } from "../src/lab/paths.js";
-import { readelfMany, run, saveBytes } from "./elf/tools.js";
+import { compareReadelf } from "./elf/readelf-compare.js";
+import { run, saveBytes } from "./elf/tools.js";
 
 const CONCURRENCY = 3;
 /** Objects per readelf run: spawning readelf twice per object costs more than reading them. */
@@ -27,27 +30,6 @@ function corpusTrees(): string[] {
   const env = process.env["KPATCH_ELF_CORPUS"];
   if (env) return env.split(":").filter((d) => d !== "");
   return labObjectTrees();
-}
-
-const STRTAB_ROW = /^( {2}\[[ 0-9]+\] (?:\.strtab|\.shstrtab) +STRTAB +[0-9a-f]{16} OFF )([0-9a-f]+)( .*)$/gm;
-
-/** Blanks the string table sizes; returns them in order, as numbers. */
-function splitStrtabSizes(text: string): { text: string; sizes: number[] } {
-  const sizes: number[] = [];
-  const out = text.replace(STRTAB_ROW, (_, head: string, size: string, tail: string) => {
-    sizes.push(Number.parseInt(size, 16));
-    return `${head}SIZE${tail}`;
-  });
-  return { text: out, sizes };
-}
-
-function firstDifference(a: string, b: string): string {
-  const x = a.split("\n");
-  const y = b.split("\n");
-  for (let i = 0; i < Math.max(x.length, y.length); i++) {
-    if (x[i] !== y[i]) return `line ${i + 1}:\n  original:  ${x[i]}\n  rewritten: ${y[i]}`;
-  }
-  return "(no line differs)";
 }
 
 interface Tally {
@@ -65,10 +47,15 @@ interface Tally {
 function roundTrip(path: string, bytes: Uint8Array, tally: Tally): Uint8Array | undefined {
   try {
     const model = readElf(bytes, path);
-    const out = writeElf(model);
+    const out = writeElf(model); // relocations copied as read
     const diffs = compareElf(model, readElf(out, `${path} (rewritten)`));
     if (diffs.length > 0) {
       tally.failures.push(`${path}: model differs after write: ${diffs.slice(0, 3).join("; ")}`);
+      return undefined;
+    }
+    for (const sec of model.sections) if (sec.isRela) void sec.relocs.length; // decode them all
+    if (!Buffer.from(writeElf(model)).equals(Buffer.from(out))) {
+      tally.failures.push(`${path}: decoded and re-encoded relocations differ from the bytes read`);
       return undefined;
     }
     tally.roundTripped++;
@@ -96,20 +83,19 @@ async function checkBatch(paths: string[], batch: number, tally: Tally): Promise
   if (jobs.length === 0) return;
   const linked = saveBytes(`corpus-${batch}.linked.o`, new Uint8Array(0));
   try {
-    const [origs, mines] = await Promise.all([
-      readelfMany(jobs.map((j) => j.path)),
-      readelfMany(jobs.map((j) => j.rewritten)),
-    ]);
+    const verdicts = await compareReadelf(
+      jobs.map((j) => j.path),
+      jobs.map((j) => j.rewritten),
+    );
     for (const [i, { path, rewritten }] of jobs.entries()) {
-      const a = splitStrtabSizes(origs[i]!);
-      const b = splitStrtabSizes(mines[i]!);
-      if (a.text !== b.text)
-        tally.failures.push(`${path}: readelf differs at ${firstDifference(a.text, b.text)}`);
-      else if (b.sizes.some((size, k) => size > (a.sizes[k] ?? 0))) {
-        tally.failures.push(`${path}: a string table grew: ${a.sizes} -> ${b.sizes}`);
+      const { difference, strtabs } = verdicts[i]!;
+      const { original: a, rewritten: b } = strtabs;
+      if (difference) tally.failures.push(`${path}: readelf differs at ${difference}`);
+      else if (a.length !== b.length || b.some((size, k) => size > a[k]!)) {
+        tally.failures.push(`${path}: a string table grew: ${a} -> ${b}`);
       } else {
         tally.readelfSame++;
-        if (b.sizes.some((size, k) => size < a.sizes[k]!)) tally.smallerStrtabs++;
+        if (b.some((size, k) => size < a[k]!)) tally.smallerStrtabs++;
       }
       try {
         await run("ld", ["-r", "-o", linked, rewritten]);

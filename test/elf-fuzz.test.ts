@@ -2,7 +2,8 @@
  * Fuzzing readElf()/writeElf() with mutated real objects: bit flips, truncations, random runs and
  * overwrites of header, section header, symbol, relocation, group and note fields with values that
  * break parsers (0, all ones, huge, counts and lengths off by one). Only ElfError may come out;
- * an object that reads must write, and what it writes must read back as the same model. Deterministic: a seeded
+ * an object that reads must write (the same bytes with its relocations decoded or not), and what
+ * it writes must read back as the same model. Deterministic: a seeded
  * PRNG ($KPATCH_FUZZ_SEED) over objects compiled at test time. 10,000 cases by default;
  * KPATCH_FUZZ_CASES=100000 for the long run.
  */
@@ -275,6 +276,10 @@ test(`readElf() and writeElf() throw nothing but ElfError on ${CASES} mutated ob
       const out = writeElf(elf);
       if (out.length > 2 * m.length + 4096 * (elf.sections.length + 1))
         failures.push(`${label}: wrote ${out.length} bytes`);
+      stage = "rewrite";
+      for (const sec of elf.sections) if (sec.isRela) void sec.relocs.length; // decode: the encoder must agree
+      if (!Buffer.from(writeElf(elf)).equals(Buffer.from(out)))
+        failures.push(`${label}: decoded relocations wrote other bytes`);
       stage = "reread";
       const back = readElf(out, `${seed.name} (rewritten)`);
       // Unless the writer had to move locals before globals, the model must come back the same.
@@ -285,7 +290,7 @@ test(`readElf() and writeElf() throw nothing but ElfError on ${CASES} mutated ob
       if (diffs.length > 0) failures.push(`${label}: the model changed: ${diffs.join("; ")}`);
       tally("read and written");
     } catch (e) {
-      if (!(e instanceof ElfError) || stage === "reread") {
+      if (!(e instanceof ElfError) || stage === "reread" || stage === "rewrite") {
         failures.push(`${label}: ${stage}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
       } else tally(`${stage}: ${e.code}`);
     }

@@ -8,6 +8,7 @@ import { SHT_SYMTAB, SHT_SYMTAB_SHNDX } from "./constants.js";
 import type { ElfFile } from "./elf-file.js";
 import type { ElfSection } from "./elf-section.js";
 import type { ElfSymbol } from "./elf-symbol.js";
+import { RelocCursor } from "./relocs.js";
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
@@ -58,18 +59,19 @@ function compareSection(x: ElfSection, y: ElfSection, derived: boolean, diff: Di
   const sized = !derived && x.type !== SHT_SYMTAB && x.type !== SHT_SYMTAB_SHNDX;
   if (sized) diff(`${at} size`, x.size, y.size);
   if (sized && !bytesEqual(x.data, y.data)) diff(`${at} data`, "bytes", "other bytes");
-  diff(`${at} reloc count`, x.relocs.length, y.relocs.length);
-  const nr = Math.min(x.relocs.length, y.relocs.length);
+  // Through cursors: relocations not decoded yet (vmlinux.o has millions) are compared in place.
+  const xr = new RelocCursor(x);
+  const yr = new RelocCursor(y);
+  diff(`${at} reloc count`, xr.count, yr.count);
+  const nr = Math.min(xr.count, yr.count);
   for (let i = 0; i < nr; i++) {
-    const r = x.relocs[i]!;
-    const s = y.relocs[i]!;
     if (
-      r.offset !== s.offset ||
-      r.type !== s.type ||
-      r.addend !== s.addend ||
-      r.symbol.index !== s.symbol.index
+      xr.offset(i) !== yr.offset(i) ||
+      xr.type(i) !== yr.type(i) ||
+      xr.addend(i) !== yr.addend(i) ||
+      xr.symbol(i).index !== yr.symbol(i).index
     ) {
-      diff(`${at} reloc ${i}`, relocText(r), relocText(s));
+      diff(`${at} reloc ${i}`, relocText(xr, i), relocText(yr, i));
       return;
     }
   }
@@ -86,8 +88,8 @@ function compareSection(x: ElfSection, y: ElfSection, derived: boolean, diff: Di
   }
 }
 
-function relocText(r: { offset: number; type: number; symbol: ElfSymbol; addend: bigint }): string {
-  return `0x${r.offset.toString(16)} type ${r.type} sym ${r.symbol.index} ${r.addend}`;
+function relocText(r: RelocCursor, i: number): string {
+  return `0x${r.offset(i).toString(16)} type ${r.type(i)} sym ${r.symbol(i).index} ${r.addend(i)}`;
 }
 
 function compareSymbol(x: ElfSymbol, y: ElfSymbol, diff: Diff): void {

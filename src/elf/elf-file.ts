@@ -53,6 +53,7 @@ export class ElfFile implements ElfHeader {
   #sections: ElfSection[] = [];
   #symbols: ElfSymbol[] = [];
   #sectionsRenumber = false;
+  #symbolsAsRead = false;
   #symbolsRenumber = false;
   #sectionsByName: Multi<ElfSection> | undefined;
   #symbolsByName: Multi<ElfSymbol> | undefined;
@@ -87,10 +88,14 @@ export class ElfFile implements ElfHeader {
     return this.symtab?.link;
   }
 
-  /** @internal The reader hands over everything it made, in order. */
-  _load(sections: ElfSection[], symbols: ElfSymbol[]): void {
+  /**
+   * @internal The reader hands over everything it made, in order; `asRead` when the symbols are
+   * in the positions undecoded relocations refer to.
+   */
+  _load(sections: ElfSection[], symbols: ElfSymbol[], asRead = false): void {
     this.#sections = sections;
     this.#symbols = symbols;
+    this.#symbolsAsRead = asRead;
     for (let i = 0; i < sections.length; i++) {
       sections[i]!.file = this;
       sections[i]!._index = i;
@@ -234,6 +239,7 @@ export class ElfFile implements ElfHeader {
     if (init.section) this.#own(init.section, "define a symbol in");
     const sym = new ElfSymbol(init);
     sym.file = this;
+    this.#symbolsAsRead = false;
     const syms = this.#symbols;
     let at = syms.length;
     if (sym.bind === STB_LOCAL) while (at > 1 && syms[at - 1]!.bind !== STB_LOCAL) at--;
@@ -343,6 +349,11 @@ export class ElfFile implements ElfHeader {
 
   // ---- bookkeeping (called by ElfSection/ElfSymbol setters) ----------------------------------
 
+  /** @internal Every symbol is where readElf() put it: raw relocation bytes are still right. */
+  get _symbolsAsRead(): boolean {
+    return this.#symbolsAsRead;
+  }
+
   /** @internal */
   _renumberSections(): void {
     if (!this.#sectionsRenumber) return;
@@ -420,6 +431,7 @@ export class ElfFile implements ElfHeader {
       sym._index = -1;
     }
     this.#symbols = this.#symbols.filter((s) => !doomed.has(s));
+    this.#symbolsAsRead = false;
     this.#symbolsRenumber = true;
   }
 

@@ -13,6 +13,7 @@ import { type ElfNote, noteAlignment, notesSize } from "./elf-note.js";
 import type { ElfReloc } from "./elf-reloc.js";
 import type { ElfSymbol } from "./elf-symbol.js";
 import { GRP, REL, RELA, SHNDX_ENTRY, SYM } from "./layout.js";
+import { decodeRelocs, type RawRelocs, rawRelocsSize } from "./relocs.js";
 
 /** Shared by every section without contents: a zero-length array cannot be written to. */
 const NO_BYTES = new Uint8Array(0);
@@ -66,7 +67,9 @@ export class ElfSection {
    * `.klp.rela.*` section (SHF_RELA_LIVEPATCH) applying to it is never this.
    */
   rela: ElfSection | undefined;
-  relocs: ElfReloc[];
+  /** @internal Relocations still in the input (see relocs.ts); undefined once decoded. */
+  _raw: RawRelocs | undefined;
+  #relocs: ElfReloc[];
   /** SHT_GROUP: the flag word (GRP_COMDAT), the member sections and the signature symbol. */
   groupFlags: number;
   members: ElfSection[];
@@ -96,13 +99,27 @@ export class ElfSection {
     this.info = init.info ?? 0;
     this.base = init.base;
     this.rela = undefined;
-    this.relocs = [];
+    this._raw = undefined;
+    this.#relocs = [];
     this.groupFlags = 0;
     this.members = [];
     this.signature = undefined;
     this.group = undefined;
     this.notes = [];
     this.sectionSymbol = undefined;
+  }
+
+  /** SHT_RELA/SHT_REL: the relocations, in table order; edit the array freely. */
+  get relocs(): ElfReloc[] {
+    if (this._raw) {
+      this.#relocs = decodeRelocs(this._raw);
+      this._raw = undefined;
+    }
+    return this.#relocs;
+  }
+  set relocs(relocs: ElfReloc[]) {
+    this._raw = undefined;
+    this.#relocs = relocs;
   }
 
   /** Position in the section header table of the owning file; -1 once removed. */
@@ -127,9 +144,9 @@ export class ElfSection {
       case SHT_NULL:
         return this.#nobitsSize;
       case SHT_RELA: // relocations, or (ET_EXEC/ET_DYN) the bytes as read
-        return this.data.length + this.relocs.length * RELA.SIZE;
+        return this.data.length + (this._raw ? rawRelocsSize(this._raw) : this.#relocs.length * RELA.SIZE);
       case SHT_REL:
-        return this.data.length + this.relocs.length * REL.SIZE;
+        return this.data.length + (this._raw ? rawRelocsSize(this._raw) : this.#relocs.length * REL.SIZE);
       case SHT_GROUP:
         return GRP.ENTRY * (1 + this.members.length);
       case SHT_NOTE:

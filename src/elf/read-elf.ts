@@ -5,7 +5,7 @@
  * a bad input gives an ElfError naming the file, the section and the offset.
  */
 import type { ErrorLocation } from "../util/errors.js";
-import { ElfInput, readInt64, StringTableReader } from "./binary.js";
+import { ElfInput, StringTableReader } from "./binary.js";
 import {
   ET_REL,
   SHF_INFO_LINK,
@@ -25,7 +25,6 @@ import {
 import { ElfError } from "./elf-error.js";
 import { ElfFile, isOrdinaryRela } from "./elf-file.js";
 import { noteAlignment, parseNotes } from "./elf-note.js";
-import { ElfReloc } from "./elf-reloc.js";
 import { ElfSection } from "./elf-section.js";
 import { ElfSymbol } from "./elf-symbol.js";
 import { GRP, REL, RELA, SHNDX_ENTRY, SYM } from "./layout.js";
@@ -55,7 +54,8 @@ export function readElf(bytes: Uint8Array, path?: string): ElfFile {
   }
   file.symtab = symtab;
   file.shstrtab = shstrndx > 0 ? ctx.sections[shstrndx] : undefined;
-  file._load(ctx.sections, symbols);
+  // A copy: undecoded relocations index the symbols as read, whatever the file does later.
+  file._load(ctx.sections, symbols.slice(), true);
   return file;
 }
 
@@ -266,11 +266,10 @@ class Reader {
     }
     const limit = base.size;
     const view = input.view;
-    const relocs: ElfReloc[] = new Array(count);
+    // Check every entry now, so that a bad one is readElf()'s error; decode on first use.
     for (let i = 0, at = sh.offset; i < count; i++, at += entry) {
       const symIndex = view.getUint32(at + RELA.sym, true);
-      const symbol = symbols[symIndex];
-      if (symbol === undefined) {
+      if (symIndex >= symbols.length) {
         throw this.fail(
           "ELF_BAD_RELOC",
           ri,
@@ -278,7 +277,7 @@ class Reader {
           i * entry,
         );
       }
-      // r_offset as two halves: no bigint for the common case of a small offset.
+      // r_offset from its two halves: exact below 2^53, and anything above is past `limit` anyway.
       const offset =
         view.getUint32(at + RELA.offset, true) + view.getUint32(at + RELA.offset + 4, true) * 2 ** 32;
       if (offset >= limit) {
@@ -289,10 +288,8 @@ class Reader {
           i * entry,
         );
       }
-      const addend = rela ? readInt64(view, at + RELA.addend) : 0n;
-      relocs[i] = new ElfReloc(offset, view.getUint32(at + RELA.type, true), symbol, addend);
     }
-    sec.relocs = relocs;
+    sec._raw = { view, start: sh.offset, count, rela, symbols };
   }
 
   readGroup(gi: number, symtab: ElfSection | undefined, symbols: ElfSymbol[]): void {

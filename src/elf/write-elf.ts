@@ -28,6 +28,7 @@ import { noteAlignment, notesSize, writeNotes } from "./elf-note.js";
 import type { ElfSection } from "./elf-section.js";
 import type { ElfSymbol } from "./elf-symbol.js";
 import { EHDR, EI, GRP, REL, RELA, SHDR, SHNDX_ENTRY, SYM } from "./layout.js";
+import { rawRelocsBytes, rawRelocsSize } from "./relocs.js";
 import { StringTableBuilder } from "./string-table.js";
 
 /**
@@ -72,6 +73,7 @@ class Writer {
   addShndx = false;
   /** The output as i64s: storing a bigint there is several times faster than DataView.setBigInt64. */
   i64 = new BigInt64Array(0);
+  out = Buffer.alloc(0);
 
   constructor(file: ElfFile) {
     this.file = file;
@@ -143,6 +145,7 @@ class Writer {
     const shoff = Math.ceil(end / 8) * 8;
     const buffer = new ArrayBuffer(shoff + count * SHDR.SIZE); // zeroed, and 8-aligned for i64
     const out = Buffer.from(buffer);
+    this.out = out;
     const view = new DataView(buffer);
     this.i64 = new BigInt64Array(buffer, 0, buffer.byteLength >>> 3);
 
@@ -203,9 +206,9 @@ class Writer {
       case SHT_SYMTAB_SHNDX:
         return sec === this.shndxTable ? this.symbols.length * SHNDX_ENTRY : sec.data.length;
       case SHT_RELA:
-        return sec.relocs.length * RELA.SIZE;
       case SHT_REL:
-        return sec.relocs.length * REL.SIZE;
+        if (sec._raw) return rawRelocsSize(sec._raw); // without decoding them
+        return sec.relocs.length * (sec.type === SHT_RELA ? RELA.SIZE : REL.SIZE);
       case SHT_GROUP:
         return GRP.ENTRY * (1 + sec.members.length);
       case SHT_NOTE:
@@ -263,6 +266,11 @@ class Writer {
   }
 
   writeRelocs(sec: ElfSection, view: DataView, start: number): void {
+    const raw = sec._raw;
+    if (raw && !this.reordered && this.file._symbolsAsRead) {
+      this.out.set(rawRelocsBytes(raw), start); // untouched, and the symbol indexes still hold
+      return;
+    }
     const rela = sec.type === SHT_RELA;
     const entry = rela ? RELA.SIZE : REL.SIZE;
     const relocs = sec.relocs;

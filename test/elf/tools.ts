@@ -104,23 +104,3 @@ export function normalizeReadelf(text: string, path: string): string {
 export async function readelf(path: string): Promise<string> {
   return normalizeReadelf(await run("readelf", ["-S", "-s", "-r", "-W", path]), path);
 }
-
-/** readelf() of several files in one readelf run (it prints "File: <path>" before each). */
-export async function readelfMany(paths: string[]): Promise<string[]> {
-  if (paths.length === 1) return [await readelf(paths[0]!)];
-  const text = await run("readelf", ["-S", "-s", "-r", "-W", ...paths]);
-  const starts: { path: string; at: number }[] = [];
-  let from = 0;
-  for (const path of paths) {
-    const marker = `\nFile: ${path}\n`;
-    const at = text.indexOf(marker, from);
-    if (at < 0) throw new Error(`readelf printed nothing for ${path}`);
-    starts.push({ path, at: at + marker.length });
-    from = at + marker.length;
-  }
-  return starts.map(({ path, at }, i) => {
-    const end =
-      i + 1 < starts.length ? starts[i + 1]!.at - `\nFile: ${starts[i + 1]!.path}\n`.length : text.length;
-    return normalizeReadelf(text.slice(at, end), path);
-  });
-}
