@@ -9,10 +9,11 @@
  * IBT: taking the address of an existing function is only safe when its endbr64 is there at run
  * time; a function without endbr64, or one the kernel may have sealed, is refused.
  */
-import { type ElfReloc, R_X86_64_PLT32 } from "../elf/index.js";
+import { type ElfReloc, R_X86_64_PC32, R_X86_64_PLT32 } from "../elf/index.js";
+import { findInstructionAt } from "../x86/index.js";
 import type { DiffContext } from "./context.js";
 import { DiffError } from "./diff-error.js";
-import { hasEndbr, type Unit } from "./object-index.js";
+import { findUnitAt, hasEndbr, type Unit } from "./object-index.js";
 import { resolveRelocTarget } from "./reloc-target.js";
 
 export function includeDependencies(ctx: DiffContext): void {
@@ -78,7 +79,7 @@ function followReloc(ctx: DiffContext, from: Unit, r: ElfReloc, include: (u: Uni
         include(t.unit.parent ?? t.unit);
         return;
       }
-      if (t.unit.sym.isFunction && from.sym.isFunction && r.type !== R_X86_64_PLT32)
+      if (t.unit.sym.isFunction && from.sym.isFunction && !isDirectBranch(from, r))
         checkAddressTaken(ctx, from, t.unit, loc);
       return;
     }
@@ -101,6 +102,17 @@ function followReloc(ctx: DiffContext, from: Unit, r: ElfReloc, include: (u: Uni
     case "symbol":
       return;
   }
+}
+
+/**
+ * True when `r` is the target of a direct call or jump: PLT32, or (for a static callee, which the
+ * assembler reaches with PC32) the branch displacement of a call/jmp/jcc instruction.
+ */
+function isDirectBranch(from: Unit, r: ElfReloc): boolean {
+  if (r.type === R_X86_64_PLT32) return true;
+  if (r.type !== R_X86_64_PC32) return false;
+  const insn = findInstructionAt(from.section.data, Number(from.sym.value), from.end, r.offset);
+  return insn !== undefined && insn.kind !== "other" && insn.immediate?.offset === r.offset;
 }
 
 /**
@@ -147,7 +159,9 @@ function addressTakenIn(ctx: DiffContext, unit: Unit): boolean {
     for (const r of ctx.relocsOf(sec)) {
       if (r.type === R_X86_64_PLT32) continue;
       const t = resolveRelocTarget(ctx.orig, sec, r);
-      if (t.kind === "unit" && t.unit === unit) return true;
+      if (t.kind !== "unit" || t.unit !== unit) continue;
+      const from = kind === "text" ? findUnitAt(ctx.orig, sec, r.offset) : undefined;
+      if (!from || !isDirectBranch(from, r)) return true;
     }
   }
   return false;
