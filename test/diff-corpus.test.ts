@@ -1,6 +1,6 @@
 /**
  * The differ's corpus (test/fixtures/diff): every case compiled with the kernel's flags, diffed,
- * and held to its expect.json. Module cases build against the lab kernel tree and are skipped
+ * and held to its expect.json (verdict, callbacks, ignored and forced names, warnings). Module cases build against the lab kernel tree and are skipped
  * when it is not there.
  */
 import assert from "node:assert/strict";
@@ -9,13 +9,15 @@ import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import {
+  type DiffReport,
   diffObjects,
   type EntrySizes,
   isDiffError,
   parseEntrySizes,
   probeEntrySizes,
 } from "../src/diff/index.js";
-import { readElf, writeElf } from "../src/elf/index.js";
+import { type ElfFile, readElf, writeElf } from "../src/elf/index.js";
+import { takeCallbacks } from "../src/klp/callbacks.js";
 import { buildModuleCases, type Case, compilePlainCase, listCases } from "./fixtures/diff/harness.js";
 
 const work = mkdtempSync(join(tmpdir(), "kpatch-diff-corpus-"));
@@ -28,8 +30,9 @@ function check(c: Case, origPath: string, patchedPath: string, entrySizes: Entry
   if (e.error) {
     assert.throws(
       () => diffObjects(orig, patched, { entrySizes }),
-      (err: unknown) => isDiffError(err) && err.code === e.error,
-      `${c.name}: expected ${e.error}`,
+      (err: unknown) =>
+        isDiffError(err) && err.code === e.error && (!e.message || new RegExp(e.message).test(err.message)),
+      `${c.name}: expected ${e.error}${e.message ? ` matching /${e.message}/` : ""}`,
     );
     return;
   }
@@ -38,6 +41,7 @@ function check(c: Case, origPath: string, patchedPath: string, entrySizes: Entry
   const added = result.report.new.map((f) => f.name).sort();
   assert.deepEqual(changed, [...(e.changed ?? [])].sort(), `${c.name}: changed functions`);
   assert.deepEqual(added, [...(e.new ?? [])].sort(), `${c.name}: new functions`);
+  checkDirectives(c, result.report);
   if (e.status === "unchanged") {
     assert.equal(result.changed, false, `${c.name}: expected no change`);
     return;
@@ -54,6 +58,62 @@ function check(c: Case, origPath: string, patchedPath: string, entrySizes: Entry
   const back = readElf(bytes, `${c.name}/out.o`);
   for (const f of [...changed, ...added]) assert.ok(back.findSymbol(f), `${c.name}: ${f} not in the output`);
   for (const k of e.klp ?? []) assert.ok(back.findSymbol(k), `${c.name}: ${k} not in the output`);
+  for (const a of e.absent ?? [])
+    assert.ok(!back.findSymbols(a).some((s) => s.section), `${c.name}: ${a} must not be in the output`);
+  checkCallbackSections(c, back, result.report);
+}
+
+/** The report's callbacks, ignored names, forced functions and warnings, as expect.json says. */
+function checkDirectives(c: Case, report: DiffReport): void {
+  const e = c.expect;
+  const callbacks = Object.fromEntries(report.callbacks.map((cb) => [cb.kind, cb.name]));
+  assert.deepEqual(callbacks, e.callbacks ?? {}, `${c.name}: callbacks`);
+  for (const [name, why] of Object.entries(e.ignored ?? {})) {
+    const got = report.ignored.find((i) => i.name === name);
+    assert.equal(got?.why, why, `${c.name}: ${name} ignored (${JSON.stringify(report.ignored)})`);
+  }
+  assert.deepEqual(
+    report.forced.map((f) => f.name).sort(),
+    [...(e.forced ?? [])].sort(),
+    `${c.name}: forced`,
+  );
+  for (const w of e.warnings ?? []) {
+    assert.ok(
+      report.warnings.some((x) => new RegExp(w).test(x)),
+      `${c.name}: no warning matches /${w}/ (${report.warnings.join(" | ")})`,
+    );
+  }
+}
+
+/**
+ * The output keeps the callback sections and no other directive section, and the module
+ * generator's reader (src/klp/callbacks.ts) finds each callback in it.
+ */
+function checkCallbackSections(c: Case, out: ElfFile, report: DiffReport): void {
+  const directives = out.sections.filter((s) => s.name.startsWith(".kpatch_ts."));
+  assert.deepEqual(
+    directives.map((s) => s.name).sort(),
+    report.callbacks.map((cb) => cb.section).sort(),
+    `${c.name}: directive sections in the output`,
+  );
+  for (const cb of report.callbacks) {
+    const fn = out.findSymbols(cb.name).find((s) => s.section);
+    assert.ok(fn?.isFunction, `${c.name}: callback ${cb.name} not defined in the output`);
+  }
+  const taken = takeCallbacks(out, "__test_cb");
+  assert.deepEqual(
+    Object.keys(taken).sort(),
+    report.callbacks.map((cb) => cb.kind).sort(),
+    `${c.name}: callbacks the module generator reads`,
+  );
+  for (const cb of report.callbacks) {
+    const alias = out.findSymbol(taken[cb.kind as keyof typeof taken]!)!;
+    const fn = out.findSymbols(cb.name).find((s) => s.section)!;
+    assert.ok(
+      alias.section === fn.section && alias.value === fn.value,
+      `${c.name}: ${cb.kind} -> ${cb.name}`,
+    );
+  }
 }
 
 const cases = listCases();

@@ -2,16 +2,18 @@
  * The differ over real kernel objects: one file of the lab kernel compiled before and after a
  * small patch, with the lab's own compile command (plus -ffunction-sections -fdata-sections),
  * into a temporary directory; the changed functions must be the ones the patch touched plus those
- * the compiler inlined them into. Skipped when the lab kernel is not built.
+ * the compiler inlined them into. kpatch-build's test patches that use kpatch-macros.h (shadow,
+ * callbacks) are applied with patch(1) the same way. Skipped when the lab kernel is not built.
  */
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { after, describe, test } from "node:test";
 import { diffObjects, ExportTable, probeEntrySizes, splitShell, TargetSymbols } from "../src/diff/index.js";
 import { readElf, writeElf } from "../src/elf/index.js";
-import { execCheck } from "../src/util/exec.js";
+import { takeCallbacks } from "../src/klp/callbacks.js";
+import { exec, execCheck } from "../src/util/exec.js";
 
 const buildDir = join(
   process.env["XDG_CACHE_HOME"] ?? join(homedir(), ".cache"),
@@ -20,6 +22,9 @@ const buildDir = join(
   "current-6.12",
   "build",
 );
+const MACROS = resolve(import.meta.dirname, "..", "..", "include", "kpatch-ts");
+const PATCHES = resolve(import.meta.dirname, "..", "..", "test", "fixtures", "patches", "6.12");
+const WRAPPER = join(import.meta.dirname, "fixtures", "diff", "run-diff-object.js");
 const ready = existsSync(join(buildDir, "vmlinux")) && existsSync(join(buildDir, "Module.symvers"));
 const work = mkdtempSync(join(tmpdir(), "kpatch-diff-lab-"));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -40,18 +45,35 @@ function compileArgs(obj: string, src: string, out: string): string[] {
     if (w.endsWith(".c") && !w.startsWith("-")) continue;
     args.push(w);
   }
-  return [...args, "-ffunction-sections", "-fdata-sections", "-o", out, src];
+  // kpatch-macros.h on the include path, as kpatch-build's builds have it; the source's own
+  // directory for its quoted includes ("internal.h"), since the copy is compiled elsewhere.
+  const srcDir = join(readlinkSource(), obj.slice(0, obj.lastIndexOf("/")));
+  return [...args, "-ffunction-sections", "-fdata-sections", `-I${MACROS}`, `-I${srcDir}`, "-o", out, src];
+}
+
+/** `text` (of `file`) with the patch applied by patch(1), in a scratch directory. */
+async function applyPatch(text: string, file: string, patchFile: string, dir: string): Promise<string> {
+  mkdirSync(dir, { recursive: true });
+  const base = file.slice(file.lastIndexOf("/") + 1);
+  writeFileSync(join(dir, base), text);
+  await execCheck("patch", ["-s", "--no-backup-if-mismatch", "-i", patchFile, join(dir, base)], {
+    what: `applying ${patchFile} to ${file}`,
+  });
+  return readFileSync(join(dir, base), "utf8");
 }
 
 /** Compiles `file` of the lab kernel as it is and with `edit` applied; returns both objects. */
 async function buildPair(
   file: string,
   name: string,
-  edit: (text: string) => string,
+  edit: ((text: string) => string) | { patch: string },
 ): Promise<{ orig: string; patched: string }> {
   const srcDir = readlinkSource();
   const text = readFileSync(join(srcDir, file), "utf8");
-  const patchedText = edit(text);
+  const patchedText =
+    typeof edit === "function"
+      ? edit(text)
+      : await applyPatch(text, file, edit.patch, join(work, name, "patch"));
   assert.notEqual(patchedText, text, `${name}: the edit must change ${file}`);
   const obj = file.replace(/\.c$/, ".o");
   const base = file.slice(file.lastIndexOf("/") + 1);
@@ -148,6 +170,72 @@ describe("differ over lab kernel objects", { skip: ready ? false : "the lab kern
         }).changed,
         false,
       );
+    });
+  }
+
+  // kpatch-build's own test patches that use kpatch-macros.h: the callbacks come along as new
+  // code in their sections, for the module generator; the command exits 0.
+  const macroCases: { patch: string; file: string; changed: string[]; callbacks: Record<string, string> }[] =
+    [
+      {
+        patch: "shadow",
+        file: "fs/proc/cmdline.c",
+        changed: ["cmdline_proc_show"],
+        callbacks: { post_unpatch: "kpts_free_shadows" },
+      },
+      {
+        patch: "callbacks",
+        file: "fs/proc/version.c",
+        changed: ["version_proc_show"],
+        callbacks: {
+          pre_patch: "kpts_pre_patch",
+          post_patch: "kpts_post_patch",
+          pre_unpatch: "kpts_pre_unpatch",
+          post_unpatch: "kpts_post_unpatch",
+        },
+      },
+    ];
+
+  for (const c of macroCases) {
+    test(`${c.patch}.patch: ${c.file} changes ${c.changed.join(", ")} and carries its callbacks`, async () => {
+      const { symbols, exports, sizes } = await context();
+      const pair = await buildPair(c.file, c.patch, { patch: join(PATCHES, `${c.patch}.patch`) });
+      const orig = readElf(readFileSync(pair.orig), pair.orig);
+      const patched = readElf(readFileSync(pair.patched), pair.patched);
+      const result = diffObjects(orig, patched, { symbols, exports, entrySizes: sizes, target: "vmlinux" });
+      const r = result.report;
+      assert.deepEqual(r.changed.map((f) => f.name).sort(), [...c.changed].sort());
+      assert.deepEqual(r.new, []);
+      assert.deepEqual(Object.fromEntries(r.callbacks.map((cb) => [cb.kind, cb.name])), c.callbacks);
+      assert.deepEqual(r.warnings, []);
+      const out = readElf(writeElf(result.output!), "out.o");
+      for (const fn of Object.values(c.callbacks)) assert.ok(out.findSymbols(fn).some((s) => s.section));
+      assert.deepEqual(
+        out.sections
+          .filter((s) => s.name.startsWith(".kpatch_ts."))
+          .map((s) => s.name)
+          .sort(),
+        Object.keys(c.callbacks)
+          .map((k) => `.kpatch_ts.callbacks.${k}`)
+          .sort(),
+      );
+      assert.deepEqual(Object.keys(takeCallbacks(out, "__t")).sort(), Object.keys(c.callbacks).sort());
+
+      const outPath = join(work, c.patch, "out.o");
+      const cli = await exec(process.execPath, [
+        WRAPPER,
+        pair.orig,
+        pair.patched,
+        "-o",
+        outPath,
+        "-q",
+        "--symbols",
+        join(buildDir, "vmlinux"),
+        "--exports",
+        join(buildDir, "Module.symvers"),
+      ]);
+      assert.equal(cli.code, 0, cli.stderr);
+      assert.ok(existsSync(outPath));
     });
   }
 });
