@@ -68,3 +68,23 @@ test("diff-object exits 1 on a bad option value", async () => {
   assert.equal(r.code, 1);
   assert.match(r.stderr, /DIFF_BAD_INPUT/);
 });
+
+test("diff-object lists callbacks in the JSON report and exits 2 on two callbacks of one kind", async () => {
+  const ok = await run("callbacks");
+  assert.equal(ok.code, 0, ok.stderr);
+  const report = JSON.parse(readFileSync(ok.json, "utf8"));
+  assert.deepEqual(
+    report.callbacks.map((c: { kind: string; name: string }) => `${c.kind}:${c.name}`).sort(),
+    [
+      "post_patch:on_post_patch",
+      "post_unpatch:existing_cleanup",
+      "pre_patch:on_pre_patch",
+      "pre_unpatch:on_pre_unpatch",
+    ],
+  );
+  assert.match(ok.stdout, /pre_patch callback: on_pre_patch/);
+  const dup = await run("callbacks-duplicate");
+  assert.equal(dup.code, 2);
+  assert.match(dup.stderr, /\.kpatch_ts\.callbacks\.pre_patch.*DIFF_BAD_DIRECTIVE/);
+  assert.equal(existsSync(dup.out), false);
+});

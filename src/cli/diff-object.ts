@@ -41,6 +41,10 @@ Options:
   -q, --quiet               print nothing but errors
   -h, --help                show this text
 
+Directives of kpatch-macros.h in PATCHED.o are honoured: KPATCH_*_CALLBACK (the callback and
+its section go into OUT.o, listed as callbacks), KPATCH_IGNORE_FUNCTION and KPATCH_IGNORE_SECTION
+(changes listed as ignored), KPATCH_FORCE_UNSAFE (a warning says what it overrode).
+
 Exit status: 0 changes emitted, 3 no change, 2 cannot be applied live, 1 other error.
 `;
 
