@@ -5,9 +5,10 @@
  * an object that reads must write (the same bytes with its relocations decoded or not), and what
  * it writes must read back as the same model. Deterministic: a seeded
  * PRNG ($KPATCH_FUZZ_SEED) over objects compiled at test time. 10,000 cases by default;
- * KPATCH_FUZZ_CASES=100000 for the long run.
+ * KPATCH_FUZZ_CASES=100000 for the long run; KPATCH_FUZZ_OBJECTS=a.o:b.o adds objects to mutate.
  */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { compareElf } from "../src/elf/compare-elf.js";
 import {
@@ -158,6 +159,10 @@ function seeds(): Seed[] {
     describe("fuzz-g.o", g.bytes),
     describe("fuzz-asm.o", asm.bytes),
     describe("fuzz-xindex.o", writeElf(x)),
+    ...(process.env["KPATCH_FUZZ_OBJECTS"] ?? "")
+      .split(":")
+      .filter((path) => path !== "")
+      .map((path) => describe(path, new Uint8Array(readFileSync(path)))),
   ];
 }
 
