@@ -5,10 +5,10 @@
  * loaded, usage); atomic replace and unload --all. One boot for all of it.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { before, describe, it } from "node:test";
+import { dirname, join } from "node:path";
+import { after, before, describe, it } from "node:test";
 import type { GuestCommandResult, GuestResult } from "../src/lab/guest.js";
 import {
   asNobody,
@@ -61,10 +61,15 @@ describe("kpatch in the lab guest", () => {
   let result: GuestResult;
   let step: (name: Name) => GuestCommandResult;
   let otherRelease: string;
+  let other = "";
+
+  after(() => {
+    if (other) rmSync(dirname(other), { recursive: true, force: true });
+  });
 
   before(async () => {
     const modules = await testModules();
-    const other = join(mkdtempSync(join(tmpdir(), "kpatch-cli-")), "livepatch-sample-other.ko");
+    other = join(mkdtempSync(join(tmpdir(), "kpatch-cli-")), "livepatch-sample-other.ko");
     otherRelease = withOtherVermagic(sampleModule("livepatch", "livepatch-sample"), other).release;
     const run = await runKpatchSteps(STEPS, {
       files: [

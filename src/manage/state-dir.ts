@@ -7,6 +7,7 @@
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { KpatchError } from "../util/errors.js";
 
 export function libDir(): string {
   return process.env["KPATCH_LIB_DIR"] || "/var/lib/kpatch";
@@ -22,9 +23,9 @@ export function bootDir(kernelRelease: string, root = libDir()): string {
 
 /** Writes a file so that it is either wholly there or not at all, even across a crash. */
 export function writeFileDurably(path: string, data: string | Uint8Array, mode = 0o644): void {
-  mkdirSync(dirname(path), { recursive: true });
   const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
   try {
+    mkdirSync(dirname(path), { recursive: true });
     const fd = openSync(tmp, "w", mode);
     try {
       writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
@@ -35,15 +36,30 @@ export function writeFileDurably(path: string, data: string | Uint8Array, mode =
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });
-    throw e;
+    throw stateError("write", path, e);
   }
   syncDir(dirname(path));
 }
 
 /** Removes a file and syncs its directory (no error when it is not there). */
 export function removeFileDurably(path: string): void {
-  rmSync(path, { force: true });
+  try {
+    rmSync(path, { force: true });
+  } catch (e) {
+    throw stateError("remove", path, e);
+  }
   syncDir(dirname(path));
+}
+
+/** A file system error on kpatch's own state: the user's problem to fix (a full or broken disk). */
+function stateError(action: string, path: string, e: unknown): KpatchError {
+  const err = e as NodeJS.ErrnoException;
+  return new KpatchError(
+    "KPATCH_STATE_IO",
+    `Cannot ${action} ${path}: ${err.code ?? ""} ${err.message}`.replace(/\s+/g, " "),
+    { file: path },
+    { cause: e },
+  );
 }
 
 export function syncDir(dir: string): void {
