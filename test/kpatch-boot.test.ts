@@ -103,6 +103,7 @@ describe("boot-time loading from a persistent disk in the lab guest", () => {
       { name: "list", command: "kpatch list" },
       { name: "boot-again", command: "kpatch boot" },
       { name: "unblock", command: "kpatch unblock livepatch_sample && kpatch list" },
+      { name: "load-all", command: "kpatch load --all && cat /proc/cmdline" },
       cleanShutdown,
     ]);
     boots["unblocked"] = await boot([
@@ -176,6 +177,11 @@ describe("boot-time loading from a persistent disk in the lab guest", () => {
     assert.match(out("blocked", "boot-again"), /not loading livepatch_sample: blocked/);
     assert.match(out("blocked", "unblock"), /unblocked livepatch_sample: it loads at the next boot/);
     assert.doesNotMatch(out("blocked", "unblock"), /BLOCKED/);
+    assert.equal(
+      out("blocked", "load-all"),
+      `loaded livepatch_sample\n${PATCHED}\n`,
+      "load --all loads it now",
+    );
   });
 
   it("once unblocked it loads at the next boot again; uninstall removes it", () => {

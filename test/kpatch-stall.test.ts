@@ -18,6 +18,13 @@ const STEPS = [
     name: "after-load",
     command: "ls /sys/kernel/livepatch | wc -l; grep -c '^kpatch_stall_patch ' /proc/modules",
   },
+  {
+    name: "signal",
+    command:
+      "kpatch load --timeout 20 --signal-after 100 kpatch-stall-patch.ko > /tmp/load.out 2>&1 & p=$!; " +
+      "i=0; until [ -e /sys/kernel/livepatch/kpatch_stall_patch ] || [ $i -gt 200 ]; do sleep 0.1; i=$((i+1)); done; " +
+      'kpatch signal; wait $p; echo "load exited $?"',
+  },
   { name: "load-json", command: "kpatch load --json --timeout 2 --signal-after 0 kpatch-stall-patch.ko" },
   {
     name: "after-json",
@@ -82,6 +89,15 @@ describe("a stalled transition in the lab guest", () => {
     );
     assert.equal(exit("after-load", 1).trim().split(/\s+/).join(" "), "0 0", "no patch and no module left");
     t.diagnostic(`guest run ${Math.round(result.wallMs)} ms (${result.accel})`);
+  });
+
+  it("signal: names the tasks that block a transition in progress", () => {
+    const out = exit("signal", 0);
+    assert.match(
+      out,
+      /kpatch_stall_patch: patching; 1 task\(s\) block it, 0 signalled\n {2}pid \d+ \(kpatch-stall\) kernel thread sits in kpatch_stall_loop \[kpatch_stall_target\]/,
+    );
+    assert.match(out, /load exited 3/);
   });
 
   it("load --json: the report as JSON, with the blocking task", () => {

@@ -83,7 +83,7 @@ export async function removeModule(name: string): Promise<void> {
   );
 }
 
-/** The last kernel log lines that mention the module (what the loader said about it), indented. */
+/** The last kernel log lines about the module or the livepatch core (why it refused), indented. */
 async function kernelLogAbout(name: string): Promise<string> {
   try {
     const r = await exec("dmesg", []);
@@ -91,7 +91,7 @@ async function kernelLogAbout(name: string): Promise<string> {
     const dashed = name.replace(/_/g, "-");
     return r.stdout
       .split("\n")
-      .filter((l) => l.includes(name) || l.includes(dashed))
+      .filter((l) => l.includes(name) || l.includes(dashed) || l.includes("livepatch:"))
       .slice(-5)
       .map((l) => `  ${l.trim()}`)
       .join("\n");
