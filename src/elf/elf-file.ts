@@ -17,9 +17,8 @@ import { ElfReloc, type RelocInit } from "./elf-reloc.js";
 import { ElfSection, type SectionInit } from "./elf-section.js";
 import { ElfSymbol, type SymbolInit } from "./elf-symbol.js";
 import { RELA, SYM } from "./layout.js";
-import { type Multi, multiAdd, multiAll, multiDelete } from "./multi-map.js";
+import { LookupIndex } from "./lookup-index.js";
 import { type RemoveOptions, removeSections, removeSymbols } from "./remove.js";
-import { SymbolRanges } from "./symbol-ranges.js";
 
 export interface ElfHeader {
   type: number; // ET_*
@@ -55,12 +54,7 @@ export class ElfFile implements ElfHeader {
   #sectionsRenumber = false;
   #symbolsAsRead = false;
   #symbolsRenumber = false;
-  #sectionsByName: Multi<ElfSection> | undefined;
-  #symbolsByName: Multi<ElfSymbol> | undefined;
-  #bySection: Map<ElfSection, ElfSymbol[]> | undefined;
-  #ranges = new Map<ElfSection, SymbolRanges>();
-  /** Sections whose #bySection list may be out of table order. */
-  #unsorted = new Set<ElfSection>();
+  readonly #index = new LookupIndex(this);
 
   constructor(header: Partial<ElfHeader> = {}, path?: string) {
     this.path = path;
@@ -104,7 +98,7 @@ export class ElfFile implements ElfHeader {
       symbols[i]!.file = this;
       symbols[i]!._index = i;
     }
-    this.#invalidate();
+    this.#index.clear();
   }
 
   // ---- lookups -------------------------------------------------------------------------------
@@ -126,12 +120,12 @@ export class ElfFile implements ElfHeader {
 
   /** The first section named `name`. */
   findSection(name: string): ElfSection | undefined {
-    return multiAll(this.#sectionNames(), name)[0];
+    return this.#index.sections(name)[0];
   }
 
   /** Every section named `name` (names repeat across COMDAT groups), in table order. */
   findSections(name: string): readonly ElfSection[] {
-    return multiAll(this.#sectionNames(), name);
+    return this.#index.sections(name);
   }
 
   lookupSection(name: string): ElfSection {
@@ -159,12 +153,12 @@ export class ElfFile implements ElfHeader {
 
   /** The first symbol named `name` in table order (see findSymbols() for duplicate locals). */
   findSymbol(name: string): ElfSymbol | undefined {
-    return multiAll(this.#symbolNames(), name)[0];
+    return this.#index.symbols(name)[0];
   }
 
   /** Every symbol named `name` in table order: static functions of the same name repeat. */
   findSymbols(name: string): readonly ElfSymbol[] {
-    return multiAll(this.#symbolNames(), name);
+    return this.#index.symbols(name);
   }
 
   lookupSymbol(name: string): ElfSymbol {
@@ -177,13 +171,7 @@ export class ElfFile implements ElfHeader {
 
   /** The symbols defined in `section` (its section symbol included), in table order. */
   symbolsIn(section: ElfSection): readonly ElfSymbol[] {
-    const list = this.#symbolsBySection().get(section);
-    if (list === undefined) return [];
-    if (this.#unsorted.delete(section)) {
-      this._renumberSymbols();
-      list.sort((a, b) => a._index - b._index);
-    }
-    return list;
+    return this.#index.symbolsIn(section);
   }
 
   /**
@@ -191,13 +179,7 @@ export class ElfFile implements ElfHeader {
    * when symbols nest), by binary search.
    */
   symbolAt(section: ElfSection, offset: number): ElfSymbol | undefined {
-    let ranges = this.#ranges.get(section);
-    if (ranges === undefined) {
-      this._renumberSymbols();
-      ranges = new SymbolRanges(this.symbolsIn(section), section.addr);
-      this.#ranges.set(section, ranges);
-    }
-    return ranges.find(offset);
+    return this.#index.symbolAt(section, offset);
   }
 
   /** Every relocation against `symbol`, with the rela section it is in. Scans all relocations. */
@@ -227,7 +209,7 @@ export class ElfFile implements ElfHeader {
       sec.base = init.base;
       if (isOrdinaryRela(sec) && init.base.rela === undefined) init.base.rela = sec;
     }
-    if (this.#sectionsByName) multiAdd(this.#sectionsByName, sec.name, sec);
+    this.#index.sectionAdded(sec);
     return sec;
   }
 
@@ -250,12 +232,7 @@ export class ElfFile implements ElfHeader {
       syms.splice(at, 0, sym);
       this.#symbolsRenumber = true;
     }
-    if (this.#symbolsByName) {
-      // An insert before existing namesakes would break table order among them: rebuild later.
-      if (at < syms.length - 1 && this.#symbolsByName.has(sym.name)) this.#symbolsByName = undefined;
-      else multiAdd(this.#symbolsByName, sym.name, sym);
-    }
-    if (sym.section) this._symbolMoved(sym, undefined);
+    this.#index.symbolAdded(sym, at === syms.length - 1);
     return sym;
   }
 
@@ -323,7 +300,7 @@ export class ElfFile implements ElfHeader {
     this.#sections = keep;
     this.#sectionsRenumber = true;
     if (symbols.size > 0) this.#dropSymbols(symbols);
-    this.#invalidate();
+    this.#index.clear();
   }
 
   /** Removes a symbol; see removeSymbols(). */
@@ -344,7 +321,7 @@ export class ElfFile implements ElfHeader {
     }
     removeSymbols(this, doomed, options);
     this.#dropSymbols(doomed);
-    this.#invalidate();
+    this.#index.clear();
   }
 
   // ---- bookkeeping (called by ElfSection/ElfSymbol setters) ----------------------------------
@@ -372,56 +349,22 @@ export class ElfFile implements ElfHeader {
 
   /** @internal */
   _sectionRenamed(sec: ElfSection, old: string): void {
-    if (!this.#sectionsByName) return;
-    multiDelete(this.#sectionsByName, old, sec);
-    if (multiAll(this.#sectionsByName, sec.name).length === 0) this.#sectionsByName.set(sec.name, sec);
-    else this.#sectionsByName = undefined; // keep table order among duplicates: rebuild on next use
+    this.#index.sectionRenamed(sec, old);
   }
 
   /** @internal */
   _symbolRenamed(sym: ElfSymbol, old: string): void {
-    if (!this.#symbolsByName) return;
-    multiDelete(this.#symbolsByName, old, sym);
-    const same = multiAll(this.#symbolsByName, sym.name);
-    if (same.length === 0) this.#symbolsByName.set(sym.name, sym);
-    else this.#symbolsByName = undefined; // keep table order among duplicates: rebuild on next use
+    this.#index.symbolRenamed(sym, old);
   }
 
   /** @internal */
   _symbolMoved(sym: ElfSymbol, old: ElfSection | undefined): void {
-    const by = this.#bySection;
-    if (by) {
-      if (old) {
-        const list = by.get(old);
-        if (list)
-          by.set(
-            old,
-            list.filter((s) => s !== sym),
-          );
-      }
-      if (sym.section) {
-        const list = by.get(sym.section);
-        if (list) {
-          list.push(sym);
-          this.#unsorted.add(sym.section);
-        } else by.set(sym.section, [sym]);
-      }
-    }
-    if (old) this.#ranges.delete(old);
-    if (sym.section) this.#ranges.delete(sym.section);
+    this.#index.symbolMoved(sym, old);
   }
 
   /** @internal */
   _symbolReshaped(sym: ElfSymbol): void {
-    if (sym.section) this.#ranges.delete(sym.section);
-  }
-
-  #invalidate(): void {
-    this.#sectionsByName = undefined;
-    this.#symbolsByName = undefined;
-    this.#bySection = undefined;
-    this.#unsorted.clear();
-    this.#ranges.clear();
+    this.#index.symbolReshaped(sym);
   }
 
   #dropSymbols(doomed: ReadonlySet<ElfSymbol>): void {
@@ -453,38 +396,6 @@ export class ElfFile implements ElfHeader {
       nul._index = 0;
       this.#symbols.push(nul);
     }
-  }
-
-  #sectionNames(): Multi<ElfSection> {
-    if (this.#sectionsByName) return this.#sectionsByName;
-    const map: Multi<ElfSection> = new Map();
-    const secs = this.#sections;
-    for (let i = 1; i < secs.length; i++) multiAdd(map, secs[i]!.name, secs[i]!);
-    this.#sectionsByName = map;
-    return map;
-  }
-
-  #symbolNames(): Multi<ElfSymbol> {
-    if (this.#symbolsByName) return this.#symbolsByName;
-    const map: Multi<ElfSymbol> = new Map();
-    const syms = this.#symbols;
-    for (let i = 1; i < syms.length; i++) multiAdd(map, syms[i]!.name, syms[i]!);
-    this.#symbolsByName = map;
-    return map;
-  }
-
-  #symbolsBySection(): Map<ElfSection, ElfSymbol[]> {
-    if (this.#bySection) return this.#bySection;
-    const map = new Map<ElfSection, ElfSymbol[]>();
-    for (const sym of this.#symbols) {
-      const sec = sym.section;
-      if (sec === undefined) continue;
-      const list = map.get(sec);
-      if (list) list.push(sym);
-      else map.set(sec, [sym]);
-    }
-    this.#bySection = map;
-    return map;
   }
 }
 
