@@ -57,6 +57,8 @@ interface Case {
   /** Commands before the first probe (e.g. loading the module the patch targets). */
   setup?: string[];
   files?: string[];
+  /** What the kernel log must show (e.g. callbacks). */
+  log?: RegExp[];
 }
 
 const cmdlineOld = /rdinit=\/init\n$/;
@@ -133,6 +135,7 @@ const CASES: Case[] = [
     probe: "cat /proc/cmdline; cat /proc/cmdline",
     old: /rdinit=\/init\n[^\n]*rdinit=\/init\n$/,
     new: / shadow_reads=1\n.* shadow_reads=2\n$/,
+    log: [/kpatch-ts: shadow variables freed/],
   },
   {
     patch: "callbacks",
@@ -140,6 +143,9 @@ const CASES: Case[] = [
     probe: "cat /proc/version",
     old: /^Linux version/,
     new: /^callbacks Linux version/,
+    log: [
+      /kpatch-ts: pre-patch callback \(vmlinux\)[^]*kpatch-ts: post-patch callback[^]*kpatch-ts: pre-unpatch callback[^]*kpatch-ts: post-unpatch callback/,
+    ],
   },
 ];
 
@@ -159,6 +165,7 @@ for (const c of CASES) {
     assert.match(at(3).output, c.new, "after loading");
     assert.match(at(7).output, c.old, "after unloading");
     assert.match(g.kernelLog, new RegExp(`livepatch: '${kname(mod)}': unpatching complete`));
+    for (const re of c.log ?? []) assert.match(g.kernelLog, re);
   });
 }
 
