@@ -144,7 +144,7 @@ const CASES: Case[] = [
     old: /^Linux version/,
     new: /^callbacks Linux version/,
     log: [
-      /kpatch-ts: pre-patch callback \(vmlinux\)[^]*kpatch-ts: post-patch callback[^]*kpatch-ts: pre-unpatch callback[^]*kpatch-ts: post-unpatch callback/,
+      /kpatch-ts: pre-patch callback \(vmlinux\)[\s\S]*kpatch-ts: post-patch callback[\s\S]*kpatch-ts: pre-unpatch callback[\s\S]*kpatch-ts: post-unpatch callback/,
     ],
   },
 ];
