@@ -93,9 +93,30 @@ export async function applyPatches(tree: string, patches: readonly SourcePatch[]
   }
 }
 
-/** Revert applied patches, last first. Throws PATCH_REVERT_FAILED naming the patch. */
-export async function revertPatches(tree: string, patches: readonly SourcePatch[]): Promise<void> {
+/**
+ * Revert applied patches, last first. Throws PATCH_REVERT_FAILED naming the patch. With
+ * `onlyApplied` (recovering after a run that died), a patch that is not applied is skipped.
+ */
+export async function revertPatches(
+  tree: string,
+  patches: readonly SourcePatch[],
+  options: { onlyApplied?: boolean } = {},
+): Promise<void> {
   for (const p of [...patches].reverse()) {
+    if (options.onlyApplied) {
+      const dry = await exec("patch", [
+        "-p1",
+        "-R",
+        "--batch",
+        "--silent",
+        "--dry-run",
+        "-d",
+        tree,
+        "-i",
+        p.path,
+      ]);
+      if (dry.code !== 0) continue;
+    }
     const r = await exec("patch", ["-p1", "-R", "--batch", "--silent", "-d", tree, "-i", p.path]);
     if (r.code !== 0) {
       throw new KpatchError(

@@ -21,6 +21,7 @@ import type { Progress } from "../util/progress.js";
 import { type KbuildObject, kernelObjects, objectsDependingOn } from "./kbuild-tree.js";
 import { compileObject, installMacros, savedCommand, sectionCommand } from "./object-compile.js";
 import { applyPatches, revertPatches, type SourcePatch, snapshotMtimes } from "./patch-file.js";
+import { TreeLock } from "./tree-lock.js";
 
 export interface ObjectPair extends KbuildObject {
   orig: string;
@@ -97,10 +98,19 @@ export async function buildPatchedObjects(
   });
   progress.end(`${candidates.length} objects (cached ones reused)`);
 
+  const lock = await TreeLock.acquire(tree.srcDir, undefined, (pid) =>
+    progress.note(`waiting for another kpatch-build (pid ${pid}) to finish with ${tree.srcDir}`),
+  );
   const mtimes = snapshotMtimes(tree.srcDir, touched);
-  progress.begin("apply patches", `${patches.length} patches`);
-  await applyPatches(tree.srcDir, patches);
-  progress.end(`${patches.length} applied`);
+  try {
+    progress.begin("apply patches", `${patches.length} patches`);
+    lock.record(patches);
+    await applyPatches(tree.srcDir, patches);
+    progress.end(`${patches.length} applied`);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
   try {
     progress.begin("patched build", `${candidates.length} objects`);
     n = 0;
@@ -114,6 +124,7 @@ export async function buildPatchedObjects(
     await revertPatches(tree.srcDir, patches);
     for (const [f, t] of mtimes)
       if (t && existsSync(join(tree.srcDir, f))) utimesSync(join(tree.srcDir, f), t, t);
+    lock.release();
     progress.end("source tree restored");
   }
 
