@@ -2,7 +2,7 @@
 export * from "./compare-elf.js";
 export * from "./constants.js";
 export { ElfError, type ElfErrorCode, isElfError } from "./elf-error.js";
-export { createElf, ElfFile, type ElfHeader } from "./elf-file.js";
+export { createElf, ElfFile, type ElfHeader, isOrdinaryRela } from "./elf-file.js";
 export type { ElfNote } from "./elf-note.js";
 export { ElfReloc, type RelocInit } from "./elf-reloc.js";
 export { ElfSection, type SectionInit } from "./elf-section.js";
