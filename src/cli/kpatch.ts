@@ -20,7 +20,14 @@ import {
   unloadPatch,
 } from "../kernel/patch-ops.js";
 import { blockingTasks, describeTask, signalTasks } from "../kernel/tasks.js";
-import { confirmBoot, enableBootService, type LoadAllReport, loadInstalled } from "../manage/boot.js";
+import {
+  bootDisabled,
+  confirmBoot,
+  enableBootService,
+  type LoadAllReport,
+  loadInstalled,
+  readCmdline,
+} from "../manage/boot.js";
 import { unblock } from "../manage/crash-guard.js";
 import {
   allInstalledPatches,
@@ -655,7 +662,9 @@ async function cmdBoot(args: string[]): Promise<number> {
     else process.stdout.write(`confirmed: ${names.length ? names.join(", ") : "(none pending)"}\n`);
     return EXIT.ok;
   }
-  if (installedPatches(kernelRelease).length > 0) requireLivepatch("load patches at boot");
+  // kpatch.enable=0 skips everything, even on a kernel without livepatch.
+  if (!bootDisabled(readCmdline()) && installedPatches(kernelRelease).length > 0)
+    requireLivepatch("load patches at boot");
   const log = (m: string) => {
     note(m);
     kmsg(m);
