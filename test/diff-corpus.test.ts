@@ -16,7 +16,7 @@ import {
   parseEntrySizes,
   probeEntrySizes,
 } from "../src/diff/index.js";
-import { type ElfFile, readElf, writeElf } from "../src/elf/index.js";
+import { type ElfFile, readElf, SHF_EXECINSTR, writeElf } from "../src/elf/index.js";
 import { takeCallbacks } from "../src/klp/callbacks.js";
 import { buildModuleCases, type Case, compilePlainCase, listCases } from "./fixtures/diff/harness.js";
 
@@ -60,7 +60,34 @@ function check(c: Case, origPath: string, patchedPath: string, entrySizes: Entry
   for (const k of e.klp ?? []) assert.ok(back.findSymbol(k), `${c.name}: ${k} not in the output`);
   for (const a of e.absent ?? [])
     assert.ok(!back.findSymbols(a).some((s) => s.section), `${c.name}: ${a} must not be in the output`);
+  for (const [name, size] of Object.entries(e.sizes ?? {})) {
+    const got = back.sections.filter((s) => s.name === name).reduce((n, s) => n + s.size, 0);
+    assert.equal(got, size, `${c.name}: size of ${name} in the output`);
+  }
+  checkCodePieces(c, back, patched);
   checkCallbackSections(c, back, result.report);
+}
+
+/**
+ * Every relocation of the output's .altinstr_aux lands in the output itself (its copies of the
+ * functions) or names something that is no function of the patched object (boot_cpu_data): a
+ * jump back into the running kernel's copy of a function would be wrong.
+ */
+function checkCodePieces(c: Case, out: ElfFile, patched: ElfFile): void {
+  for (const sec of out.sections.filter((s) => s.name === ".altinstr_aux")) {
+    for (const r of sec.rela?.relocs ?? []) {
+      const sym = r.symbol;
+      if (sym.section) {
+        assert.ok(
+          (sym.section.flags & SHF_EXECINSTR) !== 0n,
+          `${c.name}: ${sec.name}+0x${r.offset.toString(16)}`,
+        );
+        continue;
+      }
+      const named = patched.findSymbols(sym.name).find((s) => s.section);
+      assert.ok(!named?.isFunction, `${c.name}: ${sec.name} jumps to ${sym.name} outside the output`);
+    }
+  }
 }
 
 /** The report's callbacks, ignored names, forced functions and warnings, as expect.json says. */

@@ -6,15 +6,20 @@
  * are new by then (applyDirectives); a new function or object the author ignored is included
  * only when included code needs it.
  *
+ * A jump into a code-piece section (static_cpu_has()'s .altinstr_aux) takes the piece along: what
+ * it refers to is followed as if the function referred to it, and a piece that jumps into a
+ * function the patch does not carry is refused (it would land in the running kernel's copy).
+ *
  * IBT: taking the address of an existing function is only safe when its endbr64 is there at run
  * time; a function without endbr64, or one the kernel may have sealed, is refused.
  */
-import { type ElfReloc, R_X86_64_PC32, R_X86_64_PLT32 } from "../elf/index.js";
+import { type ElfReloc, type ElfSection, R_X86_64_PC32, R_X86_64_PLT32 } from "../elf/index.js";
 import { findInstructionAt } from "../x86/index.js";
+import { codePieceProblem, codePieceRefusal, findCodePiece } from "./code-pieces.js";
 import type { DiffContext } from "./context.js";
 import { DiffError } from "./diff-error.js";
 import { findUnitAt, hasEndbr, type Unit } from "./object-index.js";
-import { resolveRelocTarget } from "./reloc-target.js";
+import { describeTarget, resolveRelocTarget } from "./reloc-target.js";
 
 export function includeDependencies(ctx: DiffContext): void {
   const work: Unit[] = [];
@@ -46,18 +51,28 @@ export function includeDependencies(ctx: DiffContext): void {
   }
   while (work.length > 0) {
     const u = work.pop()!;
-    for (const r of ctx.relocsIn(u.section, u.start, u.end)) followReloc(ctx, u, r, include);
+    for (const r of ctx.relocsIn(u.section, u.start, u.end)) followReloc(ctx, u, u.section, r, include);
   }
 }
 
-function followReloc(ctx: DiffContext, from: Unit, r: ElfReloc, include: (u: Unit) => void): void {
-  const t = resolveRelocTarget(ctx.patched, from.section, r);
-  const loc = {
-    file: ctx.patched.file.path,
-    section: from.section.name,
-    symbol: from.sym.name,
-    offset: r.offset - Number(from.sym.value),
-  };
+/** Follows `r` of `base`: the section of `from`, or a code piece `from` jumps into. */
+function followReloc(
+  ctx: DiffContext,
+  from: Unit,
+  base: ElfSection,
+  r: ElfReloc,
+  include: (u: Unit) => void,
+): void {
+  const t = resolveRelocTarget(ctx.patched, base, r);
+  const inPiece = base !== from.section;
+  const loc = inPiece
+    ? { file: ctx.patched.file.path, section: base.name, symbol: from.sym.name }
+    : {
+        file: ctx.patched.file.path,
+        section: from.section.name,
+        symbol: from.sym.name,
+        offset: r.offset - Number(from.sym.value),
+      };
   switch (t.kind) {
     case "unit": {
       const status = ctx.status.get(t.unit);
@@ -79,6 +94,13 @@ function followReloc(ctx: DiffContext, from: Unit, r: ElfReloc, include: (u: Uni
         include(t.unit.parent ?? t.unit);
         return;
       }
+      if (inPiece && t.unit.sym.isFunction) {
+        throw new DiffError(
+          "DIFF_UNSUPPORTED_SECTION",
+          `Cannot patch ${from.sym.name}: its code in ${base.name} (+0x${r.offset.toString(16)}) jumps into ${t.unit.sym.name}, which the patch does not carry`,
+          loc,
+        );
+      }
       if (t.unit.sym.isFunction && from.sym.isFunction && !isDirectBranch(from, r))
         checkAddressTaken(ctx, from, t.unit, loc);
       return;
@@ -95,9 +117,16 @@ function followReloc(ctx: DiffContext, from: Unit, r: ElfReloc, include: (u: Uni
       if (kind === "ignored" || kind === "special" || kind === "companion") return;
       throw new DiffError(
         "DIFF_UNSUPPORTED_SECTION",
-        `Cannot patch ${from.sym.name}: it refers to ${t.section.name}+0x${t.addend.toString(16)}, which holds no symbol to refer to`,
+        `Cannot patch ${from.sym.name}: it refers to ${describeTarget(t)}, which holds no symbol to refer to`,
         loc,
       );
+    }
+    case "piece": {
+      const problem = inPiece ? "a piece jumps into another" : codePieceProblem(t.section, t.offset);
+      if (problem) throw codePieceRefusal(from.sym.name, t.section, t.offset, problem, loc.file);
+      for (const pr of findCodePiece(t.section, t.offset)!.relocs)
+        followReloc(ctx, from, t.section, pr, include);
+      return;
     }
     case "symbol":
       return;
@@ -155,6 +184,7 @@ function addressTakenIn(ctx: DiffContext, unit: Unit): boolean {
     const kind = ctx.orig.info.get(sec)?.kind;
     if (!sec.rela || kind === "ignored" || kind === "meta" || kind === "special" || kind === "companion")
       continue;
+    if (kind === "pieces") continue; // static_cpu_has()'s jumps back: branches, no address taken
     if (kind === "directive") continue; // never linked into the kernel
     for (const r of ctx.relocsOf(sec)) {
       if (r.type === R_X86_64_PLT32) continue;

@@ -28,8 +28,8 @@ import {
   INIT_SECTION_PREFIXES,
   MAX_CALL_PADDING,
 } from "./policy.js";
-import type { SpecialKind } from "./special/special-kind.js";
-import { findCompanionKind, findSpecialKind } from "./special/table.js";
+import type { CodePieceKind, SpecialKind } from "./special/special-kind.js";
+import { findCodePieceKind, findCompanionKind, findSpecialKind } from "./special/table.js";
 
 export type SectionKind =
   | "text" // executable code
@@ -39,6 +39,7 @@ export type SectionKind =
   | "string" // mergeable string literals
   | "special" // a table the differ cuts entry by entry (special/table.ts)
   | "companion" // payload or parallel array of a special table
+  | "pieces" // code snippets functions jump into, cut per function (code-pieces.ts)
   | "init" // __init code or data
   | "ignored" // never compared nor copied (policy.ts)
   | "directive" // kpatch-macros.h directives (.kpatch_ts.*): read by readDirectives, never compared
@@ -51,6 +52,8 @@ export interface SectionInfo {
   why?: string;
   /** For "special" and "companion". */
   special?: SpecialKind;
+  /** For "pieces". */
+  pieces?: CodePieceKind;
 }
 
 /** A function or data object: its symbol and the bytes it owns in its section. */
@@ -100,6 +103,8 @@ export function classifySection(sec: ElfSection): SectionInfo {
   if (special) return { kind: "special", special };
   const companion = findCompanionKind(name);
   if (companion) return { kind: "companion", special: companion };
+  const pieces = findCodePieceKind(name);
+  if (pieces) return { kind: "pieces", pieces };
   if (isInitSection(name)) return { kind: "init" };
   if (!(sec.flags & SHF_ALLOC)) return { kind: "ignored", why: "not loaded (no SHF_ALLOC)" };
   if (sec.flags & SHF_EXECINSTR) return { kind: "text" };

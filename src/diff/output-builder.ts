@@ -2,7 +2,8 @@
  * OutputBuilder: the object being emitted and the maps from the patched object into it. A
  * patched unit is placed into an output section (its own section copied whole, or its bytes cut
  * out of a shared one); relocations are mapped through those placements, and whatever is not
- * placed becomes an undefined global named by externalName().
+ * placed becomes an undefined global named by externalName(). Jumps into code-piece sections
+ * (.altinstr_aux) take their pieces along (piece-copier.ts).
  */
 import {
   createElf,
@@ -22,6 +23,7 @@ import type { DiffContext } from "./context.js";
 import { DiffError } from "./diff-error.js";
 import { type ExternalName, externalName } from "./external-symbols.js";
 import type { Unit } from "./object-index.js";
+import { CodePieceCopier } from "./piece-copier.js";
 import { resolveRelocTarget } from "./reloc-target.js";
 
 export interface Placement {
@@ -44,6 +46,8 @@ export class OutputBuilder {
   /** Patched sections copied whole (strings, anonymous rodata) → their copies. */
   readonly copies = new Map<ElfSection, ElfSection>();
   readonly externals = new Map<string, ExternalRef>();
+  /** The pieces of .altinstr_aux the included code jumps into. */
+  readonly pieces = new CodePieceCopier(this);
 
   constructor(ctx: DiffContext) {
     this.ctx = ctx;
@@ -158,6 +162,8 @@ export class OutputBuilder {
         const external = this.external(sym);
         return { symbol: external.symbol, addend: r.addend, external };
       }
+      case "piece":
+        return this.pieces.map(t, owner);
     }
   }
 

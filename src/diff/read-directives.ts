@@ -153,7 +153,7 @@ function readIgnoredSection(ctx: DiffContext, sec: ElfSection, t: RelocTarget): 
   }
   for (const s of named) {
     const kind = ctx.patched.info.get(s)?.kind ?? "unknown";
-    if (kind === "special" || kind === "companion") {
+    if (kind === "special" || kind === "companion" || kind === "pieces") {
       throw new DiffError(
         "DIFF_BAD_DIRECTIVE",
         `Cannot honour ${IGNORE_SECTION}("${name}"): the patched code needs its entries (a special section the differ copies entry by entry)`,

@@ -1,9 +1,10 @@
 /**
  * What a relocation points to, in terms that survive a rebuild: a unit (function or data object)
  * and an offset in it, a string literal by its text, an anonymous section and offset, or an
- * external symbol by name. Relocations against section symbols are resolved to the unit the
- * target offset lands in; for PC-relative relocations from code the offset is taken from the end
- * of the instruction (decoded), since the addend also counts the bytes after the field.
+ * external symbol by name, a piece of a code-piece section (code-pieces.ts). Relocations against
+ * section symbols are resolved to the unit the target offset lands in; for PC-relative
+ * relocations from code the offset is taken from the end of the instruction (decoded), since the
+ * addend also counts the bytes after the field.
  */
 import {
   type ElfReloc,
@@ -16,6 +17,7 @@ import {
   R_X86_64_REX_GOTPCRELX,
 } from "../elf/index.js";
 import { x86Decoder } from "../x86/index.js";
+import { findCodePiece, findCodePieceInsn } from "./code-pieces.js";
 import type { DiffContext } from "./context.js";
 import { findUnitAt, type ObjectIndex, type Unit } from "./object-index.js";
 
@@ -29,6 +31,12 @@ export type RelocTarget =
       addend: bigint;
     }
   | { kind: "section"; section: ElfSection /** from the section start */; addend: bigint }
+  | {
+      kind: "piece";
+      section: ElfSection;
+      offset: number /** where the reference lands, from the section start */;
+      addend: bigint /** from the section start */;
+    }
   | { kind: "symbol"; sym: ElfSymbol; addend: bigint };
 
 const PC_RELATIVE = new Set([
@@ -53,6 +61,10 @@ const insnEnds = new WeakMap<Unit, Int32Array>();
 export function pcAdjust(index: ObjectIndex, base: ElfSection, reloc: ElfReloc): number {
   if (!isPcRelative(reloc.type)) return 0;
   const info = index.info.get(base);
+  if (info?.kind === "pieces") {
+    const insn = findCodePieceInsn(base, reloc.offset);
+    return insn ? insn.offset + insn.length - reloc.offset : 4;
+  }
   if (info?.kind !== "text") return 0;
   const unit = findUnitAt(index, base, reloc.offset);
   if (!unit) return 4;
@@ -87,6 +99,7 @@ export function resolveRelocTarget(index: ObjectIndex, base: ElfSection, reloc: 
   const addend = reloc.addend + (sym.isSectionSymbol ? 0n : sym.value);
   const offset = Number(addend) + pcAdjust(index, base, reloc);
   if (kind === "string") return { kind: "string", section: sec, offset, text: stringAt(sec, offset), addend };
+  if (kind === "pieces") return { kind: "piece", section: sec, offset, addend };
   const unit = findUnitAt(index, sec, offset) ?? wholeUnit(index, sec);
   if (unit) return { kind: "unit", unit, addend: addend - unit.sym.value };
   return { kind: "section", section: sec, addend };
@@ -126,7 +139,12 @@ export function sameRelocTarget(
     if (!so.isSectionSymbol && !sp.isSectionSymbol) {
       if (ctx.twinOf(so) === sp) return true;
       if (so.isUndefined && sp.isUndefined) return so.name === sp.name;
-    } else if (so.isSectionSymbol && sp.isSectionSymbol && ctx.sectionTwins.get(so.section!) === sp.section) {
+    } else if (
+      so.isSectionSymbol &&
+      sp.isSectionSymbol &&
+      ctx.sectionTwins.get(so.section!) === sp.section &&
+      ctx.orig.info.get(so.section!)?.kind !== "pieces" // the same offset may be another function's piece
+    ) {
       if (ctx.sameBytes(so.section!, sp.section!)) return true;
     }
   }
@@ -154,7 +172,36 @@ export function sameTarget(ctx: DiffContext, to: RelocTarget, tp: RelocTarget): 
       );
     case "symbol":
       return tp.kind === "symbol" && to.sym.name === tp.sym.name && to.addend === tp.addend;
+    case "piece":
+      return tp.kind === "piece" && ctx.sectionTwins.get(to.section) === tp.section && samePiece(ctx, to, tp);
   }
+}
+
+/**
+ * True when two references into code-piece sections land at the same place of pieces that do
+ * the same: the same bytes and relocations to the same targets (jumps back into the function at
+ * the same offsets), wherever the pieces sit in their sections. A piece that cannot be cut is
+ * never the same.
+ */
+function samePiece(
+  ctx: DiffContext,
+  to: Extract<RelocTarget, { kind: "piece" }>,
+  tp: Extract<RelocTarget, { kind: "piece" }>,
+): boolean {
+  const po = findCodePiece(to.section, to.offset);
+  const pp = findCodePiece(tp.section, tp.offset);
+  if (!po || !pp || po.problem || pp.problem) return false;
+  if (to.offset - po.start !== tp.offset - pp.start) return false;
+  if (to.addend - BigInt(to.offset) !== tp.addend - BigInt(tp.offset)) return false;
+  const bo = to.section.data.subarray(po.start, po.end);
+  const bp = tp.section.data.subarray(pp.start, pp.end);
+  if (!bytesEqual(bo, bp) || po.relocs.length !== pp.relocs.length) return false;
+  return po.relocs.every((ro, i) => {
+    const rp = pp.relocs[i]!;
+    return (
+      ro.offset - po.start === rp.offset - pp.start && sameRelocTarget(ctx, to.section, ro, tp.section, rp)
+    );
+  });
 }
 
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
@@ -174,5 +221,7 @@ export function describeTarget(t: RelocTarget): string {
       return `${t.section.name}${plus(t.addend)}`;
     case "symbol":
       return `${t.sym.name}${plus(t.addend)}`;
+    case "piece":
+      return `${t.section.name}${plus(BigInt(t.offset))}`;
   }
 }

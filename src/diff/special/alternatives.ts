@@ -1,4 +1,4 @@
-import type { SpecialKind } from "./special-kind.js";
+import type { CodePieceKind, SpecialKind } from "./special-kind.js";
 
 /**
  * Alternatives: struct alt_instr {instr_offset, repl_offset, ...}; the replacement bytes live in
@@ -20,4 +20,16 @@ export const paraInstructions: SpecialKind = {
   anchor: 0,
   loadTime: true,
   why: "paravirt call sites: apply_paravirt() patches them in module_finalize()",
+};
+
+/**
+ * static_cpu_has()'s slow paths (<asm/cpufeature.h>): for each use, `testb $bit,
+ * boot_cpu_data+N(%rip); jnz t_yes; jmp t_no`, entered by the `jmp` at the alternative's site
+ * in the function, all of an object's in one .altinstr_aux. The code runs only until
+ * apply_alternatives() rewrites the site (vmlinux frees it with the init memory; in a module it
+ * is dead once module_finalize() has run), but the module loader still applies its relocations.
+ */
+export const altInstrAux: CodePieceKind = {
+  name: ".altinstr_aux",
+  why: "static_cpu_has() slow paths, run only before apply_alternatives() rewrites their sites",
 };

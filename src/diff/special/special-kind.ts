@@ -46,3 +46,15 @@ export interface SpecialKind {
 export function entrySizeOf(size: number | EntrySizeKey, sizes: EntrySizes): number | undefined {
   return typeof size === "number" ? size : sizes[size];
 }
+
+/**
+ * A section of small code snippets that functions jump into and that jump back, with no symbol
+ * to tell whose each one is (static_cpu_has()'s .altinstr_aux): cut by decoding, each included
+ * function taking along exactly the pieces it enters (code-pieces.ts).
+ */
+export interface CodePieceKind {
+  /** The section name, exactly. */
+  name: string;
+  /** Why the section exists and when its code runs. */
+  why: string;
+}

@@ -2,14 +2,14 @@
  * The table of special sections the differ understands, by name. Adding a kind is adding a file
  * and a line here.
  */
-import { altInstructions, paraInstructions } from "./alternatives.js";
+import { altInstrAux, altInstructions, paraInstructions } from "./alternatives.js";
 import { bugTable } from "./bug-table.js";
 import { exTable } from "./ex-table.js";
 import { jumpTable, staticCallSites } from "./jump-table.js";
 import { orcUnwind } from "./orc-unwind.js";
 import { isRuntimeConstSection, refusedSections, runtimeConstKind } from "./refused-sections.js";
 import { mcountLoc, patchableFunctionEntries, siteLists } from "./site-lists.js";
-import type { SpecialKind } from "./special-kind.js";
+import type { CodePieceKind, SpecialKind } from "./special-kind.js";
 
 export const SPECIAL_KINDS: readonly SpecialKind[] = [
   bugTable,
@@ -44,4 +44,12 @@ export function findSpecialKind(name: string): SpecialKind | undefined {
 /** The kind a payload or parallel section (.altinstr_replacement, .orc_unwind) belongs to. */
 export function findCompanionKind(name: string): SpecialKind | undefined {
   return companions.get(name);
+}
+
+/** Sections of code snippets cut per function (code-pieces.ts). */
+export const CODE_PIECE_KINDS: readonly CodePieceKind[] = [altInstrAux];
+
+/** The code-piece kind of the section `name`. */
+export function findCodePieceKind(name: string): CodePieceKind | undefined {
+  return CODE_PIECE_KINDS.find((k) => k.name === name);
 }

@@ -1,0 +1,75 @@
+/**
+ * CodePieceCopier: copies the pieces of code-piece sections (.altinstr_aux) that included code
+ * jumps into, each once, into an output section of the same name, on the first reference. The
+ * piece's own relocations are mapped like the function's: its jumps back land in the output's
+ * copy of the function, which must be there (includeDependencies refused otherwise).
+ */
+import { type ElfSection, type ElfSymbol, SHF_GROUP } from "../elf/index.js";
+import { type CodePiece, codePieceProblem, codePieceRefusal, findCodePiece } from "./code-pieces.js";
+import { DiffError } from "./diff-error.js";
+import type { OutputBuilder } from "./output-builder.js";
+import { type RelocTarget, resolveRelocTarget } from "./reloc-target.js";
+
+export class CodePieceCopier {
+  readonly b: OutputBuilder;
+  /** Patched code-piece section → its output section. */
+  readonly outs = new Map<ElfSection, ElfSection>();
+  /** Piece → its offset in the output section. */
+  readonly copied = new Map<CodePiece, number>();
+
+  constructor(b: OutputBuilder) {
+    this.b = b;
+  }
+
+  /** The output symbol and addend for `t`, a reference from `owner` into a piece. */
+  map(t: Extract<RelocTarget, { kind: "piece" }>, owner: string): { symbol: ElfSymbol; addend: bigint } {
+    const piece = findCodePiece(t.section, t.offset);
+    const problem = codePieceProblem(t.section, t.offset);
+    if (!piece || problem)
+      throw codePieceRefusal(owner, t.section, t.offset, problem ?? "", this.b.ctx.patched.file.path);
+    const out = this.section(t.section);
+    const at = this.copy(piece, out, owner);
+    return { symbol: out.sectionSymbol!, addend: t.addend - BigInt(piece.start) + BigInt(at) };
+  }
+
+  private copy(piece: CodePiece, out: ElfSection, owner: string): number {
+    let at = this.copied.get(piece);
+    if (at !== undefined) return at;
+    at = out.data.length;
+    const grown = new Uint8Array(at + (piece.end - piece.start));
+    grown.set(out.data);
+    grown.set(piece.section.data.subarray(piece.start, piece.end), at);
+    out.data = grown;
+    this.copied.set(piece, at);
+    const { ctx } = this.b;
+    for (const r of piece.relocs) {
+      const t = resolveRelocTarget(ctx.patched, piece.section, r);
+      if (t.kind === "unit" && t.unit.sym.isFunction && !this.b.placed.has(t.unit)) {
+        throw new DiffError(
+          "DIFF_UNSUPPORTED_SECTION",
+          `Cannot patch ${owner}: its code in ${piece.section.name} (+0x${r.offset.toString(16)}) jumps into ${t.unit.sym.name}, which the patch does not carry`,
+          { file: ctx.patched.file.path, section: piece.section.name, symbol: owner },
+        );
+      }
+      this.b.addReloc(out, piece.section, r, at + (r.offset - piece.start), owner);
+    }
+    return at;
+  }
+
+  private section(src: ElfSection): ElfSection {
+    let out = this.outs.get(src);
+    if (!out) {
+      out = this.b.out.addSection({
+        name: src.name,
+        type: src.type,
+        flags: src.flags & ~SHF_GROUP,
+        addralign: src.addralign,
+        entsize: src.entsize,
+        data: new Uint8Array(0),
+      });
+      this.b.out.ensureSectionSymbol(out);
+      this.outs.set(src, out);
+    }
+    return out;
+  }
+}
