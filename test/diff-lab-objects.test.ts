@@ -173,6 +173,54 @@ describe("differ over lab kernel objects", { skip: ready ? false : "the lab kern
     });
   }
 
+  // show_val_kb() is inlined into meminfo_proc_show(), which also uses static_cpu_has() (through
+  // pgtable_l5_enabled()): its slow path in .altinstr_aux comes along, jumping back into the copy.
+  test("meminfo: fs/proc/meminfo.c changes meminfo_proc_show, which uses static_cpu_has()", async () => {
+    const { symbols, exports, sizes } = await context();
+    const pair = await buildPair("fs/proc/meminfo.c", "meminfo-inline", (t) =>
+      t.replace('seq_write(m, " kB\\n", 4);', 'seq_write(m, " KiB\\n", 5);'),
+    );
+    const orig = readElf(readFileSync(pair.orig), pair.orig);
+    const patched = readElf(readFileSync(pair.patched), pair.patched);
+    assert.ok(patched.findSection(".altinstr_aux"), "the object has static_cpu_has() slow paths");
+    const result = diffObjects(orig, patched, { symbols, exports, entrySizes: sizes, target: "vmlinux" });
+    assert.deepEqual(
+      result.report.changed.map((f) => f.name),
+      ["meminfo_proc_show"],
+    );
+    const out = readElf(writeElf(result.output!), "out.o");
+    const aux = out.lookupSection(".altinstr_aux");
+    const text = out.findSymbol("meminfo_proc_show")!.section!;
+    const relocs = aux.rela?.relocs ?? [];
+    assert.ok(relocs.length > 0);
+    for (const r of relocs) {
+      if (r.symbol.isSectionSymbol) assert.equal(r.symbol.section, text, "jumps back into the copy");
+      else assert.equal(r.symbol.name, "boot_cpu_data");
+    }
+    // The jump to the slow path lands in the output's .altinstr_aux.
+    const toAux = (text.rela?.relocs ?? []).filter((r) => r.symbol.section === aux);
+    assert.ok(toAux.length > 0);
+    assert.ok(out.findSection(".altinstructions"), "the alternative's entries come along");
+
+    const outPath = join(work, "meminfo-inline", "out.o");
+    const cli = await exec(process.execPath, [
+      WRAPPER,
+      pair.orig,
+      pair.patched,
+      "-o",
+      outPath,
+      "-q",
+      "--symbols",
+      join(buildDir, "vmlinux"),
+      "--exports",
+      join(buildDir, "Module.symvers"),
+      "--kernel",
+      buildDir,
+    ]);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.ok(existsSync(outPath));
+  });
+
   // kpatch-build's own test patches that use kpatch-macros.h: the callbacks come along as new
   // code in their sections, for the module generator; the command exits 0.
   const macroCases: { patch: string; file: string; changed: string[]; callbacks: Record<string, string> }[] =
