@@ -86,6 +86,15 @@ const CASES: Case[] = [
     new: /^Kpatch_ts:\tinlined\n$/,
   },
   {
+    // show_val_kb() is inlined into meminfo_proc_show(), which uses static_cpu_has(): its slow
+    // path in .altinstr_aux goes into the module with it.
+    patch: "meminfo-inline",
+    funcs: ["vmlinux:meminfo_proc_show"],
+    probe: "grep MemTotal /proc/meminfo",
+    old: /^MemTotal: +\d+ kB\n$/,
+    new: /^MemTotal: +\d+ KiB\n$/,
+  },
+  {
     patch: "new-function",
     funcs: ["vmlinux:cmdline_proc_show"],
     probe: "cat /proc/cmdline",
