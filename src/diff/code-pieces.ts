@@ -78,6 +78,21 @@ export function codePieceRefusal(
   );
 }
 
+/** The refusal of `owner`, whose piece at `offset` of `section` jumps into `target`, not carried. */
+export function codePieceJumpRefusal(
+  owner: string,
+  section: ElfSection,
+  offset: number,
+  target: string,
+  file: string | undefined,
+): DiffError {
+  return new DiffError(
+    "DIFF_UNSUPPORTED_SECTION",
+    `Cannot patch ${owner}: its code in ${section.name} (+0x${offset.toString(16)}) jumps into ${target}, which the patch does not carry`,
+    { file, section: section.name, symbol: owner },
+  );
+}
+
 /** The instruction of a code-piece section that holds `offset` (for PC-relative addends). */
 export function findCodePieceInsn(section: ElfSection, offset: number): X86Instruction | undefined {
   const piece = findCodePiece(section, offset);

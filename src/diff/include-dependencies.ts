@@ -15,7 +15,7 @@
  */
 import { type ElfReloc, type ElfSection, R_X86_64_PC32, R_X86_64_PLT32 } from "../elf/index.js";
 import { findInstructionAt } from "../x86/index.js";
-import { codePieceProblem, codePieceRefusal, findCodePiece } from "./code-pieces.js";
+import { codePieceJumpRefusal, codePieceProblem, codePieceRefusal, findCodePiece } from "./code-pieces.js";
 import type { DiffContext } from "./context.js";
 import { DiffError } from "./diff-error.js";
 import { findUnitAt, hasEndbr, type Unit } from "./object-index.js";
@@ -94,13 +94,8 @@ function followReloc(
         include(t.unit.parent ?? t.unit);
         return;
       }
-      if (inPiece && t.unit.sym.isFunction) {
-        throw new DiffError(
-          "DIFF_UNSUPPORTED_SECTION",
-          `Cannot patch ${from.sym.name}: its code in ${base.name} (+0x${r.offset.toString(16)}) jumps into ${t.unit.sym.name}, which the patch does not carry`,
-          loc,
-        );
-      }
+      if (inPiece && t.unit.sym.isFunction)
+        throw codePieceJumpRefusal(from.sym.name, base, r.offset, t.unit.sym.name, loc.file);
       if (t.unit.sym.isFunction && from.sym.isFunction && !isDirectBranch(from, r))
         checkAddressTaken(ctx, from, t.unit, loc);
       return;
@@ -122,7 +117,9 @@ function followReloc(
       );
     }
     case "piece": {
-      const problem = inPiece ? "a piece jumps into another" : codePieceProblem(t.section, t.offset);
+      const problem = inPiece
+        ? "a piece jumps into another"
+        : (codePieceProblem(t.section, t.offset) ?? specialEntryIn(ctx, t.section, t.offset));
       if (problem) throw codePieceRefusal(from.sym.name, t.section, t.offset, problem, loc.file);
       for (const pr of findCodePiece(t.section, t.offset)!.relocs)
         followReloc(ctx, from, t.section, pr, include);
@@ -131,6 +128,25 @@ function followReloc(
     case "symbol":
       return;
   }
+}
+
+/**
+ * The special-section entry (an alternative, a return site...) that describes code inside the
+ * piece of `section` at `offset`, if any: cloneSpecialSections keeps only entries of functions,
+ * so a piece with one cannot be carried as it is. static_cpu_has()'s pieces have none.
+ */
+function specialEntryIn(ctx: DiffContext, section: ElfSection, offset: number): string | undefined {
+  const piece = findCodePiece(section, offset)!;
+  for (const sec of ctx.patched.file.sections) {
+    if (ctx.patched.info.get(sec)?.kind !== "special") continue;
+    for (const r of ctx.relocsOf(sec)) {
+      if (r.symbol.section !== section) continue;
+      const at = Number(r.addend + r.symbol.value);
+      if (at >= piece.start && at < piece.end)
+        return `the piece there has an entry in ${sec.name} (at +0x${at.toString(16)}), which is only kept for functions`;
+    }
+  }
+  return undefined;
 }
 
 /**

@@ -5,8 +5,13 @@
  * copy of the function, which must be there (includeDependencies refused otherwise).
  */
 import { type ElfSection, type ElfSymbol, SHF_GROUP } from "../elf/index.js";
-import { type CodePiece, codePieceProblem, codePieceRefusal, findCodePiece } from "./code-pieces.js";
-import { DiffError } from "./diff-error.js";
+import {
+  type CodePiece,
+  codePieceJumpRefusal,
+  codePieceProblem,
+  codePieceRefusal,
+  findCodePiece,
+} from "./code-pieces.js";
 import type { OutputBuilder } from "./output-builder.js";
 import { type RelocTarget, resolveRelocTarget } from "./reloc-target.js";
 
@@ -45,11 +50,7 @@ export class CodePieceCopier {
     for (const r of piece.relocs) {
       const t = resolveRelocTarget(ctx.patched, piece.section, r);
       if (t.kind === "unit" && t.unit.sym.isFunction && !this.b.placed.has(t.unit)) {
-        throw new DiffError(
-          "DIFF_UNSUPPORTED_SECTION",
-          `Cannot patch ${owner}: its code in ${piece.section.name} (+0x${r.offset.toString(16)}) jumps into ${t.unit.sym.name}, which the patch does not carry`,
-          { file: ctx.patched.file.path, section: piece.section.name, symbol: owner },
-        );
+        throw codePieceJumpRefusal(owner, piece.section, r.offset, t.unit.sym.name, ctx.patched.file.path);
       }
       this.b.addReloc(out, piece.section, r, at + (r.offset - piece.start), owner);
     }
