@@ -11,6 +11,16 @@ import { type CpioEntry, parentDirs, S_IFCHR, S_IFDIR, S_IFREG, writeCpio } from
 const INIT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "lab", "initramfs", "init");
 const BUSYBOX = "/bin/busybox";
 
+/** Whether the base archive at `out` holds the current /init and busybox (compared byte for byte). */
+export function initramfsIsCurrent(out: string): boolean {
+  try {
+    const archive = readFileSync(out);
+    return archive.includes(readFileSync(INIT)) && archive.includes(readFileSync(BUSYBOX));
+  } catch {
+    return false;
+  }
+}
+
 export function buildBaseInitramfs(out: string): void {
   let busybox: Uint8Array;
   try {

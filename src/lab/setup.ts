@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { KpatchError } from "../util/errors.js";
 import { exec, execCheck } from "../util/exec.js";
 import { Progress } from "../util/progress.js";
-import { buildBaseInitramfs } from "./initramfs.js";
+import { buildBaseInitramfs, initramfsIsCurrent } from "./initramfs.js";
 import { configMismatches, formatMismatches, parseConfig, readConfig } from "./kernel-config.js";
 import { cacheRoot, currentLabLink, type KernelSeries, readJsonIfExists } from "./paths.js";
 
@@ -300,6 +300,9 @@ export async function setupLab(options: SetupOptions): Promise<Lab> {
   const dir = join(cacheRoot(), "lab", `${series}-${key}`);
   const ready = readJsonIfExists<LabInfo>(join(dir, "ready.json"));
   if (ready) {
+    // The initramfs is cheap and not part of the key: remake it when /init or busybox changed.
+    const initramfs = join(dir, "initramfs.cpio");
+    if (!initramfsIsCurrent(initramfs)) buildBaseInitramfs(initramfs);
     linkCurrent(series, dir);
     progress.note(`lab ${series} ready (cached): ${ready.kernelRelease}, ${dir}`);
     return labAt(dir, ready);
