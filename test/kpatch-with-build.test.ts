@@ -1,0 +1,56 @@
+/**
+ * The three parts together: a module built by kpatch-build from a source patch, managed by the
+ * kpatch command running inside the lab guest (info, load, list, unload).
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import test from "node:test";
+import { kpatchBuild } from "../src/build/kpatch-build.js";
+import { labDiffStep } from "../src/build/lab-differ.js";
+import { Progress } from "../src/util/progress.js";
+import { lab, runKpatchSteps } from "./kpatch-fixtures.js";
+
+test("kpatch info/load/list/unload of a kpatch-build module, in the lab guest", async () => {
+  const out = mkdtempSync(join(tmpdir(), "kpatch-with-build-"));
+  try {
+    const built = await kpatchBuild({
+      lab,
+      patches: [
+        join(import.meta.dirname, "..", "..", "test", "fixtures", "patches", lab.series, "cmdline.patch"),
+      ],
+      outDir: out,
+      replace: true,
+      jobs: 2,
+      skipCleanup: false,
+      progress: new Progress({ quiet: true }),
+      diff: labDiffStep,
+    });
+    const ko = `${built.name}.ko`;
+    const name = built.name.replace(/-/g, "_");
+    const { step } = await runKpatchSteps(
+      [
+        { name: "info", command: `kpatch info --json ${ko}` },
+        { name: "load", command: `kpatch load ${ko}` },
+        { name: "cmdline-patched", command: "cat /proc/cmdline" },
+        { name: "list", command: "kpatch list --json" },
+        { name: "unload", command: `kpatch unload ${name}` },
+        { name: "cmdline-original", command: "cat /proc/cmdline" },
+      ],
+      { files: [built.module] },
+    );
+    const info = step("info");
+    assert.equal(info.exitCode, 0, info.output);
+    assert.match(info.output, /cmdline_proc_show/);
+    assert.equal(step("load").exitCode, 0, step("load").output);
+    assert.match(step("cmdline-patched").output, / kpatch-ts=live\n$/);
+    const list = step("list");
+    assert.equal(list.exitCode, 0, list.output);
+    assert.match(list.output, new RegExp(`"${name}"`));
+    assert.equal(step("unload").exitCode, 0, step("unload").output);
+    assert.doesNotMatch(step("cmdline-original").output, /kpatch-ts=live/);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
