@@ -7,7 +7,7 @@ const GCC =
 const OBJTOOL =
   " ./tools/objtool/objtool --hacks=jump_label --orc --rethunk --link --module samples/kobject/kobject-example.o";
 
-test("sectionCommand() adds the section flags, writes elsewhere, drops the dep file and objtool", () => {
+test("sectionCommand() adds the section flags, writes elsewhere, drops the dep file and a link-time objtool", () => {
   const c = sectionCommand(`${GCC} ;${OBJTOOL}`, "samples/kobject/kobject-example.o", "/work/o.o");
   assert.equal(
     c,
@@ -18,4 +18,13 @@ test("sectionCommand() adds the section flags, writes elsewhere, drops the dep f
 test("sectionCommand() replaces the object path only as a whole word", () => {
   const c = sectionCommand("gcc -c -o fs/a.o fs/a.o.c", "fs/a.o", "/w/a.o");
   assert.match(c, / -o \/w\/a\.o fs\/a\.o\.c$/);
+});
+
+test("sectionCommand() keeps a per-object objtool pass (6.1), pointed at the new output", () => {
+  const c = sectionCommand(
+    "gcc -c -o fs/a.o fs/a.c; ./tools/objtool/objtool --orc --rethunk --module fs/a.o",
+    "fs/a.o",
+    "/w/a.o",
+  );
+  assert.match(c, /; \.\/tools\/objtool\/objtool --orc --rethunk --module \/w\/a\.o$/);
 });

@@ -42,7 +42,8 @@ export function savedCommand(buildDir: string, obj: string): string {
   } catch {
     throw new KpatchError("BUILD_NO_COMMAND", `Cannot find how ${obj} was built: no ${file}`, { file: obj });
   }
-  const m = new RegExp(`^savedcmd_${escapeRe(obj)} := (.*)$`, "m").exec(text);
+  // "savedcmd_" since 6.3, "cmd_" before (6.1).
+  const m = new RegExp(`^(?:savedcmd|cmd)_${escapeRe(obj)} := (.*)$`, "m").exec(text);
   if (!m)
     throw new KpatchError("BUILD_NO_COMMAND", `Cannot read the build command of ${obj} in ${file}`, {
       file: obj,
@@ -52,16 +53,18 @@ export function savedCommand(buildDir: string, obj: string): string {
 
 /**
  * The command rewritten to write `out` instead of `obj`: no dependency file, the section
- * flags and our include directory right after the compiler name, and no objtool pass. objtool
- * runs once more over the linked patch module and adds its sections (ORC, return and call
- * sites...) for all of the module's code only when the objects have none yet: module objects
- * must come to the differ as vmlinux objects do on IBT kernels, before objtool.
+ * flags and our include directory right after the compiler name. objtool passes stay, except
+ * a link-time one (`--link`, as 6.12 runs on a single-object module): a kernel that runs objtool
+ * on linked modules runs it over the linked patch module too, and that pass adds its sections
+ * (ORC, return and call sites...) for all of the module's code only when the objects have none
+ * yet. Kernels that run objtool per object (6.1) never run it on the linked module, so there
+ * the differ's output must carry those sections itself.
  */
 export function sectionCommand(command: string, obj: string, out: string): string {
   const o = escapeRe(obj);
   let c = command
     .split(";")
-    .filter((part) => !/(^|\/)objtool\s/.test(part.trim()))
+    .filter((part) => !(/(^|\/)objtool\s/.test(part.trim()) && /\s--link(\s|$)/.test(part)))
     .join(";");
   c = c.replace(/\s-Wp,-MMD,\S+/g, "");
   c = c.replace(/^(\s*\S*gcc\S*)\s/, `$1 ${SECTION_FLAGS} -I${macrosIncludeDir()} `);
