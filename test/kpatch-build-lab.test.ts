@@ -3,6 +3,7 @@
  * modules, loaded into the running lab kernel under QEMU: old behaviour before, new after
  * load, old again after disable and unload, and no Call Trace in the kernel log (runGuest fails
  * on one). And patches that must be refused, with the tree left clean.
+ * The patches are per series under test/fixtures/patches/<series>/.
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -14,12 +15,13 @@ import { kpatchBuild } from "../src/build/kpatch-build.js";
 import { labDiffStep } from "../src/build/lab-differ.js";
 import { touchedFiles } from "../src/build/patch-file.js";
 import { runGuest } from "../src/lab/guest.js";
-import { DEFAULT_SERIES } from "../src/lab/paths.js";
+import { testSeries } from "../src/lab/paths.js";
 import { requireLab } from "../src/lab/setup.js";
 import { waitTransition } from "../src/lab/smoke.js";
 import { Progress } from "../src/util/progress.js";
 
-const lab = requireLab(DEFAULT_SERIES);
+/** 6.12 by default; KPATCH_LAB_SERIES=6.1 runs the same cases on the 6.1 lab. */
+const lab = requireLab(testSeries());
 const PATCHES = join(import.meta.dirname, "..", "..", "test", "fixtures", "patches", lab.series);
 const out = mkdtempSync(join(tmpdir(), "kpatch-build-lab-"));
 test.after(() => rmSync(out, { recursive: true, force: true }));

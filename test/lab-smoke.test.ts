@@ -9,11 +9,11 @@ import { join } from "node:path";
 import test from "node:test";
 import { promisify } from "node:util";
 import { runGuest } from "../src/lab/guest.js";
-import { DEFAULT_SERIES } from "../src/lab/paths.js";
+import { testSeries } from "../src/lab/paths.js";
 import { requireLab } from "../src/lab/setup.js";
 import { checkSmoke, sampleModule, smokeSteps } from "../src/lab/smoke.js";
 
-const lab = requireLab(DEFAULT_SERIES);
+const lab = requireLab(testSeries());
 
 test("smoke: livepatch-sample patches /proc/cmdline live and rolls back", async (t) => {
   const steps = smokeSteps();

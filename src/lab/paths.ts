@@ -16,6 +16,14 @@ export type KernelSeries = "6.12" | "6.1";
 export const KERNEL_SERIES: readonly KernelSeries[] = ["6.12", "6.1"];
 export const DEFAULT_SERIES: KernelSeries = "6.12";
 
+/** The series the lab tests run on: $KPATCH_LAB_SERIES (e.g. 6.1), else the default. */
+export function testSeries(): KernelSeries {
+  const s = process.env["KPATCH_LAB_SERIES"] ?? DEFAULT_SERIES;
+  if (!(KERNEL_SERIES as readonly string[]).includes(s))
+    throw new Error(`KPATCH_LAB_SERIES=${s}: not a lab series`);
+  return s as KernelSeries;
+}
+
 export function cacheRoot(): string {
   return process.env["KPATCH_TS_CACHE"] || join(homedir(), ".cache", "kpatch-ts");
 }
