@@ -59,11 +59,19 @@ const execFileP = promisify(execFile);
 const cli = join(import.meta.dirname, "..", "src", "cli", "kpatch-lab.js");
 
 test("kpatch-lab run prints outputs and exits 1 when a command fails", async () => {
-  const ok = await execFileP("node", [cli, "run", "--", "echo one", "cat /proc/sys/kernel/osrelease"]);
+  const ok = await execFileP("node", [
+    cli,
+    "run",
+    "--kernel",
+    lab.series,
+    "--",
+    "echo one",
+    "cat /proc/sys/kernel/osrelease",
+  ]);
   assert.match(ok.stdout, /\$ echo one\none\n/);
   assert.match(ok.stdout, new RegExp(lab.kernelRelease.replace(/[.+]/g, "\\$&")));
   await assert.rejects(
-    execFileP("node", [cli, "run", "--", "false"]),
+    execFileP("node", [cli, "run", "--kernel", lab.series, "--", "false"]),
     (e: { code?: number; stdout?: string }) => {
       assert.equal(e.code, 1);
       assert.match(e.stdout ?? "", /\[exit status 1\]/);
