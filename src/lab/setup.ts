@@ -150,9 +150,11 @@ async function ensurePackages(series: KernelSeries, install: boolean, progress: 
   }
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
   progress.update(`apt-get update`);
-  await execCheck("apt-get", ["update", "-q"], { env, what: "apt-get update" });
+  // Wait for another apt or dpkg run (unattended upgrades, a parallel setup) instead of failing.
+  const lock = ["-o", "DPkg::Lock::Timeout=600"];
+  await execCheck("apt-get", [...lock, "update", "-q"], { env, what: "apt-get update" });
   let n = 0;
-  await execCheck("apt-get", ["install", "-y", "-q", "--no-install-recommends", ...missing], {
+  await execCheck("apt-get", [...lock, "install", "-y", "-q", "--no-install-recommends", ...missing], {
     env,
     what: "apt-get install",
     onLine: (l) => {
