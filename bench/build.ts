@@ -6,9 +6,11 @@
  *
  *   node dist/bench/build.js [RUNS]
  */
+
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { labTree } from "../src/build/kernel-tree.js";
 import { kpatchBuild } from "../src/build/kpatch-build.js";
 import { labDiffStep } from "../src/build/lab-differ.js";
 import { compileObject } from "../src/build/object-compile.js";
@@ -39,7 +41,7 @@ for (let i = 0; i < runs; i++) {
   const progress = new Progress({ quiet: true });
   const start = performance.now();
   await kpatchBuild({
-    lab,
+    tree: labTree(lab),
     patches: [patch],
     outDir: out,
     replace: true,

@@ -5,12 +5,14 @@
  * on one). And patches that must be refused, with the tree left clean.
  * The patches are per series under test/fixtures/patches/<series>/.
  */
+
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "node:test";
+import { labTree } from "../src/build/kernel-tree.js";
 import { kpatchBuild } from "../src/build/kpatch-build.js";
 import { labDiffStep } from "../src/build/lab-differ.js";
 import { touchedFiles } from "../src/build/patch-file.js";
@@ -29,7 +31,7 @@ test.after(() => rmSync(out, { recursive: true, force: true }));
 async function build(patch: string | string[], extra: { replace?: boolean; name?: string } = {}) {
   const patches = (Array.isArray(patch) ? patch : [patch]).map((p) => join(PATCHES, `${p}.patch`));
   return kpatchBuild({
-    lab,
+    tree: labTree(lab),
     patches,
     outDir: out,
     replace: extra.replace ?? true,

@@ -2,11 +2,13 @@
  * The three parts together: a module built by kpatch-build from a source patch, managed by the
  * kpatch command running inside the lab guest (info, load, list, unload).
  */
+
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "node:test";
+import { labTree } from "../src/build/kernel-tree.js";
 import { kpatchBuild } from "../src/build/kpatch-build.js";
 import { labDiffStep } from "../src/build/lab-differ.js";
 import { Progress } from "../src/util/progress.js";
@@ -16,7 +18,7 @@ test("kpatch info/load/list/unload of a kpatch-build module, in the lab guest", 
   const out = mkdtempSync(join(tmpdir(), "kpatch-with-build-"));
   try {
     const built = await kpatchBuild({
-      lab,
+      tree: labTree(lab),
       patches: [
         join(import.meta.dirname, "..", "..", "test", "fixtures", "patches", lab.series, "cmdline.patch"),
       ],

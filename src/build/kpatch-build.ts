@@ -11,10 +11,10 @@ import type { ElfFile } from "../elf/elf-file.js";
 import { buildModule, type DiffOutput } from "../klp/build-module.js";
 import type { PatchedTarget } from "../klp/module-source.js";
 import { cacheRoot } from "../lab/paths.js";
-import type { Lab } from "../lab/setup.js";
 import { KpatchError } from "../util/errors.js";
 import type { Progress } from "../util/progress.js";
 import { checkTree } from "./check-tree.js";
+import type { KernelTree } from "./kernel-tree.js";
 import { readPatch } from "./patch-file.js";
 import { buildPatchedObjects, type ObjectPair } from "./patched-objects.js";
 
@@ -26,10 +26,10 @@ export interface DiffVerdict {
 }
 
 /** The differ, as kpatch-build uses it: one changed object in, its verdict out. */
-export type DiffStep = (pair: ObjectPair, lab: Lab) => Promise<DiffVerdict>;
+export type DiffStep = (pair: ObjectPair, tree: KernelTree) => Promise<DiffVerdict>;
 
 export interface KpatchBuildOptions {
-  lab: Lab;
+  tree: KernelTree;
   patches: string[];
   name?: string;
   outDir: string;
@@ -65,16 +65,16 @@ export function moduleName(patches: readonly string[], name?: string): string {
 }
 
 export async function kpatchBuild(options: KpatchBuildOptions): Promise<KpatchBuildResult> {
-  const { lab, progress } = options;
+  const { tree: kernel, progress } = options;
   const patches = options.patches.map((p) => readPatch(resolve(p)));
   const name = moduleName(options.patches, options.name);
-  progress.begin("check", `${lab.buildDir}/.config`);
-  await checkTree(join(lab.buildDir, ".config"));
+  progress.begin("check", `${kernel.buildDir}/.config`);
+  await checkTree(join(kernel.buildDir, ".config"));
   progress.end("livepatch, ftrace, kallsyms, compiler: ok");
   const tree = {
-    srcDir: lab.srcDir,
-    buildDir: lab.buildDir,
-    cacheDir: join(cacheRoot(), "objects", `${lab.series}-${lab.key}`),
+    srcDir: kernel.srcDir,
+    buildDir: kernel.buildDir,
+    cacheDir: join(cacheRoot(), "objects", kernel.cacheKey),
   };
   const workDir = mkdtempSync(join(tmpdir(), `kpatch-build-${name}-`));
   options.onWorkDir?.(workDir);
@@ -89,7 +89,7 @@ export async function kpatchBuild(options: KpatchBuildOptions): Promise<KpatchBu
     const objects: KpatchBuildResult["objects"] = [];
     for (const pair of built.changed) {
       progress.update(pair.path);
-      const v = await options.diff(pair, lab);
+      const v = await options.diff(pair, kernel);
       objects.push({ path: pair.path, target: pair.target, report: v.report });
       if (v.output && v.funcs.length) outputs.push({ object: v.output, target: pair.target, funcs: v.funcs });
     }
@@ -102,7 +102,7 @@ export async function kpatchBuild(options: KpatchBuildOptions): Promise<KpatchBu
     const mod = await buildModule({
       name,
       outputs,
-      kernelBuildDir: lab.buildDir,
+      kernelBuildDir: kernel.buildDir,
       workDir,
       outFile: out,
       replace: options.replace,

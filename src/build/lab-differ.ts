@@ -8,8 +8,8 @@ import { join } from "node:path";
 import type { EntrySizes } from "../diff/index.js";
 import { diffObjects, ExportTable, probeEntrySizes, TargetSymbols } from "../diff/index.js";
 import { readElf } from "../elf/read-elf.js";
-import type { Lab } from "../lab/setup.js";
 import { KpatchError } from "../util/errors.js";
+import type { KernelTree } from "./kernel-tree.js";
 import type { DiffStep } from "./kpatch-build.js";
 
 interface TargetContext {
@@ -20,7 +20,7 @@ interface TargetContext {
 
 const contexts = new Map<string, TargetContext>();
 
-async function contextFor(lab: Lab): Promise<TargetContext> {
+async function contextFor(lab: KernelTree): Promise<TargetContext> {
   let ctx = contexts.get(lab.buildDir);
   if (!ctx) {
     const symvers = join(lab.buildDir, "Module.symvers");
@@ -35,8 +35,8 @@ async function contextFor(lab: Lab): Promise<TargetContext> {
 }
 
 /** The running kernel's file that holds a target's symbols: vmlinux or the module's .ko. */
-export function targetFile(lab: Pick<Lab, "buildDir">, target: string): string {
-  if (target === "vmlinux") return join(lab.buildDir, "vmlinux");
+export function targetFile(lab: Pick<KernelTree, "buildDir" | "vmlinux">, target: string): string {
+  if (target === "vmlinux") return lab.vmlinux;
   const order = join(lab.buildDir, "modules.order");
   const lines = existsSync(order) ? readFileSync(order, "utf8").split("\n") : [];
   const ko = lines
@@ -50,7 +50,7 @@ export function targetFile(lab: Pick<Lab, "buildDir">, target: string): string {
   return join(lab.buildDir, ko);
 }
 
-function symbolsFor(ctx: TargetContext, lab: Lab, target: string): TargetSymbols {
+function symbolsFor(ctx: TargetContext, lab: KernelTree, target: string): TargetSymbols {
   let s = ctx.symbols.get(target);
   if (!s) {
     const file = targetFile(lab, target);

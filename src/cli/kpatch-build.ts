@@ -5,6 +5,7 @@
  */
 import { cpus } from "node:os";
 import { parseArgs } from "node:util";
+import { labTree, userTree } from "../build/kernel-tree.js";
 import { kpatchBuild } from "../build/kpatch-build.js";
 import { labDiffStep } from "../build/lab-differ.js";
 import { DEFAULT_SERIES, KERNEL_SERIES, type KernelSeries } from "../lab/paths.js";
@@ -25,12 +26,16 @@ the two versions of each object are compared function by function, and a module
 is generated that registers the new functions with the kernel's livepatch core.
 The source tree is restored afterwards, also on failure or Ctrl-C.
 
-With no -s/-c the target is the lab kernel (kpatch-lab setup).
+With no -s the target is the lab kernel (kpatch-lab setup). With -s it is your
+kernel: the source tree and the kbuild output tree that built the running kernel
+(its .cmd records say how each object was compiled; nothing is rebuilt there).
 
 Options:
-  -s, --sourcedir DIR    kernel source tree (default: the lab's)    [lab only for now]
-  -c, --config FILE      kernel .config (default: the lab's)        [lab only for now]
-  -v, --vmlinux FILE     the target's vmlinux (default: the lab's)  [lab only for now]
+  -s, --sourcedir DIR    kernel source tree (default: the lab's)
+  -b, --build-dir DIR    its kbuild output tree, when it was built with O=
+                         (default: the source tree itself)
+  -c, --config FILE      the kernel's .config; must be the build tree's own
+  -v, --vmlinux FILE     the running kernel's vmlinux (default: in the build tree)
       --kernel SERIES    lab kernel series: 6.12 (default) or 6.1
   -j, --jobs N           parallel make jobs (default: number of CPUs)
   -t, --target T         kbuild target to build (kpatch compatibility; ignored:
@@ -74,6 +79,7 @@ async function main(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       sourcedir: { type: "string", short: "s" },
+      "build-dir": { type: "string", short: "b" },
       config: { type: "string", short: "c" },
       vmlinux: { type: "string", short: "v" },
       kernel: { type: "string" },
@@ -93,12 +99,19 @@ async function main(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   if (positionals.length === 0) throw new UsageError("no patch given");
-  if (values.sourcedir || values.config || values.vmlinux) {
-    throw new UsageError("-s/-c/-v: only the lab kernel is supported in this version (omit them)");
+  if (!values.sourcedir && (values.config || values.vmlinux || values["build-dir"])) {
+    throw new UsageError("-b/-c/-v describe a tree given with -s");
   }
   const jobs = values.jobs ? Number(values.jobs) : cpus().length;
   if (!Number.isInteger(jobs) || jobs < 1) throw new UsageError(`bad --jobs '${values.jobs}'`);
-  const lab = requireLab(series(values.kernel));
+  const tree = values.sourcedir
+    ? userTree({
+        sourcedir: values.sourcedir,
+        ...(values["build-dir"] ? { buildDir: values["build-dir"] } : {}),
+        ...(values.config ? { config: values.config } : {}),
+        ...(values.vmlinux ? { vmlinux: values.vmlinux } : {}),
+      })
+    : labTree(requireLab(series(values.kernel)));
   const progress = new Progress();
   const started = performance.now();
   let workDir: string | undefined;
@@ -108,7 +121,7 @@ async function main(argv: string[]): Promise<number> {
   process.on("SIGTERM", onSignal);
   try {
     const result = await kpatchBuild({
-      lab,
+      tree,
       patches: positionals,
       ...(values.name ? { name: values.name } : {}),
       outDir: values.output ?? ".",

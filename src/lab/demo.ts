@@ -4,10 +4,12 @@
  * under QEMU; the module is loaded into the running kernel, /proc/cmdline changes, the patch
  * is disabled and unloaded, and /proc/cmdline is the original again.
  */
+
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { labTree } from "../build/kernel-tree.js";
 import { kpatchBuild } from "../build/kpatch-build.js";
 import { labDiffStep } from "../build/lab-differ.js";
 import { formatDuration, Progress } from "../util/progress.js";
@@ -36,7 +38,7 @@ export async function runDemo(
     out.write(`# The patch (${patch}):\n${readFileSync(patch, "utf8")}\n`);
     out.write("# kpatch-build turns it into a livepatch module\n");
     const built = await kpatchBuild({
-      lab,
+      tree: labTree(lab),
       patches: [patch],
       outDir: work,
       replace: true,
