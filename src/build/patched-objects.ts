@@ -18,6 +18,7 @@ import {
 } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Progress } from "../util/progress.js";
+import { checkStop } from "./interrupt.js";
 import { type KbuildObject, kernelObjects, objectsDependingOn } from "./kbuild-tree.js";
 import { compileObject, installMacros, savedCommand, sectionCommand } from "./object-compile.js";
 import { applyPatches, revertPatches, type SourcePatch, snapshotMtimes } from "./patch-file.js";
@@ -50,7 +51,10 @@ export interface BuildTree {
 async function pool<T>(items: readonly T[], jobs: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   const worker = async () => {
-    while (next < items.length) await fn(items[next++]!);
+    while (next < items.length) {
+      checkStop();
+      await fn(items[next++]!);
+    }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(jobs, items.length)) }, worker));
 }
@@ -119,6 +123,7 @@ export async function buildPatchedObjects(
       progress.update(`${++n}/${candidates.length} ${o.path}`, n / candidates.length);
     });
     progress.end(`${n} compiled`);
+    checkStop();
   } finally {
     progress.begin("revert patches");
     await revertPatches(tree.srcDir, patches);

@@ -5,6 +5,7 @@
  */
 import { cpus } from "node:os";
 import { parseArgs } from "node:util";
+import { requestStop } from "../build/interrupt.js";
 import { labTree, userTree } from "../build/kernel-tree.js";
 import { kpatchBuild } from "../build/kpatch-build.js";
 import { labDiffStep } from "../build/lab-differ.js";
@@ -51,6 +52,7 @@ Options:
 Exit status:
   0  the module was built
   1  an error (the message names the file, section or symbol)
+  130 interrupted (Ctrl-C or SIGTERM); the source tree is restored first
   2  the change cannot be applied live (e.g. it changes .data or __init code),
      or a usage error
   3  the patches change nothing that needs patching
@@ -59,6 +61,7 @@ Exit status:
 /** Error codes that mean "this change cannot be applied live": exit 2, as the differ's. */
 function exitFor(e: KpatchError): number {
   if (e.code === "NO_CHANGES") return 3;
+  if (e.code === "INTERRUPTED") return 130;
   if (e.code.startsWith("DIFF_")) return 2;
   return EXIT.error;
 }
@@ -115,8 +118,11 @@ async function main(argv: string[]): Promise<number> {
   const progress = new Progress();
   const started = performance.now();
   let workDir: string | undefined;
-  // Ctrl-C: let make die with the signal, so the pipeline unwinds and restores the tree.
-  const onSignal = () => progress.note("interrupted: restoring the source tree...");
+  // Ctrl-C / SIGTERM: stop at the next step; the failure path restores the source tree.
+  const onSignal = (signal: NodeJS.Signals) => {
+    progress.note(`${signal}: stopping, restoring the source tree...`);
+    requestStop(signal);
+  };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   try {
