@@ -32,12 +32,12 @@ import { unblock } from "../manage/crash-guard.js";
 import {
   allInstalledPatches,
   findInstalled,
-  type InstalledPatch,
   installedPatches,
   installPatch,
   uninstallPatch,
 } from "../manage/install.js";
 import { isKpatchError, KpatchError } from "../util/errors.js";
+import { describeInstalled, describeLoaded, describeResult, groupFields } from "./kpatch-format.js";
 import { HELP, USAGE } from "./kpatch-help.js";
 import { EXIT, runCli, UsageError } from "./main.js";
 
@@ -204,21 +204,6 @@ async function cmdUnload(args: string[]): Promise<number> {
   return each(names, values.json ?? false, (n) => unloadPatch(n, options), describeResult);
 }
 
-function describeResult(r: PatchOpResult): string {
-  const t = `${(r.elapsedMs / 1000).toFixed(1)} s`;
-  const sig = r.signalled.length ? `, ${r.signalled.length} task(s) signalled` : "";
-  switch (r.action) {
-    case "loaded":
-      return `loaded ${r.name} (transition ${t}${sig})`;
-    case "enabled":
-      return `enabled ${r.name} again (transition ${t}${sig})`;
-    case "unloaded":
-      return `unloaded ${r.name} (transition ${t}${sig})`;
-    case "removed":
-      return `removed module ${r.name} (its patch was already replaced or disabled)`;
-  }
-}
-
 /** Registered patches plus modules of replaced patches, newest first (/proc/modules order). */
 function patchesNewestFirst(): string[] {
   const patches = new Set(listPatches().map((p) => p.name));
@@ -289,28 +274,6 @@ function existsLivepatch(): boolean {
   } catch {
     return false;
   }
-}
-
-function describeLoaded(p: LoadedPatch): string[] {
-  const state = [p.enabled ? "enabled" : "disabled"];
-  if (p.transition) state.push("in transition");
-  if (p.replace) state.push("atomic replace");
-  const lines = [`  ${p.name} [${state.join(", ")}]`];
-  for (const o of p.objects) {
-    // sysfs shows sympos 1 for a unique name too: only a later position says something.
-    const fns = o.functions.map((f) => (f.sympos > 1 ? `${f.name},${f.sympos}` : f.name)).join(" ");
-    const waiting = o.patched === false ? " (not loaded yet)" : "";
-    lines.push(`    ${o.name}${waiting}: ${fns}`);
-  }
-  return lines;
-}
-
-function describeInstalled(p: InstalledPatch, running: string): string {
-  const cur = p.kernel === running ? "" : " (not the running kernel)";
-  const blocked = p.blocked
-    ? `\n    BLOCKED at boot by the crash-loop guard: ${p.blocked.reason}; 'kpatch unblock${p.kernel === running ? "" : ` -k ${p.kernel}`} ${p.name}' lets it load`
-    : "";
-  return `  ${p.name} (${p.kernel})${cur} ${p.file}${blocked}`;
 }
 
 async function cmdInfo(args: string[]): Promise<number> {
@@ -393,15 +356,6 @@ async function cmdInfo(args: string[]): Promise<number> {
   }
   process.stdout.write(`${out.join("\n")}\n`);
   return EXIT.ok;
-}
-
-function groupFields(fields: [string, string][]): Map<string, string | string[]> {
-  const m = new Map<string, string | string[]>();
-  for (const [k, v] of fields) {
-    const old = m.get(k);
-    m.set(k, old === undefined ? v : Array.isArray(old) ? [...old, v] : [old, v]);
-  }
-  return m;
 }
 
 const KVER = { "kernel-version": { type: "string", short: "k" } } as const;
