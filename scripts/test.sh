@@ -8,5 +8,10 @@ npm ci --no-audit --no-fund --loglevel=error
 npm run build
 npm run lint
 node dist/src/cli/kpatch-lab.js setup
+# systemd-analyze checks the kpatch units (systemd is installed, never booted).
+if ! command -v systemd-analyze >/dev/null; then
+  apt-get -o DPkg::Lock::Timeout=600 update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends systemd
+fi
 # Only *.test.js: dist/test also holds helpers (fixture harnesses) that are not tests.
 exec node --test --test-concurrency=1 $(find dist/src dist/test -name "*.test.js" | sort)
