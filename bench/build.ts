@@ -10,10 +10,10 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { labTree } from "../src/build/kernel-tree.js";
-import { kpatchBuild } from "../src/build/kpatch-build.js";
-import { labDiffStep } from "../src/build/lab-differ.js";
-import { compileObject } from "../src/build/object-compile.js";
+import { labTree } from "../src/kpatch-build/kernel-tree.js";
+import { kpatchBuild } from "../src/kpatch-build/kpatch-build.js";
+import { labDiffStep } from "../src/kpatch-build/lab-differ.js";
+import { compileObject } from "../src/kpatch-build/object-compile.js";
 import { DEFAULT_SERIES } from "../src/lab/paths.js";
 import { requireLab } from "../src/lab/setup.js";
 import { Progress } from "../src/util/progress.js";

@@ -8,9 +8,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "node:test";
-import { labTree } from "../src/build/kernel-tree.js";
-import { kpatchBuild } from "../src/build/kpatch-build.js";
-import { labDiffStep } from "../src/build/lab-differ.js";
+import { labTree } from "../src/kpatch-build/kernel-tree.js";
+import { kpatchBuild } from "../src/kpatch-build/kpatch-build.js";
+import { labDiffStep } from "../src/kpatch-build/lab-differ.js";
 import { Progress } from "../src/util/progress.js";
 import { lab, runKpatchSteps } from "./kpatch-fixtures.js";
 

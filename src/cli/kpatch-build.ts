@@ -5,10 +5,10 @@
  */
 import { cpus } from "node:os";
 import { parseArgs } from "node:util";
-import { requestStop } from "../build/interrupt.js";
-import { labTree, userTree } from "../build/kernel-tree.js";
-import { kpatchBuild } from "../build/kpatch-build.js";
-import { labDiffStep } from "../build/lab-differ.js";
+import { requestStop } from "../kpatch-build/interrupt.js";
+import { labTree, userTree } from "../kpatch-build/kernel-tree.js";
+import { kpatchBuild } from "../kpatch-build/kpatch-build.js";
+import { labDiffStep } from "../kpatch-build/lab-differ.js";
 import { DEFAULT_SERIES, KERNEL_SERIES, type KernelSeries } from "../lab/paths.js";
 import { requireLab } from "../lab/setup.js";
 import type { KpatchError } from "../util/errors.js";
