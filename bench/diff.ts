@@ -7,19 +7,14 @@
  *   node dist/bench/diff.js [FILE.c ...]     (default: kernel/sched/core.c mm/page_alloc.c kernel/exit.c)
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { diffObjects, type EntrySizes, probeEntrySizes, splitShell } from "../src/diff/index.js";
 import { readElf, writeElf } from "../src/elf/index.js";
+import { labBuildDir } from "../src/lab/paths.js";
 import { execCheck } from "../src/util/exec.js";
 
-const buildDir = join(
-  process.env["XDG_CACHE_HOME"] ?? join(homedir(), ".cache"),
-  "kpatch-ts",
-  "lab",
-  "current-6.12",
-  "build",
-);
+const buildDir = labBuildDir("6.12");
 
 function compileArgs(file: string, src: string, out: string): string[] {
   const obj = file.replace(/\.c$/, ".o");

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import {
@@ -18,6 +18,7 @@ import {
 } from "../src/diff/index.js";
 import { type ElfFile, readElf, SHF_EXECINSTR, writeElf } from "../src/elf/index.js";
 import { takeCallbacks } from "../src/klp/callbacks.js";
+import { cachePath } from "../src/util/cache-dir.js";
 import { buildModuleCases, type Case, compilePlainCase, listCases } from "./fixtures/diff/harness.js";
 
 const work = mkdtempSync(join(tmpdir(), "kpatch-diff-corpus-"));
@@ -163,7 +164,7 @@ describe("differ corpus (plain C)", () => {
 });
 
 function labBuildDir(): string | undefined {
-  const root = join(process.env["XDG_CACHE_HOME"] ?? join(homedir(), ".cache"), "kpatch-ts", "lab");
+  const root = cachePath("lab");
   const current = join(root, "current-6.12", "build");
   if (existsSync(join(current, "Module.symvers"))) return current;
   if (!existsSync(root)) return undefined;

@@ -7,21 +7,16 @@
  */
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, describe, test } from "node:test";
 import { diffObjects, ExportTable, probeEntrySizes, splitShell, TargetSymbols } from "../src/diff/index.js";
 import { readElf, writeElf } from "../src/elf/index.js";
 import { takeCallbacks } from "../src/klp/callbacks.js";
+import { labBuildDir } from "../src/lab/paths.js";
 import { exec, execCheck } from "../src/util/exec.js";
 
-const buildDir = join(
-  process.env["XDG_CACHE_HOME"] ?? join(homedir(), ".cache"),
-  "kpatch-ts",
-  "lab",
-  "current-6.12",
-  "build",
-);
+const buildDir = labBuildDir("6.12");
 const MACROS = resolve(import.meta.dirname, "..", "..", "include", "kpatch-ts");
 const PATCHES = resolve(import.meta.dirname, "..", "..", "test", "fixtures", "patches", "6.12");
 const WRAPPER = join(import.meta.dirname, "fixtures", "diff", "run-diff-object.js");

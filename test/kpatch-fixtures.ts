@@ -21,8 +21,9 @@ import { dirname, join } from "node:path";
 import { readElf } from "../src/elf/index.js";
 import { type GuestCommandResult, type GuestOptions, type GuestResult, runGuest } from "../src/lab/guest.js";
 import { kpatchInGuest } from "../src/lab/guest-node.js";
-import { cacheRoot, DEFAULT_SERIES } from "../src/lab/paths.js";
+import { DEFAULT_SERIES } from "../src/lab/paths.js";
 import { requireLab } from "../src/lab/setup.js";
+import { cachePath } from "../src/util/cache-dir.js";
 import { execCheck } from "../src/util/exec.js";
 
 export const lab = requireLab(DEFAULT_SERIES);
@@ -44,7 +45,7 @@ export function sampleModule(dir: "livepatch" | "kobject", name: string): string
 export async function testModules(): Promise<Record<TestModule, string>> {
   const hash = createHash("sha256");
   for (const f of readdirSync(FIXTURES).sort()) hash.update(f).update(readFileSync(join(FIXTURES, f)));
-  const dir = join(cacheRoot(), "test-modules", `${lab.key}-${hash.digest("hex").slice(0, 12)}`);
+  const dir = cachePath("test-modules", `${lab.key}-${hash.digest("hex").slice(0, 12)}`);
   const paths = Object.fromEntries(TEST_MODULES.map((m) => [m, join(dir, `${m}.ko`)])) as Record<
     TestModule,
     string

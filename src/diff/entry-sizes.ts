@@ -15,9 +15,10 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readElf } from "../elf/index.js";
+import { cachePath } from "../util/cache-dir.js";
 import { execCheck } from "../util/exec.js";
 import { DiffError } from "./diff-error.js";
 import { ENTRY_SIZE_KEYS, type EntrySizeKey, type EntrySizes } from "./special/special-kind.js";
@@ -108,7 +109,8 @@ KPATCH_SIZE(para, struct paravirt_patch_site)
 /**
  * Measures the entry sizes of the kernel built in `buildDir` (a kbuild output tree with .config
  * and .cmd files): compiles the probe with the command kbuild used for `cmdFile` (default: the
- * first kernel/*.o.cmd), into a temporary directory. Cached under ~/.cache/kpatch-ts/entry-sizes.
+ * first kernel/*.o.cmd), into a temporary directory. Cached in the cache's entry-sizes/
+ * (src/util/cache-dir.ts).
  */
 export async function probeEntrySizes(
   buildDir: string,
@@ -128,9 +130,7 @@ export async function probeEntrySizes(
     .update(command)
     .digest("hex")
     .slice(0, 16);
-  const cacheDir =
-    options.cacheDir ??
-    join(process.env["XDG_CACHE_HOME"] ?? join(homedir(), ".cache"), "kpatch-ts", "entry-sizes");
+  const cacheDir = options.cacheDir ?? cachePath("entry-sizes");
   const cached = join(cacheDir, `${key}.json`);
   if (existsSync(cached)) return JSON.parse(readFileSync(cached, "utf8")) as EntrySizes;
 

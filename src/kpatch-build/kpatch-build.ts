@@ -10,7 +10,7 @@ import { basename, join, resolve } from "node:path";
 import type { ElfFile } from "../elf/elf-file.js";
 import { buildModule, type DiffOutput } from "../klp/build-module.js";
 import type { PatchedTarget } from "../klp/module-source.js";
-import { cacheRoot } from "../lab/paths.js";
+import { cachePath } from "../util/cache-dir.js";
 import { KpatchError } from "../util/errors.js";
 import type { Progress } from "../util/progress.js";
 import { checkTree } from "./check-tree.js";
@@ -74,7 +74,7 @@ export async function kpatchBuild(options: KpatchBuildOptions): Promise<KpatchBu
   const tree = {
     srcDir: kernel.srcDir,
     buildDir: kernel.buildDir,
-    cacheDir: join(cacheRoot(), "objects", kernel.cacheKey),
+    cacheDir: cachePath("objects", kernel.cacheKey),
   };
   const workDir = mkdtempSync(join(tmpdir(), `kpatch-build-${name}-`));
   options.onWorkDir?.(workDir);

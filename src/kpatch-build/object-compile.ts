@@ -9,7 +9,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { cacheRoot } from "../lab/paths.js";
+import { cachePath } from "../util/cache-dir.js";
 import { KpatchError } from "../util/errors.js";
 import { exec, tailLines } from "../util/exec.js";
 import { cmdFile } from "./kbuild-tree.js";
@@ -21,7 +21,7 @@ const MACROS_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..
 
 /** Where compiles find kpatch-macros.h (a copy in the cache, kept current). */
 export function macrosIncludeDir(): string {
-  return join(cacheRoot(), "include");
+  return cachePath("include");
 }
 
 export function installMacros(): void {

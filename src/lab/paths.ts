@@ -1,6 +1,5 @@
 /**
- * Where the lab keeps its files. Everything lives in one cache outside the repository:
- * $KPATCH_TS_CACHE, or ~/.cache/kpatch-ts.
+ * Where the lab keeps its files, below the one cache (src/util/cache-dir.ts):
  *
  *   src/<package-version>/linux-source-<series>/   unpacked Debian kernel source (read-only use)
  *   lab/<series>-<key>/build/                      O= build tree of the lab kernel (normal flags)
@@ -9,8 +8,8 @@
  *   lab/current-<series>                           symlink to the newest complete setup
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { homedir } from "node:os";
 import { join } from "node:path";
+import { cachePath } from "../util/cache-dir.js";
 
 export type KernelSeries = "6.12" | "6.1";
 export const KERNEL_SERIES: readonly KernelSeries[] = ["6.12", "6.1"];
@@ -24,12 +23,13 @@ export function testSeries(): KernelSeries {
   return s as KernelSeries;
 }
 
-export function cacheRoot(): string {
-  return process.env["KPATCH_TS_CACHE"] || join(homedir(), ".cache", "kpatch-ts");
+export function currentLabLink(series: KernelSeries): string {
+  return cachePath("lab", `current-${series}`);
 }
 
-export function currentLabLink(series: KernelSeries): string {
-  return join(cacheRoot(), "lab", `current-${series}`);
+/** The O= build tree of the newest complete lab setup of a series (it may not exist yet). */
+export function labBuildDir(series: KernelSeries): string {
+  return join(currentLabLink(series), "build");
 }
 
 /** Build trees of the complete lab setups, newest series first; empty when none is set up. */

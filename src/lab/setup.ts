@@ -8,12 +8,13 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, w
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { cachePath } from "../util/cache-dir.js";
 import { KpatchError } from "../util/errors.js";
 import { exec, execCheck } from "../util/exec.js";
 import { Progress } from "../util/progress.js";
 import { buildBaseInitramfs, initramfsIsCurrent } from "./initramfs.js";
 import { configMismatches, formatMismatches, parseConfig, readConfig } from "./kernel-config.js";
-import { cacheRoot, currentLabLink, type KernelSeries, readJsonIfExists } from "./paths.js";
+import { currentLabLink, type KernelSeries, readJsonIfExists } from "./paths.js";
 
 /** Bump when the lab's layout or build recipe changes in a way the key does not see. */
 const LAB_FORMAT = 1;
@@ -117,7 +118,7 @@ function labAt(dir: string, info: LabInfo): Lab {
   return {
     ...info,
     dir,
-    srcDir: join(cacheRoot(), "src", info.sourceVersion, `linux-source-${info.series}`),
+    srcDir: cachePath("src", info.sourceVersion, `linux-source-${info.series}`),
     buildDir: join(dir, "build"),
     bzImage: join(dir, "build", "arch", "x86", "boot", "bzImage"),
     initramfs: join(dir, "initramfs.cpio"),
@@ -166,7 +167,7 @@ async function ensurePackages(series: KernelSeries, install: boolean, progress: 
 }
 
 async function ensureSource(series: KernelSeries, version: string, progress: Progress): Promise<string> {
-  const top = join(cacheRoot(), "src", version);
+  const top = cachePath("src", version);
   const srcDir = join(top, `linux-source-${series}`);
   const stamp = join(top, ".unpacked");
   progress.begin("unpack", sourceTarball(series));
@@ -299,7 +300,7 @@ export async function setupLab(options: SetupOptions): Promise<Lab> {
   const jobs = options.jobs ?? cpus().length;
   await ensurePackages(series, options.installPackages ?? true, progress);
   const { key, version, compiler } = await labKey(series);
-  const dir = join(cacheRoot(), "lab", `${series}-${key}`);
+  const dir = cachePath("lab", `${series}-${key}`);
   const ready = readJsonIfExists<LabInfo>(join(dir, "ready.json"));
   if (ready) {
     // The initramfs is cheap and not part of the key: remake it when /init or busybox changed.
