@@ -3,7 +3,7 @@
  * Exit 0: changes emitted; 3: no change; 2: the change cannot be applied live (reason printed);
  * 1: any other error.
  */
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { parseArgs } from "node:util";
 import {
   type DiffOptions,
@@ -18,6 +18,7 @@ import {
   TargetSymbols,
 } from "../diff/index.js";
 import { readElf } from "../elf/index.js";
+import { writeFileAtomic } from "../util/atomic-write.js";
 import { isKpatchError } from "../util/errors.js";
 import { UsageError } from "./main.js";
 
@@ -115,7 +116,7 @@ export async function diffObjectMain(argv: string[]): Promise<number> {
     }
     result.output.path = out;
     const { writeElf } = await import("../elf/index.js");
-    writeAtomic(out, writeElf(result.output));
+    writeFileAtomic(out, writeElf(result.output));
     return DIFF_EXIT.changed;
   } catch (e) {
     if (!isKpatchError(e)) throw e;
@@ -130,17 +131,5 @@ export async function diffObjectMain(argv: string[]): Promise<number> {
 function writeJson(path: string, value: unknown): void {
   const text = `${JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2)}\n`;
   if (path === "-") process.stdout.write(text);
-  else writeAtomic(path, text);
-}
-
-/** Write to a temporary file beside `path`, then rename: no half-written output on failure. */
-function writeAtomic(path: string, data: Uint8Array | string): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  try {
-    writeFileSync(tmp, data);
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
+  else writeFileAtomic(path, text);
 }

@@ -5,19 +5,11 @@
  * tree. Never guessed.
  */
 import { createHash } from "node:crypto";
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readElf } from "../elf/index.js";
+import { writeFileAtomic } from "../util/atomic-write.js";
 import { cachePath } from "../util/cache-dir.js";
 import { execCheck } from "../util/exec.js";
 import { DiffError } from "./diff-error.js";
@@ -150,10 +142,7 @@ export async function probeEntrySizes(
       const sym = file.findSymbol(`__kpatch_size_${k}`);
       if (sym) sizes[k] = Number(sym.size);
     }
-    mkdirSync(cacheDir, { recursive: true });
-    const tmp = `${cached}.${process.pid}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify(sizes)}\n`);
-    renameSync(tmp, cached);
+    writeFileAtomic(cached, `${JSON.stringify(sizes)}\n`);
     return sizes;
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -4,12 +4,13 @@
  * kernel's build tree (the same tree and config that built the running kernel, so vermagic
  * matches), then post-link the .ko and write it out atomically.
  */
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { STB_GLOBAL, STT_FUNC } from "../elf/constants.js";
 import type { ElfFile } from "../elf/elf-file.js";
 import { readElf } from "../elf/read-elf.js";
 import { writeElf } from "../elf/write-elf.js";
+import { writeFileAtomic } from "../util/atomic-write.js";
 import { KpatchError } from "../util/errors.js";
 import { exec } from "../util/exec.js";
 import type { Progress } from "../util/progress.js";
@@ -125,9 +126,7 @@ export async function buildModule(options: {
   const built = join(dir, `${name}.ko`);
   const ko = readElf(readFileSync(built), built);
   const stats = convertKlpRelocations(ko);
-  const tmp = `${options.outFile}.tmp-${process.pid}`;
-  writeFileSync(tmp, writeElf(ko));
-  renameSync(tmp, options.outFile);
+  writeFileAtomic(options.outFile, writeElf(ko));
   progress.end(`${stats.klpRelocs} klp relocations, ${stats.klpSymbols} klp symbols`);
   return { ko: options.outFile, stats, targets };
 }

@@ -7,16 +7,9 @@
  * modification times back, so the tree is exactly as before, also on failure or Ctrl-C.
  */
 import { createHash } from "node:crypto";
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  renameSync,
-  utimesSync,
-  writeFileSync,
-} from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, utimesSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { createAtomic, writeFileAtomic } from "../util/atomic-write.js";
 import type { Progress } from "../util/progress.js";
 import { checkStop } from "./interrupt.js";
 import { type KbuildObject, kernelObjects, objectsDependingOn } from "./kbuild-tree.js";
@@ -68,10 +61,8 @@ async function originalObject(tree: BuildTree, o: KbuildObject): Promise<string>
     .digest("hex");
   const keyFile = `${out}.key`;
   if (existsSync(out) && existsSync(keyFile) && readFileSync(keyFile, "utf8") === key) return out;
-  const tmp = `${out}.tmp-${process.pid}`;
-  await compileObject(tree.buildDir, o.path, tmp);
-  renameSync(tmp, out);
-  writeFileSync(keyFile, key);
+  await createAtomic(out, (tmp) => compileObject(tree.buildDir, o.path, tmp));
+  writeFileAtomic(keyFile, key);
   return out;
 }
 

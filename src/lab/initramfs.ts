@@ -2,9 +2,10 @@
  * The lab's initramfs: busybox-static and our /init (lab/initramfs/init), plus per-run
  * archives with the files and commands of one guest run.
  */
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { writeFileAtomic } from "../util/atomic-write.js";
 import { KpatchError } from "../util/errors.js";
 import { type CpioEntry, parentDirs, S_IFCHR, S_IFDIR, S_IFREG, writeCpio } from "./cpio.js";
 
@@ -37,9 +38,7 @@ export function buildBaseInitramfs(out: string): void {
     { name: "bin/busybox", mode: S_IFREG | 0o755, data: busybox },
     { name: "init", mode: S_IFREG | 0o755, data: readFileSync(INIT) },
   ];
-  const tmp = `${out}.tmp-${process.pid}`;
-  writeFileSync(tmp, writeCpio(entries));
-  renameSync(tmp, out);
+  writeFileAtomic(out, writeCpio(entries));
 }
 
 export interface GuestFile {

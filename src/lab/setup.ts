@@ -4,10 +4,11 @@
  * fragments, and the compiler, so a second setup with nothing changed only checks the key.
  */
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { createAtomic, writeFileAtomic } from "../util/atomic-write.js";
 import { cachePath } from "../util/cache-dir.js";
 import { KpatchError } from "../util/errors.js";
 import { exec, execCheck } from "../util/exec.js";
@@ -306,7 +307,7 @@ export async function setupLab(options: SetupOptions): Promise<Lab> {
     // The initramfs is cheap and not part of the key: remake it when /init or busybox changed.
     const initramfs = join(dir, "initramfs.cpio");
     if (!initramfsIsCurrent(initramfs)) buildBaseInitramfs(initramfs);
-    linkCurrent(series, dir);
+    await linkCurrent(series, dir);
     progress.note(`lab ${series} ready (cached): ${ready.kernelRelease}, ${dir}`);
     return labAt(dir, ready);
   }
@@ -329,15 +330,11 @@ export async function setupLab(options: SetupOptions): Promise<Lab> {
     timings: { ...progress.timings },
     createdAt: new Date().toISOString(),
   };
-  writeFileSync(join(dir, "ready.json"), `${JSON.stringify(info, null, 2)}\n`);
-  linkCurrent(series, dir);
+  writeFileAtomic(join(dir, "ready.json"), `${JSON.stringify(info, null, 2)}\n`);
+  await linkCurrent(series, dir);
   return labAt(dir, info);
 }
 
-function linkCurrent(series: KernelSeries, dir: string): void {
-  const link = currentLabLink(series);
-  const tmp = `${link}.tmp-${process.pid}`;
-  rmSync(tmp, { force: true });
-  symlinkSync(dir, tmp);
-  renameSync(tmp, link);
+async function linkCurrent(series: KernelSeries, dir: string): Promise<void> {
+  await createAtomic(currentLabLink(series), (tmp) => symlinkSync(dir, tmp));
 }

@@ -2,11 +2,12 @@
  * Where installed patches live: /var/lib/kpatch/<kernel release>/<module>.ko, the same layout
  * as kpatch's, so modules installed by either are found by both. The crash-loop guard keeps
  * its markers beside them in .boot/. $KPATCH_LIB_DIR moves the whole tree (packaging, tests).
- * Every write goes to a temporary file that is synced, then renamed over the target, then the
- * directory is synced: a crash right after leaves either the old file or the new one.
+ * Every write is atomic and durable (src/util/atomic-write.ts): a crash leaves either the old
+ * file or the new one.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { rmSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { syncDir, writeFileAtomic } from "../util/atomic-write.js";
 import { KpatchError } from "../util/errors.js";
 
 export function libDir(): string {
@@ -23,22 +24,11 @@ export function bootDir(kernelRelease: string, root = libDir()): string {
 
 /** Writes a file so that it is either wholly there or not at all, even across a crash. */
 export function writeFileDurably(path: string, data: string | Uint8Array, mode = 0o644): void {
-  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
   try {
-    mkdirSync(dirname(path), { recursive: true });
-    const fd = openSync(tmp, "w", mode);
-    try {
-      writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
+    writeFileAtomic(path, data, mode);
   } catch (e) {
-    rmSync(tmp, { force: true });
     throw stateError("write", path, e);
   }
-  syncDir(dirname(path));
 }
 
 /** Removes a file and syncs its directory (no error when it is not there). */
@@ -60,17 +50,4 @@ function stateError(action: string, path: string, e: unknown): KpatchError {
     { file: path },
     { cause: e },
   );
-}
-
-export function syncDir(dir: string): void {
-  try {
-    const fd = openSync(dir, "r");
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // Some file systems cannot sync a directory; the rename is still atomic.
-  }
 }
