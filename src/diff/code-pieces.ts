@@ -7,6 +7,7 @@
  * keeps the reason, and whoever needs it refuses with it.
  */
 import type { ElfReloc, ElfSection } from "../elf/index.js";
+import { findRangeAt } from "../util/binary-search.js";
 import { type X86Instruction, x86Decoder } from "../x86/index.js";
 import { DiffError } from "./diff-error.js";
 
@@ -38,16 +39,7 @@ export function codePiecesOf(section: ElfSection): readonly CodePiece[] {
 
 /** The piece of `section` that holds `offset`, if any. */
 export function findCodePiece(section: ElfSection, offset: number): CodePiece | undefined {
-  const pieces = codePiecesOf(section);
-  let lo = 0;
-  let hi = pieces.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (pieces[mid]!.start <= offset) lo = mid + 1;
-    else hi = mid;
-  }
-  const p = pieces[lo - 1];
-  return p && offset < p.end ? p : undefined;
+  return findRangeAt(codePiecesOf(section), offset);
 }
 
 /**

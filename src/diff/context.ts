@@ -4,6 +4,7 @@
  * (markChanged*, applyDirectives), included units and sections (includeDependencies).
  */
 import type { ElfFile, ElfReloc, ElfSection, ElfSymbol } from "../elf/index.js";
+import { lowerBound } from "../util/binary-search.js";
 import { Directives } from "./directives.js";
 import type { ExportTable } from "./export-table.js";
 import { indexObject, type ObjectIndex, type Unit } from "./object-index.js";
@@ -98,16 +99,9 @@ export class DiffContext {
   /** The relocations inside [start, end) of `section`, sorted by offset. */
   relocsIn(section: ElfSection, start: number, end: number): readonly ElfReloc[] {
     const all = this.relocsOf(section);
-    let lo = 0;
-    let hi = all.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (all[mid]!.offset < start) lo = mid + 1;
-      else hi = mid;
-    }
-    let end2 = lo;
-    while (end2 < all.length && all[end2]!.offset < end) end2++;
-    return lo === 0 && end2 === all.length ? all : all.slice(lo, end2);
+    const from = lowerBound(all, start, (r) => r.offset);
+    const to = lowerBound(all, end, (r) => r.offset);
+    return from === 0 && to === all.length ? all : all.slice(from, to);
   }
 
   /** True when twin sections `o` and `p` hold the same bytes (cached: relocations ask often). */

@@ -20,6 +20,7 @@ import {
   STT_FUNC,
   STT_OBJECT,
 } from "../elf/index.js";
+import { findRangeAt } from "../util/binary-search.js";
 import {
   DIRECTIVE_SECTION_PREFIX,
   FENTRY_SYMBOLS,
@@ -213,16 +214,7 @@ function linkColdChildren(index: ObjectIndex): void {
 /** The unit whose range contains `offset` in `section`. */
 export function findUnitAt(index: ObjectIndex, section: ElfSection, offset: number): Unit | undefined {
   const units = index.bySection.get(section);
-  if (!units) return undefined;
-  let lo = 0;
-  let hi = units.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (units[mid]!.start <= offset) lo = mid + 1;
-    else hi = mid;
-  }
-  const u = units[lo - 1];
-  return u && offset < u.end ? u : undefined;
+  return units ? findRangeAt(units, offset) : undefined;
 }
 
 /** True when the function calls __fentry__ at its entry (after endbr64): ftrace can redirect it. */

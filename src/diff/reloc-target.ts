@@ -16,6 +16,7 @@ import {
   R_X86_64_PLT32,
   R_X86_64_REX_GOTPCRELX,
 } from "../elf/index.js";
+import { upperBound } from "../util/binary-search.js";
 import { x86Decoder } from "../x86/index.js";
 import { findCodePiece, findCodePieceInsn } from "./code-pieces.js";
 import type { DiffContext } from "./context.js";
@@ -74,14 +75,7 @@ export function pcAdjust(index: ObjectIndex, base: ElfSection, reloc: ElfReloc):
     ends = Int32Array.from(insns, (i) => i.offset + i.length);
     insnEnds.set(unit, ends);
   }
-  let lo = 0;
-  let hi = ends.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (ends[mid]! <= reloc.offset) lo = mid + 1;
-    else hi = mid;
-  }
-  const end = ends[lo];
+  const end = ends[upperBound(ends, reloc.offset, (e) => e)];
   return end === undefined ? 4 : end - reloc.offset;
 }
 

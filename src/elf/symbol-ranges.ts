@@ -1,3 +1,4 @@
+import { upperBound } from "../util/binary-search.js";
 import { STT_FUNC, STT_GNU_IFUNC, STT_OBJECT, STT_TLS } from "./constants.js";
 import type { ElfSymbol } from "./elf-symbol.js";
 
@@ -48,14 +49,8 @@ export class SymbolRanges {
 
   /** The innermost symbol (largest start) whose [start, start + size) contains `offset`. */
   find(offset: number): ElfSymbol | undefined {
-    let lo = 0;
-    let hi = this.starts.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.starts[mid]! <= offset) lo = mid + 1;
-      else hi = mid;
-    }
-    for (let i = lo - 1; i >= 0 && this.maxEnd[i]! > offset; i--) {
+    const after = upperBound(this.starts, offset, (s) => s);
+    for (let i = after - 1; i >= 0 && this.maxEnd[i]! > offset; i--) {
       if (this.ends[i]! > offset) return this.syms[i];
     }
     return undefined;
