@@ -12,7 +12,7 @@ import { readElf } from "../elf/read-elf.js";
 import { writeElf } from "../elf/write-elf.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { KpatchError } from "../util/errors.js";
-import { exec } from "../util/exec.js";
+import { buildErrors, exec } from "../util/exec.js";
 import type { Progress } from "../util/progress.js";
 import { takeCallbacks } from "./callbacks.js";
 import { type ModuleSpec, moduleMakefile, moduleSource, type PatchedTarget } from "./module-source.js";
@@ -116,12 +116,9 @@ export async function buildModule(options: {
     env: { ...process.env, KBUILD_MODPOST_WARN: "1" },
   });
   if (r.code !== 0) {
-    const errs = `${r.stdout}\n${r.stderr}`
-      .split("\n")
-      .filter((l) => /error|Error/.test(l))
-      .slice(-20)
-      .join("\n");
-    throw new KpatchError("BUILD_FAILED", `Cannot build the livepatch module:\n${errs}`, { file: dir });
+    throw new KpatchError("BUILD_FAILED", `Cannot build the livepatch module:\n${buildErrors(r)}`, {
+      file: dir,
+    });
   }
   const built = join(dir, `${name}.ko`);
   const ko = readElf(readFileSync(built), built);

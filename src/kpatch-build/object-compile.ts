@@ -11,7 +11,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { cachePath } from "../util/cache-dir.js";
 import { KpatchError } from "../util/errors.js";
-import { exec, tailLines } from "../util/exec.js";
+import { buildErrors, exec } from "../util/exec.js";
 import { cmdFile } from "./kbuild-tree.js";
 
 export const SECTION_FLAGS = "-ffunction-sections -fdata-sections";
@@ -84,11 +84,7 @@ export async function compileObject(buildDir: string, obj: string, out: string):
   mkdirSync(dirname(out), { recursive: true });
   const r = await exec("sh", ["-c", command], { cwd: buildDir });
   if (r.code !== 0) {
-    const errors = `${r.stdout}\n${r.stderr}`
-      .split("\n")
-      .filter((l) => /error|warning:/i.test(l))
-      .join("\n");
-    throw new KpatchError("BUILD_FAILED", `Cannot compile ${obj}:\n${tailLines(errors || r.stderr, 25)}`, {
+    throw new KpatchError("BUILD_FAILED", `Cannot compile ${obj}:\n${buildErrors(r, 25)}`, {
       file: obj,
     });
   }

@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { createAtomic, writeFileAtomic } from "../util/atomic-write.js";
 import { cachePath } from "../util/cache-dir.js";
 import { KpatchError } from "../util/errors.js";
-import { exec, execCheck } from "../util/exec.js";
+import { buildErrors, exec, execCheck } from "../util/exec.js";
 import { Progress } from "../util/progress.js";
 import { buildBaseInitramfs, initramfsIsCurrent } from "./initramfs.js";
 import { configMismatches, formatMismatches, parseConfig, readConfig } from "./kernel-config.js";
@@ -264,14 +264,9 @@ async function build(
     },
   });
   if (r.code !== 0) {
-    const errors = `${r.stdout}\n${r.stderr}`
-      .split("\n")
-      .filter((l) => /error|Error/.test(l))
-      .slice(-20)
-      .join("\n");
     throw new KpatchError(
       "BUILD_FAILED",
-      `Cannot build the lab kernel: make exited with ${r.code}:\n${errors}`,
+      `Cannot build the lab kernel: make exited with ${r.code}:\n${buildErrors(r)}`,
       {
         file: buildDir,
       },

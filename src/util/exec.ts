@@ -93,6 +93,19 @@ export async function execCheck(
   return r;
 }
 
+/**
+ * What a failed compiler or make run said that matters: its error and warning lines (the last
+ * `n`), or the tail of its output when none matches (a crash, a missing tool).
+ */
+export function buildErrors(r: Pick<ExecResult, "stdout" | "stderr">, n = 20): string {
+  const all = `${r.stdout}\n${r.stderr}`;
+  const errors = all
+    .split("\n")
+    .filter((l) => /error|warning:/i.test(l))
+    .join("\n");
+  return tailLines(errors || all, n);
+}
+
 export function tailLines(text: string, n: number): string {
   const lines = text.trimEnd().split("\n");
   return lines.slice(-n).join("\n");
