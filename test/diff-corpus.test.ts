@@ -12,6 +12,7 @@ import {
   type DiffReport,
   diffObjects,
   type EntrySizes,
+  ExportTable,
   isDiffError,
   parseEntrySizes,
   probeEntrySizes,
@@ -28,16 +29,21 @@ function check(c: Case, origPath: string, patchedPath: string, entrySizes: Entry
   const orig = readElf(readFileSync(origPath), origPath);
   const patched = readElf(readFileSync(patchedPath), patchedPath);
   const e = c.expect;
+  const options = {
+    entrySizes,
+    ...(e.target ? { target: e.target } : {}),
+    ...(e.exports ? { exports: exportTable(e.exports) } : {}),
+  };
   if (e.error) {
     assert.throws(
-      () => diffObjects(orig, patched, { entrySizes }),
+      () => diffObjects(orig, patched, options),
       (err: unknown) =>
         isDiffError(err) && err.code === e.error && (!e.message || new RegExp(e.message).test(err.message)),
       `${c.name}: expected ${e.error}${e.message ? ` matching /${e.message}/` : ""}`,
     );
     return;
   }
-  const result = diffObjects(orig, patched, { entrySizes });
+  const result = diffObjects(orig, patched, options);
   const changed = result.report.changed.map((f) => f.name).sort();
   const added = result.report.new.map((f) => f.name).sort();
   assert.deepEqual(changed, [...(e.changed ?? [])].sort(), `${c.name}: changed functions`);
@@ -65,8 +71,21 @@ function check(c: Case, origPath: string, patchedPath: string, entrySizes: Entry
     const got = back.sections.filter((s) => s.name === name).reduce((n, s) => n + s.size, 0);
     assert.equal(got, size, `${c.name}: size of ${name} in the output`);
   }
+  for (const [name, targets] of Object.entries(e.relocTargets ?? {})) {
+    const got = back.sections
+      .filter((s) => s.name === name)
+      .flatMap((s) => (s.rela?.relocs ?? []).map((r) => r.symbol.name));
+    for (const t of targets)
+      assert.ok(got.includes(t), `${c.name}: ${name} refers to ${t} (${got.join(", ")})`);
+  }
   checkCodePieces(c, back, patched);
   checkCallbackSections(c, back, result.report);
+}
+
+/** A Module.symvers of the names given (name → exporting module). */
+function exportTable(exports: Record<string, string>): ExportTable {
+  const lines = Object.entries(exports).map(([name, owner]) => `0x0\t${name}\t${owner}\tEXPORT_SYMBOL`);
+  return ExportTable.parse(lines.join("\n"));
 }
 
 /**

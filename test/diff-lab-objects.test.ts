@@ -6,108 +6,25 @@
  * callbacks) are applied with patch(1) the same way. Skipped when the lab kernel is not built.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, describe, test } from "node:test";
-import { diffObjects, ExportTable, probeEntrySizes, splitShell, TargetSymbols } from "../src/diff/index.js";
+import { diffObjects } from "../src/diff/index.js";
 import { readElf, writeElf } from "../src/elf/index.js";
 import { takeCallbacks } from "../src/klp/callbacks.js";
-import { labBuildDir } from "../src/lab/paths.js";
-import { exec, execCheck } from "../src/util/exec.js";
+import { exec } from "../src/util/exec.js";
+import { buildDir, buildPair as buildLabPair, labReady, labTarget } from "./fixtures/diff/lab-pair.js";
 
-const buildDir = labBuildDir("6.12");
-const MACROS = resolve(import.meta.dirname, "..", "..", "include", "kpatch-ts");
 const PATCHES = resolve(import.meta.dirname, "..", "..", "test", "fixtures", "patches", "6.12");
 const WRAPPER = join(import.meta.dirname, "fixtures", "diff", "run-diff-object.js");
-const ready = existsSync(join(buildDir, "vmlinux")) && existsSync(join(buildDir, "Module.symvers"));
 const work = mkdtempSync(join(tmpdir(), "kpatch-diff-lab-"));
 after(() => rmSync(work, { recursive: true, force: true }));
+const buildPair = (file: string, name: string, edit: Parameters<typeof buildLabPair>[3]) =>
+  buildLabPair(work, file, name, edit);
 
-/** The lab's compile command for `obj` (e.g. kernel/exit.o), made to compile `src` into `out`. */
-function compileArgs(obj: string, src: string, out: string): string[] {
-  const cmdFile = join(buildDir, obj.replace(/([^/]+)$/, ".$1.cmd"));
-  const line = /^savedcmd_\S+ := (.*)$/m.exec(readFileSync(cmdFile, "utf8"))![1]!;
-  const words = splitShell(line.split(" ; ")[0]!);
-  const args: string[] = [];
-  for (let i = 0; i < words.length; i++) {
-    const w = words[i]!;
-    if (w.startsWith("-Wp,-MMD")) continue; // would write a dependency file into the lab tree
-    if (w === "-o") {
-      i++;
-      continue;
-    }
-    if (w.endsWith(".c") && !w.startsWith("-")) continue;
-    args.push(w);
-  }
-  // kpatch-macros.h on the include path, as kpatch-build's builds have it; the source's own
-  // directory for its quoted includes ("internal.h"), since the copy is compiled elsewhere.
-  const srcDir = join(readlinkSource(), obj.slice(0, obj.lastIndexOf("/")));
-  return [...args, "-ffunction-sections", "-fdata-sections", `-I${MACROS}`, `-I${srcDir}`, "-o", out, src];
-}
-
-/** `text` (of `file`) with the patch applied by patch(1), in a scratch directory. */
-async function applyPatch(text: string, file: string, patchFile: string, dir: string): Promise<string> {
-  mkdirSync(dir, { recursive: true });
-  const base = file.slice(file.lastIndexOf("/") + 1);
-  writeFileSync(join(dir, base), text);
-  await execCheck("patch", ["-s", "--no-backup-if-mismatch", "-i", patchFile, join(dir, base)], {
-    what: `applying ${patchFile} to ${file}`,
-  });
-  return readFileSync(join(dir, base), "utf8");
-}
-
-/** Compiles `file` of the lab kernel as it is and with `edit` applied; returns both objects. */
-async function buildPair(
-  file: string,
-  name: string,
-  edit: ((text: string) => string) | { patch: string },
-): Promise<{ orig: string; patched: string }> {
-  const srcDir = readlinkSource();
-  const text = readFileSync(join(srcDir, file), "utf8");
-  const patchedText =
-    typeof edit === "function"
-      ? edit(text)
-      : await applyPatch(text, file, edit.patch, join(work, name, "patch"));
-  assert.notEqual(patchedText, text, `${name}: the edit must change ${file}`);
-  const obj = file.replace(/\.c$/, ".o");
-  const base = file.slice(file.lastIndexOf("/") + 1);
-  const out = { orig: "", patched: "" };
-  for (const [v, t] of [
-    ["orig", text],
-    ["patched", patchedText],
-  ] as const) {
-    const dir = join(work, name, v);
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, base), t);
-    out[v] = join(dir, base.replace(/\.c$/, ".o"));
-    const args = compileArgs(obj, join(dir, base), out[v]);
-    await execCheck(args[0]!, args.slice(1), { cwd: buildDir, what: `compiling ${name} ${v}` });
-  }
-  return out;
-}
-
-/** The kernel source tree the lab was built from (the -I of its first include directory). */
-function readlinkSource(): string {
-  const cmd = readFileSync(join(buildDir, "kernel", ".exit.o.cmd"), "utf8");
-  const m = / -I(\S+)\/arch\/x86\/include /.exec(cmd);
-  return m![1]!;
-}
-
-describe("differ over lab kernel objects", { skip: ready ? false : "the lab kernel is not built" }, () => {
-  let target: Promise<{
-    symbols: TargetSymbols;
-    exports: ExportTable;
-    sizes: Awaited<ReturnType<typeof probeEntrySizes>>;
-  }>;
-  const context = () => {
-    target ??= (async () => ({
-      symbols: TargetSymbols.load(readFileSync(join(buildDir, "vmlinux")), "vmlinux"),
-      exports: ExportTable.parse(readFileSync(join(buildDir, "Module.symvers"), "utf8")),
-      sizes: await probeEntrySizes(buildDir),
-    }))();
-    return target;
-  };
+describe("differ over lab kernel objects", { skip: labReady ? false : "the lab kernel is not built" }, () => {
+  const context = labTarget;
 
   const cases: { name: string; file: string; edit: (t: string) => string; changed: string[] }[] = [
     {

@@ -94,16 +94,34 @@ function cloneEntries(ctx: DiffContext, b: OutputBuilder, sec: ElfSection, kind:
         continue;
       }
       const ext = b.addReloc(out, sec, r, at, k.unit.sym.name);
-      if (ext?.klp && kind.loadTime) {
-        throw new DiffError(
-          "DIFF_SPECIAL_NEEDS_KLP",
-          `Cannot patch ${k.unit.sym.name}: its ${sec.name} entry refers to ${ext.name}, which is not exported, and the module loader reads ${sec.name} before livepatch relocations are applied (${kind.why})`,
-          { file, section: sec.name, symbol: k.unit.sym.name },
-        );
-      }
+      if (ext?.klp && kind.loadTime) checkLoadTimeKlp(ctx, sec, kind, k.unit, ext.name);
     }
   });
   if (kind.parallel) cloneParallel(ctx, b, kind, kept);
+}
+
+/**
+ * An entry the module loader reads while the patch module loads (its key, its target) may use a
+ * klp relocation only when that relocation is applied before: load_module() applies the
+ * `.klp.rela.vmlinux.*` sections in apply_relocations() (klp_apply_section_relocs() with no
+ * object name), before module_finalize(), dynamic_debug_setup(), ftrace_module_init() and the
+ * MODULE_STATE_COMING notifiers (jump_label_add_module(), static_call_add_module(), tracepoints)
+ * run: 6.1 and 6.12 alike (livepatch has done so since 5.8). A symbol of a module is resolved only
+ * by klp_init_object_loaded() when that module is there, after all of them: refused.
+ */
+function checkLoadTimeKlp(
+  ctx: DiffContext,
+  sec: ElfSection,
+  kind: SpecialKind,
+  unit: Unit,
+  name: string,
+): void {
+  if (ctx.target === "vmlinux") return;
+  throw new DiffError(
+    "DIFF_SPECIAL_NEEDS_KLP",
+    `Cannot patch ${unit.sym.name}: its ${sec.name} entry refers to ${name} of module ${ctx.target}, which only a livepatch relocation reaches, and livepatch writes those for a module only when the module is there, after the patch module's ${sec.name} has been read (${kind.why})`,
+    { file: ctx.patched.file.path, section: sec.name, symbol: unit.sym.name },
+  );
 }
 
 /** ORC: .orc_unwind entries at the same indexes as the kept .orc_unwind_ip ones. */

@@ -28,8 +28,9 @@ export interface SpecialKind {
   /** Offset inside an entry of the relocation that names the code the entry describes. */
   anchor: number;
   /**
-   * The module loader (or the kernel at boot) reads these entries before the livepatch core
-   * applies klp relocations: their relocations must resolve as ordinary ones.
+   * The module loader reads these entries while the patch module loads: a klp relocation to a
+   * vmlinux symbol is applied before that (apply_relocations()), one to a module's symbol only
+   * later, so an entry of a module's patch must not need one.
    */
   loadTime: boolean;
   /** A section of code snippets that entries point into (alternatives' replacements). */

@@ -1,0 +1,84 @@
+/**
+ * The differ's special sections on real lab kernel objects (test/fixtures/diff/lab-pair.ts):
+ * tracepoints and static branches whose key only a klp relocation reaches, dynamic debug
+ * descriptors, runtime constants. Each case: the functions in the output and, per output
+ * section, the relocation targets its kept entries must name. Skipped when the lab is not built.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { diffObjects } from "../src/diff/index.js";
+import { type ElfFile, readElf, writeElf } from "../src/elf/index.js";
+import { buildPair, labReady, labTarget } from "./fixtures/diff/lab-pair.js";
+
+const work = mkdtempSync(join(tmpdir(), "kpatch-diff-special-"));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+/** The symbol names the relocations of every output section named `name` refer to. */
+function relocNames(out: ElfFile, name: string): string[] {
+  return out.sections
+    .filter((s) => s.name === name)
+    .flatMap((s) => (s.rela?.relocs ?? []).map((r) => r.symbol.name));
+}
+
+/** Bytes of all output sections named `name`. */
+function sizeOf(out: ElfFile, name: string): number {
+  return out.sections.filter((s) => s.name === name).reduce((n, s) => n + s.size, 0);
+}
+
+interface Case {
+  name: string;
+  file: string;
+  edit: (t: string) => string;
+  changed: string[];
+  /** Output section → names its relocations must include. */
+  refers?: Record<string, string[]>;
+  /** Output section → its size in entries of the lab's layout (0: absent). */
+  entries?: Record<string, number>;
+}
+
+const CASES: Case[] = [
+  {
+    // trace_sched_process_free(): the tracepoint's static key __tracepoint_sched_process_free is
+    // not exported; load_module() applies .klp.rela.vmlinux.__jump_table before
+    // jump_label_add_module() reads the entry.
+    name: "tracepoint",
+    file: "kernel/exit.c",
+    edit: (t) =>
+      t.replace(
+        "\ttrace_sched_process_free(tsk);\n",
+        "\tif (tsk->exit_code != 12345)\n\t\ttrace_sched_process_free(tsk);\n",
+      ),
+    changed: ["delayed_put_task_struct"],
+    refers: {
+      __jump_table: [".klp.sym.vmlinux.__tracepoint_sched_process_free,0"],
+      ".text.delayed_put_task_struct": [".klp.sym.vmlinux.__SCT__tp_func_sched_process_free,0"],
+    },
+    entries: { __jump_table: 1 },
+  },
+];
+
+describe("differ special sections on lab kernel objects", {
+  skip: labReady ? false : "the lab kernel is not built",
+}, () => {
+  for (const c of CASES) {
+    test(`${c.name}: ${c.file} changes ${c.changed.join(", ")}`, async () => {
+      const { symbols, exports, sizes } = await labTarget();
+      const pair = await buildPair(work, c.file, c.name, c.edit);
+      const orig = readElf(readFileSync(pair.orig), pair.orig);
+      const patched = readElf(readFileSync(pair.patched), pair.patched);
+      const result = diffObjects(orig, patched, { symbols, exports, entrySizes: sizes, target: "vmlinux" });
+      assert.deepEqual(result.report.changed.map((f) => f.name).sort(), [...c.changed].sort());
+      const out = readElf(writeElf(result.output!), "out.o");
+      for (const [sec, names] of Object.entries(c.refers ?? {})) {
+        const got = relocNames(out, sec);
+        for (const n of names) assert.ok(got.includes(n), `${sec} refers to ${n} (${got.join(", ")})`);
+      }
+      const entry: Record<string, number | undefined> = { __jump_table: sizes.jump };
+      for (const [sec, n] of Object.entries(c.entries ?? {}))
+        assert.equal(sizeOf(out, sec), n * (entry[sec] ?? 1), `${sec}: ${n} entries`);
+    });
+  }
+});
