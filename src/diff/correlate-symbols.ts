@@ -2,8 +2,9 @@
  * correlateSymbols(): pair every function and data object of the original with its twin in the
  * patched object, then their sections and section symbols. Names first; then names without the
  * numbers GCC gives clones and static locals (.isra.N, .constprop.N, .part.N, name.N), when that
- * leaves one candidate on each side; then, for static locals that still share a base name, by
- * the functions that use them.
+ * leaves one candidate on each side. Numbered static locals that functions use pair only by those
+ * functions (correlateByUsers): their numbers say nothing (`lock.1` may be another call site's
+ * lock after an edit), their users do.
  */
 import type { ElfSection, ElfSymbol } from "../elf/index.js";
 import type { DiffContext } from "./context.js";
@@ -16,8 +17,9 @@ export function baseName(name: string): string {
 
 export function correlateSymbols(ctx: DiffContext): void {
   correlateUnits(ctx, ctx.orig.functions, ctx.patched.functions);
-  correlateUnits(ctx, ctx.orig.objects, ctx.patched.objects);
-  correlateByUsers(ctx);
+  const settled = correlateByUsers(ctx);
+  const rest = (units: Unit[]) => units.filter((u) => !settled.has(u));
+  correlateUnits(ctx, rest(ctx.orig.objects), rest(ctx.patched.objects));
   correlateUndefined(ctx);
   correlateSections(ctx);
 }
@@ -47,44 +49,78 @@ function compatible(o: Unit, p: Unit): boolean {
 }
 
 /**
- * Static locals with the same base name in several functions (`count.0`, `count.1`): pair the
- * ones used by twin functions.
+ * Numbered static locals (and gcc's switch tables, CSWTCH.N) that functions use, renumbered by
+ * every edit (`__key.44`, `__key.46`, `lock.65414`...): pair them by the functions that use them. Each
+ * use is a key "twin function # ordinal": the ordinal is the object's place among the same-base
+ * statics the function refers to, in code order (two mutex_init() in one function make two
+ * `__key`s told apart only by order). A function contributes keys only when it refers to as many
+ * same-base statics in both versions, so an added or removed one never shifts the others. An
+ * original pairs with the patched object every one of its keys names, and only when that object's
+ * keys all name it back; conflicts leave both unpaired (verifyNewStatics decides what that costs).
+ * Returns the statics some function uses: they never pair by name.
  */
-function correlateByUsers(ctx: DiffContext): void {
-  const usersO = usersOf(ctx, ctx.orig);
-  const usersP = usersOf(ctx, ctx.patched);
-  const leftO = ctx.orig.objects.filter((u) => !ctx.twins.has(u.sym));
-  const leftP = ctx.patched.objects.filter((u) => !ctx.twins.has(u.sym));
-  const byBaseP = groupBy(leftP, (u) => baseName(u.sym.name));
-  for (const o of leftO) {
-    const candidates = (byBaseP.get(baseName(o.sym.name)) ?? []).filter((p) => !ctx.twins.has(p.sym));
-    const wanted = [...(usersO.get(o) ?? [])].map((f) => ctx.twinOf(f)).filter((f) => f !== undefined);
-    if (wanted.length === 0) continue;
-    const fits = candidates.filter((p) => {
-      const users = usersP.get(p);
-      return users !== undefined && wanted.every((f) => users.has(f)) && compatible(o, p);
-    });
-    if (fits.length === 1) ctx.setTwins(o.sym, fits[0]!.sym);
+function correlateByUsers(ctx: DiffContext): Set<Unit> {
+  const numbered = (index: ObjectIndex) =>
+    new Set(index.objects.filter((u) => u.sym.isLocal && baseName(u.sym.name) !== u.sym.name));
+  const usesO = staticUses(ctx, ctx.orig, numbered(ctx.orig));
+  const usesP = staticUses(ctx, ctx.patched, numbered(ctx.patched));
+  const settled = new Set<Unit>();
+  for (const uses of [usesO, usesP])
+    for (const byBase of uses.values())
+      for (const list of byBase.values()) for (const u of list) settled.add(u);
+  const votesO = new Map<Unit, Set<Unit>>();
+  const votesP = new Map<Unit, Set<Unit>>();
+  const vote = (votes: Map<Unit, Set<Unit>>, from: Unit, to: Unit) => {
+    const set = votes.get(from) ?? new Set<Unit>();
+    votes.set(from, set);
+    set.add(to);
+  };
+  for (const [fP, byBaseP] of usesP) {
+    const twin = ctx.twinOf(fP);
+    const byBaseO = twin ? usesO.get(twin) : undefined;
+    if (!byBaseO) continue;
+    for (const [base, ps] of byBaseP) {
+      const os = byBaseO.get(base);
+      if (os?.length !== ps.length) continue;
+      for (let i = 0; i < ps.length; i++) {
+        vote(votesO, os[i]!, ps[i]!);
+        vote(votesP, ps[i]!, os[i]!);
+      }
+    }
   }
+  for (const [o, ps] of votesO) {
+    if (ps.size !== 1) continue;
+    const p = [...ps][0]!;
+    if (votesP.get(p)?.size === 1 && compatible(o, p)) ctx.setTwins(o.sym, p.sym);
+  }
+  return settled;
 }
 
-/** For each data object: the function symbols whose code refers to it. */
-function usersOf(ctx: DiffContext, index: ObjectIndex): Map<Unit, Set<ElfSymbol>> {
-  const users = new Map<Unit, Set<ElfSymbol>>();
+/** For each function: the `candidates` it refers to, by base name, in order of first reference. */
+function staticUses(
+  ctx: DiffContext,
+  index: ObjectIndex,
+  candidates: ReadonlySet<Unit>,
+): Map<ElfSymbol, Map<string, Unit[]>> {
+  const uses = new Map<ElfSymbol, Map<string, Unit[]>>();
   for (const f of index.functions) {
+    let byBase: Map<string, Unit[]> | undefined;
     for (const r of ctx.relocsIn(f.section, f.start, f.end)) {
       const sec = r.symbol.section;
       if (!sec) continue;
       const target = r.symbol.isSectionSymbol
         ? findUnitIn(index, sec, Number(r.addend) + 4)
         : index.unitOf.get(r.symbol);
-      if (!target || target.sym.type === f.sym.type) continue;
-      const set = users.get(target) ?? new Set<ElfSymbol>();
-      users.set(target, set);
-      set.add(f.sym);
+      if (!target || !candidates.has(target)) continue;
+      byBase ??= new Map();
+      const base = baseName(target.sym.name);
+      const list = byBase.get(base);
+      if (!list) byBase.set(base, [target]);
+      else if (!list.includes(target)) list.push(target);
     }
+    if (byBase) uses.set(f.sym, byBase);
   }
-  return users;
+  return uses;
 }
 
 function findUnitIn(index: ObjectIndex, sec: ElfSection, offset: number): Unit | undefined {

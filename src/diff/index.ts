@@ -11,7 +11,8 @@
  *  5. markChangedData      the same for data; users of changed read-only data change too
  *  6. applyDirectives      callbacks become new code; KPATCH_FORCE_UNSAFE overrides
  *  7. verifyChanges        refusals: data, __init, no fentry, unknown sections
- *  8. includeDependencies  what the new code needs that the running kernel lacks (IBT checks)
+ *  8. includeDependencies  what the new code needs that the running kernel lacks (IBT checks);
+ *                          verifyNewStatics: a new writable static that may split an original's state
  *     — the original object is dead after this phase —
  *  9. cloneIncluded        units and sections into the output, relocations mapped
  * 10. cloneSpecialSections entries of included code, table-driven (special/table.ts)
@@ -31,7 +32,7 @@ import { markChangedFunctions } from "./mark-changed-functions.js";
 import { OutputBuilder } from "./output-builder.js";
 import { readDirectives } from "./read-directives.js";
 import { type DiffReport, makeReport } from "./report.js";
-import { verifyChanges } from "./verify-changes.js";
+import { verifyChanges, verifyNewStatics } from "./verify-changes.js";
 
 export type { ChangeWhy, DiffOptions } from "./context.js";
 export { DiffError, type DiffErrorCode, isDiffError, REFUSAL_CODES } from "./diff-error.js";
@@ -67,6 +68,7 @@ export function diffObjects(orig: ElfFile, patched: ElfFile, options: DiffOption
   applyDirectives(ctx);
   verifyChanges(ctx);
   includeDependencies(ctx);
+  verifyNewStatics(ctx);
   if (ctx.included.size === 0)
     return { changed: false, output: undefined, report: makeReport(ctx, undefined) };
   const builder = new OutputBuilder(ctx);

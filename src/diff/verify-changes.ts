@@ -8,7 +8,7 @@ import type { ElfSection } from "../elf/index.js";
 import type { DiffContext } from "./context.js";
 import { baseName } from "./correlate-symbols.js";
 import { DiffError } from "./diff-error.js";
-import { hasFentryCall } from "./object-index.js";
+import { hasFentryCall, type Unit } from "./object-index.js";
 import { CALLBACK_SECTION_PREFIX, FRESH_STATIC_LOCALS } from "./policy.js";
 import { bytesEqual, sameRelocTarget } from "./reloc-target.js";
 
@@ -42,7 +42,6 @@ export function verifyChanges(ctx: DiffContext): void {
       );
     }
   }
-  verifyNewStaticLocals(ctx);
   for (const sec of ctx.patched.file.sections) {
     const kind = ctx.patched.info.get(sec)?.kind;
     if (kind === "ignored") {
@@ -78,30 +77,56 @@ function sameSection(ctx: DiffContext, o: ElfSection, p: ElfSection): boolean {
 const FRESH = new Set(FRESH_STATIC_LOCALS.map((f) => f.name));
 
 /**
- * A "new" static object whose base name an uncorrelated original object also has is most likely
- * the same variable under a renumbered name that could not be matched: a fresh copy would split
- * its state in two. Only bookkeeping statics (policy.ts FRESH_STATIC_LOCALS) may start fresh.
+ * After includeDependencies: a new static variable the patch carries whose base name an unpaired
+ * original variable also has is most likely the same variable under a renumbered name that could
+ * not be matched (correlateByUsers): a fresh copy would split its state in two. Only writable
+ * statics hold state: read-only ones (gcc's CSWTCH tables, printk index entries, const tables)
+ * are copied safely, and a static no included code uses (one only an ignored section like
+ * .printk_index refers to) never reaches the patch. Bookkeeping statics (policy.ts
+ * FRESH_STATIC_LOCALS) may start fresh, with a warning.
  */
-function verifyNewStaticLocals(ctx: DiffContext): void {
-  const orphans = new Map<string, string>();
+export function verifyNewStatics(ctx: DiffContext): void {
+  const holdsState = (index: typeof ctx.orig, u: Unit) => {
+    const kind = index.info.get(u.section)?.kind;
+    return u.sym.isLocal && (kind === "data" || kind === "bss");
+  };
+  const orphans = new Map<string, string[]>();
   for (const o of ctx.orig.objects) {
-    if (o.sym.isLocal && !ctx.twinOf(o.sym)) orphans.set(baseName(o.sym.name), o.sym.name);
+    if (ctx.twinOf(o.sym) || !holdsState(ctx.orig, o)) continue;
+    const base = baseName(o.sym.name);
+    orphans.set(base, [...(orphans.get(base) ?? []), o.sym.name]);
   }
   for (const p of ctx.patched.objects) {
-    if (ctx.status.get(p) !== "new" || !p.sym.isLocal) continue;
+    if (ctx.status.get(p) !== "new" || !ctx.included.has(p) || !holdsState(ctx.patched, p)) continue;
     const base = baseName(p.sym.name);
     const orig = orphans.get(base);
     if (orig === undefined) continue;
     if (FRESH.has(base)) {
       ctx.warn(
-        `${p.sym.name} starts fresh in the patch (it may be the original ${orig}): ${base} only keeps bookkeeping`,
+        `${p.sym.name} starts fresh in the patch (it may be the original ${orig.join(" or ")}): ${base} only keeps bookkeeping`,
       );
       continue;
     }
+    const users = usersIn(ctx, p);
     throw new DiffError(
       "DIFF_SYMBOL_MISMATCH",
-      `Cannot tell whether static ${p.sym.name} is the original ${orig}: a new copy would split its state; rename it or make it used by the same functions`,
+      `Cannot tell whether static ${p.sym.name} is the original ${orig.join(" or ")}: the functions that use it (${users}) do not use one of them the same way, and a new copy would split its state; rename it if it is new, or keep its users' other ${base} statics as they were`,
       { file: ctx.patched.file.path, section: p.section.name, symbol: p.sym.name },
     );
   }
+}
+
+/** The included functions that refer to data object `u`, for a message. */
+function usersIn(ctx: DiffContext, u: Unit): string {
+  const names: string[] = [];
+  for (const f of ctx.included) {
+    if (!f.sym.isFunction) continue;
+    if (
+      ctx
+        .relocsIn(f.section, f.start, f.end)
+        .some((r) => ctx.patched.unitOf.get(r.symbol) === u || r.symbol === u.section.sectionSymbol)
+    )
+      names.push(f.sym.name);
+  }
+  return names.join(", ") || "none";
 }
