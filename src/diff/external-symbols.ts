@@ -1,9 +1,11 @@
 /**
  * How the output refers to something it does not include: by the original name when an ordinary
  * relocation can reach it (exported, or defined by the patch module itself), otherwise as
- * `.klp.sym.<target>.<name>,<sympos>`, which module generation turns into a klp relocation.
+ * `.klp.sym.<target>.<name>,<sympos>` (src/klp/format.ts), which module generation turns into a
+ * klp relocation.
  */
 import type { ElfSymbol } from "../elf/index.js";
+import { klpSymbolName } from "../klp/format.js";
 import type { DiffContext } from "./context.js";
 import { DiffError, isDiffError } from "./diff-error.js";
 import { TargetSymbols } from "./target-symbols.js";
@@ -30,10 +32,6 @@ export function targetSymbols(ctx: DiffContext): TargetSymbols {
   return t;
 }
 
-export function klpName(target: string, name: string, sympos: number): string {
-  return `.klp.sym.${target}.${name},${sympos}`;
-}
-
 /** The name the output uses for `sym` (of the patched object), which it does not include. */
 export function externalName(ctx: DiffContext, sym: ElfSymbol): ExternalName {
   const exports = ctx.options.exports;
@@ -57,7 +55,12 @@ export function externalName(ctx: DiffContext, sym: ElfSymbol): ExternalName {
 function klp(ctx: DiffContext, name: string, local: boolean): ExternalName {
   try {
     const r = targetSymbols(ctx).resolve(name, local, ctx.orig);
-    return { outName: klpName(ctx.target, r.name, r.sympos), name: r.name, klp: true, sympos: r.sympos };
+    return {
+      outName: klpSymbolName(ctx.target, r.name, r.sympos),
+      name: r.name,
+      klp: true,
+      sympos: r.sympos,
+    };
   } catch (e) {
     if (isDiffError(e) && !e.location.file) {
       throw new DiffError(e.code, e.message, { ...e.location, file: ctx.patched.file.path }, { cause: e });

@@ -2,6 +2,7 @@
  * The differ's lists of special names, in one place, each with the reason it is on its list.
  * Everything else in the differ decides by section flags and relocations, not by name.
  */
+import { callbackSectionName } from "../klp/format.js";
 
 /** Sections that never affect the verdict and are never copied, by name prefix. */
 export const IGNORED_SECTION_PREFIXES: readonly { prefix: string; why: string }[] = [
@@ -155,28 +156,27 @@ export const MAX_CALL_PADDING = 64;
  * never compared). readDirectives() reads them; only the callbacks go on into the output.
  */
 export const DIRECTIVE_SECTION_PREFIX = ".kpatch_ts.";
-export const CALLBACK_SECTION_PREFIX = ".kpatch_ts.callbacks.";
 
 export type DirectiveKind = "callback" | "ignore-function" | "ignore-section" | "force-function";
 
 export const DIRECTIVE_SECTIONS: readonly { name: string; kind: DirectiveKind; why: string }[] = [
   {
-    name: ".kpatch_ts.callbacks.pre_patch",
+    name: callbackSectionName("pre_patch"),
     kind: "callback",
     why: "KPATCH_PRE_PATCH_CALLBACK: copied to the output, where the module generator makes it the klp_object's callback",
   },
   {
-    name: ".kpatch_ts.callbacks.post_patch",
+    name: callbackSectionName("post_patch"),
     kind: "callback",
     why: "KPATCH_POST_PATCH_CALLBACK: as pre_patch",
   },
   {
-    name: ".kpatch_ts.callbacks.pre_unpatch",
+    name: callbackSectionName("pre_unpatch"),
     kind: "callback",
     why: "KPATCH_PRE_UNPATCH_CALLBACK: as pre_patch",
   },
   {
-    name: ".kpatch_ts.callbacks.post_unpatch",
+    name: callbackSectionName("post_unpatch"),
     kind: "callback",
     why: "KPATCH_POST_UNPATCH_CALLBACK: as pre_patch",
   },

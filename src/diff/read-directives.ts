@@ -6,11 +6,12 @@
  * ignored and forced. The original object's `.kpatch_ts.*` sections, if any, are not read.
  */
 import { type ElfSection, R_X86_64_64 } from "../elf/index.js";
+import { callbackSectionKind } from "../klp/format.js";
 import type { DiffContext } from "./context.js";
 import { DiffError } from "./diff-error.js";
 import { FORCE_UNSAFE, IGNORE_FUNCTION, IGNORE_SECTION } from "./directives.js";
 import type { Unit } from "./object-index.js";
-import { CALLBACK_SECTION_PREFIX, DIRECTIVE_SECTIONS } from "./policy.js";
+import { DIRECTIVE_SECTIONS } from "./policy.js";
 import { describeTarget, type RelocTarget, resolveRelocTarget, stringAt } from "./reloc-target.js";
 
 const POINTER_SIZE = 8;
@@ -107,7 +108,7 @@ function functionOf(ctx: DiffContext, sec: ElfSection, t: RelocTarget, macro: st
 
 function readCallback(ctx: DiffContext, sec: ElfSection, targets: RelocTarget[]): void {
   const file = ctx.patched.file.path;
-  const kind = sec.name.slice(CALLBACK_SECTION_PREFIX.length);
+  const kind = callbackSectionKind(sec.name)!;
   if (targets.length !== 1) {
     throw new DiffError(
       "DIFF_BAD_DIRECTIVE",

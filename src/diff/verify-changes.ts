@@ -5,11 +5,12 @@
  * names it).
  */
 import type { ElfSection } from "../elf/index.js";
+import { CALLBACK_SECTION_PREFIX } from "../klp/format.js";
 import type { DiffContext } from "./context.js";
 import { baseName } from "./correlate-symbols.js";
 import { DiffError } from "./diff-error.js";
 import { hasFentryCall, type Unit } from "./object-index.js";
-import { CALLBACK_SECTION_PREFIX, FRESH_STATIC_LOCALS } from "./policy.js";
+import { FRESH_STATIC_LOCALS } from "./policy.js";
 import { bytesEqual, sameRelocTarget } from "./reloc-target.js";
 
 export function verifyChanges(ctx: DiffContext): void {

@@ -15,6 +15,7 @@ import { KpatchError } from "../util/errors.js";
 import { buildErrors, exec } from "../util/exec.js";
 import type { Progress } from "../util/progress.js";
 import { takeCallbacks } from "./callbacks.js";
+import { CALLBACK_KINDS } from "./format.js";
 import { type ModuleSpec, moduleMakefile, moduleSource, type PatchedTarget } from "./module-source.js";
 import { convertKlpRelocations, type PostLinkStats } from "./post-link.js";
 
@@ -38,7 +39,10 @@ export function addAliases(outputs: readonly DiffOutput[]): PatchedTarget[] {
   outputs.forEach((out, i) => {
     const t = targets.get(out.target) ?? { name: out.target, funcs: [] };
     targets.set(out.target, t);
-    for (const [kind, alias] of Object.entries(takeCallbacks(out.object, `__kpts_${i}_cb`))) {
+    const callbacks = takeCallbacks(out.object, `__kpts_${i}_cb`);
+    for (const kind of CALLBACK_KINDS) {
+      const alias = callbacks[kind];
+      if (!alias) continue;
       t.callbacks ??= {};
       if (t.callbacks[kind]) {
         throw new KpatchError("KLP_BAD_CALLBACK", `Cannot have two ${kind} callbacks for ${out.target}`, {

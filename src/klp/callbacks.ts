@@ -1,18 +1,21 @@
 /**
  * Patch callbacks declared with kpatch-macros.h: each KPATCH_*_CALLBACK(fn) leaves an 8-byte
- * pointer to fn in a section `.kpatch_ts.callbacks.<kind>` of the differ's output. The module
+ * pointer to fn in a section `.kpatch_ts.callbacks.<kind>` of the differ's output (format.ts). The module
  * generator turns them into the klp_object's callbacks (for the object the source belongs to)
  * and drops the sections: they are metadata, not data of the patch.
  */
 import { STB_GLOBAL, STT_FUNC } from "../elf/constants.js";
 import type { ElfFile } from "../elf/elf-file.js";
 import { KpatchError } from "../util/errors.js";
+import {
+  CALLBACK_KINDS,
+  CALLBACK_POINTER_SIZE,
+  type CallbackKind,
+  callbackSectionKind,
+  isCallbackKind,
+} from "./format.js";
 
-export const CALLBACK_KINDS = ["pre_patch", "post_patch", "pre_unpatch", "post_unpatch"] as const;
-export type CallbackKind = (typeof CALLBACK_KINDS)[number];
 export type Callbacks = Partial<Record<CallbackKind, string>>;
-
-const CALLBACK_SECTION = /^\.kpatch_ts\.callbacks\.(\w+)$/;
 
 /**
  * Reads and removes the callback sections of one output object, giving each callback function
@@ -20,11 +23,11 @@ const CALLBACK_SECTION = /^\.kpatch_ts\.callbacks\.(\w+)$/;
  */
 export function takeCallbacks(object: ElfFile, prefix: string): Callbacks {
   const found: Callbacks = {};
-  const sections = object.sections.filter((s) => CALLBACK_SECTION.test(s.name));
+  const sections = object.sections.filter((s) => callbackSectionKind(s.name) !== undefined);
   for (const sec of sections) {
-    const kind = CALLBACK_SECTION.exec(sec.name)![1] as CallbackKind;
+    const kind = callbackSectionKind(sec.name)!;
     const where = { file: object.path, section: sec.name };
-    if (!CALLBACK_KINDS.includes(kind)) {
+    if (!isCallbackKind(kind)) {
       throw new KpatchError(
         "KLP_BAD_CALLBACK",
         `Cannot use ${sec.name}: callbacks are ${CALLBACK_KINDS.join(", ")}`,
@@ -32,7 +35,7 @@ export function takeCallbacks(object: ElfFile, prefix: string): Callbacks {
       );
     }
     const relocs = sec.rela?.relocs ?? [];
-    if (relocs.length !== 1 || sec.size !== 8) {
+    if (relocs.length !== 1 || sec.size !== CALLBACK_POINTER_SIZE) {
       throw new KpatchError(
         "KLP_BAD_CALLBACK",
         `Cannot use ${sec.name}: one ${kind} callback per object is allowed (found ${relocs.length})`,

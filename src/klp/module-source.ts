@@ -5,6 +5,7 @@
  * objects, linked in as prebuilt objects; each is reached through a global alias symbol the
  * module generator adds (static functions of two files may share a name).
  */
+import type { CallbackKind } from "./format.js";
 
 export interface PatchedFunction {
   /** Name of the original function in the target (what klp_func.old_name says). */
@@ -20,7 +21,7 @@ export interface PatchedTarget {
   name: string;
   funcs: PatchedFunction[];
   /** Callback kind (pre_patch, ...) → global alias of the callback function. */
-  callbacks?: Partial<Record<string, string>>;
+  callbacks?: Partial<Record<CallbackKind, string>>;
 }
 
 export interface ModuleSpec {

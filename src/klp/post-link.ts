@@ -1,7 +1,7 @@
 /**
  * Post-link of a livepatch module: the differ leaves every reference to a symbol the module
  * loader cannot resolve (local, or global but not exported) as a relocation against an
- * undefined symbol named `.klp.sym.<objname>.<name>,<sympos>`. After kbuild has linked the
+ * undefined symbol named `.klp.sym.<objname>.<name>,<sympos>` (src/klp/format.ts). After kbuild has linked the
  * module, this moves those relocations into `.klp.rela.<objname>.<section>` sections
  * (SHF_ALLOC | SHF_RELA_LIVEPATCH, so the loader keeps them and leaves them to livepatch) and
  * marks the symbols SHN_LIVEPATCH, as Documentation/livepatch/module-elf-format.rst requires.
@@ -17,25 +17,9 @@ import {
 import type { ElfFile } from "../elf/elf-file.js";
 import type { ElfReloc } from "../elf/elf-reloc.js";
 import type { ElfSection } from "../elf/elf-section.js";
+import { RELA } from "../elf/layout.js";
 import { KpatchError } from "../util/errors.js";
-
-export const KLP_SYM_PREFIX = ".klp.sym.";
-const KLP_SYM = /^\.klp\.sym\.([^.]+)\.([^,]+),(\d+)$/;
-
-export interface KlpSymbolName {
-  objname: string;
-  name: string;
-  sympos: number;
-}
-
-export function klpSymbolName(objname: string, name: string, sympos: number): string {
-  return `${KLP_SYM_PREFIX}${objname}.${name},${sympos}`;
-}
-
-export function parseKlpSymbolName(s: string): KlpSymbolName | undefined {
-  const m = KLP_SYM.exec(s);
-  return m ? { objname: m[1]!, name: m[2]!, sympos: Number(m[3]) } : undefined;
-}
+import { KLP_SYM_PREFIX, klpRelaSectionName, parseKlpSymbolName } from "./format.js";
 
 export interface PostLinkStats {
   klpRelocs: number;
@@ -83,7 +67,7 @@ export function convertKlpRelocations(ko: ElfFile): PostLinkStats {
           { file: ko.path, section: base.name, symbol: r.symbol.name, offset: r.offset },
         );
       }
-      const name = `.klp.rela.${klp.objname}.${base.name}`;
+      const name = klpRelaSectionName(klp.objname, base.name);
       let klpRela = created.get(name);
       if (!klpRela) {
         klpRela = ko.addSection({
@@ -91,7 +75,7 @@ export function convertKlpRelocations(ko: ElfFile): PostLinkStats {
           type: SHT_RELA,
           flags: SHF_ALLOC | SHF_INFO_LINK | SHF_RELA_LIVEPATCH,
           addralign: 8,
-          entsize: 24,
+          entsize: RELA.SIZE,
           link: symtab,
         });
         klpRela.base = base;
