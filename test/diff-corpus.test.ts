@@ -48,6 +48,8 @@ function check(c: Case, origPath: string, patchedPath: string, entrySizes: Entry
   const added = result.report.new.map((f) => f.name).sort();
   assert.deepEqual(changed, [...(e.changed ?? [])].sort(), `${c.name}: changed functions`);
   assert.deepEqual(added, [...(e.new ?? [])].sort(), `${c.name}: new functions`);
+  const carried = result.report.carried.map((f) => f.name).sort();
+  assert.deepEqual(carried, [...(e.carried ?? [])].sort(), `${c.name}: carried functions`);
   checkDirectives(c, result.report);
   if (e.status === "unchanged") {
     assert.equal(result.changed, false, `${c.name}: expected no change`);
@@ -63,7 +65,8 @@ function check(c: Case, origPath: string, patchedPath: string, entrySizes: Entry
   // The output must be a valid object that reads back.
   const bytes = writeElf(result.output!);
   const back = readElf(bytes, `${c.name}/out.o`);
-  for (const f of [...changed, ...added]) assert.ok(back.findSymbol(f), `${c.name}: ${f} not in the output`);
+  for (const f of [...changed, ...added, ...carried])
+    assert.ok(back.findSymbol(f), `${c.name}: ${f} not in the output`);
   for (const k of e.klp ?? []) assert.ok(back.findSymbol(k), `${c.name}: ${k} not in the output`);
   for (const a of e.absent ?? [])
     assert.ok(!back.findSymbols(a).some((s) => s.section), `${c.name}: ${a} must not be in the output`);

@@ -99,6 +99,16 @@ const CASES: Case[] = [
     new: /^MemTotal: +\d+ KiB\n$/,
   },
   {
+    // SYSCALL_DEFINE1(newuname)'s body __do_sys_newuname is an out-of-line `static inline`, which
+    // the kernel's `inline` makes notrace: no ftrace hook. The patch carries its new copy and
+    // redirects its caller, the syscall stub, instead.
+    patch: "syscall-notrace",
+    funcs: ["vmlinux:__x64_sys_newuname"],
+    probe: "uname -m",
+    old: /^x86_64\n$/,
+    new: /^kpatched\n$/,
+  },
+  {
     patch: "new-function",
     funcs: ["vmlinux:cmdline_proc_show"],
     probe: "cat /proc/cmdline",

@@ -47,6 +47,11 @@ export class DiffContext {
   /** Status of every patched unit (functions and data objects). */
   readonly status = new Map<Unit, UnitStatus>();
   readonly why = new Map<Unit, ChangeWhy>();
+  /**
+   * Changed functions without an ftrace hook that the patch carries but does not redirect: their
+   * callers (listed) are patched instead (reachThroughCallers).
+   */
+  readonly carried = new Map<Unit, string[]>();
   /** Patched units that go into the output. */
   readonly included = new Set<Unit>();
   /** Patched sections copied whole (string literals, anonymous read-only data). */
@@ -123,9 +128,11 @@ export class DiffContext {
     this.warnings.push(message);
   }
 
-  /** The patched function units that changed or are new, parents before their children. */
+  /** The patched functions to redirect: changed, not a `.cold` part, not carried. */
   changedFunctions(): Unit[] {
-    return this.patched.functions.filter((u) => this.status.get(u) === "changed" && !u.parent);
+    return this.patched.functions.filter(
+      (u) => this.status.get(u) === "changed" && !u.parent && !this.carried.has(u),
+    );
   }
 
   newFunctions(): Unit[] {

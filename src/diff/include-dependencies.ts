@@ -13,12 +13,12 @@
  * IBT: taking the address of an existing function is only safe when its endbr64 is there at run
  * time; a function without endbr64, or one the kernel may have sealed, is refused.
  */
-import { type ElfReloc, type ElfSection, R_X86_64_PC32, R_X86_64_PLT32 } from "../elf/index.js";
-import { findInstructionAt } from "../x86/index.js";
+import { type ElfReloc, type ElfSection, R_X86_64_PLT32 } from "../elf/index.js";
 import { codePieceJumpRefusal, codePieceProblem, codePieceRefusal, findCodePiece } from "./code-pieces.js";
 import type { DiffContext } from "./context.js";
 import { DiffError } from "./diff-error.js";
 import { findUnitAt, hasEndbr, type Unit } from "./object-index.js";
+import { isDirectBranch } from "./references.js";
 import { describeTarget, resolveRelocTarget } from "./reloc-target.js";
 
 export function includeDependencies(ctx: DiffContext): void {
@@ -147,17 +147,6 @@ function specialEntryIn(ctx: DiffContext, section: ElfSection, offset: number): 
     }
   }
   return undefined;
-}
-
-/**
- * True when `r` is the target of a direct call or jump: PLT32, or (for a static callee, which the
- * assembler reaches with PC32) the branch displacement of a call/jmp/jcc instruction.
- */
-function isDirectBranch(from: Unit, r: ElfReloc): boolean {
-  if (r.type === R_X86_64_PLT32) return true;
-  if (r.type !== R_X86_64_PC32) return false;
-  const insn = findInstructionAt(from.section.data, Number(from.sym.value), from.end, r.offset);
-  return insn !== undefined && insn.kind !== "other" && insn.immediate?.offset === r.offset;
 }
 
 /**

@@ -32,6 +32,13 @@ export interface NewFunction {
   local: boolean;
 }
 
+/** A changed function without an ftrace hook: the patch carries its new copy and redirects its callers. */
+export interface CarriedFunction {
+  name: string;
+  /** The functions that call it, patched in its stead. */
+  callers: string[];
+}
+
 export interface IncludedData {
   name: string;
   section: string;
@@ -64,6 +71,8 @@ export interface DiffReport {
   changed: ChangedFunction[];
   /** New functions of the patch (callbacks are listed under `callbacks` instead). */
   new: NewFunction[];
+  /** Changed functions ftrace cannot redirect, reached through their (changed) callers instead. */
+  carried: CarriedFunction[];
   callbacks: CallbackReport[];
   data: IncludedData[];
   klp: KlpReference[];
@@ -85,6 +94,7 @@ export function makeReport(ctx: DiffContext, b: OutputBuilder | undefined): Diff
       .newFunctions()
       .filter((u) => !ctx.directives.isCallback(u) && (ctx.included.has(u) || !ctx.directives.ignoreWhy(u)))
       .map((u) => ({ name: u.sym.name, size: Number(u.sym.size), local: u.sym.isLocal })),
+    carried: [...ctx.carried].map(([u, callers]) => ({ name: u.sym.name, callers })),
     callbacks: ctx.directives.callbacks.map((c) => ({
       kind: c.kind,
       name: c.unit.sym.name,
@@ -176,6 +186,10 @@ export function formatReport(r: DiffReport): string {
     lines.push(`    at ${c.name}+${hex(c.why.offset)}${insn} (${c.why.detail})`);
   }
   for (const f of r.new) lines.push(`${obj}: new function: ${f.name}`);
+  for (const f of r.carried)
+    lines.push(
+      `${obj}: changed function without an ftrace hook: ${f.name}, carried and reached through ${f.callers.join(", ")}`,
+    );
   for (const c of r.callbacks) lines.push(`${obj}: ${c.kind} callback: ${c.name}`);
   for (const d of r.data) lines.push(`${obj}: included data: ${d.name} (${d.why}, ${d.size} bytes)`);
   for (const k of r.klp) lines.push(`${obj}: klp reference: ${k.symbol}`);

@@ -1,7 +1,7 @@
 /**
  * verifyChanges(): refuse what cannot be applied live, naming the symbol and why: changed
  * writable data, changed __init code or data, a changed function ftrace cannot redirect (no
- * fentry call), and a changed section the differ does not understand (unless KPATCH_IGNORE_SECTION
+ * fentry call) and that cannot be reached through its callers (reachThroughCallers), and a changed section the differ does not understand (unless KPATCH_IGNORE_SECTION
  * names it).
  */
 import type { ElfSection } from "../elf/index.js";
@@ -11,10 +11,12 @@ import { baseName } from "./correlate-symbols.js";
 import { DiffError } from "./diff-error.js";
 import { hasFentryCall, type Unit } from "./object-index.js";
 import { FRESH_STATIC_LOCALS } from "./policy.js";
+import { reachThroughCallers } from "./reach-through-callers.js";
 import { bytesEqual, sameRelocTarget } from "./reloc-target.js";
 
 export function verifyChanges(ctx: DiffContext): void {
   const file = ctx.patched.file.path;
+  reachThroughCallers(ctx);
   for (const [unit, status] of ctx.status) {
     if (status !== "changed") continue;
     const kind = ctx.patched.info.get(unit.section)?.kind;
@@ -35,7 +37,7 @@ export function verifyChanges(ctx: DiffContext): void {
         loc,
       );
     }
-    if (unit.sym.isFunction && !unit.parent && !hasFentryCall(unit)) {
+    if (unit.sym.isFunction && !unit.parent && !ctx.carried.has(unit) && !hasFentryCall(unit)) {
       throw new DiffError(
         "DIFF_NO_FENTRY",
         `Cannot patch ${name}: it does not call __fentry__ (notrace, noinstr or built without -pg), so ftrace cannot redirect it (${why})`,
