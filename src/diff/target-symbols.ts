@@ -1,34 +1,25 @@
 /**
- * TargetSymbols: the symbol table of the object a patch applies to (vmlinux, a module, any ELF
- * with a symtab, or a System.map), in kallsyms order, for sympos: the 1-based position of a
- * symbol among the target's symbols of the same name (0 when the name is unique). vmlinux's
- * kallsyms are in address order; a module's in its symbol table order.
+ * TargetSymbols: the differ's view of the symbols of the object a patch applies to (vmlinux, a
+ * module, any ELF with a symtab, a System.map, or a kernel image's kallsyms tables: all read by
+ * src/kernel-image's KernelSymbols, which also defines sympos), resolving our symbols to the
+ * target's name, sympos and address.
  *
  * Which of several same-named locals is ours: the one in the STT_FILE block of the target's
  * symtab that fits our object best, by source file name, then by how many of our object's local
  * names the block also has.
  */
+import { basename } from "node:path";
+import { type ElfFile, ET_REL, readElf, STT_FILE } from "../elf/index.js";
 import {
-  type ElfFile,
-  ET_REL,
-  readElf,
-  STB_LOCAL,
-  STT_FILE,
-  STT_FUNC,
-  STT_NOTYPE,
-  STT_OBJECT,
-} from "../elf/index.js";
+  isElf,
+  isLocalType,
+  type KernelSymbol,
+  KernelSymbols,
+  readEndbrSeal,
+} from "../kernel-image/index.js";
 import { baseName } from "./correlate-symbols.js";
 import { DiffError } from "./diff-error.js";
 import { isIgnoredSymbol, type ObjectIndex } from "./object-index.js";
-
-export interface TargetSymbol {
-  name: string;
-  value: bigint;
-  local: boolean;
-  /** Index of the STT_FILE block the symbol is in (-1: none, e.g. a System.map). */
-  block: number;
-}
 
 export interface ResolvedSymbol {
   /** The name in the target (it may differ from ours in a compiler suffix number). */
@@ -38,22 +29,24 @@ export interface ResolvedSymbol {
 }
 
 export class TargetSymbols {
-  readonly path: string;
-  /** Same-named symbols, in kallsyms order. */
-  readonly byName = new Map<string, TargetSymbol[]>();
-  readonly blocks: { file: string; names: Set<string> }[] = [];
+  /** The target's symbols (the one reader of kernel symbols: src/kernel-image). */
+  readonly kernel: KernelSymbols;
   /** Addresses of endbr64 instructions the kernel seals at boot (vmlinux only). */
-  sealed: Set<bigint> | undefined;
-  #byBase: Map<string, TargetSymbol[]> | undefined;
+  readonly sealed: Set<bigint> | undefined;
+  #byBase: Map<string, KernelSymbol[]> | undefined;
 
-  constructor(path: string) {
-    this.path = path;
+  constructor(kernel: KernelSymbols, sealed?: Set<bigint>) {
+    this.kernel = kernel;
+    this.sealed = sealed;
+  }
+
+  get path(): string {
+    return this.kernel.source;
   }
 
   /** vmlinux, a .ko or any ELF object with a symbol table, or a System.map (text). */
   static load(bytes: Uint8Array, path: string): TargetSymbols {
-    const isElf = bytes[0] === 0x7f && bytes[1] === 0x45 && bytes[2] === 0x4c && bytes[3] === 0x46;
-    if (isElf) return TargetSymbols.fromElf(readElf(bytes, path));
+    if (isElf(bytes)) return TargetSymbols.fromElf(readElf(bytes, path));
     return TargetSymbols.fromSystemMap(
       Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("utf8"),
       path,
@@ -61,50 +54,16 @@ export class TargetSymbols {
   }
 
   static fromElf(file: ElfFile): TargetSymbols {
-    const t = new TargetSymbols(file.path ?? "the target");
-    const list: (TargetSymbol & { order: number })[] = [];
-    let block = -1;
-    file.symbols.forEach((sym, order) => {
-      if (sym.type === STT_FILE) {
-        block = t.blocks.length;
-        t.blocks.push({ file: basename(sym.name), names: new Set() });
-        return;
-      }
-      if (sym.name === "" || sym.isUndefined) return;
-      if (sym.type !== STT_FUNC && sym.type !== STT_OBJECT && sym.type !== STT_NOTYPE) return;
-      const local = sym.bind === STB_LOCAL;
-      const inBlock = local ? block : -1;
-      if (inBlock >= 0) t.blocks[inBlock]!.names.add(sym.name);
-      list.push({ name: sym.name, value: sym.value, local, block: inBlock, order });
-    });
-    // kallsyms order: by address for a linked image, table order for a relocatable module.
-    if (file.type !== ET_REL)
-      list.sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : a.order - b.order));
-    for (const s of list) t.#add({ name: s.name, value: s.value, local: s.local, block: s.block });
-    if (file.type !== ET_REL) t.sealed = readSealList(file);
-    return t;
+    const sealed = file.type !== ET_REL ? readEndbrSeal(file) : undefined;
+    return new TargetSymbols(KernelSymbols.fromElf(file, file.path ?? "the target"), sealed);
   }
 
   static fromSystemMap(text: string, path = "System.map"): TargetSymbols {
-    const t = new TargetSymbols(path);
-    for (const line of text.split("\n")) {
-      const m = /^([0-9a-fA-F]+)\s+(\w)\s+(\S+)/.exec(line);
-      if (!m) continue;
-      const type = m[2]!;
-      if ("aAUwv".includes(type)) continue; // absolute, undefined, undefined weak
-      t.#add({ name: m[3]!, value: BigInt(`0x${m[1]}`), local: type !== type.toUpperCase(), block: -1 });
-    }
-    return t;
-  }
-
-  #add(s: TargetSymbol): void {
-    const list = this.byName.get(s.name);
-    if (list) list.push(s);
-    else this.byName.set(s.name, [s]);
+    return new TargetSymbols(KernelSymbols.fromSystemMap(text, path));
   }
 
   has(name: string): boolean {
-    return this.byName.has(name);
+    return this.kernel.has(name);
   }
 
   /**
@@ -112,15 +71,16 @@ export class TargetSymbols {
    * target name, sympos and address. Throws DIFF_SYMBOL_NOT_IN_TARGET or DIFF_SYMPOS_AMBIGUOUS.
    */
   resolve(name: string, local: boolean, orig: ObjectIndex): ResolvedSymbol {
-    let same = this.byName.get(name);
+    let same: readonly KernelSymbol[] | undefined = this.kernel.named(name);
+    if (same.length === 0) same = undefined;
     let targetName = name;
     if (!same && baseName(name) !== name) {
       // A clone whose number differs in the running kernel's build: unique base name only.
       const alike = this.#base().get(baseName(name)) ?? [];
-      const names = new Set(alike.filter((s) => s.local === local).map((s) => s.name));
+      const names = new Set(alike.filter((s) => isLocalType(s.type) === local).map((s) => s.name));
       if (names.size === 1) {
         targetName = [...names][0]!;
-        same = this.byName.get(targetName);
+        same = this.kernel.named(targetName);
       }
     }
     if (!same || same.length === 0) {
@@ -132,8 +92,8 @@ export class TargetSymbols {
         },
       );
     }
-    if (same.length === 1) return { name: targetName, sympos: 0, value: same[0]!.value };
-    const ours = local ? this.#pickLocal(same, orig, name) : same.find((s) => !s.local);
+    if (same.length === 1) return { name: targetName, sympos: 0, value: same[0]!.address };
+    const ours = local ? this.#pickLocal(same, orig, name) : same.find((s) => !isLocalType(s.type));
     if (!ours) {
       throw new DiffError(
         "DIFF_SYMPOS_AMBIGUOUS",
@@ -143,13 +103,13 @@ export class TargetSymbols {
         },
       );
     }
-    return { name: targetName, sympos: same.indexOf(ours) + 1, value: ours.value };
+    return { name: targetName, sympos: this.kernel.sympos(ours), value: ours.address };
   }
 
-  #pickLocal(same: TargetSymbol[], orig: ObjectIndex, name: string): TargetSymbol | undefined {
-    const locals = same.filter((s) => s.local);
+  #pickLocal(same: readonly KernelSymbol[], orig: ObjectIndex, name: string): KernelSymbol | undefined {
+    const locals = same.filter((s) => isLocalType(s.type));
     if (locals.length === 1) return locals[0];
-    if (this.blocks.length === 0) {
+    if (this.kernel.blocks.length === 0) {
       throw new DiffError(
         "DIFF_SYMPOS_AMBIGUOUS",
         `Cannot tell which of the ${locals.length} local symbols named ${name} in ${this.path} is ours: it has no STT_FILE symbols (pass vmlinux or the module with --symbols)`,
@@ -157,11 +117,11 @@ export class TargetSymbols {
       );
     }
     const { file, names } = objectLocals(orig);
-    let best: TargetSymbol | undefined;
+    let best: KernelSymbol | undefined;
     let bestScore = -1;
     let tie = false;
     for (const s of locals) {
-      const block = this.blocks[s.block];
+      const block = this.kernel.blocks[s.block ?? -1];
       if (!block) continue;
       let score = block.file === file ? 1_000_000 : 0;
       for (const n of names) if (block.names.has(n)) score++;
@@ -181,10 +141,11 @@ export class TargetSymbols {
     return best;
   }
 
-  #base(): Map<string, TargetSymbol[]> {
+  #base(): Map<string, KernelSymbol[]> {
     if (this.#byBase) return this.#byBase;
-    const map = new Map<string, TargetSymbol[]>();
-    for (const [name, list] of this.byName) {
+    const map = new Map<string, KernelSymbol[]>();
+    for (const name of this.kernel.names()) {
+      const list = this.kernel.named(name);
       const b = baseName(name);
       const cur = map.get(b);
       if (cur) cur.push(...list);
@@ -207,10 +168,6 @@ export class TargetSymbols {
   }
 }
 
-function basename(path: string): string {
-  return path.slice(path.lastIndexOf("/") + 1);
-}
-
 /** Our object's source file name and its local function and object names. */
 function objectLocals(orig: ObjectIndex): { file: string; names: Set<string> } {
   const fileSym = orig.file.symbols.find((s) => s.type === STT_FILE);
@@ -219,20 +176,4 @@ function objectLocals(orig: ObjectIndex): { file: string; names: Set<string> } {
     if (u.sym.isLocal && !isIgnoredSymbol(u.sym)) names.add(u.sym.name);
   }
   return { file: basename(fileSym?.name ?? ""), names };
-}
-
-/** The endbr64 addresses listed between __ibt_endbr_seal and __ibt_endbr_seal_end (s32 relative). */
-function readSealList(file: ElfFile): Set<bigint> | undefined {
-  const start = file.findSymbol("__ibt_endbr_seal");
-  const end = file.findSymbol("__ibt_endbr_seal_end");
-  const sec = start?.section;
-  if (!start || !end || !sec || sec.isNobits) return undefined;
-  const out = new Set<bigint>();
-  const view = new DataView(sec.data.buffer, sec.data.byteOffset, sec.data.byteLength);
-  for (let at = start.value; at + 4n <= end.value; at += 4n) {
-    const off = Number(at - sec.addr);
-    if (off < 0 || off + 4 > sec.data.length) return undefined;
-    out.add(at + BigInt(view.getInt32(off, true)));
-  }
-  return out;
 }
