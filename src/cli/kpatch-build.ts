@@ -5,7 +5,6 @@
  */
 import { cpus } from "node:os";
 import { parseArgs } from "node:util";
-import { requestStop } from "../kpatch-build/interrupt.js";
 import { labTree, userTree } from "../kpatch-build/kernel-tree.js";
 import { kpatchBuild } from "../kpatch-build/kpatch-build.js";
 import { labDiffStep } from "../kpatch-build/lab-differ.js";
@@ -25,7 +24,8 @@ The patches are applied to the kernel source, the objects they change are
 rebuilt with -ffunction-sections -fdata-sections next to a cached original build,
 the two versions of each object are compared function by function, and a module
 is generated that registers the new functions with the kernel's livepatch core.
-The source tree is restored afterwards, also on failure or Ctrl-C.
+The source tree is restored afterwards, also on failure, Ctrl-C or a closed
+terminal; a run killed outright is cleaned up by the next one.
 
 With no -s the target is the lab kernel (kpatch-lab setup). With -s it is your
 kernel: the source tree and the kbuild output tree that built the running kernel
@@ -44,6 +44,10 @@ Options:
   -n, --name NAME        module name (default: livepatch-<first patch name>)
   -o, --output DIR       where to write the module (default: .)
   -R, --non-replace      do not replace earlier patches (atomic replace is the default)
+      --allow-fuzz       accept a hunk that applies only at another line (offset)
+                         or with context ignored (fuzz); each is warned about.
+                         Without it such a patch is refused: a live patch built
+                         from a misplaced hunk may change other lines than meant
       --json             print the result (module, functions, timings) as JSON
   -d, --debug            keep going verbose: print stack traces of errors
       --skip-cleanup     keep the work directory (printed at the end)
@@ -52,11 +56,13 @@ Options:
 Exit status:
   0  the module was built
   1  an error (the message names the file, section or symbol)
-  130 interrupted (Ctrl-C or SIGTERM); the source tree is restored first
+  130 interrupted (Ctrl-C, SIGTERM or SIGHUP); the source tree is restored first
   2  the change cannot be applied live (e.g. it changes .data or __init code),
      or a usage error
   3  the patches change nothing that needs patching
 `;
+
+const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 
 /** Error codes that mean "this change cannot be applied live": exit 2, as the differ's. */
 function exitFor(e: KpatchError): number {
@@ -91,6 +97,7 @@ async function main(argv: string[]): Promise<number> {
       name: { type: "string", short: "n" },
       output: { type: "string", short: "o" },
       "non-replace": { type: "boolean", short: "R" },
+      "allow-fuzz": { type: "boolean" },
       json: { type: "boolean" },
       debug: { type: "boolean", short: "d" },
       "skip-cleanup": { type: "boolean" },
@@ -118,13 +125,17 @@ async function main(argv: string[]): Promise<number> {
   const progress = new Progress();
   const started = performance.now();
   let workDir: string | undefined;
-  // Ctrl-C / SIGTERM: stop at the next step; the failure path restores the source tree.
+  // Ctrl-C, SIGTERM, a closed terminal (SIGHUP): stop; the failure path restores the tree.
+  const stop = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
-    progress.note(`${signal}: stopping, restoring the source tree...`);
-    requestStop(signal);
+    if (!stop.signal.aborted) progress.note(`${signal}: stopping, restoring the source tree...`);
+    stop.abort(signal);
   };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  // With the terminal gone, writing to it fails: that must not end the run before the restore.
+  const ignore = () => {};
+  process.stdout.on("error", ignore);
+  process.stderr.on("error", ignore);
+  for (const s of STOP_SIGNALS) process.on(s, onSignal);
   try {
     const result = await kpatchBuild({
       tree,
@@ -136,6 +147,8 @@ async function main(argv: string[]): Promise<number> {
       skipCleanup: values["skip-cleanup"] ?? false,
       progress,
       diff: labDiffStep,
+      signal: stop.signal,
+      ...(values["allow-fuzz"] ? { allowFuzz: true } : {}),
       onWorkDir: (d) => {
         workDir = d;
       },
@@ -152,8 +165,7 @@ async function main(argv: string[]): Promise<number> {
     if (values["skip-cleanup"] && workDir) progress.note(`work directory kept: ${workDir}`);
     return EXIT.ok;
   } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
   }
 }
 

@@ -1,22 +1,25 @@
 /**
- * Ctrl-C and SIGTERM during kpatch-build: the front end calls requestStop(); the pipeline
- * checks between steps (each object compile, each phase) and throws INTERRUPTED, so the
- * normal failure path reverts the patches and restores the tree before the process exits.
+ * Stopping kpatch-build (Ctrl-C, SIGTERM, SIGHUP): the front end aborts an AbortSignal that is
+ * passed down; the pipeline checks it between steps and running compilers are sent SIGTERM. The
+ * stop surfaces as INTERRUPTED, so the normal failure path restores the tree before the exit.
  */
 import { KpatchError } from "../util/errors.js";
+import type { ExecResult } from "../util/exec.js";
 
-let stopRequested: string | undefined;
-
-export function requestStop(why: string): void {
-  stopRequested = why;
+export function interrupted(why: unknown): KpatchError {
+  return new KpatchError("INTERRUPTED", `Stopped by ${String(why)}; the source tree was restored`);
 }
 
-export function checkStop(): void {
-  if (stopRequested)
-    throw new KpatchError("INTERRUPTED", `Stopped by ${stopRequested}; the source tree was restored`);
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw interrupted(signal.reason);
 }
 
-/** For tests and long-lived callers. */
-export function clearStop(): void {
-  stopRequested = undefined;
+/**
+ * After a child failed: an interruption when the run was stopped, or when the child itself was
+ * killed by a signal (a terminal's Ctrl-C reaches the whole process group, gcc included, maybe
+ * before our own handler has run).
+ */
+export function throwIfChildStopped(r: Pick<ExecResult, "signal">, signal: AbortSignal | undefined): void {
+  throwIfAborted(signal);
+  if (r.signal === "SIGINT" || r.signal === "SIGTERM" || r.signal === "SIGHUP") throw interrupted(r.signal);
 }

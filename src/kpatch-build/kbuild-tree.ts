@@ -4,7 +4,7 @@
  * object belongs to (vmlinux, or the module whose .mod file lists it).
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { basename, dirname, join, relative } from "node:path";
+import { basename, dirname, join, relative, resolve } from "node:path";
 
 export interface KbuildObject {
   /** Object path relative to the tree, e.g. "fs/proc/cmdline.o". */
@@ -31,7 +31,9 @@ export function kernelObjects(tree: string): { obj: KbuildObject; cmd: string }[
       const src = /^source_\S+ := (\S+\.[cS])$/m.exec(cmd);
       if (!src || !cmd.includes("-D__KERNEL__")) continue;
       const path = relative(tree, join(dir, m[1]!));
-      out.push({ obj: { path, source: src[1]!, target: modOf.get(path) ?? "vmlinux" }, cmd });
+      // An O= build records the source by absolute path, an in-tree build relative to the tree.
+      const source = resolve(tree, src[1]!);
+      out.push({ obj: { path, source, target: modOf.get(path) ?? "vmlinux" }, cmd });
     }
   };
   walk(tree);
@@ -75,6 +77,23 @@ export function objectsDependingOn(
       ),
     )
     .map(({ obj }) => obj);
+}
+
+/**
+ * The files kbuild recorded `obj` as depending on (its source, every header, and the
+ * include/config/ stamps of the options it uses), resolved against the build tree.
+ */
+export function recordedDeps(tree: string, obj: string, cmd: string): string[] {
+  const lines = cmd.split("\n");
+  const start = lines.indexOf(`deps_${obj} := \\`);
+  if (start < 0) return [];
+  const deps: string[] = [];
+  for (const line of lines.slice(start + 1)) {
+    const entry = line.trim().replace(/\s*\\$/, "");
+    if (entry) deps.push(resolve(tree, entry.replace(/^\$\(wildcard (.*)\)$/, "$1")));
+    if (!line.endsWith("\\")) break;
+  }
+  return deps;
 }
 
 export function cmdFile(tree: string, obj: string): string {

@@ -14,6 +14,7 @@ import { cachePath } from "../util/cache-dir.js";
 import { KpatchError } from "../util/errors.js";
 import type { Progress } from "../util/progress.js";
 import { checkTree } from "./check-tree.js";
+import { throwIfAborted } from "./interrupt.js";
 import type { KernelTree } from "./kernel-tree.js";
 import { readPatch } from "./patch-file.js";
 import { buildPatchedObjects, type ObjectPair } from "./patched-objects.js";
@@ -40,6 +41,10 @@ export interface KpatchBuildOptions {
   diff: DiffStep;
   /** Called when the work directory exists, so a signal handler can name it. */
   onWorkDir?: (dir: string) => void;
+  /** Stops the build (Ctrl-C): INTERRUPTED, after the source tree is restored. */
+  signal?: AbortSignal;
+  /** Accept hunks that apply only by offset or fuzz, with a warning for each. */
+  allowFuzz?: boolean;
 }
 
 export interface KpatchBuildResult {
@@ -64,6 +69,17 @@ export function moduleName(patches: readonly string[], name?: string): string {
   return clean;
 }
 
+/** kbuild cannot build a module (M=) in a directory whose path has spaces or make/shell characters. */
+const KBUILD_SAFE_PATH = /^[A-Za-z0-9_./+,@~-]+$/;
+
+/** Where the work directory goes: $TMPDIR, unless kbuild could not build the module there. */
+function workParent(progress: Progress): string {
+  const dir = tmpdir();
+  if (KBUILD_SAFE_PATH.test(dir)) return dir;
+  progress.note(`note: kbuild cannot build in '${dir}' (TMPDIR): working in /tmp`);
+  return "/tmp";
+}
+
 export async function kpatchBuild(options: KpatchBuildOptions): Promise<KpatchBuildResult> {
   const { tree: kernel, progress } = options;
   const patches = options.patches.map((p) => readPatch(resolve(p)));
@@ -76,10 +92,18 @@ export async function kpatchBuild(options: KpatchBuildOptions): Promise<KpatchBu
     buildDir: kernel.buildDir,
     cacheDir: cachePath("objects", kernel.cacheKey),
   };
-  const workDir = mkdtempSync(join(tmpdir(), `kpatch-build-${name}-`));
+  const workDir = mkdtempSync(join(workParent(progress), `kpatch-build-${name}-`));
   options.onWorkDir?.(workDir);
   try {
-    const built = await buildPatchedObjects(tree, patches, workDir, progress, options.jobs);
+    const built = await buildPatchedObjects({
+      tree,
+      patches,
+      workDir,
+      progress,
+      jobs: options.jobs,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.allowFuzz ? { allowFuzz: true } : {}),
+    });
     for (const f of built.unused) progress.note(`warning: ${f}: no object of this kernel is built from it`);
     if (built.changed.length === 0) {
       throw new KpatchError("NO_CHANGES", "The patches change no object of this kernel: nothing to patch");
@@ -88,6 +112,7 @@ export async function kpatchBuild(options: KpatchBuildOptions): Promise<KpatchBu
     const outputs: DiffOutput[] = [];
     const objects: KpatchBuildResult["objects"] = [];
     for (const pair of built.changed) {
+      throwIfAborted(options.signal);
       progress.update(pair.path);
       const v = await options.diff(pair, kernel);
       objects.push({ path: pair.path, target: pair.target, report: v.report });
@@ -97,6 +122,7 @@ export async function kpatchBuild(options: KpatchBuildOptions): Promise<KpatchBu
     if (outputs.length === 0) {
       throw new KpatchError("NO_CHANGES", "The patches change no function: nothing to patch");
     }
+    throwIfAborted(options.signal);
     if (!existsSync(options.outDir)) mkdirSync(options.outDir, { recursive: true });
     const out = join(options.outDir, `${name}.ko`);
     const mod = await buildModule({
@@ -108,6 +134,9 @@ export async function kpatchBuild(options: KpatchBuildOptions): Promise<KpatchBu
       replace: options.replace,
       jobs: options.jobs,
       progress,
+    }).catch((e: unknown) => {
+      throwIfAborted(options.signal); // Ctrl-C reached make too: an interruption, not a failure
+      throw e;
     });
     return {
       module: mod.ko,

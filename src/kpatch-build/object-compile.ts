@@ -11,7 +11,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { cachePath } from "../util/cache-dir.js";
 import { KpatchError } from "../util/errors.js";
-import { buildErrors, exec } from "../util/exec.js";
+import { buildErrors, exec, shellQuote } from "../util/exec.js";
+import { throwIfChildStopped } from "./interrupt.js";
 import { cmdFile } from "./kbuild-tree.js";
 
 export const SECTION_FLAGS = "-ffunction-sections -fdata-sections";
@@ -58,7 +59,8 @@ export function savedCommand(buildDir: string, obj: string): string {
  * on linked modules runs it over the linked patch module too, and that pass adds its sections
  * (ORC, return and call sites...) for all of the module's code only when the objects have none
  * yet. Kernels that run objtool per object (6.1) never run it on the linked module, so there
- * the differ's output must carry those sections itself.
+ * the differ's output must carry those sections itself. kbuild's command is a shell string and
+ * stays one; the paths added to it are quoted (a cache or work directory may hold spaces or `$`).
  */
 export function sectionCommand(command: string, obj: string, out: string): string {
   const o = escapeRe(obj);
@@ -67,23 +69,36 @@ export function sectionCommand(command: string, obj: string, out: string): strin
     .filter((part) => !(/(^|\/)objtool\s/.test(part.trim()) && /\s--link(\s|$)/.test(part)))
     .join(";");
   c = c.replace(/\s-Wp,-MMD,\S+/g, "");
-  c = c.replace(/^(\s*\S*gcc\S*)\s/, `$1 ${SECTION_FLAGS} -I${macrosIncludeDir()} `);
+  const include = `-I${shellQuote(macrosIncludeDir())}`;
+  c = c.replace(/^(\s*\S*gcc\S*)\s/, (_, gcc: string) => `${gcc} ${SECTION_FLAGS} ${include} `);
   if (!c.includes(SECTION_FLAGS)) {
     throw new KpatchError("BUILD_NO_COMMAND", `Cannot find the compiler in the build command of ${obj}`, {
       file: obj,
     });
   }
   // The object path as a whole word (objtool passes take it as their last argument).
-  c = c.replace(new RegExp(`(^|\\s)${o}(?=\\s|;|$)`, "g"), `$1${out}`);
+  c = c.replace(new RegExp(`(^|\\s)${o}(?=\\s|;|$)`, "g"), (_, space: string) => space + shellQuote(out));
   return c;
 }
 
-/** Compile `obj` of the build tree into `out`; BUILD_FAILED carries the compiler's errors. */
-export async function compileObject(buildDir: string, obj: string, out: string): Promise<void> {
+/**
+ * Compile `obj` of the build tree into `out`; BUILD_FAILED carries the compiler's errors,
+ * INTERRUPTED says the run was stopped (or the compiler killed by Ctrl-C).
+ */
+export async function compileObject(
+  buildDir: string,
+  obj: string,
+  out: string,
+  options: { signal?: AbortSignal } = {},
+): Promise<void> {
   const command = sectionCommand(savedCommand(buildDir, obj), obj, out);
   mkdirSync(dirname(out), { recursive: true });
-  const r = await exec("sh", ["-c", command], { cwd: buildDir });
+  const r = await exec("sh", ["-c", command], {
+    cwd: buildDir,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
   if (r.code !== 0) {
+    throwIfChildStopped(r, options.signal);
     throw new KpatchError("BUILD_FAILED", `Cannot compile ${obj}:\n${buildErrors(r, 25)}`, {
       file: obj,
     });

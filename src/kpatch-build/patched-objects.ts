@@ -1,20 +1,41 @@
 /**
  * Build the two versions of every object a patch changes, without building the kernel: the
  * objects come from the target's build tree (the one that built the running kernel), whose
- * kbuild records say which objects depend on which files and how each was compiled. Each
- * candidate is compiled with -ffunction-sections -fdata-sections before the patch (cached
- * across runs) and after it; then the patches are reverted and the touched files get their
- * modification times back, so the tree is exactly as before, also on failure or Ctrl-C.
+ * kbuild records say which objects depend on which files and how each was compiled. All of it
+ * runs under the tree lock: each candidate is compiled with -ffunction-sections -fdata-sections
+ * before the patch (cached across runs) and after it; the files the patches touch are saved in
+ * the lock before the first is applied and put back after, so the tree is exactly as before,
+ * also on failure, Ctrl-C, or (by the next run) after the process was killed.
  */
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, utimesSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { createAtomic, writeFileAtomic } from "../util/atomic-write.js";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+} from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { createAtomic } from "../util/atomic-write.js";
 import type { Progress } from "../util/progress.js";
-import { checkStop } from "./interrupt.js";
-import { type KbuildObject, kernelObjects, objectsDependingOn } from "./kbuild-tree.js";
-import { compileObject, installMacros, savedCommand, sectionCommand } from "./object-compile.js";
-import { applyPatches, revertPatches, type SourcePatch, snapshotMtimes } from "./patch-file.js";
+import { throwIfAborted } from "./interrupt.js";
+import {
+  cmdFile,
+  type KbuildObject,
+  kernelObjects,
+  objectsDependingOn,
+  recordedDeps,
+} from "./kbuild-tree.js";
+import {
+  compileObject,
+  installMacros,
+  macrosIncludeDir,
+  savedCommand,
+  sectionCommand,
+} from "./object-compile.js";
+import { applyPatches, describeHunk, type SourcePatch } from "./patch-file.js";
 import { TreeLock } from "./tree-lock.js";
 
 export interface ObjectPair extends KbuildObject {
@@ -40,39 +61,98 @@ export interface BuildTree {
   cacheDir: string;
 }
 
-/** Run `fn` over `items`, at most `jobs` at a time. */
-async function pool<T>(items: readonly T[], jobs: number, fn: (item: T) => Promise<void>): Promise<void> {
+export interface PatchedBuildOptions {
+  tree: BuildTree;
+  patches: readonly SourcePatch[];
+  workDir: string;
+  progress: Progress;
+  jobs: number;
+  signal?: AbortSignal;
+  /** Accept hunks placed by offset or fuzz (each is warned about). */
+  allowFuzz?: boolean;
+  /** How long to wait for another run holding the tree (default 10 minutes). */
+  lockTimeoutMs?: number;
+}
+
+/**
+ * Run `fn` over `items`, at most `jobs` at a time. After a failure (or an abort) no new item
+ * starts, and the call returns only when the running ones are done: nothing may still be
+ * compiling when the caller restores the tree and lets the lock go.
+ */
+async function pool<T>(
+  items: readonly T[],
+  jobs: number,
+  signal: AbortSignal | undefined,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
   let next = 0;
+  const failures: unknown[] = [];
   const worker = async () => {
-    while (next < items.length) {
-      checkStop();
-      await fn(items[next++]!);
+    while (failures.length === 0 && next < items.length) {
+      try {
+        throwIfAborted(signal);
+        await fn(items[next++]!);
+      } catch (e) {
+        failures.push(e);
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(jobs, items.length)) }, worker));
+  if (failures.length) throw failures[0];
 }
 
-/** The original object, compiled before any patch is applied, cached by command and source. */
-async function originalObject(tree: BuildTree, o: KbuildObject): Promise<string> {
-  const out = join(tree.cacheDir, o.path);
-  const key = createHash("sha256")
-    .update(sectionCommand(savedCommand(tree.buildDir, o.path), o.path, "OUT"))
-    .update(readFileSync(o.source))
-    .digest("hex");
-  const keyFile = `${out}.key`;
-  if (existsSync(out) && existsSync(keyFile) && readFileSync(keyFile, "utf8") === key) return out;
-  await createAtomic(out, (tmp) => compileObject(tree.buildDir, o.path, tmp));
-  writeFileAtomic(keyFile, key);
+/** Content hashes of files, each read once per run; "-" for a file that does not exist. */
+class FileHashes {
+  private readonly known = new Map<string, string>();
+  of(path: string): string {
+    let h = this.known.get(path);
+    if (h === undefined) {
+      h = existsSync(path) ? createHash("sha256").update(readFileSync(path)).digest("hex") : "-";
+      this.known.set(path, h);
+    }
+    return h;
+  }
+}
+
+/**
+ * The original object, compiled before any patch is applied. Cached under a key covering the
+ * trees (resolved), the command, and the content of the source and of every file kbuild
+ * recorded it depends on, so a rebuilt kernel's changed headers or another tree never reuse a
+ * wrong object. The key is in the entry's name and the entry appears whole (renamed into
+ * place) only after a successful compile.
+ */
+async function originalObject(
+  tree: BuildTree,
+  o: KbuildObject,
+  hashes: FileHashes,
+  signal: AbortSignal | undefined,
+): Promise<string> {
+  const deps = recordedDeps(tree.buildDir, o.path, readFileSync(cmdFile(tree.buildDir, o.path), "utf8"));
+  const key = createHash("sha256").update(`${tree.srcDir}\n${tree.buildDir}\n`);
+  key.update(sectionCommand(savedCommand(tree.buildDir, o.path), o.path, "OUT"));
+  for (const f of [o.source, join(macrosIncludeDir(), "kpatch-macros.h"), ...deps])
+    key.update(`\n${f} ${hashes.of(f)}`);
+  const out = join(tree.cacheDir, `${o.path}.${key.digest("hex").slice(0, 32)}.o`);
+  if (existsSync(out)) return out;
+  await createAtomic(out, (tmp) => compileObject(tree.buildDir, o.path, tmp, signal ? { signal } : {}));
+  // Entries of this object under older keys are dead.
+  const stem = `${basename(o.path)}.`;
+  for (const e of readdirSync(dirname(out))) {
+    if (e.startsWith(stem) && /^[0-9a-f]{32}\.o$/.test(e.slice(stem.length)) && e !== basename(out)) {
+      rmSync(join(dirname(out), e), { force: true });
+    }
+  }
   return out;
 }
 
-export async function buildPatchedObjects(
-  tree: BuildTree,
-  patches: readonly SourcePatch[],
-  workDir: string,
-  progress: Progress,
-  jobs: number,
-): Promise<PatchedBuild> {
+export async function buildPatchedObjects(options: PatchedBuildOptions): Promise<PatchedBuild> {
+  const { patches, workDir, progress, jobs, signal } = options;
+  // kbuild records resolved paths: a tree given through a symlink must be compared resolved.
+  const tree: BuildTree = {
+    srcDir: realpathSync(options.tree.srcDir),
+    buildDir: realpathSync(options.tree.buildDir),
+    cacheDir: options.tree.cacheDir,
+  };
   installMacros();
   progress.begin("find objects", "reading kbuild records");
   const index = kernelObjects(tree.buildDir);
@@ -84,42 +164,46 @@ export async function buildPatchedObjects(
   );
   progress.end(`${candidates.length} of ${index.length} objects depend on ${touched.join(" ")}`);
 
-  progress.begin("original build", `${candidates.length} objects`);
-  let n = 0;
-  const origs = new Map<string, string>();
-  await pool(candidates, jobs, async (o) => {
-    origs.set(o.path, await originalObject(tree, o));
-    progress.update(`${++n}/${candidates.length} ${o.path}`, n / candidates.length);
+  // The lock comes first: originals compiled from a tree another run has patched are wrong.
+  const lock = await TreeLock.acquire(tree.srcDir, {
+    ...(options.lockTimeoutMs !== undefined ? { timeoutMs: options.lockTimeoutMs } : {}),
+    ...(signal ? { signal } : {}),
+    onWait: (pid) =>
+      progress.note(`waiting for another kpatch-build (pid ${pid}) to finish with ${tree.srcDir}`),
+    onNote: (m) => progress.note(m),
   });
-  progress.end(`${candidates.length} objects (cached ones reused)`);
+  const origs = new Map<string, string>();
+  let n = 0;
+  try {
+    progress.begin("original build", `${candidates.length} objects`);
+    const hashes = new FileHashes();
+    await pool(candidates, jobs, signal, async (o) => {
+      origs.set(o.path, await originalObject(tree, o, hashes, signal));
+      progress.update(`${++n}/${candidates.length} ${o.path}`, n / candidates.length);
+    });
+    progress.end(`${candidates.length} objects (cached ones reused)`);
 
-  const lock = await TreeLock.acquire(tree.srcDir, undefined, (pid) =>
-    progress.note(`waiting for another kpatch-build (pid ${pid}) to finish with ${tree.srcDir}`),
-  );
-  const mtimes = snapshotMtimes(tree.srcDir, touched);
-  try {
     progress.begin("apply patches", `${patches.length} patches`);
-    lock.record(patches);
-    await applyPatches(tree.srcDir, patches);
+    lock.saveFiles(touched);
+    const inexact = await applyPatches(tree.srcDir, patches, {
+      ...(options.allowFuzz ? { allowFuzz: true } : {}),
+      ...(signal ? { signal } : {}),
+    });
     progress.end(`${patches.length} applied`);
-  } catch (e) {
-    lock.release();
-    throw e;
-  }
-  try {
+    for (const h of inexact) {
+      progress.note(`WARNING: ${describeHunk(h)}: check that the live patch changes the lines you meant`);
+    }
+
     progress.begin("patched build", `${candidates.length} objects`);
     n = 0;
-    await pool(candidates, jobs, async (o) => {
-      await compileObject(tree.buildDir, o.path, join(workDir, "patched", o.path));
+    await pool(candidates, jobs, signal, async (o) => {
+      await compileObject(tree.buildDir, o.path, join(workDir, "patched", o.path), signal ? { signal } : {});
       progress.update(`${++n}/${candidates.length} ${o.path}`, n / candidates.length);
     });
     progress.end(`${n} compiled`);
-    checkStop();
+    throwIfAborted(signal);
   } finally {
-    progress.begin("revert patches");
-    await revertPatches(tree.srcDir, patches);
-    for (const [f, t] of mtimes)
-      if (t && existsSync(join(tree.srcDir, f))) utimesSync(join(tree.srcDir, f), t, t);
+    progress.begin("restore tree");
     lock.release();
     progress.end("source tree restored");
   }

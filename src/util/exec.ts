@@ -15,6 +15,8 @@ export interface ExecOptions {
   input?: string | Uint8Array;
   /** Keep at most this many bytes of each stream in the result (the tail). Default 8 MiB. */
   maxBuffer?: number;
+  /** Aborting it sends the process SIGTERM (the result then has its signal, nothing is thrown). */
+  signal?: AbortSignal;
 }
 
 export interface ExecResult {
@@ -37,6 +39,9 @@ export function exec(cmd: string, args: readonly string[], options: ExecOptions 
       stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
     };
     const child = spawn(cmd, args, spawnOptions);
+    const onAbort = () => child.kill("SIGTERM");
+    if (options.signal?.aborted) onAbort();
+    else options.signal?.addEventListener("abort", onAbort, { once: true });
     const out = { stdout: "", stderr: "" };
     const partial = { stdout: "", stderr: "" };
     let timedOut = false;
@@ -61,11 +66,13 @@ export function exec(cmd: string, args: readonly string[], options: ExecOptions 
     child.stderr?.on("data", take("stderr"));
     child.on("error", (err: NodeJS.ErrnoException) => {
       if (timer) clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
       const code = err.code === "ENOENT" ? "EXEC_NOT_FOUND" : "EXEC_FAILED";
       reject(new KpatchError(code, `Cannot run ${cmd}: ${err.message}`, {}, { cause: err }));
     });
     child.on("close", (code, signal) => {
       if (timer) clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
       for (const stream of ["stdout", "stderr"] as const) {
         if (partial[stream] && options.onLine) options.onLine(partial[stream], stream);
       }
@@ -104,6 +111,11 @@ export function buildErrors(r: Pick<ExecResult, "stdout" | "stderr">, n = 20): s
     .filter((l) => /error|warning:/i.test(l))
     .join("\n");
   return tailLines(errors || all, n);
+}
+
+/** `s` as one word for sh: unchanged when it has nothing sh would act on, else single-quoted. */
+export function shellQuote(s: string): string {
+  return /^[A-Za-z0-9_/.,:+=@%-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`;
 }
 
 export function tailLines(text: string, n: number): string {

@@ -1,0 +1,213 @@
+/**
+ * buildPatchedObjects() on a small kbuild-like tree of real files: a source, a header, and the
+ * .cmd record kbuild would write for an O= build (absolute, resolved paths), compiled with the
+ * real gcc and patched with the real patch(1).
+ */
+import assert from "node:assert/strict";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import test from "node:test";
+import { Progress } from "../util/progress.js";
+import { readPatch } from "./patch-file.js";
+import { buildPatchedObjects, type PatchedBuildOptions } from "./patched-objects.js";
+import { LOCK_NAME, TreeLock } from "./tree-lock.js";
+
+const HELLO_C = '#include "hello.h"\nint hello(void)\n{\n\treturn VALUE;\n}\n';
+const PATCH = `--- a/hello.c
++++ b/hello.c
+@@ -2,4 +2,4 @@
+ int hello(void)
+ {
+-\treturn VALUE;
++\treturn VALUE + 1; /* PATCHED */
+ }
+`;
+
+interface Mini {
+  root: string;
+  srcDir: string;
+  buildDir: string;
+  cacheDir: string;
+  workDir: string;
+  patch: string;
+}
+
+/** `extra` is appended to kbuild's command (a shell string), e.g. to act on the patched build. */
+function miniTree(extra = (_src: string) => ""): Mini {
+  const root = realpathSync(mkdtempSync(join(tmpdir(), "mini-tree-")));
+  const srcDir = join(root, "src");
+  const buildDir = join(root, "build");
+  mkdirSync(srcDir);
+  mkdirSync(buildDir);
+  writeFileSync(join(srcDir, "hello.c"), HELLO_C);
+  writeFileSync(join(srcDir, "hello.h"), "#define VALUE 1\n");
+  const cmd = `gcc -Wp,-MMD,./.hello.o.d -D__KERNEL__ -O2 -c -o hello.o ${srcDir}/hello.c${extra(srcDir)}`;
+  writeFileSync(
+    join(buildDir, ".hello.o.cmd"),
+    `savedcmd_hello.o := ${cmd}\n\nsource_hello.o := ${srcDir}/hello.c\n\ndeps_hello.o := \\\n  ${srcDir}/hello.c \\\n  ${srcDir}/hello.h \\\n    $(wildcard include/config/HELLO) \\\n\nhello.o: $(deps_hello.o)\n\n$(deps_hello.o):\n`,
+  );
+  writeFileSync(join(root, "hello.patch"), PATCH);
+  const workDir = join(root, "work");
+  mkdirSync(workDir);
+  return {
+    root,
+    srcDir,
+    buildDir,
+    cacheDir: join(root, "cache", "objects"),
+    workDir,
+    patch: join(root, "hello.patch"),
+  };
+}
+
+process.env["KPATCH_TS_CACHE"] = mkdtempSync(join(tmpdir(), "mini-cache-"));
+
+function build(t: Mini, extra: Partial<PatchedBuildOptions> = {}) {
+  return buildPatchedObjects({
+    tree: { srcDir: t.srcDir, buildDir: t.buildDir, cacheDir: t.cacheDir },
+    patches: [readPatch(t.patch)],
+    workDir: t.workDir,
+    progress: new Progress({ quiet: true }),
+    jobs: 1,
+    ...extra,
+  });
+}
+
+const clean = (t: Mini) => {
+  assert.equal(readFileSync(join(t.srcDir, "hello.c"), "utf8"), HELLO_C, "the source is as before");
+  assert.deepEqual(readdirSync(t.srcDir).sort(), ["hello.c", "hello.h"], "nothing left in the tree");
+};
+
+test("buildPatchedObjects() finds, compiles and compares the object, and restores the tree", async () => {
+  const t = miniTree();
+  try {
+    const built = await build(t);
+    assert.deepEqual(
+      built.changed.map((o) => o.path),
+      ["hello.o"],
+    );
+    clean(t);
+  } finally {
+    rmSync(t.root, { recursive: true, force: true });
+  }
+});
+
+test("buildPatchedObjects() compiles originals only once it holds the tree (not from another run's patched tree)", async () => {
+  const t = miniTree();
+  try {
+    const other = await TreeLock.acquire(t.srcDir);
+    other.saveFiles(["hello.c"]);
+    writeFileSync(join(t.srcDir, "hello.c"), HELLO_C.replace("VALUE;", "VALUE + 1; /* PATCHED */"));
+    const run = build(t);
+    await new Promise((r) => setTimeout(r, 700));
+    other.release();
+    const built = await run;
+    assert.equal(built.changed.length, 1, "the original is the unpatched source");
+    clean(t);
+  } finally {
+    rmSync(t.root, { recursive: true, force: true });
+  }
+});
+
+test("buildPatchedObjects() does not reuse a cached original when a header it includes changed", async () => {
+  const t = miniTree();
+  try {
+    const first = await build(t);
+    const orig1 = readFileSync(first.changed[0]!.orig);
+    writeFileSync(join(t.srcDir, "hello.h"), "#define VALUE 7\n"); // a rebuilt kernel's header
+    rmSync(t.workDir, { recursive: true });
+    const second = await build(t);
+    assert.notDeepEqual(readFileSync(second.changed[0]!.orig), orig1);
+    assert.equal(
+      readdirSync(t.cacheDir).length,
+      1,
+      "one entry per object: the old one is gone, no temporary",
+    );
+  } finally {
+    rmSync(t.root, { recursive: true, force: true });
+  }
+});
+
+test("buildPatchedObjects() finds the objects of a source tree given through a symlink", async () => {
+  const t = miniTree();
+  try {
+    symlinkSync(t.srcDir, join(t.root, "linux"));
+    const built = await build(t, {
+      tree: { srcDir: join(t.root, "linux"), buildDir: t.buildDir, cacheDir: t.cacheDir },
+    });
+    assert.equal(built.changed.length, 1);
+    clean(t);
+  } finally {
+    rmSync(t.root, { recursive: true, force: true });
+  }
+});
+
+test("buildPatchedObjects() works with spaces, quotes and $(...) in the cache and work paths, running nothing of them", async () => {
+  const top = mkdtempSync(join(tmpdir(), "odd-"));
+  const odd = join(top, "a b $(touch \"$KPATCH_TEST_MARK\") 'q'");
+  mkdirSync(odd);
+  const mark = join(top, "mark");
+  process.env["KPATCH_TEST_MARK"] = mark;
+  const cache = process.env["KPATCH_TS_CACHE"];
+  process.env["KPATCH_TS_CACHE"] = join(odd, "cache");
+  const t = miniTree();
+  try {
+    mkdirSync(join(odd, "work"));
+    const built = await build(t, {
+      tree: { srcDir: t.srcDir, buildDir: t.buildDir, cacheDir: join(odd, "cache", "objects") },
+      workDir: join(odd, "work"),
+    });
+    assert.equal(built.changed.length, 1);
+    assert.equal(existsSync(mark), false, "no command ran from a path");
+  } finally {
+    rmSync(t.root, { recursive: true, force: true });
+    process.env["KPATCH_TS_CACHE"] = cache;
+    rmSync(top, { recursive: true, force: true });
+  }
+});
+
+test("buildPatchedObjects() reports a compiler killed by Ctrl-C as INTERRUPTED and restores the tree", async () => {
+  // A terminal's Ctrl-C reaches the whole process group: the compile of the patched source dies of SIGINT.
+  const t = miniTree((src) => ` && if grep -q PATCHED ${src}/hello.c; then kill -INT $$; fi`);
+  try {
+    await assert.rejects(build(t), { code: "INTERRUPTED" });
+    clean(t);
+    assert.equal(existsSync(join(t.srcDir, LOCK_NAME)), false);
+  } finally {
+    rmSync(t.root, { recursive: true, force: true });
+  }
+});
+
+test("buildPatchedObjects() stopped through its AbortSignal in the patched build: INTERRUPTED, tree restored", async () => {
+  const t = miniTree();
+  const stop = new AbortController();
+  const log = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      if (chunk.toString().includes("[patched build]")) stop.abort("SIGTERM");
+      done();
+    },
+  });
+  try {
+    await assert.rejects(
+      build(t, { signal: stop.signal, progress: new Progress({ stream: log, tty: false }) }),
+      {
+        code: "INTERRUPTED",
+        message: /Stopped by SIGTERM/,
+      },
+    );
+    clean(t);
+  } finally {
+    rmSync(t.root, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,178 @@
+/**
+ * The files a run is about to patch, saved whole (content, mode, times; or that they did not
+ * exist), so the tree can be put back exactly without asking patch(1) to reverse anything.
+ * Saving also covers what GNU patch may leave next to a file: its backup (.orig), reject file
+ * (.rej) and the temporary files it writes before renaming (name.oXXXXXX, name.rXXXXXX, left by
+ * a patch killed mid-write). Restoring is idempotent and ends with a verification.
+ */
+import { createHash } from "node:crypto";
+import {
+  chmodSync,
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmdirSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { KpatchError } from "../util/errors.js";
+
+export type SavedFile =
+  | { path: string; kind: "absent" }
+  | { path: string; kind: "symlink"; target: string }
+  | {
+      path: string;
+      kind: "file";
+      mode: number;
+      atimeNs: string;
+      mtimeNs: string;
+      sha256: string;
+      data: string;
+    };
+
+export interface TreeSnapshot {
+  files: SavedFile[];
+  /** Directories that did not exist (patch creates them for new files), deepest first. */
+  newDirs: string[];
+  /** Leftover-looking names (patch temporaries) that existed already and must stay. */
+  keep: string[];
+}
+
+/** What patch(1) may leave beside `name` besides the file itself. */
+const BESIDE = [".orig", ".rej", "~"];
+const patchTemp = (name: string) =>
+  new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\.[or]\\w{6,7}$`);
+
+const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+
+function lstatMaybe(p: string) {
+  try {
+    return lstatSync(p, { bigint: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT" || (e as NodeJS.ErrnoException).code === "ENOTDIR")
+      return undefined;
+    throw e;
+  }
+}
+
+function saveFile(tree: string, path: string): SavedFile {
+  const full = join(tree, path);
+  const st = lstatMaybe(full);
+  if (!st) return { path, kind: "absent" };
+  if (st.isSymbolicLink()) return { path, kind: "symlink", target: readlinkSync(full) };
+  if (!st.isFile()) {
+    throw new KpatchError("PATCH_UNSAFE_PATH", `Cannot patch ${path}: it is not a regular file`, {
+      file: full,
+    });
+  }
+  const data = readFileSync(full);
+  return {
+    path,
+    kind: "file",
+    mode: Number(st.mode & 0o7777n),
+    atimeNs: st.atimeNs.toString(),
+    mtimeNs: st.mtimeNs.toString(),
+    sha256: sha256(data),
+    data: data.toString("base64"),
+  };
+}
+
+function dirEntries(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+/** Save `files` (relative to `tree`) and what patch may create beside them. */
+export function snapshotFiles(tree: string, files: readonly string[]): TreeSnapshot {
+  const paths = new Set<string>();
+  const newDirs = new Set<string>();
+  const keep: string[] = [];
+  for (const f of files) {
+    for (const suffix of ["", ...BESIDE]) paths.add(f + suffix);
+    for (let d = dirname(f); d !== "." && !lstatMaybe(join(tree, d)); d = dirname(d)) newDirs.add(d);
+    const re = patchTemp(basename(f));
+    for (const e of dirEntries(join(tree, dirname(f)))) if (re.test(e)) keep.push(join(dirname(f), e));
+  }
+  return {
+    files: [...paths].sort().map((p) => saveFile(tree, p)),
+    newDirs: [...newDirs].sort((a, b) => b.length - a.length),
+    keep,
+  };
+}
+
+const toSeconds = (ns: string) => Number(BigInt(ns) / 1000n) / 1e6;
+/** utimes() takes seconds as a double: the times come back within a microsecond. */
+const TIME_SLACK_NS = 2000n;
+
+function matches(tree: string, s: SavedFile): boolean {
+  const full = join(tree, s.path);
+  const st = lstatMaybe(full);
+  if (s.kind === "absent") return !st;
+  if (s.kind === "symlink") return !!st?.isSymbolicLink() && readlinkSync(full) === s.target;
+  if (!st?.isFile() || Number(st.mode & 0o7777n) !== s.mode) return false;
+  const dt = st.mtimeNs - BigInt(s.mtimeNs);
+  if (dt > TIME_SLACK_NS || dt < -TIME_SLACK_NS) return false;
+  return sha256(readFileSync(full)) === s.sha256;
+}
+
+function put(tree: string, s: SavedFile): void {
+  const full = join(tree, s.path);
+  const st = lstatMaybe(full);
+  if (st && (s.kind !== "file" || !st.isFile())) rmSync(full, { force: true, recursive: st.isDirectory() });
+  if (s.kind === "absent") return;
+  if (s.kind === "symlink") {
+    symlinkSync(s.target, full);
+    return;
+  }
+  writeFileSync(full, Buffer.from(s.data, "base64"));
+  chmodSync(full, s.mode);
+  utimesSync(full, toSeconds(s.atimeNs), toSeconds(s.mtimeNs));
+}
+
+/**
+ * Put the saved files back (those already as saved are not touched), remove patch's leftovers
+ * and the directories it created, then verify. TREE_RESTORE_FAILED names what is still wrong.
+ */
+export function restoreSnapshot(tree: string, snap: TreeSnapshot): void {
+  const wrong: string[] = [];
+  for (const s of snap.files) {
+    try {
+      if (!matches(tree, s)) put(tree, s);
+    } catch (e) {
+      wrong.push(`${s.path}: ${(e as Error).message}`);
+    }
+  }
+  const keep = new Set(snap.keep);
+  for (const s of snap.files) {
+    const re = patchTemp(basename(s.path));
+    for (const e of dirEntries(join(tree, dirname(s.path)))) {
+      const rel = join(dirname(s.path), e);
+      if (re.test(e) && !keep.has(rel)) rmSync(join(tree, rel), { force: true });
+    }
+  }
+  for (const d of snap.newDirs) {
+    try {
+      rmdirSync(join(tree, d));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== "ENOENT") wrong.push(`${d}/: ${code === "ENOTEMPTY" ? "holds files not ours" : code}`);
+    }
+  }
+  for (const s of snap.files)
+    if (!wrong.some((w) => w.startsWith(`${s.path}:`)) && !matches(tree, s))
+      wrong.push(`${s.path}: differs after the restore`);
+  if (wrong.length) {
+    throw new KpatchError(
+      "TREE_RESTORE_FAILED",
+      `Cannot restore ${tree}; these files need repair by hand:\n${wrong.map((w) => `  ${w}`).join("\n")}`,
+      { file: tree },
+    );
+  }
+}
