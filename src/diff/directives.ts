@@ -5,13 +5,14 @@
  * rest.
  */
 import type { ElfSection } from "../elf/index.js";
+import type { CallbackKind } from "../klp/format.js";
 import type { DiffContext } from "./context.js";
 import type { Unit } from "./object-index.js";
 
 /** One KPATCH_*_CALLBACK: the section that holds the pointer and the function it points to. */
 export interface Callback {
   /** pre_patch, post_patch, pre_unpatch or post_unpatch. */
-  kind: string;
+  kind: CallbackKind;
   section: ElfSection;
   unit: Unit;
 }

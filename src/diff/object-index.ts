@@ -22,7 +22,7 @@ import {
 } from "../elf/index.js";
 import { findRangeAt } from "../util/binary-search.js";
 import {
-  DIRECTIVE_SECTION_PREFIX,
+  DIRECTIVE_SECTION_PREFIXES,
   FENTRY_SYMBOLS,
   IGNORED_SECTION_PREFIXES,
   IGNORED_SYMBOL_PREFIXES,
@@ -43,7 +43,7 @@ export type SectionKind =
   | "pieces" // code snippets functions jump into, cut per function (code-pieces.ts)
   | "init" // __init code or data
   | "ignored" // never compared nor copied (policy.ts)
-  | "directive" // kpatch-macros.h directives (.kpatch_ts.*): read by readDirectives, never compared
+  | "directive" // kpatch-macros.h directives (.kpatch_ts.*, kpatch's .kpatch.*): read by readDirectives, never compared
   | "meta" // symbol/string tables, relocations, groups
   | "unknown"; // allocated, not understood: refused if it matters
 
@@ -97,7 +97,7 @@ export function classifySection(sec: ElfSection): SectionInfo {
     return { kind: "meta" };
   if (sec.type === SHT_SYMTAB_SHNDX || (sec.type === SHT_STRTAB && !(sec.flags & SHF_ALLOC)))
     return { kind: "meta" };
-  if (name.startsWith(DIRECTIVE_SECTION_PREFIX)) return { kind: "directive" };
+  if (DIRECTIVE_SECTION_PREFIXES.some((p) => name.startsWith(p))) return { kind: "directive" };
   const ignored = IGNORED_SECTION_PREFIXES.find((p) => name.startsWith(p.prefix));
   if (ignored) return { kind: "ignored", why: ignored.why };
   const special = findSpecialKind(name);

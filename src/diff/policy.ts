@@ -2,7 +2,7 @@
  * The differ's lists of special names, in one place, each with the reason it is on its list.
  * Everything else in the differ decides by section flags and relocations, not by name.
  */
-import { callbackSectionName } from "../klp/format.js";
+import { type CallbackKind, callbackSectionName } from "../klp/format.js";
 
 /** Sections that never affect the verdict and are never copied, by name prefix. */
 export const IGNORED_SECTION_PREFIXES: readonly { prefix: string; why: string }[] = [
@@ -151,48 +151,104 @@ export const FENTRY_SYMBOLS: ReadonlySet<string> = new Set(["__fentry__", "mcoun
 export const MAX_CALL_PADDING = 64;
 
 /**
- * Sections that include/kpatch-ts/kpatch-macros.h puts in the PATCHED object: 8-byte pointers
- * the patch author writes for the differ and the module generator (never in the running kernel,
- * never compared). readDirectives() reads them; only the callbacks go on into the output.
+ * Sections that a kpatch-macros.h puts in the PATCHED object: arrays of pointers the patch author
+ * writes for the differ and the module generator (never in the running kernel, never compared).
+ * readDirectives() reads them; only the callbacks go on into the output, in our format
+ * (klp/format.ts). Ours (include/kpatch-ts) are `.kpatch_ts.*`; kpatch's own header, which
+ * patches written for kpatch include, makes `.kpatch.*` with the same meaning.
  */
-export const DIRECTIVE_SECTION_PREFIX = ".kpatch_ts.";
+export const DIRECTIVE_SECTION_PREFIXES: readonly string[] = [".kpatch_ts.", ".kpatch."];
 
-export type DirectiveKind = "callback" | "ignore-function" | "ignore-section" | "force-function";
+export type DirectiveKind = "callback" | "ignore-function" | "ignore-section" | "force-function" | "obsolete";
 
-export const DIRECTIVE_SECTIONS: readonly { name: string; kind: DirectiveKind; why: string }[] = [
-  {
-    name: callbackSectionName("pre_patch"),
-    kind: "callback",
-    why: "KPATCH_PRE_PATCH_CALLBACK: copied to the output, where the module generator makes it the klp_object's callback",
-  },
-  {
-    name: callbackSectionName("post_patch"),
-    kind: "callback",
-    why: "KPATCH_POST_PATCH_CALLBACK: as pre_patch",
-  },
-  {
-    name: callbackSectionName("pre_unpatch"),
-    kind: "callback",
-    why: "KPATCH_PRE_UNPATCH_CALLBACK: as pre_patch",
-  },
-  {
-    name: callbackSectionName("post_unpatch"),
-    kind: "callback",
-    why: "KPATCH_POST_UNPATCH_CALLBACK: as pre_patch",
-  },
+export interface DirectiveSection {
+  name: string;
+  kind: DirectiveKind;
+  /** Bytes per entry: the pointer first (one R_X86_64_64), zeros after it. */
+  entrySize: number;
+  /** For callbacks: which one. */
+  callback?: CallbackKind;
+  why: string;
+}
+
+const OURS = (kind: CallbackKind, why: string): DirectiveSection => ({
+  name: callbackSectionName(kind),
+  kind: "callback",
+  entrySize: 8,
+  callback: kind,
+  why,
+});
+
+/**
+ * kpatch's callbacks: `struct kpatch_<kind>_callback { fn; char *objname; }`, 16 bytes, objname
+ * NULL (kpatch's differ fills it in; we make the callback the klp_object's instead).
+ */
+const KPATCHS = (kind: CallbackKind): DirectiveSection => ({
+  name: `.kpatch.callbacks.${kind}`,
+  kind: "callback",
+  entrySize: 16,
+  callback: kind,
+  why: `kpatch's KPATCH_${kind.toUpperCase()}_CALLBACK ({fn, objname}): read as ours`,
+});
+
+export const DIRECTIVE_SECTIONS: readonly DirectiveSection[] = [
+  OURS(
+    "pre_patch",
+    "KPATCH_PRE_PATCH_CALLBACK: copied to the output, where the module generator makes it the klp_object's callback",
+  ),
+  OURS("post_patch", "KPATCH_POST_PATCH_CALLBACK: as pre_patch"),
+  OURS("pre_unpatch", "KPATCH_PRE_UNPATCH_CALLBACK: as pre_patch"),
+  OURS("post_unpatch", "KPATCH_POST_UNPATCH_CALLBACK: as pre_patch"),
   {
     name: ".kpatch_ts.ignore.functions",
     kind: "ignore-function",
+    entrySize: 8,
     why: "KPATCH_IGNORE_FUNCTION: the changes of these functions are not patched",
   },
   {
     name: ".kpatch_ts.ignore.sections",
     kind: "ignore-section",
+    entrySize: 8,
     why: "KPATCH_IGNORE_SECTION: changes in the sections named are ignored",
   },
   {
     name: ".kpatch_ts.force.functions",
     kind: "force-function",
+    entrySize: 8,
     why: "KPATCH_FORCE_UNSAFE: these functions are patched where the differ would refuse or skip them",
+  },
+  KPATCHS("pre_patch"),
+  KPATCHS("post_patch"),
+  KPATCHS("pre_unpatch"),
+  KPATCHS("post_unpatch"),
+  {
+    name: ".kpatch.ignore.functions",
+    kind: "ignore-function",
+    entrySize: 8,
+    why: "kpatch's KPATCH_IGNORE_FUNCTION (void * to the function): read as ours",
+  },
+  {
+    name: ".kpatch.ignore.sections",
+    kind: "ignore-section",
+    entrySize: 8,
+    why: "kpatch's KPATCH_IGNORE_SECTION (char * to the name): read as ours",
+  },
+  {
+    name: ".kpatch.force",
+    kind: "force-function",
+    entrySize: 8,
+    why: "kpatch's KPATCH_FORCE_UNSAFE (void * to the function): read as ours",
+  },
+  {
+    name: ".kpatch.hooks.load",
+    kind: "obsolete",
+    entrySize: 16,
+    why: "kpatch's KPATCH_LOAD_HOOK (its old core module's hooks): KPATCH_POST_PATCH_CALLBACK replaced it",
+  },
+  {
+    name: ".kpatch.hooks.unload",
+    kind: "obsolete",
+    entrySize: 16,
+    why: "kpatch's KPATCH_UNLOAD_HOOK (its old core module's hooks): KPATCH_PRE_UNPATCH_CALLBACK replaced it",
   },
 ];

@@ -1,20 +1,18 @@
 /**
  * readDirectives(): read the patch author's kpatch-macros.h directives from the patched object's
- * `.kpatch_ts.*` sections (arrays of 8-byte pointers, one R_X86_64_64 relocation each) into
+ * `.kpatch_ts.*` sections, or kpatch's `.kpatch.*` ones (arrays of entries that start with a
+ * pointer, one R_X86_64_64 relocation each, zeros after it: policy.ts DIRECTIVE_SECTIONS) into
  * ctx.directives, and refuse what cannot be honoured: an unknown directive section, two callbacks
  * of one kind, a callback that is not a function defined in this object, a function that is both
  * ignored and forced. The original object's `.kpatch_ts.*` sections, if any, are not read.
  */
 import { type ElfSection, R_X86_64_64 } from "../elf/index.js";
-import { callbackSectionKind } from "../klp/format.js";
 import type { DiffContext } from "./context.js";
 import { DiffError } from "./diff-error.js";
 import { FORCE_UNSAFE, IGNORE_FUNCTION, IGNORE_SECTION } from "./directives.js";
 import type { Unit } from "./object-index.js";
-import { DIRECTIVE_SECTIONS } from "./policy.js";
+import { DIRECTIVE_SECTIONS, type DirectiveSection } from "./policy.js";
 import { describeTarget, type RelocTarget, resolveRelocTarget, stringAt } from "./reloc-target.js";
-
-const POINTER_SIZE = 8;
 
 /** Section kinds whose changes KPATCH_IGNORE_SECTION can drop: units the differ compares, or unknown data. */
 const IGNORABLE = new Set(["text", "data", "bss", "rodata", "init", "unknown"]);
@@ -31,10 +29,16 @@ export function readDirectives(ctx: DiffContext): void {
         { file, section: sec.name },
       );
     }
-    const targets = pointers(ctx, sec);
+    if (known.kind === "obsolete") {
+      throw new DiffError("DIFF_BAD_DIRECTIVE", `Cannot use ${sec.name}: ${known.why}`, {
+        file,
+        section: sec.name,
+      });
+    }
+    const targets = pointers(ctx, sec, known);
     switch (known.kind) {
       case "callback":
-        readCallback(ctx, sec, targets);
+        readCallback(ctx, sec, known, targets);
         break;
       case "ignore-function":
         for (const t of targets) {
@@ -58,22 +62,24 @@ export function readDirectives(ctx: DiffContext): void {
   refuseContradictions(ctx);
 }
 
-/** The pointers of a directive section, resolved in the patched object. */
-function pointers(ctx: DiffContext, sec: ElfSection): RelocTarget[] {
+/** The pointers of a directive section (the first field of each entry), resolved in the patched object. */
+function pointers(ctx: DiffContext, sec: ElfSection, known: DirectiveSection): RelocTarget[] {
   const loc = { file: ctx.patched.file.path, section: sec.name };
-  if (sec.isNobits || sec.size % POINTER_SIZE !== 0) {
+  const size = known.entrySize;
+  if (sec.isNobits || sec.size % size !== 0) {
     throw new DiffError(
       "DIFF_BAD_DIRECTIVE",
-      `Cannot read ${sec.name}: it is not an array of ${POINTER_SIZE}-byte pointers (size ${sec.size}); use the macros of kpatch-macros.h`,
+      `Cannot read ${sec.name}: it is not an array of ${size}-byte entries (size ${sec.size}); use the macros of kpatch-macros.h`,
       loc,
     );
   }
   const relocs = ctx.relocsOf(sec);
   const out: RelocTarget[] = [];
-  for (let at = 0; at < sec.size; at += POINTER_SIZE) {
-    const here = relocs.filter((r) => r.offset >= at && r.offset < at + POINTER_SIZE);
+  for (let at = 0; at < sec.size; at += size) {
+    const here = relocs.filter((r) => r.offset >= at && r.offset < at + size);
     const r = here[0];
-    if (here.length !== 1 || r!.offset !== at || r!.type !== R_X86_64_64) {
+    const rest = sec.data.subarray(at + 8, at + size);
+    if (here.length !== 1 || r!.offset !== at || r!.type !== R_X86_64_64 || rest.some((b) => b !== 0)) {
       throw new DiffError(
         "DIFF_BAD_DIRECTIVE",
         `Cannot read ${sec.name}+0x${at.toString(16)}: the entry is not a pointer to a symbol (one R_X86_64_64 relocation)`,
@@ -106,9 +112,22 @@ function functionOf(ctx: DiffContext, sec: ElfSection, t: RelocTarget, macro: st
   return t.unit.parent ?? t.unit;
 }
 
-function readCallback(ctx: DiffContext, sec: ElfSection, targets: RelocTarget[]): void {
+function readCallback(
+  ctx: DiffContext,
+  sec: ElfSection,
+  known: DirectiveSection,
+  targets: RelocTarget[],
+): void {
   const file = ctx.patched.file.path;
-  const kind = callbackSectionKind(sec.name)!;
+  const kind = known.callback!;
+  const before = ctx.directives.callbacks.find((c) => c.kind === kind);
+  if (before) {
+    throw new DiffError(
+      "DIFF_BAD_DIRECTIVE",
+      `Cannot use ${sec.name}: ${before.section.name} already names the ${kind} callback (${before.unit.sym.name}); one ${kind} callback per object is allowed`,
+      { file, section: sec.name },
+    );
+  }
   if (targets.length !== 1) {
     throw new DiffError(
       "DIFF_BAD_DIRECTIVE",

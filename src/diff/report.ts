@@ -3,6 +3,7 @@
  * the output refers to through klp relocations, what was ignored and what was forced. makeReport() builds it from the
  * context; formatReport() prints it as text.
  */
+import { callbackSectionName } from "../klp/format.js";
 import type { ChangeWhy, DiffContext } from "./context.js";
 import { DiffError } from "./diff-error.js";
 import { targetSymbols } from "./external-symbols.js";
@@ -98,7 +99,7 @@ export function makeReport(ctx: DiffContext, b: OutputBuilder | undefined): Diff
     callbacks: ctx.directives.callbacks.map((c) => ({
       kind: c.kind,
       name: c.unit.sym.name,
-      section: c.section.name,
+      section: callbackSectionName(c.kind),
       existing: ctx.twinOf(c.unit.sym) !== undefined,
     })),
     data: [],

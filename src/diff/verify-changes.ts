@@ -5,7 +5,6 @@
  * names it).
  */
 import type { ElfSection } from "../elf/index.js";
-import { CALLBACK_SECTION_PREFIX } from "../klp/format.js";
 import type { DiffContext } from "./context.js";
 import { baseName } from "./correlate-symbols.js";
 import { DiffError } from "./diff-error.js";
@@ -52,7 +51,7 @@ export function verifyChanges(ctx: DiffContext): void {
       continue;
     }
     if (kind === "directive") {
-      if (!sec.name.startsWith(CALLBACK_SECTION_PREFIX))
+      if (!ctx.directives.callbacks.some((c) => c.section === sec))
         ctx.ignored.set(sec.name, "a differ directive (kpatch-macros.h): read, never copied");
       continue;
     }
