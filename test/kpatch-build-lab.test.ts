@@ -20,6 +20,7 @@ import { runGuest } from "../src/lab/guest.js";
 import { testSeries } from "../src/lab/paths.js";
 import { requireLab } from "../src/lab/setup.js";
 import { waitTransition } from "../src/lab/smoke.js";
+import { normalizeModuleName } from "../src/util/module-name.js";
 import { Progress } from "../src/util/progress.js";
 
 /** 6.12 by default; KPATCH_LAB_SERIES=6.1 runs the same cases on the 6.1 lab. */
@@ -43,7 +44,7 @@ async function build(patch: string | string[], extra: { replace?: boolean; name?
   });
 }
 
-const kname = (m: string) => m.replace(/-/g, "_");
+const kname = normalizeModuleName;
 const load = (mod: string) => [`insmod ${mod}.ko`, waitTransition(kname(mod))];
 const unload = (mod: string) => [
   `echo 0 > /sys/kernel/livepatch/${kname(mod)}/enabled`,

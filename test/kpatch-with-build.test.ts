@@ -11,6 +11,7 @@ import test from "node:test";
 import { labTree } from "../src/kpatch-build/kernel-tree.js";
 import { kpatchBuild } from "../src/kpatch-build/kpatch-build.js";
 import { labDiffStep } from "../src/kpatch-build/lab-differ.js";
+import { normalizeModuleName } from "../src/util/module-name.js";
 import { Progress } from "../src/util/progress.js";
 import { lab, runKpatchSteps } from "./kpatch-fixtures.js";
 
@@ -30,7 +31,7 @@ test("kpatch info/load/list/unload of a kpatch-build module, in the lab guest", 
       diff: labDiffStep,
     });
     const ko = `${built.name}.ko`;
-    const name = built.name.replace(/-/g, "_");
+    const name = normalizeModuleName(built.name);
     const { step } = await runKpatchSteps(
       [
         { name: "info", command: `kpatch info --json ${ko}` },

@@ -2,6 +2,8 @@
  * The exported symbols of a kernel tree, from kbuild's Module.symvers:
  * `<crc>\t<symbol>\t<module>\t<export type>[\t<namespace>]`, one per line.
  */
+
+import { moduleNameOf } from "../util/module-name.js";
 import { DiffError } from "./diff-error.js";
 
 export class ExportTable {
@@ -34,11 +36,6 @@ export class ExportTable {
     const owner = this.owners.get(name);
     if (owner === undefined) return false;
     if (target === "vmlinux") return owner === "vmlinux";
-    return normalizeModule(owner) !== normalizeModule(target);
+    return moduleNameOf(owner) !== moduleNameOf(target);
   }
-}
-
-/** `drivers/net/foo` and `foo-bar` name the same module as `foo_bar`. */
-function normalizeModule(name: string): string {
-  return name.slice(name.lastIndexOf("/") + 1).replace(/-/g, "_");
 }

@@ -54,3 +54,13 @@ test("requireLivepatch() refuses a kernel without /sys/kernel/livepatch", () => 
   });
   assert.doesNotThrow(() => requireLivepatch("load x.ko", fakeKernel()));
 });
+
+test("findPatch() and setPatchEnabled() refuse a name that is no module name: '..' is not a patch", () => {
+  const k = fakeKernel({ patches: [{ name: "fix", objects: {} }] });
+  // /sys/kernel/livepatch/.. is /sys/kernel: a directory, read as a patch before the check.
+  assert.throws(() => findPatch("..", k), { code: "KPATCH_BAD_NAME" });
+  assert.throws(() => findPatch("fix/../fix", k), { code: "KPATCH_BAD_NAME" });
+  assert.throws(() => setPatchEnabled("../fix", false, k), { code: "KPATCH_BAD_NAME" });
+  assert.equal(readFileSync(join(k.livepatch, "fix", "enabled"), "utf8").trim(), "1");
+  assert.equal(findPatch("fix", k)?.name, "fix");
+});

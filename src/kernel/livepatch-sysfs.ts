@@ -8,6 +8,7 @@
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { KpatchError } from "../util/errors.js";
+import { checkModuleName } from "../util/module-name.js";
 import { KERNEL_PATHS, type KernelPaths } from "./kernel-paths.js";
 
 export interface LoadedFunction {
@@ -40,13 +41,21 @@ export function listPatchNames(paths: KernelPaths = KERNEL_PATHS): string[] {
     .sort();
 }
 
+/**
+ * /sys/kernel/livepatch/<name>; a patch is named after its module, so a name the kernel would
+ * not give a module is refused (KPATCH_BAD_NAME) before it reaches a path: '..' is not a patch.
+ */
+function patchDir(name: string, paths: KernelPaths): string {
+  return join(paths.livepatch, checkModuleName(name, "the patch name"));
+}
+
 export function isPatchRegistered(name: string, paths: KernelPaths = KERNEL_PATHS): boolean {
-  return existsSync(join(paths.livepatch, name));
+  return existsSync(patchDir(name, paths));
 }
 
 /** A patch's state, or undefined when no patch of that name is registered. */
 export function findPatch(name: string, paths: KernelPaths = KERNEL_PATHS): LoadedPatch | undefined {
-  const dir = join(paths.livepatch, name);
+  const dir = patchDir(name, paths);
   if (!existsSync(dir)) return undefined;
   const objects: LoadedObject[] = [];
   for (const obj of subdirs(dir)) {
@@ -87,7 +96,7 @@ export function patchInTransition(paths: KernelPaths = KERNEL_PATHS): LoadedPatc
  * transition (the kernel's way to back out a stalled one).
  */
 export function setPatchEnabled(name: string, enabled: boolean, paths: KernelPaths = KERNEL_PATHS): void {
-  const file = join(paths.livepatch, name, "enabled");
+  const file = join(patchDir(name, paths), "enabled");
   try {
     writeFileSync(file, enabled ? "1" : "0");
   } catch (e) {

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "node:test";
-import { moduleNameOf, parseModinfo, readModuleFile, vermagicRelease } from "./modinfo.js";
+import { parseModinfo, readModuleFile, vermagicRelease } from "./modinfo.js";
 import { fakeModule } from "./testing.js";
 
 const dir = mkdtempSync(join(tmpdir(), "kpatch-modinfo-"));
@@ -57,8 +57,17 @@ test("readModuleFile() rejects a file that is not a module, and a missing one, w
   });
 });
 
-test("moduleNameOf() maps file names and paths to kernel module names", () => {
-  assert.equal(moduleNameOf("/x/livepatch-sample.ko"), "livepatch_sample");
-  assert.equal(moduleNameOf("livepatch_sample"), "livepatch_sample");
-  assert.equal(moduleNameOf("fix.ko.xz"), "fix");
+test("readModuleFile() refuses a module whose .modinfo name is not a module name (it reaches paths)", () => {
+  const path = join(dir, "evil.ko");
+  writeFileSync(path, fakeModule({ vermagic: "6.12.57 SMP ", livepatch: "Y", name: "../../../x" }));
+  assert.throws(() => readModuleFile(path), {
+    code: "KPATCH_BAD_NAME",
+    message: /^Cannot use .*evil\.ko: its module name '\.\.\/\.\.\/\.\.\/x' is not one the kernel allows/,
+  });
+});
+
+test("readModuleFile() names the module after its file when .modinfo has no name ('-' read as '_')", () => {
+  const path = join(dir, "livepatch-noname.ko");
+  writeFileSync(path, fakeModule({ vermagic: "6.12.57 SMP ", livepatch: "Y" }));
+  assert.equal(readModuleFile(path).info.name, "livepatch_noname");
 });

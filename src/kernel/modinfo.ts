@@ -3,10 +3,10 @@
  * section (vermagic, livepatch, license, depends, name, ...), read from the .ko without loading
  * it, the way modinfo(8) does.
  */
-import { readFileSync } from "node:fs";
-import { basename } from "node:path";
 import { type ElfFile, readElf } from "../elf/index.js";
 import { isKpatchError, KpatchError } from "../util/errors.js";
+import { badModuleNameReason, moduleNameOf, normalizeModuleName } from "../util/module-name.js";
+import { readUserFile } from "../util/user-file.js";
 
 export interface ModuleInfo {
   /** The .ko it was read from. */
@@ -23,13 +23,6 @@ export interface ModuleInfo {
   depends: string[];
   /** Every key with all its values, in file order. */
   fields: [string, string][];
-}
-
-/** The kernel's module name for a file or a name: basename without .ko, '-' read as '_'. */
-export function moduleNameOf(fileOrName: string): string {
-  return basename(fileOrName)
-    .replace(/\.ko(\.(xz|gz|zst))?$/, "")
-    .replace(/-/g, "_");
 }
 
 /** The key=value pairs of a .modinfo section's bytes, in order; empty strings are padding. */
@@ -56,9 +49,19 @@ export function moduleInfoOf(elf: ElfFile, path: string): ModuleInfo {
   const fields = parseModinfo(sec.data);
   const first = (key: string) => fields.find(([k]) => k === key)?.[1];
   const depends = (first("depends") ?? "").split(",").filter(Boolean);
+  const name = first("name") ?? moduleNameOf(path);
+  const bad = badModuleNameReason(name);
+  if (bad) {
+    // The name reaches sysfs and state-directory paths: '../x' must not.
+    throw new KpatchError(
+      "KPATCH_BAD_NAME",
+      `Cannot use ${path}: its module name '${JSON.stringify(name).slice(1, -1)}' is not one the kernel allows (${bad})`,
+      { file: path },
+    );
+  }
   return {
     path,
-    name: first("name") ?? moduleNameOf(path),
+    name: normalizeModuleName(name),
     vermagic: first("vermagic"),
     livepatch: first("livepatch") === "Y",
     license: first("license"),
@@ -69,16 +72,12 @@ export function moduleInfoOf(elf: ElfFile, path: string): ModuleInfo {
   };
 }
 
-/** Reads a .ko from disk: its ELF model and its module information. */
-export function readModuleFile(path: string): { elf: ElfFile; info: ModuleInfo } {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    const why = err.code === "ENOENT" ? "no such file" : err.message;
-    throw new KpatchError("KPATCH_NO_FILE", `Cannot read ${path}: ${why}`, { file: path }, { cause: e });
-  }
+/**
+ * Reads a .ko from disk: its ELF model and its module information (and the bytes they were
+ * read from, for a caller that keeps a copy). Only a regular file is read (a FIFO would hang).
+ */
+export function readModuleFile(path: string): { elf: ElfFile; info: ModuleInfo; bytes: Uint8Array } {
+  const bytes = readUserFile(path, "KPATCH_NO_FILE");
   let elf: ElfFile;
   try {
     elf = readElf(bytes, path);
@@ -91,7 +90,7 @@ export function readModuleFile(path: string): { elf: ElfFile; info: ModuleInfo }
       { cause: e },
     );
   }
-  return { elf, info: moduleInfoOf(elf, path) };
+  return { elf, info: moduleInfoOf(elf, path), bytes };
 }
 
 /** The kernel release a vermagic string names (its first word). */

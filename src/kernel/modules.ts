@@ -4,9 +4,10 @@
  * lines about the module, when there are any.
  */
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { KpatchError } from "../util/errors.js";
 import { exec } from "../util/exec.js";
+import { checkModuleName } from "../util/module-name.js";
 import { KERNEL_PATHS, type KernelPaths } from "./kernel-paths.js";
 
 export interface LoadedModule {
@@ -59,9 +60,12 @@ export function findLoadedModule(name: string, paths: KernelPaths = KERNEL_PATHS
   return loadedModules(paths).find((m) => m.name === name);
 }
 
-/** insmod PATH; throws KPATCH_INSMOD_FAILED with insmod's message and the kernel's reason. */
+/**
+ * insmod PATH; throws KPATCH_INSMOD_FAILED with insmod's message and the kernel's reason.
+ * The path is made absolute, so a file named like an option (-f.ko) is never read as one.
+ */
 export async function insertModule(path: string, name: string): Promise<void> {
-  const r = await exec("insmod", [path]);
+  const r = await exec("insmod", [resolve(path)]);
   if (r.code === 0) return;
   const said = `${r.stderr}${r.stdout}`.trim().replace(/^insmod: (ERROR: )?/, "");
   const kernel = await kernelLogAbout(name);
@@ -74,7 +78,7 @@ export async function insertModule(path: string, name: string): Promise<void> {
 
 /** rmmod NAME; throws KPATCH_RMMOD_FAILED with rmmod's message. */
 export async function removeModule(name: string): Promise<void> {
-  const r = await exec("rmmod", [name]);
+  const r = await exec("rmmod", [checkModuleName(name, "the module name")]);
   if (r.code === 0) return;
   const said = `${r.stderr}${r.stdout}`.trim().replace(/^rmmod: (ERROR: )?/, "");
   throw new KpatchError(

@@ -8,6 +8,7 @@
 import { existsSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { KpatchError } from "../util/errors.js";
+import { moduleNameOf } from "../util/module-name.js";
 import {
   KERNEL_PATHS,
   type KernelPaths,
@@ -16,7 +17,7 @@ import {
   runningRelease,
 } from "./kernel-paths.js";
 import { findPatch, isPatchRegistered, patchInTransition, setPatchEnabled } from "./livepatch-sysfs.js";
-import { type ModuleInfo, moduleNameOf, readModuleFile, vermagicRelease } from "./modinfo.js";
+import { type ModuleInfo, readModuleFile, vermagicRelease } from "./modinfo.js";
 import {
   findLoadedModule,
   insertModule,

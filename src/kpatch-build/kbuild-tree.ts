@@ -5,6 +5,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { basename, dirname, join, relative, resolve } from "node:path";
+import { moduleNameOf } from "../util/module-name.js";
 
 export interface KbuildObject {
   /** Object path relative to the tree, e.g. "fs/proc/cmdline.o". */
@@ -49,9 +50,7 @@ export function moduleMembership(tree: string): Map<string, string> {
     const ko = line.trim();
     if (!ko) continue;
     const mod = join(tree, ko.replace(/\.o$|\.ko$/, ".mod"));
-    const name = basename(ko)
-      .replace(/\.(o|ko)$/, "")
-      .replace(/-/g, "_");
+    const name = moduleNameOf(ko);
     if (!existsSync(mod)) continue;
     for (const o of readFileSync(mod, "utf8").split(/\s+/)) {
       if (o) map.set(o.startsWith("/") ? relative(tree, o) : o, name);

@@ -12,6 +12,7 @@ import { buildModule, type DiffOutput } from "../klp/build-module.js";
 import type { PatchedTarget } from "../klp/module-source.js";
 import { cachePath } from "../util/cache-dir.js";
 import { KpatchError } from "../util/errors.js";
+import { MODULE_NAME_MAX } from "../util/module-name.js";
 import type { Progress } from "../util/progress.js";
 import { checkTree } from "./check-tree.js";
 import { throwIfAborted } from "./interrupt.js";
@@ -60,10 +61,10 @@ export interface KpatchBuildResult {
 export function moduleName(patches: readonly string[], name?: string): string {
   const base = name ?? `livepatch-${basename(patches[0] ?? "patch").replace(/\.(patch|diff)$/, "")}`;
   const clean = base.replace(/[^A-Za-z0-9_-]/g, "-");
-  if (clean.length > 55) {
+  if (clean.length > MODULE_NAME_MAX) {
     throw new KpatchError(
       "NAME_TOO_LONG",
-      `Cannot name the module '${clean}': a module name has at most 55 characters (use -n)`,
+      `Cannot name the module '${clean}': a module name has at most ${MODULE_NAME_MAX} characters (use -n)`,
     );
   }
   return clean;

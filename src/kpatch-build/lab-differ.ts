@@ -9,6 +9,7 @@ import type { EntrySizes } from "../diff/index.js";
 import { diffObjects, ExportTable, probeEntrySizes, TargetSymbols } from "../diff/index.js";
 import { readElf } from "../elf/read-elf.js";
 import { KpatchError } from "../util/errors.js";
+import { moduleNameOf } from "../util/module-name.js";
 import type { KernelTree } from "./kernel-tree.js";
 import type { DiffStep } from "./kpatch-build.js";
 
@@ -39,9 +40,7 @@ export function targetFile(lab: Pick<KernelTree, "buildDir" | "vmlinux">, target
   if (target === "vmlinux") return lab.vmlinux;
   const order = join(lab.buildDir, "modules.order");
   const lines = existsSync(order) ? readFileSync(order, "utf8").split("\n") : [];
-  const ko = lines
-    .map((l) => l.trim().replace(/\.o$/, ".ko"))
-    .find((l) => l && l.split("/").pop()!.replace(/\.ko$/, "").replace(/-/g, "_") === target);
+  const ko = lines.map((l) => l.trim().replace(/\.o$/, ".ko")).find((l) => l && moduleNameOf(l) === target);
   if (!ko)
     throw new KpatchError(
       "TARGET_NOT_FOUND",

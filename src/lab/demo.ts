@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { labTree } from "../kpatch-build/kernel-tree.js";
 import { kpatchBuild } from "../kpatch-build/kpatch-build.js";
 import { labDiffStep } from "../kpatch-build/lab-differ.js";
+import { normalizeModuleName } from "../util/module-name.js";
 import { formatDuration, Progress } from "../util/progress.js";
 import { runGuest } from "./guest.js";
 import type { KernelSeries } from "./paths.js";
@@ -47,7 +48,7 @@ export async function runDemo(
       progress: new Progress(),
       diff: labDiffStep,
     });
-    const mod = built.name.replace(/-/g, "_");
+    const mod = normalizeModuleName(built.name);
     for (const t of built.targets) for (const f of t.funcs) out.write(`  replaces ${t.name}:${f.oldName}\n`);
     let original = "";
     const steps: Step[] = [
