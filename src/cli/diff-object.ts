@@ -3,8 +3,7 @@
  * Exit 0: changes emitted; 3: no change; 2: the change cannot be applied live (reason printed);
  * 1: any other error.
  */
-import { existsSync, readFileSync, rmSync } from "node:fs";
-import { parseArgs } from "node:util";
+import { existsSync, rmSync } from "node:fs";
 import {
   type DiffOptions,
   diffObjects,
@@ -20,6 +19,8 @@ import {
 import { readElf } from "../elf/index.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { isKpatchError } from "../util/errors.js";
+import { checkOutputFile, readUserFile } from "../util/user-file.js";
+import { parseCommandLine } from "./args.js";
 import { UsageError } from "./main.js";
 
 export const DIFF_EXIT = { changed: 0, error: 1, refused: 2, unchanged: 3 } as const;
@@ -50,29 +51,23 @@ Exit status: 0 changes emitted, 3 no change, 2 cannot be applied live, 1 other e
 `;
 
 export async function diffObjectMain(argv: string[]): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        output: { type: "string", short: "o" },
-        symbols: { type: "string" },
-        target: { type: "string" },
-        exports: { type: "string" },
-        json: { type: "string" },
-        "entry-sizes": { type: "string" },
-        kernel: { type: "string" },
-        werror: { type: "boolean" },
-        quiet: { type: "boolean", short: "q" },
-        debug: { type: "boolean", short: "d" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const { values, positionals } = parseCommandLine(
+    argv,
+    {
+      output: { type: "string", short: "o" },
+      symbols: { type: "string" },
+      target: { type: "string" },
+      exports: { type: "string" },
+      json: { type: "string" },
+      "entry-sizes": { type: "string" },
+      kernel: { type: "string" },
+      werror: { type: "boolean" },
+      quiet: { type: "boolean", short: "q" },
+      debug: { type: "boolean", short: "d" },
+      help: { type: "boolean", short: "h" },
+    },
+    "diff-object",
+  );
   if (values["help"]) {
     process.stdout.write(USAGE);
     return DIFF_EXIT.changed;
@@ -83,6 +78,9 @@ export async function diffObjectMain(argv: string[]): Promise<number> {
   const [origPath, patchedPath] = positionals as [string, string];
   const json = values["json"] as string | undefined;
   const quiet = values["quiet"] === true;
+  // Where the results go must exist before any work (an error report goes there too).
+  checkOutputFile(out, "OUTPUT_DIR");
+  if (json && json !== "-") checkOutputFile(json, "OUTPUT_DIR");
 
   try {
     const options: DiffOptions = { target: (values["target"] as string | undefined) ?? "vmlinux" };
@@ -92,14 +90,14 @@ export async function diffObjectMain(argv: string[]): Promise<number> {
     options.entrySizes = entrySizes;
     if (values["symbols"]) {
       const path = values["symbols"] as string;
-      options.symbols = TargetSymbols.load(readFileSync(path), path);
+      options.symbols = TargetSymbols.load(readUserFile(path, "INPUT_FILE"), path);
     }
     if (values["exports"]) {
       const path = values["exports"] as string;
-      options.exports = ExportTable.parse(readFileSync(path, "utf8"), path);
+      options.exports = ExportTable.parse(readUserFile(path, "INPUT_FILE").toString("utf8"), path);
     }
-    const orig = readElf(readFileSync(origPath), origPath);
-    const patched = readElf(readFileSync(patchedPath), patchedPath);
+    const orig = readElf(readUserFile(origPath, "INPUT_FILE"), origPath);
+    const patched = readElf(readUserFile(patchedPath, "INPUT_FILE"), patchedPath);
     const result = diffObjects(orig, patched, options);
     if (!quiet) process.stdout.write(formatReport(result.report));
     if (json) writeJson(json, { status: result.changed ? "changed" : "unchanged", ...result.report });

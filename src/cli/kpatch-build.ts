@@ -4,7 +4,6 @@
  * can switch without relearning.
  */
 import { cpus } from "node:os";
-import { parseArgs } from "node:util";
 import { labTree, userTree } from "../kpatch-build/kernel-tree.js";
 import { kpatchBuild } from "../kpatch-build/kpatch-build.js";
 import { labDiffStep } from "../kpatch-build/lab-differ.js";
@@ -12,6 +11,8 @@ import { DEFAULT_SERIES, KERNEL_SERIES, type KernelSeries } from "../lab/paths.j
 import { requireLab } from "../lab/setup.js";
 import type { KpatchError } from "../util/errors.js";
 import { formatDuration, Progress } from "../util/progress.js";
+import { checkUserDir, checkUserFile } from "../util/user-file.js";
+import { parseCommandLine } from "./args.js";
 import { EXIT, runCli, UsageError } from "./main.js";
 
 const USAGE = `Usage: kpatch-build [options] PATCH...
@@ -78,31 +79,44 @@ function series(value: string | undefined): KernelSeries {
   return s as KernelSeries;
 }
 
+/**
+ * Every file and directory named on the command line, checked before any work starts (and
+ * before the source tree is touched): a missing patch, a directory or a FIFO given as one, an
+ * output directory that does not exist.
+ */
+function checkInputs(
+  values: { sourcedir?: string; "build-dir"?: string; config?: string; vmlinux?: string; output?: string },
+  patches: string[],
+): void {
+  for (const p of patches) checkUserFile(p, "PATCH_NOT_FOUND");
+  if (values.sourcedir) checkUserDir(values.sourcedir, "TREE_NOT_FOUND", "kernel source tree");
+  if (values["build-dir"]) checkUserDir(values["build-dir"], "TREE_NOT_FOUND", "kernel build tree");
+  if (values.config) checkUserFile(values.config, "INPUT_FILE");
+  if (values.vmlinux) checkUserFile(values.vmlinux, "INPUT_FILE");
+  checkUserDir(values.output ?? ".", "OUTPUT_DIR", "output directory");
+}
+
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === "diff-object") {
     const { diffObjectMain } = await import("./diff-object.js");
     return diffObjectMain(argv.slice(1));
   }
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      sourcedir: { type: "string", short: "s" },
-      "build-dir": { type: "string", short: "b" },
-      config: { type: "string", short: "c" },
-      vmlinux: { type: "string", short: "v" },
-      kernel: { type: "string" },
-      jobs: { type: "string", short: "j" },
-      target: { type: "string", short: "t", multiple: true },
-      name: { type: "string", short: "n" },
-      output: { type: "string", short: "o" },
-      "non-replace": { type: "boolean", short: "R" },
-      "allow-fuzz": { type: "boolean" },
-      json: { type: "boolean" },
-      debug: { type: "boolean", short: "d" },
-      "skip-cleanup": { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values, positionals } = parseCommandLine(argv, {
+    sourcedir: { type: "string", short: "s" },
+    "build-dir": { type: "string", short: "b" },
+    config: { type: "string", short: "c" },
+    vmlinux: { type: "string", short: "v" },
+    kernel: { type: "string" },
+    jobs: { type: "string", short: "j" },
+    target: { type: "string", short: "t", multiple: true },
+    name: { type: "string", short: "n" },
+    output: { type: "string", short: "o" },
+    "non-replace": { type: "boolean", short: "R" },
+    "allow-fuzz": { type: "boolean" },
+    json: { type: "boolean" },
+    debug: { type: "boolean", short: "d" },
+    "skip-cleanup": { type: "boolean" },
+    help: { type: "boolean", short: "h" },
   });
   if (values.help) {
     process.stdout.write(USAGE);
@@ -114,6 +128,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const jobs = values.jobs ? Number(values.jobs) : cpus().length;
   if (!Number.isInteger(jobs) || jobs < 1) throw new UsageError(`bad --jobs '${values.jobs}'`);
+  checkInputs(values, positionals);
   const tree = values.sourcedir
     ? userTree({
         sourcedir: values.sourcedir,

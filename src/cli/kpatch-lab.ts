@@ -3,12 +3,13 @@
  * kpatch-lab: the QEMU lab. A real livepatch-capable kernel built from Debian's source
  * package, booted under QEMU, where patches are tried before they touch a server.
  */
-import { parseArgs } from "node:util";
 import { runDemo } from "../lab/demo.js";
 import { runGuest } from "../lab/guest.js";
 import { DEFAULT_SERIES, KERNEL_SERIES, type KernelSeries } from "../lab/paths.js";
 import { requireLab, setupLab } from "../lab/setup.js";
 import { formatDuration, Progress } from "../util/progress.js";
+import { checkUserFile } from "../util/user-file.js";
+import { parseCommandLine } from "./args.js";
 import { EXIT, runCli, UsageError } from "./main.js";
 
 const USAGE = `Usage: kpatch-lab <command> [options]
@@ -57,23 +58,27 @@ async function main(argv: string[]): Promise<number> {
   }
   switch (cmd) {
     case "setup": {
-      const { values } = parseArgs({
-        args: rest,
-        options: {
+      const { values, positionals } = parseCommandLine(
+        rest,
+        {
           kernel: { type: "string" },
           jobs: { type: "string", short: "j" },
           "no-install": { type: "boolean" },
           help: { type: "boolean", short: "h" },
         },
-      });
+        "setup",
+      );
       if (values.help) return help();
+      noArguments("setup", positionals);
+      const jobs = values.jobs === undefined ? undefined : count("setup", "--jobs", values.jobs);
+      const kernelSeries = series(values.kernel);
       const progress = new Progress();
       const started = performance.now();
       const lab = await setupLab({
-        series: series(values.kernel),
+        series: kernelSeries,
         progress,
         installPackages: !values["no-install"],
-        ...(values.jobs ? { jobs: Number(values.jobs) } : {}),
+        ...(jobs ? { jobs } : {}),
       });
       progress.note(
         `lab ready in ${formatDuration(performance.now() - started)}: Linux ${lab.kernelRelease}\n  kernel ${lab.bzImage}\n  build tree ${lab.buildDir}`,
@@ -81,10 +86,9 @@ async function main(argv: string[]): Promise<number> {
       return EXIT.ok;
     }
     case "run": {
-      const { values, positionals } = parseArgs({
-        args: rest,
-        allowPositionals: true,
-        options: {
+      const { values, positionals } = parseCommandLine(
+        rest,
+        {
           kernel: { type: "string" },
           file: { type: "string", multiple: true },
           "share-host": { type: "boolean" },
@@ -92,16 +96,20 @@ async function main(argv: string[]): Promise<number> {
           json: { type: "boolean" },
           help: { type: "boolean", short: "h" },
         },
-      });
+        "run",
+      );
       if (values.help) return help();
       if (positionals.length === 0) throw new UsageError("run: no command given (put commands after --)");
-      const lab = requireLab(series(values.kernel));
+      const timeout = values.timeout === undefined ? undefined : count("run", "--timeout", values.timeout);
+      const kernelSeries = series(values.kernel);
+      for (const f of values.file ?? []) checkUserFile(f, "LAB_FILE");
+      const lab = requireLab(kernelSeries);
       const result = await runGuest({
         lab,
         files: values.file ?? [],
         commands: positionals,
         shareHost: values["share-host"] ?? false,
-        ...(values.timeout ? { timeoutMs: Number(values.timeout) * 1000 } : {}),
+        ...(timeout ? { timeoutMs: timeout * 1000 } : {}),
       });
       if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       else {
@@ -116,23 +124,23 @@ async function main(argv: string[]): Promise<number> {
       return result.commands.every((c) => c.exitCode === 0) ? EXIT.ok : EXIT.error;
     }
     case "demo": {
-      const { values } = parseArgs({
-        args: rest,
-        options: { kernel: { type: "string" }, help: { type: "boolean", short: "h" } },
-      });
+      const { values, positionals } = parseCommandLine(
+        rest,
+        { kernel: { type: "string" }, help: { type: "boolean", short: "h" } },
+        "demo",
+      );
       if (values.help) return help();
+      noArguments("demo", positionals);
       return (await runDemo(series(values.kernel))) ? EXIT.ok : EXIT.error;
     }
     case "info": {
-      const { values } = parseArgs({
-        args: rest,
-        options: {
-          kernel: { type: "string" },
-          json: { type: "boolean" },
-          help: { type: "boolean", short: "h" },
-        },
-      });
+      const { values, positionals } = parseCommandLine(
+        rest,
+        { kernel: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+        "info",
+      );
       if (values.help) return help();
+      noArguments("info", positionals);
       const lab = requireLab(series(values.kernel));
       if (values.json) process.stdout.write(`${JSON.stringify(lab, null, 2)}\n`);
       else {
@@ -145,6 +153,18 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new UsageError(`unknown command '${cmd}'`);
   }
+}
+
+function noArguments(cmd: string, positionals: string[]): void {
+  if (positionals.length) throw new UsageError(`${cmd}: unexpected argument '${positionals[0]}'`);
+}
+
+/** A whole number above zero given to an option (--jobs, --timeout). */
+function count(cmd: string, option: string, value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1)
+    throw new UsageError(`${cmd}: ${option} needs a whole number above 0, not '${value}'`);
+  return n;
 }
 
 function help(): number {

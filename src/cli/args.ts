@@ -1,0 +1,20 @@
+/**
+ * Command-line parsing shared by every command: node:util's parseArgs, strict, with its
+ * complaints (an unknown option, a missing value) turned into a UsageError (exit 2, one line
+ * and a hint), never a stack trace.
+ */
+import { type ParseArgsConfig, parseArgs } from "node:util";
+import { UsageError } from "./main.js";
+
+type Options = NonNullable<ParseArgsConfig["options"]>;
+
+/** Parses `args` against `options`; `what` prefixes the message ("load", "diff-object"). */
+export function parseCommandLine<T extends Options>(args: string[], options: T, what?: string) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true as const, strict: true as const });
+  } catch (e) {
+    // Node adds advice on '--' to unknown options; the usage hint says enough.
+    const message = (e as Error).message.replace(/\. To specify a positional.*$/s, "");
+    throw new UsageError(what ? `${what}: ${message}` : message);
+  }
+}
