@@ -40,7 +40,10 @@ export function describeInstalled(p: InstalledPatch, running: string): string {
   const blocked = p.blocked
     ? `\n    BLOCKED at boot by the crash-loop guard: ${p.blocked.reason}; 'kpatch unblock${p.kernel === running ? "" : ` -k ${p.kernel}`} ${p.name}' lets it load`
     : "";
-  return `  ${p.name} (${p.kernel})${cur} ${p.file}${blocked}`;
+  const broken = p.broken
+    ? `\n    BROKEN: ${p.broken.message}; it cannot load ('kpatch uninstall${p.kernel === running ? "" : ` -k ${p.kernel}`} ${p.name}' forgets it)`
+    : "";
+  return `  ${p.name} (${p.kernel})${cur} ${p.file}${blocked}${broken}`;
 }
 
 export function groupFields(fields: [string, string][]): Map<string, string | string[]> {

@@ -3,13 +3,17 @@
  * kpatch: manage live patch modules on the running kernel. Same verbs and meanings as
  * kpatch's own kpatch(1), so habits carry over; every verb has --help.
  */
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
-import { requireLivepatch, requireRoot, runningRelease } from "../kernel/kernel-paths.js";
+import {
+  badKernelReleaseReason,
+  requireLivepatch,
+  requireRoot,
+  runningRelease,
+} from "../kernel/kernel-paths.js";
 import { findPatch, type LoadedPatch, listPatches, patchInTransition } from "../kernel/livepatch-sysfs.js";
-import { type ModuleInfo, moduleNameOf, readModuleFile } from "../kernel/modinfo.js";
+import { type ModuleInfo, readModuleFile } from "../kernel/modinfo.js";
 import { isLivepatchModule, loadedModules } from "../kernel/modules.js";
 import { findPatchMetadata, type PatchMetadata } from "../kernel/patch-metadata.js";
 import {
@@ -37,6 +41,8 @@ import {
   uninstallPatch,
 } from "../manage/install.js";
 import { isKpatchError, KpatchError } from "../util/errors.js";
+import { badModuleNameReason, isModuleName, moduleNameOf } from "../util/module-name.js";
+import { parseCommandLine } from "./args.js";
 import { describeInstalled, describeLoaded, describeResult, groupFields } from "./kpatch-format.js";
 import { HELP, USAGE } from "./kpatch-help.js";
 import { EXIT, runCli, UsageError } from "./main.js";
@@ -89,16 +95,25 @@ const VERBS: Record<string, (args: string[]) => Promise<number>> = {
 type OptionSpec = Record<string, { type: "string" | "boolean"; short?: string }>;
 
 function parse<T extends OptionSpec>(verb: string, args: string[], options: T) {
-  try {
-    return parseArgs({
-      args,
-      options: { ...COMMON, ...options },
-      allowPositionals: true as const,
-      strict: true as const,
-    });
-  } catch (e) {
-    throw new UsageError(`${verb}: ${(e as Error).message.replace(/\. To specify a positional.*$/s, "")}`);
-  }
+  return parseCommandLine(args, { ...COMMON, ...options }, verb);
+}
+
+/** -k KVER, checked (it names a directory), or the running kernel's release. */
+function kernelOption(verb: string, values: { "kernel-version"?: string | undefined }): string {
+  const k = values["kernel-version"];
+  if (k === undefined) return runningRelease();
+  const why = badKernelReleaseReason(k);
+  if (why)
+    throw new UsageError(`${verb}: -k '${JSON.stringify(k).slice(1, -1)}' is not a kernel release: ${why}`);
+  return k;
+}
+
+/** A patch name given on the command line ('-' read as '_'), checked: it reaches paths. */
+function patchNameArg(verb: string, arg: string): string {
+  const name = moduleNameOf(arg);
+  const why = badModuleNameReason(name);
+  if (why) throw new UsageError(`${verb}: '${JSON.stringify(arg).slice(1, -1)}' is not a patch name: ${why}`);
+  return name;
 }
 
 function seconds(verb: string, name: string, value: string | undefined): number | undefined {
@@ -281,10 +296,17 @@ async function cmdInfo(args: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError("info: give one module");
   const arg = positionals[0]!;
   const kernel = runningRelease();
+  // Anything on disk is a file, read or refused as one (a FIFO, a directory); else a patch
+  // name (checked: it reaches sysfs), installed or loaded; else the clear "Cannot read" error.
   const looksLikeFile = arg.includes("/") || arg.endsWith(".ko");
-  let file = existsSync(arg) && statSync(arg).isFile() ? arg : findInstalled(arg, kernel)?.file;
-  if (!file && looksLikeFile && !findPatch(moduleNameOf(arg))) file = arg; // the clear "Cannot read" error
-  const name = file ? undefined : moduleNameOf(arg);
+  let file: string | undefined;
+  let name: string | undefined;
+  if (existsSync(arg) || (looksLikeFile && !isModuleName(moduleNameOf(arg)))) file = arg;
+  else {
+    name = patchNameArg("info", arg);
+    file = findInstalled(name, kernel)?.file;
+    if (!file && looksLikeFile && !findPatch(name)) file = arg;
+  }
   let info: ModuleInfo | undefined;
   let metadata: PatchMetadata | undefined;
   if (file) {
@@ -363,10 +385,16 @@ const KVER = { "kernel-version": { type: "string", short: "k" } } as const;
 async function cmdInstall(args: string[]): Promise<number> {
   const { values, positionals } = parse("install", args, KVER);
   if (positionals.length !== 1) throw new UsageError("install: give one module file");
-  const kernelRelease = values["kernel-version"] ?? runningRelease();
+  const kernelRelease = kernelOption("install", values);
   requireRoot(`install ${positionals[0]}`);
   const p = installPatch(positionals[0]!, { kernelRelease });
   process.stdout.write(`installed ${p.name} for kernel ${p.kernel}: ${p.file}\n`);
+  if (p.blocked) {
+    const k = kernelRelease === runningRelease() ? "" : ` -k ${kernelRelease}`;
+    note(
+      `warning: ${p.name} is still blocked by the crash-loop guard (${p.blocked.reason}); it will not load at boot until 'kpatch unblock${k} ${p.name}'`,
+    );
+  }
   const warning = await enableBootService();
   if (warning) note(`warning: ${warning}`);
   return EXIT.ok;
@@ -374,7 +402,7 @@ async function cmdInstall(args: string[]): Promise<number> {
 
 async function cmdUninstall(args: string[]): Promise<number> {
   const { values, positionals } = parse("uninstall", args, { ...KVER, all: { type: "boolean" } });
-  const kernelRelease = values["kernel-version"] ?? runningRelease();
+  const kernelRelease = kernelOption("uninstall", values);
   let names = positionals;
   if (values.all) {
     if (positionals.length) throw new UsageError("uninstall: give modules or --all, not both");
@@ -413,10 +441,16 @@ async function cmdBoot(args: string[]): Promise<number> {
   const kernelRelease = runningRelease();
   requireRoot("load patches at boot");
   if (values.confirm) {
-    const names = confirmBoot(kernelRelease);
-    kmsg(`confirmed ${names.length ? names.join(", ") : "no patch"}`);
-    if (values.json) printJson({ confirmed: names });
-    else process.stdout.write(`confirmed: ${names.length ? names.join(", ") : "(none pending)"}\n`);
+    const { confirmed, earlier } = confirmBoot(kernelRelease);
+    kmsg(`confirmed ${confirmed.length ? confirmed.join(", ") : "no patch"}`);
+    if (values.json) printJson({ confirmed, earlier });
+    else {
+      process.stdout.write(`confirmed: ${confirmed.length ? confirmed.join(", ") : "(none pending)"}\n`);
+      if (earlier.length)
+        note(
+          `not confirming ${earlier.join(", ")}: loaded by an earlier boot that never confirmed (blocked at the next boot)`,
+        );
+    }
     return EXIT.ok;
   }
   // kpatch.enable=0 skips everything, even on a kernel without livepatch.
@@ -440,8 +474,8 @@ async function cmdBoot(args: string[]): Promise<number> {
 
 async function cmdUnblock(args: string[]): Promise<number> {
   const { values, positionals } = parse("unblock", args, { ...KVER, all: { type: "boolean" } });
-  const kernelRelease = values["kernel-version"] ?? runningRelease();
-  let names = positionals.map(moduleNameOf);
+  const kernelRelease = kernelOption("unblock", values);
+  let names = positionals.map((n) => patchNameArg("unblock", n));
   if (values.all) {
     if (positionals.length) throw new UsageError("unblock: give modules or --all, not both");
     names = installedPatches(kernelRelease)

@@ -37,7 +37,15 @@ export interface FakeTask {
 
 /** A temporary directory tree shaped like /sys/kernel/livepatch and /proc. */
 export function fakeKernel(
-  options: { patches?: FakePatch[]; tasks?: FakeTask[]; cmdline?: string; livepatch?: boolean } = {},
+  options: {
+    patches?: FakePatch[];
+    tasks?: FakeTask[];
+    cmdline?: string;
+    livepatch?: boolean;
+    bootId?: string;
+    /** /proc/modules lines ("name size refcount usedby state addr (taints)"). */
+    modules?: string[];
+  } = {},
 ): KernelPaths & { root: string } {
   const root = mkdtempSync(join(tmpdir(), "kpatch-fake-kernel-"));
   const paths = {
@@ -49,9 +57,12 @@ export function fakeKernel(
   mkdirSync(paths.proc, { recursive: true });
   mkdirSync(paths.sysModule, { recursive: true });
   writeFileSync(join(paths.proc, "cmdline"), `${options.cmdline ?? "console=ttyS0"}\n`);
-  writeFileSync(join(paths.proc, "modules"), "");
+  writeFileSync(join(paths.proc, "modules"), (options.modules ?? []).map((l) => `${l}\n`).join(""));
   mkdirSync(join(paths.proc, "sys/kernel/random"), { recursive: true });
-  writeFileSync(join(paths.proc, "sys/kernel/random/boot_id"), "11111111-2222-3333-4444-555555555555\n");
+  writeFileSync(
+    join(paths.proc, "sys/kernel/random/boot_id"),
+    `${options.bootId ?? "11111111-2222-3333-4444-555555555555"}\n`,
+  );
   if (options.livepatch !== false) mkdirSync(paths.livepatch, { recursive: true });
   for (const p of options.patches ?? []) {
     const dir = join(paths.livepatch, p.name);

@@ -11,6 +11,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { checkModuleName, isModuleName } from "../util/module-name.js";
 import { bootDir, libDir, removeFileDurably, writeFileDurably } from "./state-dir.js";
 
 export interface PendingMark {
@@ -36,20 +37,27 @@ export function currentBootId(proc = "/proc"): string {
   }
 }
 
+type MarkKind = "pending" | "blocked";
+
+/** <kver>/.boot/<patch>.<kind>; the patch name is checked first (KPATCH_BAD_NAME). */
+function markerFile(kernelRelease: string, name: string, kind: MarkKind, root: string): string {
+  return join(bootDir(kernelRelease, root), `${checkModuleName(name, "the patch name")}.${kind}`);
+}
+
 export function markPending(kernelRelease: string, name: string, mark: PendingMark, root = libDir()): void {
-  writeFileDurably(join(bootDir(kernelRelease, root), `${name}.pending`), `${JSON.stringify(mark)}\n`);
+  writeFileDurably(markerFile(kernelRelease, name, "pending", root), `${JSON.stringify(mark)}\n`);
 }
 
 export function clearPending(kernelRelease: string, name: string, root = libDir()): void {
-  removeFileDurably(join(bootDir(kernelRelease, root), `${name}.pending`));
+  removeFileDurably(markerFile(kernelRelease, name, "pending", root));
 }
 
 export function pendingMarks(kernelRelease: string, root = libDir()): { name: string; mark: PendingMark }[] {
-  return readMarks<PendingMark>(kernelRelease, ".pending", root);
+  return readMarks<PendingMark>(kernelRelease, "pending", root);
 }
 
 export function readBlocked(kernelRelease: string, name: string, root = libDir()): BlockedPatch | undefined {
-  const file = join(bootDir(kernelRelease, root), `${name}.blocked`);
+  const file = markerFile(kernelRelease, name, "blocked", root);
   return existsSync(file) ? readMark<BlockedPatch>(file) : undefined;
 }
 
@@ -57,16 +65,16 @@ export function blockedPatches(
   kernelRelease: string,
   root = libDir(),
 ): { name: string; mark: BlockedPatch }[] {
-  return readMarks<BlockedPatch>(kernelRelease, ".blocked", root);
+  return readMarks<BlockedPatch>(kernelRelease, "blocked", root);
 }
 
 export function block(kernelRelease: string, name: string, blocked: BlockedPatch, root = libDir()): void {
-  writeFileDurably(join(bootDir(kernelRelease, root), `${name}.blocked`), `${JSON.stringify(blocked)}\n`);
+  writeFileDurably(markerFile(kernelRelease, name, "blocked", root), `${JSON.stringify(blocked)}\n`);
 }
 
 /** Lets a blocked patch load at boot again; false when it was not blocked. */
 export function unblock(kernelRelease: string, name: string, root = libDir()): boolean {
-  const file = join(bootDir(kernelRelease, root), `${name}.blocked`);
+  const file = markerFile(kernelRelease, name, "blocked", root);
   if (!existsSync(file)) return false;
   removeFileDurably(file);
   return true;
@@ -103,13 +111,15 @@ export function blockCrashedPatches(
   return out;
 }
 
-function readMarks<T>(kernelRelease: string, suffix: string, root: string): { name: string; mark: T }[] {
+/** The markers of one kind; a file whose name is no patch name is not ours and is left alone. */
+function readMarks<T>(kernelRelease: string, kind: MarkKind, root: string): { name: string; mark: T }[] {
   const dir = bootDir(kernelRelease, root);
   if (!existsSync(dir)) return [];
   const out: { name: string; mark: T }[] = [];
   for (const f of readdirSync(dir).sort()) {
-    if (!f.endsWith(suffix) || f.startsWith(".")) continue;
-    out.push({ name: f.slice(0, -suffix.length), mark: readMark<T>(join(dir, f)) });
+    const name = f.slice(0, -kind.length - 1);
+    if (f !== `${name}.${kind}` || !isModuleName(name)) continue;
+    out.push({ name, mark: readMark<T>(join(dir, f)) });
   }
   return out;
 }

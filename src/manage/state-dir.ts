@@ -7,6 +7,7 @@
  */
 import { rmSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { checkKernelRelease } from "../kernel/kernel-paths.js";
 import { syncDir, writeFileAtomic } from "../util/atomic-write.js";
 import { KpatchError } from "../util/errors.js";
 
@@ -14,8 +15,9 @@ export function libDir(): string {
   return process.env["KPATCH_LIB_DIR"] || "/var/lib/kpatch";
 }
 
+/** <root>/<release>; the release is checked first (KPATCH_BAD_RELEASE), so it cannot step out. */
 export function kernelDir(kernelRelease: string, root = libDir()): string {
-  return join(root, kernelRelease);
+  return join(root, checkKernelRelease(kernelRelease));
 }
 
 export function bootDir(kernelRelease: string, root = libDir()): string {
