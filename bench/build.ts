@@ -10,10 +10,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { labTree } from "../src/kpatch-build/kernel-tree.js";
 import { kpatchBuild } from "../src/kpatch-build/kpatch-build.js";
-import { labDiffStep } from "../src/kpatch-build/lab-differ.js";
 import { compileObject } from "../src/kpatch-build/object-compile.js";
+import { labTree } from "../src/lab/lab-tree.js";
 import { DEFAULT_SERIES } from "../src/lab/paths.js";
 import { requireLab } from "../src/lab/setup.js";
 import { Progress } from "../src/util/progress.js";
@@ -48,7 +47,6 @@ for (let i = 0; i < runs; i++) {
     jobs: 2,
     skipCleanup: false,
     progress,
-    diff: labDiffStep,
   });
   totals.push((performance.now() - start) / 1000);
   for (const [k, v] of Object.entries(progress.timings)) phases.set(k, [...(phases.get(k) ?? []), v / 1000]);

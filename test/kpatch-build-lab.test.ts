@@ -12,11 +12,10 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "node:test";
-import { labTree } from "../src/kpatch-build/kernel-tree.js";
 import { kpatchBuild } from "../src/kpatch-build/kpatch-build.js";
-import { labDiffStep } from "../src/kpatch-build/lab-differ.js";
 import { touchedFiles } from "../src/kpatch-build/patch-file.js";
 import { runGuest } from "../src/lab/guest.js";
+import { labTree } from "../src/lab/lab-tree.js";
 import { testSeries } from "../src/lab/paths.js";
 import { requireLab } from "../src/lab/setup.js";
 import { waitTransition } from "../src/lab/smoke.js";
@@ -39,7 +38,6 @@ async function build(patch: string | string[], extra: { replace?: boolean; name?
     jobs: 2,
     skipCleanup: false,
     progress: new Progress({ quiet: true }),
-    diff: labDiffStep,
     ...(extra.name ? { name: extra.name } : {}),
   });
 }

@@ -8,9 +8,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "node:test";
-import { labTree } from "../src/kpatch-build/kernel-tree.js";
 import { kpatchBuild } from "../src/kpatch-build/kpatch-build.js";
-import { labDiffStep } from "../src/kpatch-build/lab-differ.js";
+import { labTree } from "../src/lab/lab-tree.js";
 import { normalizeModuleName } from "../src/util/module-name.js";
 import { Progress } from "../src/util/progress.js";
 import { lab, runKpatchSteps } from "./kpatch-fixtures.js";
@@ -28,7 +27,6 @@ test("kpatch info/load/list/unload of a kpatch-build module, in the lab guest", 
       jobs: 2,
       skipCleanup: false,
       progress: new Progress({ quiet: true }),
-      diff: labDiffStep,
     });
     const ko = `${built.name}.ko`;
     const name = normalizeModuleName(built.name);

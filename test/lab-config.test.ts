@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import test from "node:test";
-import { parseConfig, readConfig } from "../src/lab/kernel-config.js";
+import { parseConfig, readConfig } from "../src/kpatch-build/kernel-config.js";
 import { requireLab } from "../src/lab/setup.js";
 
 const DEBIAN_612 = "/usr/src/linux-config-6.12/config.amd64_none_amd64.xz";

@@ -4,9 +4,9 @@
  * can switch without relearning.
  */
 import { cpus } from "node:os";
-import { labTree, userTree } from "../kpatch-build/kernel-tree.js";
+import { userTree } from "../kpatch-build/kernel-tree.js";
 import { kpatchBuild } from "../kpatch-build/kpatch-build.js";
-import { labDiffStep } from "../kpatch-build/lab-differ.js";
+import { labTree } from "../lab/lab-tree.js";
 import { DEFAULT_SERIES, KERNEL_SERIES, type KernelSeries } from "../lab/paths.js";
 import { requireLab } from "../lab/setup.js";
 import type { KpatchError } from "../util/errors.js";
@@ -161,7 +161,6 @@ async function main(argv: string[]): Promise<number> {
       jobs,
       skipCleanup: values["skip-cleanup"] ?? false,
       progress,
-      diff: labDiffStep,
       signal: stop.signal,
       ...(values["allow-fuzz"] ? { allowFuzz: true } : {}),
       onWorkDir: (d) => {

@@ -3,9 +3,9 @@
  * and this machine's compiler must be the one that built the target (a different compiler
  * makes different code, and the differ would compare apples with oranges).
  */
-import { readConfig } from "../lab/kernel-config.js";
 import { KpatchError } from "../util/errors.js";
 import { execCheck } from "../util/exec.js";
+import { readConfig } from "./kernel-config.js";
 
 export interface TreeProblem {
   option: string;

@@ -1,12 +1,12 @@
 /**
  * The kernel kpatch-build builds a patch for: its source, the kbuild output tree that built the
  * running kernel (whose .cmd records say how every object was compiled), and its vmlinux.
- * Either a lab kernel, or a tree given with -s (and --build-dir for an O= build).
+ * A tree given with -s (and --build-dir for an O= build), or one the lab describes (src/lab/lab-tree.ts):
+ * the pipeline does not know where a tree comes from.
  */
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { Lab } from "../lab/setup.js";
 import { KpatchError } from "../util/errors.js";
 
 export interface KernelTree {
@@ -16,15 +16,6 @@ export interface KernelTree {
   vmlinux: string;
   /** Names the tree in the cache of original objects. */
   cacheKey: string;
-}
-
-export function labTree(lab: Pick<Lab, "srcDir" | "buildDir" | "series" | "key">): KernelTree {
-  return {
-    srcDir: lab.srcDir,
-    buildDir: lab.buildDir,
-    vmlinux: join(lab.buildDir, "vmlinux"),
-    cacheKey: `${lab.series}-${lab.key}`,
-  };
 }
 
 /**

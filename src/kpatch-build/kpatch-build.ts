@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
-import type { ElfFile } from "../elf/elf-file.js";
+import type { DiffReport } from "../diff/index.js";
 import { buildModule, type DiffOutput } from "../klp/build-module.js";
 import type { PatchedTarget } from "../klp/module-source.js";
 import { cachePath } from "../util/cache-dir.js";
@@ -18,17 +18,8 @@ import { checkTree } from "./check-tree.js";
 import { throwIfAborted } from "./interrupt.js";
 import type { KernelTree } from "./kernel-tree.js";
 import { readPatch } from "./patch-file.js";
-import { buildPatchedObjects, type ObjectPair } from "./patched-objects.js";
-
-export interface DiffVerdict {
-  /** undefined when the object's changes need nothing live-patched (e.g. only debug info). */
-  output?: ElfFile;
-  funcs: { name: string; oldName: string; sympos: number }[];
-  report: unknown;
-}
-
-/** The differ, as kpatch-build uses it: one changed object in, its verdict out. */
-export type DiffStep = (pair: ObjectPair, tree: KernelTree) => Promise<DiffVerdict>;
+import { buildPatchedObjects } from "./patched-objects.js";
+import { TreeDiffer } from "./tree-differ.js";
 
 export interface KpatchBuildOptions {
   tree: KernelTree;
@@ -39,7 +30,6 @@ export interface KpatchBuildOptions {
   jobs: number;
   skipCleanup: boolean;
   progress: Progress;
-  diff: DiffStep;
   /** Called when the work directory exists, so a signal handler can name it. */
   onWorkDir?: (dir: string) => void;
   /** Stops the build (Ctrl-C): INTERRUPTED, after the source tree is restored. */
@@ -52,7 +42,7 @@ export interface KpatchBuildResult {
   module: string;
   name: string;
   targets: PatchedTarget[];
-  objects: { path: string; target: string; report: unknown }[];
+  objects: { path: string; target: string; report: DiffReport }[];
   timings: Record<string, number>;
   workDir?: string;
 }
@@ -110,12 +100,13 @@ export async function kpatchBuild(options: KpatchBuildOptions): Promise<KpatchBu
       throw new KpatchError("NO_CHANGES", "The patches change no object of this kernel: nothing to patch");
     }
     progress.begin("diff", `${built.changed.length} objects`);
+    const differ = new TreeDiffer(kernel);
     const outputs: DiffOutput[] = [];
     const objects: KpatchBuildResult["objects"] = [];
     for (const pair of built.changed) {
       throwIfAborted(options.signal);
       progress.update(pair.path);
-      const v = await options.diff(pair, kernel);
+      const v = await differ.diff(pair);
       objects.push({ path: pair.path, target: pair.target, report: v.report });
       if (v.output && v.funcs.length) outputs.push({ object: v.output, target: pair.target, funcs: v.funcs });
     }

@@ -9,12 +9,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { labTree } from "../kpatch-build/kernel-tree.js";
 import { kpatchBuild } from "../kpatch-build/kpatch-build.js";
-import { labDiffStep } from "../kpatch-build/lab-differ.js";
 import { normalizeModuleName } from "../util/module-name.js";
 import { formatDuration, Progress } from "../util/progress.js";
 import { runGuest } from "./guest.js";
+import { labTree } from "./lab-tree.js";
 import type { KernelSeries } from "./paths.js";
 import { requireLab } from "./setup.js";
 import { waitTransition } from "./smoke.js";
@@ -46,7 +45,6 @@ export async function runDemo(
       jobs: 2,
       skipCleanup: false,
       progress: new Progress(),
-      diff: labDiffStep,
     });
     const mod = normalizeModuleName(built.name);
     for (const t of built.targets) for (const f of t.funcs) out.write(`  replaces ${t.name}:${f.oldName}\n`);

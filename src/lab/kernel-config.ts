@@ -1,31 +1,9 @@
 /**
- * Kernel config fragments: parse `CONFIG_X=v` and `# CONFIG_X is not set` lines, and check
- * that a resulting .config holds every line of a fragment (Kconfig silently drops options
+ * Kernel config fragments (read with src/kpatch-build/kernel-config.ts): check that a resulting
+ * .config holds every line of a fragment (Kconfig silently drops options
  * whose dependencies are missing, so every line is checked after olddefconfig).
  */
-import { readFileSync } from "node:fs";
-
-/** Option name → value ("y", "m", a number or string, or "n" for "is not set"). */
-export type KernelConfig = Map<string, string>;
-
-export function parseConfig(text: string): KernelConfig {
-  const cfg: KernelConfig = new Map();
-  for (const raw of text.split("\n")) {
-    const line = raw.trim();
-    let m = /^(CONFIG_\w+)=(.*)$/.exec(line);
-    if (m) {
-      cfg.set(m[1]!, m[2]!);
-      continue;
-    }
-    m = /^# (CONFIG_\w+) is not set$/.exec(line);
-    if (m) cfg.set(m[1]!, "n");
-  }
-  return cfg;
-}
-
-export function readConfig(path: string): KernelConfig {
-  return parseConfig(readFileSync(path, "utf8"));
-}
+import type { KernelConfig } from "../kpatch-build/kernel-config.js";
 
 export interface ConfigMismatch {
   option: string;

@@ -8,13 +8,14 @@ import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseConfig, readConfig } from "../kpatch-build/kernel-config.js";
 import { createAtomic, writeFileAtomic } from "../util/atomic-write.js";
 import { cachePath } from "../util/cache-dir.js";
 import { KpatchError } from "../util/errors.js";
 import { buildErrors, exec, execCheck } from "../util/exec.js";
 import { Progress } from "../util/progress.js";
 import { buildBaseInitramfs, initramfsIsCurrent } from "./initramfs.js";
-import { configMismatches, formatMismatches, parseConfig, readConfig } from "./kernel-config.js";
+import { configMismatches, formatMismatches } from "./kernel-config.js";
 import { currentLabLink, type KernelSeries, readJsonIfExists } from "./paths.js";
 
 /** Bump when the lab's layout or build recipe changes in a way the key does not see. */
