@@ -1,7 +1,8 @@
 /**
  * includeDependencies(): starting from the changed and new functions, follow relocations and
  * include what the new code needs that the running kernel does not have: new functions, new data
- * objects, changed read-only data, string literals and anonymous read-only data. Everything that
+ * objects, changed read-only data, string literals, anonymous read-only data, and the compiler's
+ * anonymous writable data (UBSAN check sites: a fresh copy, as the running kernel's has no name). Everything that
  * already exists stays outside and is referred to by name (see nameExternalSymbols). Callbacks
  * are new by then (applyDirectives); a new function or object the author ignored is included
  * only when included code needs it.
@@ -18,6 +19,7 @@ import { codePieceJumpRefusal, codePieceProblem, codePieceRefusal, findCodePiece
 import type { DiffContext } from "./context.js";
 import { DiffError } from "./diff-error.js";
 import { findUnitAt, hasEndbr, type Unit } from "./object-index.js";
+import { isAnonymousData } from "./policy.js";
 import { isDirectBranch } from "./references.js";
 import { describeTarget, resolveRelocTarget } from "./reloc-target.js";
 
@@ -105,7 +107,7 @@ function followReloc(
       return;
     case "section": {
       const kind = ctx.patched.info.get(t.section)?.kind;
-      if (kind === "rodata" || kind === "string") {
+      if (kind === "rodata" || kind === "string" || isAnonymousData(t.section.name)) {
         ctx.includedSections.add(t.section);
         return;
       }

@@ -2,7 +2,8 @@
  * markChangedFunctions(): compare every patched function with its twin, byte by byte and
  * relocation by relocation (by what relocations point to, not where), and mark it same, changed
  * (with the first differing offset and the instruction there) or new. A changed immediate that
- * only carries a moved __LINE__ into a line-bearing call (might_sleep(), ...) is not a change.
+ * only carries a moved __LINE__ into a line-bearing call (might_sleep(), ...) is not a change, nor
+ * is __init code whose references only moved (moved-references.ts).
  * The change of a function the author ignored (KPATCH_IGNORE_FUNCTION, KPATCH_IGNORE_SECTION)
  * leaves it "same".
  */
@@ -10,9 +11,13 @@ import type { ElfReloc } from "../elf/index.js";
 import { findInstructionAt, type X86Instruction, x86Decoder } from "../x86/index.js";
 import type { ChangeWhy, DiffContext } from "./context.js";
 import { ignoresChange } from "./directives.js";
+import { onlyMovedReferences } from "./moved-references.js";
 import type { Unit } from "./object-index.js";
 import { LINE_ARGUMENT_REGISTERS, LINE_CALL_WINDOW, LINE_MACRO_CALLEES } from "./policy.js";
 import { describeTarget, resolveRelocTarget, sameRelocTarget } from "./reloc-target.js";
+
+const INIT_MOVED =
+  "__init code that differs only in where anonymous data it refers to sits (UBSAN data renumbered, a piece or string moved): not a change";
 
 const LINE_CALLEES = new Set(LINE_MACRO_CALLEES.map((c) => c.name));
 
@@ -25,6 +30,10 @@ export function markChangedFunctions(ctx: DiffContext): void {
       continue;
     }
     let why = compareUnits(ctx, o, p);
+    if (why && ctx.patched.info.get(p.section)?.kind === "init" && onlyMovedReferences(ctx, o, p)) {
+      ctx.ignored.set(p.sym.name, INIT_MOVED);
+      why = undefined;
+    }
     if (why && ignoresChange(ctx, p)) why = undefined;
     ctx.status.set(p, why ? "changed" : "same");
     if (why) ctx.why.set(p, why);

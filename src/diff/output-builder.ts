@@ -24,6 +24,7 @@ import { DiffError } from "./diff-error.js";
 import { type ExternalName, externalName } from "./external-symbols.js";
 import type { Unit } from "./object-index.js";
 import { CodePieceCopier } from "./piece-copier.js";
+import { isAnonymousData } from "./policy.js";
 import { resolveRelocTarget } from "./reloc-target.js";
 
 export interface Placement {
@@ -148,7 +149,7 @@ export class OutputBuilder {
       case "string":
       case "section": {
         const kind = ctx.patched.info.get(t.section)?.kind;
-        if (kind !== "string" && kind !== "rodata") {
+        if (kind !== "string" && kind !== "rodata" && !isAnonymousData(t.section.name)) {
           throw new DiffError(
             "DIFF_UNSUPPORTED_SECTION",
             `Cannot refer to ${sym.displayName} from ${owner}: it is in ${t.section.name}, which holds no function or object to name`,

@@ -144,6 +144,23 @@ export const FRESH_STATIC_LOCALS: readonly { name: string; why: string }[] = [
   { name: "descriptor", why: "dynamic debug descriptors" },
 ];
 
+/**
+ * Writable data sections the compiler makes with no symbol (`.L` private globals): the running
+ * kernel's copy cannot be named, so code that refers to one carries its own fresh copy. They hold
+ * per-site diagnostics, not program state.
+ */
+export const ANONYMOUS_DATA_PREFIXES: readonly { prefix: string; why: string }[] = [
+  {
+    prefix: ".data..L",
+    why: "UBSAN check sites: gcc's .Lubsan_data/.Lubsan_type, clang's .L__unnamed_N (source location, type, a reported-once flag)",
+  },
+  { prefix: ".bss..L", why: "compiler-private zeroed data, as above" },
+];
+
+export function isAnonymousData(section: string): boolean {
+  return ANONYMOUS_DATA_PREFIXES.some((p) => section.startsWith(p.prefix));
+}
+
 /** Symbols that every fentry-instrumented function calls first (after endbr64). */
 export const FENTRY_SYMBOLS: ReadonlySet<string> = new Set(["__fentry__", "mcount", "__mcount"]);
 

@@ -44,7 +44,12 @@ export interface IncludedData {
   name: string;
   section: string;
   size: number;
-  why: "new" | "changed read-only data" | "string literals" | "anonymous read-only data";
+  why:
+    | "new"
+    | "changed read-only data"
+    | "string literals"
+    | "anonymous read-only data"
+    | "anonymous compiler data (a fresh copy)";
 }
 
 /** A KPATCH_*_CALLBACK: the function goes into the output as new code, never as a changed function. */
@@ -125,7 +130,12 @@ export function makeReport(ctx: DiffContext, b: OutputBuilder | undefined): Diff
       name: sec.name,
       section: sec.name,
       size: sec.size,
-      why: kind === "string" ? "string literals" : "anonymous read-only data",
+      why:
+        kind === "string"
+          ? "string literals"
+          : kind === "rodata"
+            ? "anonymous read-only data"
+            : "anonymous compiler data (a fresh copy)",
     });
   }
   if (b) {
