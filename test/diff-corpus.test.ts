@@ -93,12 +93,12 @@ function exportTable(exports: Record<string, string>): ExportTable {
 }
 
 /**
- * Every relocation of the output's .altinstr_aux lands in the output itself (its copies of the
+ * Every relocation of the output's code pieces (.altinstr_aux, .fixup) lands in the output itself (its copies of the
  * functions) or names something that is no function of the patched object (boot_cpu_data): a
  * jump back into the running kernel's copy of a function would be wrong.
  */
 function checkCodePieces(c: Case, out: ElfFile, patched: ElfFile): void {
-  for (const sec of out.sections.filter((s) => s.name === ".altinstr_aux")) {
+  for (const sec of out.sections.filter((s) => s.name === ".altinstr_aux" || s.name === ".fixup")) {
     for (const r of sec.rela?.relocs ?? []) {
       const sym = r.symbol;
       if (sym.section) {

@@ -1,4 +1,4 @@
-import type { SpecialKind } from "./special-kind.js";
+import type { CodePieceKind, SpecialKind } from "./special-kind.js";
 
 /** Exception fixups: struct exception_table_entry, first field the faulting instruction. */
 export const exTable: SpecialKind = {
@@ -7,4 +7,15 @@ export const exTable: SpecialKind = {
   anchor: 0,
   loadTime: true,
   why: "exception fixups for user accesses and the like: sorted and searched by the fault handler",
+};
+
+/**
+ * 4.x kernels' exception fixups: the recovery code of every user access in the object, in one
+ * `.fixup` section, each snippet ending in a jump back after the faulting instruction. An
+ * __ex_table entry's second field points to its snippet: cut like .altinstr_aux, a kept entry
+ * takes its snippet along (5.x and later kernels have no .fixup: the handler type says it all).
+ */
+export const fixupCode: CodePieceKind = {
+  name: ".fixup",
+  why: "exception fixup code of older kernels, reached through __ex_table entries",
 };

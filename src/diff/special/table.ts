@@ -4,7 +4,7 @@
  */
 import { altInstrAux, altInstructions, paraInstructions } from "./alternatives.js";
 import { bugTable } from "./bug-table.js";
-import { exTable } from "./ex-table.js";
+import { exTable, fixupCode } from "./ex-table.js";
 import { jumpTable, staticCallSites } from "./jump-table.js";
 import { orcUnwind } from "./orc-unwind.js";
 import { isRuntimeConstSection, refusedSections, runtimeConstKind } from "./refused-sections.js";
@@ -47,7 +47,7 @@ export function findCompanionKind(name: string): SpecialKind | undefined {
 }
 
 /** Sections of code snippets cut per function (code-pieces.ts). */
-export const CODE_PIECE_KINDS: readonly CodePieceKind[] = [altInstrAux];
+export const CODE_PIECE_KINDS: readonly CodePieceKind[] = [altInstrAux, fixupCode];
 
 /** The code-piece kind of the section `name`. */
 export function findCodePieceKind(name: string): CodePieceKind | undefined {
