@@ -1,54 +1,101 @@
 /**
- * kpatch-build stopped by a signal in the middle of its patched build: exit 130, the patch
- * reverted, the tree lock released, no module written. The patch touches fs/proc/internal.h,
- * which every fs/proc object includes, so the build has many objects and is still running when
- * the signal comes.
+ * kpatch-build stopped in the middle of its patched build: by SIGTERM, by a closed terminal
+ * (SIGHUP), by a terminal's Ctrl-C (SIGINT to the whole process group, gcc included): exit 130,
+ * INTERRUPTED, the files as before, the tree lock released, no module written. Killed outright
+ * (SIGKILL), it leaves the tree patched and its saved files in the lock; the next run restores
+ * them. The patch touches fs/proc/internal.h, which every fs/proc object includes, so the build
+ * has many objects and is still compiling when the signal comes.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "node:test";
-import { DEFAULT_SERIES } from "../src/lab/paths.js";
-import { requireLab } from "../src/lab/setup.js";
+import { cleanTreeState, fixturePatch, KPATCH_BUILD, lockHolder } from "./kpatch-build-fixtures.js";
 
-const lab = requireLab(DEFAULT_SERIES);
-const cli = join(import.meta.dirname, "..", "src", "cli", "kpatch-build.js");
-const patch = join(
-  import.meta.dirname,
-  "..",
-  "..",
-  "test",
-  "fixtures",
-  "patches",
-  lab.series,
-  "proc-header.patch",
-);
+const cli = KPATCH_BUILD;
+const patch = fixturePatch("proc-header");
 
-test("kpatch-build stopped by SIGTERM during the patched build restores the tree and exits 130", async () => {
-  const out = mkdtempSync(join(tmpdir(), "kpatch-build-int-"));
-  const header = join(lab.srcDir, "fs", "proc", "internal.h");
-  const before = readFileSync(header);
+interface Run {
+  child: ChildProcess;
+  stderr: () => string;
+  code: Promise<number | null>;
+}
+
+function start(args: string[], options: { detached?: boolean; env?: NodeJS.ProcessEnv } = {}): Run {
+  const child = spawn("node", [cli, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: options.detached ?? false,
+    env: options.env ?? process.env,
+  });
+  let stderr = "";
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  child.stdout!.resume();
+  const code = new Promise<number | null>((resolve) => child.on("close", resolve));
+  return { child, stderr: () => stderr, code };
+}
+
+/** Resolves once the run is compiling the patched objects (and gcc has had time to start). */
+async function inPatchedBuild(run: Run): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const check = () => {
+      if (/\[patched build\]/.test(run.stderr())) resolve();
+      else if (run.child.exitCode !== null)
+        reject(new Error(`never reached the patched build:\n${run.stderr()}`));
+      else setTimeout(check, 50);
+    };
+    check();
+  });
+  await new Promise((r) => setTimeout(r, 400));
+}
+
+for (const [what, signal, group] of [
+  ["SIGTERM", "SIGTERM", false],
+  ["a closed terminal (SIGHUP)", "SIGHUP", false],
+  ["Ctrl-C in its terminal (SIGINT to the process group, gcc included)", "SIGINT", true],
+] as const) {
+  test(`kpatch-build stopped by ${what} during the patched build restores the tree and exits 130`, async () => {
+    const out = mkdtempSync(join(tmpdir(), "kpatch-build-int-"));
+    const before = await cleanTreeState(patch);
+    try {
+      const run = start(["-o", out, patch], { detached: group });
+      await inPatchedBuild(run);
+      if (group) process.kill(-run.child.pid!, signal);
+      else run.child.kill(signal);
+      const code = await run.code;
+      assert.equal(code, 130, run.stderr());
+      assert.match(run.stderr(), new RegExp(`${signal}: stopping, restoring the source tree`));
+      assert.match(run.stderr(), /\[INTERRUPTED\]/);
+      assert.doesNotMatch(run.stderr(), /BUILD_FAILED/);
+      assert.notEqual(lockHolder(), run.child.pid, "the tree lock is released");
+      assert.equal(await cleanTreeState(patch), before, "the files are as before, nothing left beside them");
+      assert.deepEqual(readdirSync(out), [], "no module written");
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+}
+
+test("kpatch-build killed outright (SIGKILL) while the tree is patched: the next run restores it", async () => {
+  const out = mkdtempSync(join(tmpdir(), "kpatch-build-kill-"));
+  const cmdline = fixturePatch("cmdline");
+  const before = await cleanTreeState(patch);
+  const beforeCmdline = await cleanTreeState(cmdline);
   try {
-    const child = spawn("node", [cli, "-o", out, patch], { stdio: ["ignore", "pipe", "pipe"] });
-    let stderr = "";
-    let sent = false;
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString();
-      if (!sent && /\[patched build\]/.test(stderr)) {
-        sent = true;
-        child.kill("SIGTERM");
-      }
-    });
-    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
-    assert.ok(sent, `never reached the patched build:\n${stderr}`);
-    assert.equal(code, 130, stderr);
-    assert.match(stderr, /SIGTERM: stopping, restoring the source tree/);
-    assert.match(stderr, /\[INTERRUPTED\]/);
-    assert.deepEqual(readFileSync(header), before, "the header is as before");
-    assert.equal(existsSync(join(lab.srcDir, ".kpatch-ts-build.lock")), false, "the tree lock is released");
-    assert.deepEqual(readdirSync(out), [], "no module written");
+    // Its work directory is left behind: keep it in ours.
+    const env = { ...process.env, TMPDIR: out };
+    const killed = start(["-o", out, patch], { env });
+    await inPatchedBuild(killed);
+    killed.child.kill("SIGKILL");
+    await killed.code;
+    assert.equal(lockHolder(), killed.child.pid, "the killed run left its lock");
+    const next = start(["-o", out, cmdline], { env });
+    assert.equal(await next.code, 0, next.stderr());
+    // The next run to take the tree (ours, or another one waiting for it) restored the files.
+    assert.notEqual(lockHolder(), next.child.pid);
+    assert.equal(await cleanTreeState(patch), before);
+    assert.equal(await cleanTreeState(cmdline), beforeCmdline);
   } finally {
     rmSync(out, { recursive: true, force: true });
   }

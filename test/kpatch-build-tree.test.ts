@@ -11,23 +11,12 @@ import { join } from "node:path";
 import test from "node:test";
 import { promisify } from "node:util";
 import { runGuest } from "../src/lab/guest.js";
-import { DEFAULT_SERIES } from "../src/lab/paths.js";
-import { requireLab } from "../src/lab/setup.js";
 import { waitTransition } from "../src/lab/smoke.js";
+import { fixturePatch, KPATCH_BUILD, lab } from "./kpatch-build-fixtures.js";
 
 const run = promisify(execFile);
-const lab = requireLab(DEFAULT_SERIES);
-const cli = join(import.meta.dirname, "..", "src", "cli", "kpatch-build.js");
-const patch = join(
-  import.meta.dirname,
-  "..",
-  "..",
-  "test",
-  "fixtures",
-  "patches",
-  lab.series,
-  "cmdline.patch",
-);
+const cli = KPATCH_BUILD;
+const patch = fixturePatch("cmdline");
 const out = mkdtempSync(join(tmpdir(), "kpatch-build-tree-"));
 test.after(() => rmSync(out, { recursive: true, force: true }));
 
