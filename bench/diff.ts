@@ -9,8 +9,11 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { diffObjects, type EntrySizes, probeEntrySizes, splitShell } from "../src/diff/index.js";
+import { diffObjects, type EntrySizes } from "../src/diff/index.js";
 import { readElf, writeElf } from "../src/elf/index.js";
+import { probeEntrySizes } from "../src/kpatch-build/entry-size-probe.js";
+import { readKbuildCmd } from "../src/kpatch-build/kbuild-tree.js";
+import { compilerArgs, SECTION_FLAGS, savedCommand } from "../src/kpatch-build/object-compile.js";
 import { labBuildDir } from "../src/lab/paths.js";
 import { execCheck } from "../src/util/exec.js";
 
@@ -18,26 +21,11 @@ const buildDir = labBuildDir("6.12");
 
 function compileArgs(file: string, src: string, out: string): string[] {
   const obj = file.replace(/\.c$/, ".o");
-  const cmdFile = join(buildDir, obj.replace(/([^/]+)$/, ".$1.cmd"));
-  const line = /^savedcmd_\S+ := (.*)$/m.exec(readFileSync(cmdFile, "utf8"))![1]!;
-  const words = splitShell(line.split(" ; ")[0]!);
-  const args: string[] = [];
-  for (let i = 0; i < words.length; i++) {
-    const w = words[i]!;
-    if (w.startsWith("-Wp,-MMD")) continue;
-    if (w === "-o") {
-      i++;
-      continue;
-    }
-    if (w.endsWith(".c") && !w.startsWith("-")) continue;
-    args.push(w);
-  }
-  return [...args, "-ffunction-sections", "-fdata-sections", "-o", out, src];
+  return compilerArgs(savedCommand(buildDir, obj), { source: src, out, flags: SECTION_FLAGS.split(" ") });
 }
 
 function sourceDir(): string {
-  const cmd = readFileSync(join(buildDir, "kernel", ".exit.o.cmd"), "utf8");
-  return / -I(\S+)\/arch\/x86\/include /.exec(cmd)![1]!;
+  return readKbuildCmd(buildDir, "kernel/exit.o").source!.slice(0, -"/kernel/exit.c".length);
 }
 
 async function compile(file: string, text: string, dir: string): Promise<{ obj: string; ms: number }> {

@@ -16,10 +16,10 @@ import {
   ExportTable,
   isDiffError,
   parseEntrySizes,
-  probeEntrySizes,
 } from "../src/diff/index.js";
 import { type ElfFile, readElf, SHF_EXECINSTR, writeElf } from "../src/elf/index.js";
 import { takeCallbacks } from "../src/klp/callbacks.js";
+import { probeEntrySizes } from "../src/kpatch-build/entry-size-probe.js";
 import { cachePath } from "../src/util/cache-dir.js";
 import { buildModuleCases, type Case, compilePlainCase, listCases } from "./fixtures/diff/harness.js";
 

@@ -12,11 +12,11 @@ import {
   formatReport,
   isDiffError,
   parseEntrySizes,
-  probeEntrySizes,
   REFUSAL_CODES,
   TargetSymbols,
 } from "../diff/index.js";
 import { readElf } from "../elf/index.js";
+import { probeEntrySizes } from "../kpatch-build/entry-size-probe.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { isKpatchError } from "../util/errors.js";
 import { checkOutputFile, readUserFile } from "../util/user-file.js";

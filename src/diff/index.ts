@@ -36,7 +36,7 @@ import { verifyChanges, verifyNewStatics } from "./verify-changes.js";
 
 export type { ChangeWhy, DiffOptions } from "./context.js";
 export { DiffError, type DiffErrorCode, isDiffError, REFUSAL_CODES } from "./diff-error.js";
-export { entrySizesFromEnv, parseEntrySizes, probeEntrySizes, splitShell } from "./entry-sizes.js";
+export { entrySizesFromEnv, parseEntrySizes } from "./entry-sizes.js";
 export { ExportTable } from "./export-table.js";
 export type {
   CallbackReport,
@@ -47,7 +47,7 @@ export type {
   NewFunction,
 } from "./report.js";
 export { formatReport } from "./report.js";
-export type { EntrySizeKey, EntrySizes } from "./special/special-kind.js";
+export { ENTRY_SIZE_KEYS, type EntrySizeKey, type EntrySizes } from "./special/special-kind.js";
 export { TargetSymbols } from "./target-symbols.js";
 
 export interface DiffResult {

@@ -5,6 +5,8 @@
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { basename, dirname, join, relative, resolve } from "node:path";
+import { KpatchError } from "../util/errors.js";
+import { escapeRegExp } from "../util/escape-regexp.js";
 import { moduleNameOf } from "../util/module-name.js";
 
 export interface KbuildObject {
@@ -29,11 +31,12 @@ export function kernelObjects(tree: string): { obj: KbuildObject; cmd: string }[
       const m = /^\.(.+\.o)\.cmd$/.exec(ent.name);
       if (!m) continue;
       const cmd = readFileSync(join(dir, ent.name), "utf8");
-      const src = /^source_\S+ := (\S+\.[cS])$/m.exec(cmd);
-      if (!src || !cmd.includes("-D__KERNEL__")) continue;
       const path = relative(tree, join(dir, m[1]!));
+      const record = parseKbuildCmd(cmd, path);
+      if (!record.source || !/\.[cS]$/.test(record.source) || !record.command?.includes("-D__KERNEL__"))
+        continue;
       // An O= build records the source by absolute path, an in-tree build relative to the tree.
-      const source = resolve(tree, src[1]!);
+      const source = resolve(tree, record.source);
       out.push({ obj: { path, source, target: modOf.get(path) ?? "vmlinux" }, cmd });
     }
   };
@@ -97,4 +100,37 @@ export function recordedDeps(tree: string, obj: string, cmd: string): string[] {
 
 export function cmdFile(tree: string, obj: string): string {
   return join(tree, dirname(obj), `.${basename(obj)}.cmd`);
+}
+
+/** What kbuild's .<name>.o.cmd record of `obj` says: the command that built it and from what. */
+export interface KbuildCmd {
+  /** `savedcmd_<obj> := ...` (since 6.3), `cmd_<obj> := ...` before (6.1). */
+  command: string | undefined;
+  /** `source_<obj> := ...`: absolute in an O= build, else relative to the tree. */
+  source: string | undefined;
+}
+
+export function parseKbuildCmd(text: string, obj: string): KbuildCmd {
+  const o = escapeRegExp(obj);
+  return {
+    command: new RegExp(`^(?:savedcmd|cmd)_${o} := (.*)$`, "m").exec(text)?.[1],
+    source: new RegExp(`^source_${o} := (\\S+)$`, "m").exec(text)?.[1],
+  };
+}
+
+/** The record of `obj` in the tree; BUILD_NO_COMMAND when there is none or it has no command. */
+export function readKbuildCmd(tree: string, obj: string): KbuildCmd & { command: string } {
+  const file = cmdFile(tree, obj);
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch {
+    throw new KpatchError("BUILD_NO_COMMAND", `Cannot find how ${obj} was built: no ${file}`, { file: obj });
+  }
+  const record = parseKbuildCmd(text, obj);
+  if (record.command === undefined)
+    throw new KpatchError("BUILD_NO_COMMAND", `Cannot read the build command of ${obj} in ${file}`, {
+      file: obj,
+    });
+  return { ...record, command: record.command };
 }

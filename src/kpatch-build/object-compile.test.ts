@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import test from "node:test";
-import { macrosIncludeDir, SECTION_FLAGS, sectionCommand } from "./object-compile.js";
+import {
+  compilerArgs,
+  macrosIncludeDir,
+  SECTION_FLAGS,
+  sectionCommand,
+  splitShell,
+} from "./object-compile.js";
 
 const GCC =
   "gcc -Wp,-MMD,samples/kobject/.kobject-example.o.d -nostdinc -O2 -DMODULE -c -o samples/kobject/kobject-example.o /src/samples/kobject/kobject-example.c";
@@ -27,4 +33,21 @@ test("sectionCommand() keeps a per-object objtool pass (6.1), pointed at the new
     "/w/a.o",
   );
   assert.match(c, /; \.\/tools\/objtool\/objtool --orc --rethunk --module \/w\/a\.o$/);
+});
+
+test("compilerArgs() drops the dependency file, the source and the output of a kbuild command", () => {
+  const cmd =
+    "gcc -Wp,-MMD,kernel/.exit.o.d -nostdinc -DKBUILD_MODNAME='\"exit\"' -O2 -c -o kernel/exit.o /src/kernel/exit.c";
+  assert.deepEqual(compilerArgs(cmd, { source: "/tmp/p.c", out: "/tmp/p.o", modname: "kpatch_sizes" }), [
+    "gcc",
+    "-nostdinc",
+    "-O2",
+    '-DKBUILD_MODNAME="kpatch_sizes"',
+    '-DKBUILD_BASENAME="kpatch_sizes"',
+    "-c",
+    "-o",
+    "/tmp/p.o",
+    "/tmp/p.c",
+  ]);
+  assert.deepEqual(splitShell(`a 'b c' "d\\"e" f\\ g`), ["a", "b c", 'd"e', "f g"]);
 });

@@ -11,9 +11,10 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { cachePath } from "../util/cache-dir.js";
 import { KpatchError } from "../util/errors.js";
+import { escapeRegExp } from "../util/escape-regexp.js";
 import { buildErrors, exec, shellQuote } from "../util/exec.js";
 import { throwIfChildStopped } from "./interrupt.js";
-import { cmdFile } from "./kbuild-tree.js";
+import { readKbuildCmd } from "./kbuild-tree.js";
 
 export const SECTION_FLAGS = "-ffunction-sections -fdata-sections";
 
@@ -32,24 +33,9 @@ export function installMacros(): void {
   if (!existsSync(to) || readFileSync(to, "utf8") !== readFileSync(from, "utf8")) copyFileSync(from, to);
 }
 
-const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-
 /** kbuild's command for `obj` (relative to the build tree), as recorded in its .cmd file. */
 export function savedCommand(buildDir: string, obj: string): string {
-  const file = cmdFile(buildDir, obj);
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch {
-    throw new KpatchError("BUILD_NO_COMMAND", `Cannot find how ${obj} was built: no ${file}`, { file: obj });
-  }
-  // "savedcmd_" since 6.3, "cmd_" before (6.1).
-  const m = new RegExp(`^(?:savedcmd|cmd)_${escapeRe(obj)} := (.*)$`, "m").exec(text);
-  if (!m)
-    throw new KpatchError("BUILD_NO_COMMAND", `Cannot read the build command of ${obj} in ${file}`, {
-      file: obj,
-    });
-  return m[1]!;
+  return readKbuildCmd(buildDir, obj).command;
 }
 
 /**
@@ -63,7 +49,7 @@ export function savedCommand(buildDir: string, obj: string): string {
  * stays one; the paths added to it are quoted (a cache or work directory may hold spaces or `$`).
  */
 export function sectionCommand(command: string, obj: string, out: string): string {
-  const o = escapeRe(obj);
+  const o = escapeRegExp(obj);
   let c = command
     .split(";")
     .filter((part) => !(/(^|\/)objtool\s/.test(part.trim()) && /\s--link(\s|$)/.test(part)))
@@ -79,6 +65,72 @@ export function sectionCommand(command: string, obj: string, out: string): strin
   // The object path as a whole word (objtool passes take it as their last argument).
   c = c.replace(new RegExp(`(^|\\s)${o}(?=\\s|;|$)`, "g"), (_, space: string) => space + shellQuote(out));
   return c;
+}
+
+/**
+ * The compiler part of a kbuild command as an argument list, made to compile another `source`
+ * into `out`: the dependency file, objtool and the recorded source and output are dropped,
+ * `flags` go before `-c -o out source`. With `modname`, the KBUILD_* name defines are replaced
+ * (a probe compiled against the tree is no part of the recorded object).
+ */
+export function compilerArgs(
+  command: string,
+  options: { source: string; out: string; flags?: readonly string[]; modname?: string },
+): string[] {
+  const words = splitShell(command.split(/ ; /)[0]!);
+  const out: string[] = [];
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    if (w.startsWith("-Wp,-MMD") || w.startsWith("-Wp,-MD")) continue;
+    if (w === "-o") {
+      i++;
+      continue;
+    }
+    if (w === "-c" || (!w.startsWith("-") && (w.endsWith(".c") || w.endsWith(".S")))) continue;
+    if (
+      options.modname !== undefined &&
+      (/^-DKBUILD_(MODFILE|BASENAME|MODNAME)=/.test(w) || w.startsWith("-D__KBUILD_MODNAME="))
+    )
+      continue;
+    out.push(w);
+  }
+  if (options.modname !== undefined) {
+    const name = JSON.stringify(options.modname);
+    out.push(`-DKBUILD_MODNAME=${name}`, `-DKBUILD_BASENAME=${name}`);
+  }
+  out.push(...(options.flags ?? []), "-c", "-o", options.out, options.source);
+  return out;
+}
+
+/** Splits a shell command line into words (single and double quotes, backslashes). */
+export function splitShell(line: string): string[] {
+  const words: string[] = [];
+  let cur = "";
+  let inWord = false;
+  let quote: string | undefined;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (quote) {
+      if (c === quote) quote = undefined;
+      else if (c === "\\" && quote === '"' && i + 1 < line.length) cur += line[++i];
+      else cur += c;
+    } else if (c === "'" || c === '"') {
+      quote = c;
+      inWord = true;
+    } else if (c === "\\" && i + 1 < line.length) {
+      cur += line[++i];
+      inWord = true;
+    } else if (c === " " || c === "\t") {
+      if (inWord) words.push(cur);
+      cur = "";
+      inWord = false;
+    } else {
+      cur += c;
+      inWord = true;
+    }
+  }
+  if (inWord) words.push(cur);
+  return words;
 }
 
 /**

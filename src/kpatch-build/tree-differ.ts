@@ -6,18 +6,12 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import {
-  type DiffReport,
-  diffObjects,
-  type EntrySizes,
-  ExportTable,
-  probeEntrySizes,
-  TargetSymbols,
-} from "../diff/index.js";
+import { type DiffReport, diffObjects, type EntrySizes, ExportTable, TargetSymbols } from "../diff/index.js";
 import type { ElfFile } from "../elf/elf-file.js";
 import { readElf } from "../elf/read-elf.js";
 import { KpatchError } from "../util/errors.js";
 import { moduleNameOf } from "../util/module-name.js";
+import { probeEntrySizes } from "./entry-size-probe.js";
 import type { KernelTree } from "./kernel-tree.js";
 import type { ObjectPair } from "./patched-objects.js";
 

@@ -20,6 +20,7 @@ import {
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { KpatchError } from "../util/errors.js";
+import { escapeRegExp } from "../util/escape-regexp.js";
 
 export type SavedFile =
   | { path: string; kind: "absent" }
@@ -44,8 +45,7 @@ export interface TreeSnapshot {
 
 /** What patch(1) may leave beside `name` besides the file itself. */
 const BESIDE = [".orig", ".rej", "~"];
-const patchTemp = (name: string) =>
-  new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\.[or]\\w{6,7}$`);
+const patchTemp = (name: string) => new RegExp(`^${escapeRegExp(name)}\\.[or]\\w{6,7}$`);
 
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 

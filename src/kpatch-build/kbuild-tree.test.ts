@@ -1,0 +1,41 @@
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { isKpatchError } from "../util/errors.js";
+import { parseKbuildCmd, readKbuildCmd } from "./kbuild-tree.js";
+
+const dir = mkdtempSync(join(tmpdir(), "kpatch-kbuild-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+test("parseKbuildCmd() reads 6.12's savedcmd_ and 6.1's cmd_ records of exactly that object", () => {
+  const text = [
+    "savedcmd_fs/proc/cmdline.o := gcc -c -o fs/proc/cmdline.o /src/fs/proc/cmdline.c",
+    "",
+    "source_fs/proc/cmdline.o := /src/fs/proc/cmdline.c",
+    "",
+    "deps_fs/proc/cmdline.o := \\",
+  ].join("\n");
+  assert.deepEqual(parseKbuildCmd(text, "fs/proc/cmdline.o"), {
+    command: "gcc -c -o fs/proc/cmdline.o /src/fs/proc/cmdline.c",
+    source: "/src/fs/proc/cmdline.c",
+  });
+  assert.deepEqual(parseKbuildCmd("cmd_kernel/exit.o := gcc -c kernel/exit.c\n", "kernel/exit.o"), {
+    command: "gcc -c kernel/exit.c",
+    source: undefined,
+  });
+  // A dot in the object path is not a regular-expression wildcard.
+  assert.equal(parseKbuildCmd(text, "fs/proc/cmdlineXo").command, undefined);
+});
+
+test("readKbuildCmd() says BUILD_NO_COMMAND for a missing record or one without a command", () => {
+  mkdirSync(join(dir, "kernel"));
+  writeFileSync(join(dir, "kernel", ".exit.o.cmd"), "source_kernel/exit.o := kernel/exit.c\n");
+  for (const obj of ["kernel/exit.o", "kernel/fork.o"]) {
+    assert.throws(
+      () => readKbuildCmd(dir, obj),
+      (e: unknown) => isKpatchError(e) && e.code === "BUILD_NO_COMMAND" && e.message.includes(obj),
+    );
+  }
+});
