@@ -69,6 +69,11 @@ function check(c: Case, origPath: string, patchedPath: string, entrySizes: Entry
   for (const f of [...changed, ...added, ...carried])
     assert.ok(back.findSymbol(f), `${c.name}: ${f} not in the output`);
   for (const k of e.klp ?? []) assert.ok(back.findSymbol(k), `${c.name}: ${k} not in the output`);
+  for (const d of e.defined ?? [])
+    assert.ok(
+      back.findSymbols(d).some((s) => s.section),
+      `${c.name}: ${d} must be defined in the output`,
+    );
   for (const a of e.absent ?? [])
     assert.ok(!back.findSymbols(a).some((s) => s.section), `${c.name}: ${a} must not be in the output`);
   for (const [name, size] of Object.entries(e.sizes ?? {})) {

@@ -137,7 +137,12 @@ function relocText(
 ): string {
   const show = (u: Unit, r: ElfReloc | undefined, index: typeof ctx.orig) =>
     r ? describeTarget(resolveRelocTarget(index, u.section, r)) : "nothing";
-  return `reference to ${show(o, ro, ctx.orig)} became ${show(p, rp, ctx.patched)}`;
+  const a = show(o, ro, ctx.orig);
+  const b = show(p, rp, ctx.patched);
+  if (a !== b || !ro || !rp) return `reference to ${a} became ${b}`;
+  // The same name, another symbol: a global made static (or the reverse), or a renumbered local.
+  const bind = (r: ElfReloc) => (r.symbol.isLocal ? "local" : "global");
+  return `reference to ${a} (${bind(ro)}) became another symbol of that name (${bind(rp)})`;
 }
 
 function byteDiffs(a: Uint8Array, b: Uint8Array): number[] {

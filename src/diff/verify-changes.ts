@@ -8,9 +8,11 @@ import type { ElfSection } from "../elf/index.js";
 import type { DiffContext } from "./context.js";
 import { baseName } from "./correlate-symbols.js";
 import { DiffError } from "./diff-error.js";
+import { FORCE_UNSAFE } from "./directives.js";
 import { hasFentryCall, type Unit } from "./object-index.js";
 import { FRESH_STATIC_LOCALS } from "./policy.js";
 import { reachThroughCallers } from "./reach-through-callers.js";
+import { referencesTo } from "./references.js";
 import { bytesEqual, sameRelocTarget } from "./reloc-target.js";
 
 export function verifyChanges(ctx: DiffContext): void {
@@ -30,9 +32,18 @@ export function verifyChanges(ctx: DiffContext): void {
       );
     }
     if (!unit.sym.isFunction && (kind === "data" || kind === "bss")) {
+      const users = forcedUsers(ctx, unit);
+      if (users) {
+        // The author forced every user: they get a fresh copy with the new contents.
+        ctx.status.set(unit, "new");
+        ctx.warn(
+          `${FORCE_UNSAFE}: ${name} changed and only forced functions use it (${users.join(", ")}): the patch carries a fresh copy, the running kernel's value is not carried over`,
+        );
+        continue;
+      }
       throw new DiffError(
         "DIFF_DATA_CHANGED",
-        `Cannot patch ${name}: it is data the running kernel already holds (${unit.section.name}: ${why}); change the code that uses it instead, or use a shadow variable`,
+        `Cannot patch ${name}: it is data the running kernel already holds (${unit.section.name}: ${why}); change the code that uses it instead, or use a shadow variable${unit.sym.isLocal ? ` (or, if a fresh copy is right, mark every function that uses it ${FORCE_UNSAFE})` : ""}`,
         loc,
       );
     }
@@ -74,6 +85,23 @@ function sameSection(ctx: DiffContext, o: ElfSection, p: ElfSection): boolean {
   const rp = ctx.relocsOf(p);
   if (ro.length !== rp.length) return false;
   return ro.every((r, i) => r.offset === rp[i]!.offset && sameRelocTarget(ctx, o, r, p, rp[i]!));
+}
+
+/**
+ * The functions that use the static `unit`, when every reference to it is from a function the
+ * author forced (KPATCH_FORCE_UNSAFE); undefined otherwise (a global, an unforced user, a pointer
+ * in data).
+ */
+function forcedUsers(ctx: DiffContext, unit: Unit): string[] | undefined {
+  if (!unit.sym.isLocal || ctx.directives.forced.size === 0) return undefined;
+  const users = new Set<string>();
+  for (const r of referencesTo(ctx, ctx.patched, unit)) {
+    if (r.kind === "ignored") continue;
+    const from = r.from?.parent ?? r.from;
+    if (!from?.sym.isFunction || !ctx.directives.isForced(from)) return undefined;
+    users.add(from.sym.name);
+  }
+  return users.size > 0 ? [...users] : undefined;
 }
 
 const FRESH = new Set(FRESH_STATIC_LOCALS.map((f) => f.name));
