@@ -147,6 +147,7 @@ export async function compileObject(
   mkdirSync(dirname(out), { recursive: true });
   const r = await exec("sh", ["-c", command], {
     cwd: buildDir,
+    processGroup: true,
     ...(options.signal ? { signal: options.signal } : {}),
   });
   if (r.code !== 0) {

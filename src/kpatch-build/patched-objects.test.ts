@@ -103,6 +103,22 @@ test("buildPatchedObjects() finds, compiles and compares the object, and restore
   }
 });
 
+test("buildPatchedObjects() on an in-tree build, whose kbuild records name files relative to the tree", async () => {
+  const t = miniTree();
+  try {
+    const cmd = readFileSync(join(t.buildDir, ".hello.o.cmd"), "utf8").replaceAll(`${t.srcDir}/`, "");
+    writeFileSync(join(t.srcDir, ".hello.o.cmd"), cmd);
+    const built = await build(t, { tree: { srcDir: t.srcDir, buildDir: t.srcDir, cacheDir: t.cacheDir } });
+    assert.deepEqual(
+      built.changed.map((o) => [o.path, o.source]),
+      [["hello.o", join(t.srcDir, "hello.c")]],
+    );
+    assert.equal(readFileSync(join(t.srcDir, "hello.c"), "utf8"), HELLO_C);
+  } finally {
+    rmSync(t.root, { recursive: true, force: true });
+  }
+});
+
 test("buildPatchedObjects() compiles originals only once it holds the tree (not from another run's patched tree)", async () => {
   const t = miniTree();
   try {

@@ -183,3 +183,15 @@ test("runs racing to clean one stale lock: one at a time holds the tree, none un
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("saveFiles() refuses a patch that would write the lock's own files", async () => {
+  const { dir, src } = tree();
+  try {
+    const lock = await TreeLock.acquire(src, { timeoutMs: 1000 });
+    assert.throws(() => lock.saveFiles([LOCK_NAME]), { code: "PATCH_UNSAFE_PATH" });
+    lock.release();
+    assert.deepEqual(entries(src), ["f.c"]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -278,6 +278,16 @@ export class TreeLock {
    * them is patched: from now on, a run that dies leaves the next one what it needs to restore.
    */
   saveFiles(files: readonly string[]): void {
+    const ours = files.find((f) => f.startsWith(LOCK_NAME) || f.startsWith(`.${LOCK_NAME}`));
+    if (ours) {
+      throw new KpatchError(
+        "PATCH_UNSAFE_PATH",
+        `Cannot patch ${ours}: the name is kpatch-build's tree lock`,
+        {
+          file: join(this.tree, ours),
+        },
+      );
+    }
     this.snapshot = snapshotFiles(this.tree, files);
     this.writeRecord();
   }

@@ -75,11 +75,20 @@ test("restoreSnapshot() fails with TREE_RESTORE_FAILED naming what it cannot put
     mkdirSync(join(t, "new"));
     writeFileSync(join(t, "new/n.c"), "x");
     writeFileSync(join(t, "new/users-own.c"), "not ours to delete");
+    const snapA = snapshotFiles(t, ["fs/a.c"]);
+    rmSync(join(t, "fs/a.c"));
+    mkdirSync(join(t, "fs/a.c"));
+    writeFileSync(join(t, "fs/a.c/users-own.c"), "not ours to delete");
     assert.throws(() => restoreSnapshot(t, snap), {
       code: "TREE_RESTORE_FAILED",
       message: /new\/: holds files not ours/,
     });
+    assert.throws(() => restoreSnapshot(t, snapA), {
+      code: "TREE_RESTORE_FAILED",
+      message: /fs\/a\.c: a directory is there now/,
+    });
     assert.equal(readFileSync(join(t, "new/users-own.c"), "utf8"), "not ours to delete");
+    assert.equal(readFileSync(join(t, "fs/a.c/users-own.c"), "utf8"), "not ours to delete");
   } finally {
     rmSync(t, { recursive: true, force: true });
   }

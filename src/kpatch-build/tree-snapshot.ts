@@ -125,7 +125,9 @@ function matches(tree: string, s: SavedFile): boolean {
 function put(tree: string, s: SavedFile): void {
   const full = join(tree, s.path);
   const st = lstatMaybe(full);
-  if (st && (s.kind !== "file" || !st.isFile())) rmSync(full, { force: true, recursive: st.isDirectory() });
+  // patch(1) never puts a directory where a file was: one there now is someone else's.
+  if (st?.isDirectory()) throw new Error("a directory is there now");
+  if (st && (s.kind !== "file" || !st.isFile())) rmSync(full, { force: true });
   if (s.kind === "absent") return;
   if (s.kind === "symlink") {
     symlinkSync(s.target, full);

@@ -17,6 +17,11 @@ export interface ExecOptions {
   maxBuffer?: number;
   /** Aborting it sends the process SIGTERM (the result then has its signal, nothing is thrown). */
   signal?: AbortSignal;
+  /**
+   * Run it in a process group of its own, and stop the whole group (abort, timeout): a shell
+   * command's compiler goes with the shell, and a terminal's Ctrl-C reaches only us.
+   */
+  processGroup?: boolean;
 }
 
 export interface ExecResult {
@@ -37,9 +42,18 @@ export function exec(cmd: string, args: readonly string[], options: ExecOptions 
       cwd: options.cwd,
       env: options.env ?? process.env,
       stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+      detached: options.processGroup ?? false,
     };
     const child = spawn(cmd, args, spawnOptions);
-    const onAbort = () => child.kill("SIGTERM");
+    const stop = (sig: NodeJS.Signals) => {
+      try {
+        if (options.processGroup && child.pid) process.kill(-child.pid, sig);
+        else child.kill(sig);
+      } catch {
+        // already gone
+      }
+    };
+    const onAbort = () => stop("SIGTERM");
     if (options.signal?.aborted) onAbort();
     else options.signal?.addEventListener("abort", onAbort, { once: true });
     const out = { stdout: "", stderr: "" };
@@ -50,7 +64,7 @@ export function exec(cmd: string, args: readonly string[], options: ExecOptions 
         ? undefined
         : setTimeout(() => {
             timedOut = true;
-            child.kill("SIGKILL");
+            stop("SIGKILL");
           }, options.timeoutMs);
     const take = (stream: "stdout" | "stderr") => (chunk: Buffer) => {
       const text = chunk.toString("utf8");
