@@ -4,15 +4,13 @@
  * can switch without relearning.
  */
 import { cpus } from "node:os";
-import { userTree } from "../kpatch-build/kernel-tree.js";
+import { resolve } from "node:path";
 import { kpatchBuild } from "../kpatch-build/kpatch-build.js";
-import { labTree } from "../lab/lab-tree.js";
-import { DEFAULT_SERIES, KERNEL_SERIES, type KernelSeries } from "../lab/paths.js";
-import { requireLab } from "../lab/setup.js";
 import type { KpatchError } from "../util/errors.js";
 import { formatDuration, Progress } from "../util/progress.js";
 import { checkUserDir, checkUserFile } from "../util/user-file.js";
 import { parseCommandLine } from "./args.js";
+import { chooseTarget } from "./kpatch-build-target.js";
 import { EXIT, runCli, UsageError } from "./main.js";
 
 const USAGE = `Usage: kpatch-build [options] PATCH...
@@ -28,17 +26,29 @@ is generated that registers the new functions with the kernel's livepatch core.
 The source tree is restored afterwards, also on failure, Ctrl-C or a closed
 terminal; a run killed outright is cleaned up by the next one.
 
-With no -s the target is the lab kernel (kpatch-lab setup). With -s it is your
-kernel: the source tree and the kbuild output tree that built the running kernel
-(its .cmd records say how each object was compiled; nothing is rebuilt there).
+The target kernel:
+  --kernel-release KVER  a Debian kernel (KVER as uname -r prints it, e.g.
+                         6.12.117+deb12-amd64), installed or not: its image,
+                         headers and linux-source packages at one version (fetched
+                         into the cache when not installed), a tree prepared once
+                         per version; only the objects the patch reaches are compiled
+  -s DIR                 your kernel: its source and the kbuild output tree that
+                         built the running kernel (nothing is rebuilt there)
+  --kernel 6.12|6.1      a lab kernel (kpatch-lab setup)
+  (none)                 the running kernel when Debian packaged it, else the
+                         6.12 lab kernel (a note says so)
 
 Options:
   -s, --sourcedir DIR    kernel source tree (default: the lab's)
   -b, --build-dir DIR    its kbuild output tree, when it was built with O=
                          (default: the source tree itself)
   -c, --config FILE      the kernel's .config; must be the build tree's own
-  -v, --vmlinux FILE     the running kernel's vmlinux (default: in the build tree)
+  -v, --vmlinux FILE     the kernel's vmlinux with symbols (default: the build
+                         tree's; for a Debian kernel: /proc/kallsyms on it, else
+                         the image's kallsyms; the -dbg package's vmlinux is taken)
       --kernel SERIES    lab kernel series: 6.12 (default) or 6.1
+      --kernel-release KVER   a Debian kernel (see above)
+      --sign KEY CERT    sign the module (Secure Boot) with the kernel's sign-file
   -j, --jobs N           parallel make jobs (default: number of CPUs)
   -t, --target T         kbuild target to build (kpatch compatibility; ignored:
                          only objects the patch changes are rebuilt)
@@ -73,12 +83,6 @@ function exitFor(e: KpatchError): number {
   return EXIT.error;
 }
 
-function series(value: string | undefined): KernelSeries {
-  const s = value ?? DEFAULT_SERIES;
-  if (!(KERNEL_SERIES as readonly string[]).includes(s)) throw new UsageError(`unknown kernel series '${s}'`);
-  return s as KernelSeries;
-}
-
 /**
  * Every file and directory named on the command line, checked before any work starts (and
  * before the source tree is touched): a missing patch, a directory or a FIFO given as one, an
@@ -96,17 +100,32 @@ function checkInputs(
   checkUserDir(values.output ?? ".", "OUTPUT_DIR", "output directory");
 }
 
+/** `--sign KEY CERT` takes two values, which parseArgs cannot say: taken out first. */
+function takeSign(argv: string[]): { args: string[]; sign?: { key: string; cert: string } } {
+  const at = argv.indexOf("--sign");
+  if (at < 0) return { args: argv };
+  const [key, cert] = [argv[at + 1], argv[at + 2]];
+  if (!key || !cert || key.startsWith("-") || cert.startsWith("-")) {
+    throw new UsageError("--sign takes two files: the private key and its X.509 certificate");
+  }
+  checkUserFile(key, "INPUT_FILE");
+  checkUserFile(cert, "INPUT_FILE");
+  return { args: [...argv.slice(0, at), ...argv.slice(at + 3)], sign: { key: resolve(key), cert: resolve(cert) } };
+}
+
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === "diff-object") {
     const { diffObjectMain } = await import("./diff-object.js");
     return diffObjectMain(argv.slice(1));
   }
-  const { values, positionals } = parseCommandLine(argv, {
+  const { args, sign } = takeSign(argv);
+  const { values, positionals } = parseCommandLine(args, {
     sourcedir: { type: "string", short: "s" },
     "build-dir": { type: "string", short: "b" },
     config: { type: "string", short: "c" },
     vmlinux: { type: "string", short: "v" },
     kernel: { type: "string" },
+    "kernel-release": { type: "string" },
     jobs: { type: "string", short: "j" },
     target: { type: "string", short: "t", multiple: true },
     name: { type: "string", short: "n" },
@@ -123,22 +142,12 @@ async function main(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   if (positionals.length === 0) throw new UsageError("no patch given");
-  if (!values.sourcedir && (values.config || values.vmlinux || values["build-dir"])) {
-    throw new UsageError("-b/-c/-v describe a tree given with -s");
-  }
   const jobs = values.jobs ? Number(values.jobs) : cpus().length;
   if (!Number.isInteger(jobs) || jobs < 1) throw new UsageError(`bad --jobs '${values.jobs}'`);
   checkInputs(values, positionals);
-  const tree = values.sourcedir
-    ? userTree({
-        sourcedir: values.sourcedir,
-        ...(values["build-dir"] ? { buildDir: values["build-dir"] } : {}),
-        ...(values.config ? { config: values.config } : {}),
-        ...(values.vmlinux ? { vmlinux: values.vmlinux } : {}),
-      })
-    : labTree(requireLab(series(values.kernel)));
   const progress = new Progress();
   const started = performance.now();
+  const tree = await chooseTarget(values, jobs, progress);
   let workDir: string | undefined;
   // Ctrl-C, SIGTERM, a closed terminal (SIGHUP): stop; the failure path restores the tree.
   const stop = new AbortController();
@@ -160,6 +169,7 @@ async function main(argv: string[]): Promise<number> {
       replace: !values["non-replace"],
       jobs,
       skipCleanup: values["skip-cleanup"] ?? false,
+      ...(sign ? { sign } : {}),
       progress,
       signal: stop.signal,
       ...(values["allow-fuzz"] ? { allowFuzz: true } : {}),

@@ -4,13 +4,13 @@
  * kernel's build tree (the same tree and config that built the running kernel, so vermagic
  * matches), then post-link the .ko and write it out atomically.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { STB_GLOBAL, STT_FUNC } from "../elf/constants.js";
 import type { ElfFile } from "../elf/elf-file.js";
 import { readElf } from "../elf/read-elf.js";
 import { writeElf } from "../elf/write-elf.js";
-import { writeFileAtomic } from "../util/atomic-write.js";
+import { createAtomic, writeFileAtomic } from "../util/atomic-write.js";
 import { KpatchError } from "../util/errors.js";
 import { buildErrors, exec } from "../util/exec.js";
 import type { Progress } from "../util/progress.js";
@@ -88,6 +88,45 @@ export function addAliases(outputs: readonly DiffOutput[]): PatchedTarget[] {
   );
 }
 
+export interface ModuleSigning {
+  key: string;
+  cert: string;
+}
+
+/**
+ * Sign `ko` in place with the kernel's own scripts/sign-file and the hash its config names
+ * (CONFIG_MODULE_SIG_HASH), as kbuild's modules_sign does.
+ */
+async function signModule(buildDir: string, sign: ModuleSigning, ko: string): Promise<void> {
+  const signFile = join(buildDir, "scripts", "sign-file");
+  if (!existsSync(signFile)) {
+    throw new KpatchError(
+      "SIGN_FAILED",
+      `Cannot sign the module: ${signFile} is missing (no CONFIG_MODULE_SIG?)`,
+    );
+  }
+  for (const f of [sign.key, sign.cert]) {
+    if (!existsSync(f)) throw new KpatchError("SIGN_FAILED", `Cannot sign the module: no ${f}`, { file: f });
+  }
+  const hash = /^CONFIG_MODULE_SIG_HASH="(\w+)"$/m.exec(readFileSync(join(buildDir, ".config"), "utf8"))?.[1];
+  if (!hash) {
+    throw new KpatchError(
+      "SIGN_FAILED",
+      `Cannot sign the module: ${buildDir}/.config names no CONFIG_MODULE_SIG_HASH`,
+    );
+  }
+  const r = await exec(signFile, [hash, sign.key, sign.cert, ko]);
+  if (r.code !== 0) {
+    throw new KpatchError(
+      "SIGN_FAILED",
+      `Cannot sign the module with ${sign.key}: ${r.stderr.trim() || `exit ${r.code}`}`,
+      {
+        file: sign.key,
+      },
+    );
+  }
+}
+
 export async function buildModule(options: {
   name: string;
   outputs: readonly DiffOutput[];
@@ -97,6 +136,10 @@ export async function buildModule(options: {
   replace: boolean;
   jobs: number;
   progress: Progress;
+  /** Extra make arguments of the kernel's build tree (a Debian kernel's CC and KERNELRELEASE). */
+  makeArgs?: readonly string[];
+  /** Sign the module (Secure Boot): the private key and X.509 certificate, as sign-file takes them. */
+  sign?: ModuleSigning;
 }): Promise<ModuleBuild> {
   const { name, outputs, workDir, progress } = options;
   progress.begin("module", `${name}.ko`);
@@ -116,7 +159,14 @@ export async function buildModule(options: {
   const spec: ModuleSpec = { name, targets, replace: options.replace, objects };
   writeFileSync(join(dir, "patch-main.c"), moduleSource(spec));
   writeFileSync(join(dir, "Kbuild"), moduleMakefile(spec));
-  const r = await exec("make", ["-C", options.kernelBuildDir, `M=${dir}`, `-j${options.jobs}`, "modules"], {
+  const makeArgs = [
+    "-C",
+    options.kernelBuildDir,
+    ...(options.makeArgs ?? []),
+    `M=${dir}`,
+    `-j${options.jobs}`,
+  ];
+  const r = await exec("make", [...makeArgs, "modules"], {
     env: { ...process.env, KBUILD_MODPOST_WARN: "1" },
   });
   if (r.code !== 0) {
@@ -127,7 +177,16 @@ export async function buildModule(options: {
   const built = join(dir, `${name}.ko`);
   const ko = readElf(readFileSync(built), built);
   const stats = convertKlpRelocations(ko);
-  writeFileAtomic(options.outFile, writeElf(ko));
-  progress.end(`${stats.klpRelocs} klp relocations, ${stats.klpSymbols} klp symbols`);
+  const sign = options.sign;
+  if (sign) {
+    // Signed last: the signature covers the post-linked bytes.
+    await createAtomic(options.outFile, async (tmp) => {
+      writeFileSync(tmp, writeElf(ko));
+      await signModule(options.kernelBuildDir, sign, tmp);
+    });
+  } else writeFileAtomic(options.outFile, writeElf(ko));
+  progress.end(
+    `${stats.klpRelocs} klp relocations, ${stats.klpSymbols} klp symbols${sign ? ", signed" : ""}`,
+  );
   return { ko: options.outFile, stats, targets };
 }

@@ -4,8 +4,8 @@
  * makes different code, and the differ would compare apples with oranges).
  */
 import { KpatchError } from "../util/errors.js";
-import { execCheck } from "../util/exec.js";
-import { readConfig } from "./kernel-config.js";
+import { exec } from "../util/exec.js";
+import { type KernelConfig, readConfig } from "./kernel-config.js";
 
 export interface TreeProblem {
   option: string;
@@ -44,14 +44,29 @@ export async function checkTree(configPath: string): Promise<void> {
       { file: configPath },
     );
   }
-  const built = config.get("CONFIG_CC_VERSION_TEXT")?.replace(/^"|"$/g, "");
-  const r = await execCheck("gcc", ["--version"]);
-  const here = r.stdout.split("\n")[0]?.trim();
-  if (built && here !== built) {
+  await kernelCompiler(config, configPath);
+}
+
+/** The compiler named by CONFIG_CC_VERSION_TEXT, checked to be on this machine, same version. */
+export async function kernelCompiler(config: KernelConfig, configPath: string): Promise<string> {
+  const text = config.get("CONFIG_CC_VERSION_TEXT")?.replace(/^"|"$/g, "") ?? "";
+  if (!text) return "gcc"; // a config older than 5.8 does not say
+  const cc = text.split(" ")[0] ?? "";
+  if (!/^[\w.+-]*gcc[\w.+-]*$/.test(cc)) {
     throw new KpatchError(
       "TREE_COMPILER",
-      `Cannot build a patch for this kernel with this compiler: the kernel was built with '${built}', this machine has '${here}'`,
+      `Cannot tell which compiler built this kernel: CONFIG_CC_VERSION_TEXT is '${text}'`,
       { file: configPath },
     );
   }
+  const r = await exec(cc, ["--version"]).catch(() => undefined);
+  const here = r?.code === 0 ? r.stdout.split("\n")[0]?.trim() : undefined;
+  if (here !== text) {
+    throw new KpatchError(
+      "TREE_COMPILER",
+      `Cannot build for this kernel here: it was built with '${text}', ${here ? `this machine's ${cc} is '${here}'` : `this machine has no ${cc} (Debian: apt-get install gcc-12)`}`,
+      { file: configPath },
+    );
+  }
+  return cc;
 }

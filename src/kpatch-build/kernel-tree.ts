@@ -8,6 +8,8 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { KpatchError } from "../util/errors.js";
+import type { Progress } from "../util/progress.js";
+import type { KbuildObject } from "./kbuild-tree.js";
 
 export interface KernelTree {
   srcDir: string;
@@ -16,6 +18,22 @@ export interface KernelTree {
   vmlinux: string;
   /** Names the tree in the cache of original objects. */
   cacheKey: string;
+  /** Arguments every make in the build tree takes (a Debian kernel's CC and KERNELRELEASE). */
+  makeArgs?: string[];
+  /**
+   * The objects the touched files (relative to the source) reach, each with a kbuild record in
+   * the build tree, for a tree that has not compiled everything (a Debian kernel's); default:
+   * the build tree's own kbuild records.
+   */
+  findObjects?: (touched: readonly string[], progress: Progress) => Promise<KernelObjects>;
+  /** The file holding a module target's symbols (default: the .ko in the build tree). */
+  moduleFile?: (target: string) => Promise<string>;
+}
+
+export interface KernelObjects {
+  candidates: KbuildObject[];
+  /** How many objects the kernel has, for the progress line. */
+  total: number;
 }
 
 /**

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import type { DiffReport } from "../diff/index.js";
-import { buildModule, type DiffOutput } from "../klp/build-module.js";
+import { buildModule, type DiffOutput, type ModuleSigning } from "../klp/build-module.js";
 import type { PatchedTarget } from "../klp/module-source.js";
 import { cachePath } from "../util/cache-dir.js";
 import { KpatchError } from "../util/errors.js";
@@ -30,6 +30,8 @@ export interface KpatchBuildOptions {
   jobs: number;
   skipCleanup: boolean;
   progress: Progress;
+  /** Sign the module with this key and certificate (scripts/sign-file of the kernel's tree). */
+  sign?: ModuleSigning;
   /** Called when the work directory exists, so a signal handler can name it. */
   onWorkDir?: (dir: string) => void;
   /** Stops the build (Ctrl-C): INTERRUPTED, after the source tree is restored. */
@@ -82,6 +84,7 @@ export async function kpatchBuild(options: KpatchBuildOptions): Promise<KpatchBu
     srcDir: kernel.srcDir,
     buildDir: kernel.buildDir,
     cacheDir: cachePath("objects", kernel.cacheKey),
+    ...(kernel.findObjects ? { findObjects: kernel.findObjects } : {}),
   };
   const workDir = mkdtempSync(join(workParent(progress), `kpatch-build-${name}-`));
   options.onWorkDir?.(workDir);
@@ -126,6 +129,8 @@ export async function kpatchBuild(options: KpatchBuildOptions): Promise<KpatchBu
       replace: options.replace,
       jobs: options.jobs,
       progress,
+      ...(kernel.makeArgs ? { makeArgs: kernel.makeArgs } : {}),
+      ...(options.sign ? { sign: options.sign } : {}),
     }).catch((e: unknown) => {
       throwIfAborted(options.signal); // Ctrl-C reached make too: an interruption, not a failure
       throw e;

@@ -36,6 +36,7 @@ import {
   sectionCommand,
 } from "./object-compile.js";
 import { applyPatches, describeHunk, type SourcePatch } from "./patch-file.js";
+import type { KernelObjects, KernelTree } from "./kernel-tree.js";
 import { TreeLock } from "./tree-lock.js";
 
 export interface ObjectPair extends KbuildObject {
@@ -59,6 +60,8 @@ export interface BuildTree {
   buildDir: string;
   /** Where original objects are cached. */
   cacheDir: string;
+  /** How to find the objects the touched files reach (default: the build tree's records). */
+  findObjects?: KernelTree["findObjects"];
 }
 
 export interface PatchedBuildOptions {
@@ -72,6 +75,18 @@ export interface PatchedBuildOptions {
   allowFuzz?: boolean;
   /** How long to wait for another run holding the tree (default 10 minutes). */
   lockTimeoutMs?: number;
+}
+
+/** The objects whose kbuild records in the build tree say they depend on a touched file. */
+function recordedObjects(tree: BuildTree, touched: readonly string[], progress: Progress): KernelObjects {
+  progress.begin("find objects", "reading kbuild records");
+  const index = kernelObjects(tree.buildDir);
+  const candidates = objectsDependingOn(
+    index,
+    touched.map((f) => join(tree.srcDir, f)),
+    tree.buildDir,
+  );
+  return { candidates, total: index.length };
 }
 
 /**
@@ -154,17 +169,10 @@ export async function buildPatchedObjects(options: PatchedBuildOptions): Promise
     cacheDir: options.tree.cacheDir,
   };
   installMacros();
-  progress.begin("find objects", "reading kbuild records");
-  const index = kernelObjects(tree.buildDir);
   const touched = [...new Set(patches.flatMap((p) => p.files))];
-  const candidates = objectsDependingOn(
-    index,
-    touched.map((f) => join(tree.srcDir, f)),
-    tree.buildDir,
-  );
-  progress.end(`${candidates.length} of ${index.length} objects depend on ${touched.join(" ")}`);
 
-  // The lock comes first: originals compiled from a tree another run has patched are wrong.
+  // The lock comes first: originals compiled from a tree another run has patched are wrong
+  // (and so would be the kbuild records a Debian kernel's tree makes while finding objects).
   const lock = await TreeLock.acquire(tree.srcDir, {
     ...(options.lockTimeoutMs !== undefined ? { timeoutMs: options.lockTimeoutMs } : {}),
     ...(signal ? { signal } : {}),
@@ -174,7 +182,13 @@ export async function buildPatchedObjects(options: PatchedBuildOptions): Promise
   });
   const origs = new Map<string, string>();
   let n = 0;
+  let candidates: KbuildObject[] = [];
   try {
+    const found = options.tree.findObjects
+      ? await options.tree.findObjects(touched, progress)
+      : recordedObjects(tree, touched, progress);
+    candidates = found.candidates;
+    progress.end(`${candidates.length} of ${found.total} objects depend on ${touched.join(" ")}`);
     progress.begin("original build", `${candidates.length} objects`);
     const hashes = new FileHashes();
     await pool(candidates, jobs, signal, async (o) => {

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { type DiffReport, diffObjects, type EntrySizes, ExportTable, TargetSymbols } from "../diff/index.js";
 import type { ElfFile } from "../elf/elf-file.js";
 import { readElf } from "../elf/read-elf.js";
+import { isElf, KernelImage } from "../kernel-image/index.js";
 import { KpatchError } from "../util/errors.js";
 import { moduleNameOf } from "../util/module-name.js";
 import { probeEntrySizes } from "./entry-size-probe.js";
@@ -50,7 +51,7 @@ export class TreeDiffer {
     const patched = readElf(readFileSync(pair.patched), pair.path);
     const result = diffObjects(orig, patched, {
       target: pair.target,
-      symbols: this.#symbolsOf(pair.target),
+      symbols: await this.#symbolsOf(pair.target),
       exports: this.#exportTable(),
       entrySizes: await this.#sizes(),
     });
@@ -75,11 +76,17 @@ export class TreeDiffer {
     return this.#entrySizes;
   }
 
-  #symbolsOf(target: string): TargetSymbols {
+  async #symbolsOf(target: string): Promise<TargetSymbols> {
     let s = this.#symbols.get(target);
     if (!s) {
-      const file = targetFile(this.tree, target);
-      s = TargetSymbols.load(readFileSync(file), file);
+      const { moduleFile } = this.tree;
+      const file = target !== "vmlinux" && moduleFile ? await moduleFile(target) : targetFile(this.tree, target);
+      const bytes = readFileSync(file);
+      if (target === "vmlinux" && isElf(bytes)) {
+        // A built or -dbg vmlinux (its symbol table) or one extracted from a vmlinuz (its kallsyms).
+        const image = KernelImage.fromVmlinux(file);
+        s = new TargetSymbols(image.symbols(), image.endbrSeal());
+      } else s = TargetSymbols.load(bytes, file);
       this.#symbols.set(target, s);
     }
     return s;

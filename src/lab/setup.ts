@@ -168,11 +168,20 @@ async function ensurePackages(series: KernelSeries, install: boolean, progress: 
   progress.end(`installed ${missing.join(" ")}`);
 }
 
-async function ensureSource(series: KernelSeries, version: string, progress: Progress): Promise<string> {
+/**
+ * Debian's kernel source of `version`, unpacked once under the cache (shared by the lab and
+ * kpatch-build's Debian-kernel target). `tarball` defaults to the installed linux-source's.
+ */
+export async function ensureSource(
+  series: KernelSeries,
+  version: string,
+  progress: Progress,
+  tarball = sourceTarball(series),
+): Promise<string> {
   const top = cachePath("src", version);
   const srcDir = join(top, `linux-source-${series}`);
   const stamp = join(top, ".unpacked");
-  progress.begin("unpack", sourceTarball(series));
+  progress.begin("unpack", tarball);
   if (existsSync(stamp)) {
     progress.end("cached");
     return srcDir;
@@ -180,17 +189,14 @@ async function ensureSource(series: KernelSeries, version: string, progress: Pro
   rmSync(top, { recursive: true, force: true });
   mkdirSync(top, { recursive: true });
   let files = 0;
-  await execCheck("tar", ["-xvf", sourceTarball(series), "-C", top], {
-    what: `tar -xf ${sourceTarball(series)}`,
+  await execCheck("tar", ["-xvf", tarball, "-C", top], {
+    what: `tar -xf ${tarball}`,
     onLine: () => {
       if (++files % 500 === 0) progress.update(`${files} files`, files / 90000);
     },
   });
   if (!existsSync(join(srcDir, "Makefile"))) {
-    throw new KpatchError(
-      "LAB_SOURCE",
-      `Cannot find ${srcDir}/Makefile after unpacking ${sourceTarball(series)}`,
-    );
+    throw new KpatchError("LAB_SOURCE", `Cannot find ${srcDir}/Makefile after unpacking ${tarball}`);
   }
   writeFileSync(stamp, `${version}\n`);
   progress.end(`${files} files`);

@@ -1,0 +1,72 @@
+/**
+ * Which kernel kpatch-build builds for, from its options (kpatch's behaviour where it has one):
+ * -s: the user's tree; --kernel-release KVER: that Debian kernel; --kernel SERIES: a lab kernel;
+ * none of them: the running kernel when it is a Debian packaged kernel, else the 6.12 lab kernel
+ * (said in a note, with how to pick another target).
+ */
+import { defaultRelease, distroKernelTree } from "../kpatch-build/distro-target.js";
+import { type KernelTree, userTree } from "../kpatch-build/kernel-tree.js";
+import { labTree } from "../lab/lab-tree.js";
+import { DEFAULT_SERIES, KERNEL_SERIES, type KernelSeries } from "../lab/paths.js";
+import { requireLab } from "../lab/setup.js";
+import type { Progress } from "../util/progress.js";
+import { UsageError } from "./main.js";
+
+export interface TargetOptions {
+  sourcedir?: string | undefined;
+  "build-dir"?: string | undefined;
+  config?: string | undefined;
+  vmlinux?: string | undefined;
+  kernel?: string | undefined;
+  "kernel-release"?: string | undefined;
+}
+
+function series(value: string | undefined): KernelSeries {
+  const s = value ?? DEFAULT_SERIES;
+  if (!(KERNEL_SERIES as readonly string[]).includes(s)) throw new UsageError(`unknown kernel series '${s}'`);
+  return s as KernelSeries;
+}
+
+export async function chooseTarget(
+  values: TargetOptions,
+  jobs: number,
+  progress: Progress,
+): Promise<KernelTree> {
+  const given = [
+    values.sourcedir && "-s",
+    values.kernel && "--kernel",
+    values["kernel-release"] && "--kernel-release",
+  ];
+  const chosen = given.filter(Boolean);
+  if (chosen.length > 1) throw new UsageError(`${chosen.join(" and ")} name different targets: give one`);
+  if (!values.sourcedir && (values.config || values["build-dir"])) {
+    throw new UsageError("-b/-c describe a tree given with -s");
+  }
+  if (values.sourcedir) {
+    return userTree({
+      sourcedir: values.sourcedir,
+      ...(values["build-dir"] ? { buildDir: values["build-dir"] } : {}),
+      ...(values.config ? { config: values.config } : {}),
+      ...(values.vmlinux ? { vmlinux: values.vmlinux } : {}),
+    });
+  }
+  if (values.kernel) {
+    if (values.vmlinux)
+      throw new UsageError("-v is for a tree given with -s or a Debian kernel (--kernel-release)");
+    return labTree(requireLab(series(values.kernel)));
+  }
+  let kver = values["kernel-release"];
+  if (!kver) {
+    const running = defaultRelease();
+    if ("why" in running) {
+      if (values.vmlinux) throw new UsageError("-v needs -s or --kernel-release: " + running.why);
+      progress.note(
+        `note: ${running.why}: building for the ${DEFAULT_SERIES} lab kernel (--kernel-release KVER targets a Debian kernel, -s your own tree)`,
+      );
+      return labTree(requireLab(DEFAULT_SERIES));
+    }
+    kver = running.release.kver;
+    progress.note(`target: the running kernel ${kver}`);
+  }
+  return distroKernelTree({ kver, ...(values.vmlinux ? { vmlinux: values.vmlinux } : {}), jobs, progress });
+}

@@ -1,0 +1,106 @@
+/**
+ * Finding the Debian packages of a kernel release: installed ones when they are there (building
+ * on the target: /boot, /lib/modules, /usr/src), otherwise the same packages at the image's
+ * version, fetched into the cache by the one Debian-package helper (src/debian). The image's
+ * version decides; the headers and the source must be at exactly that version.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { fetchDebianPackage } from "../debian/debian-package.js";
+import { KpatchError } from "../util/errors.js";
+import { exec } from "../util/exec.js";
+import type { Progress } from "../util/progress.js";
+import { type DistroRelease, releasePackages } from "./distro-release.js";
+import type { DistroInputs } from "./distro-tree.js";
+
+/** The installed version of `pkg`, or undefined. */
+export async function installedVersion(pkg: string): Promise<string | undefined> {
+  // dpkg-query's own ${Field} syntax, not a template.
+  const r = await exec("dpkg-query", ["-W", "-f", "$" + "{Status}\\t$" + "{Version}", pkg]);
+  const [status, version] = r.stdout.split("\t");
+  return r.code === 0 && status?.endsWith(" installed") && version ? version : undefined;
+}
+
+/** The version apt would fetch for `pkg` (its candidate), or undefined when apt knows none. */
+export async function candidateVersion(pkg: string): Promise<string | undefined> {
+  const r = await exec("apt-cache", ["policy", pkg]);
+  const v = /^\s*Candidate:\s*(\S+)/m.exec(r.stdout)?.[1];
+  return r.code === 0 && v && v !== "(none)" ? v : undefined;
+}
+
+/** Every version apt knows of `pkg` (for the message when the one needed is missing). */
+async function knownVersions(pkg: string): Promise<string[]> {
+  const r = await exec("apt-cache", ["madison", pkg]);
+  return r.stdout
+    .split("\n")
+    .map((l) => l.split("|")[1]?.trim())
+    .filter((v): v is string => Boolean(v));
+}
+
+async function fetch(pkg: string, version: string, progress: Progress): Promise<string> {
+  progress.update(`${pkg}=${version}`);
+  return (await fetchDebianPackage(pkg, version)).root;
+}
+
+/**
+ * The inputs for `release`. `onTarget`: this machine runs that kernel, so /boot and /lib/modules
+ * hold its image files (the image package is then not fetched).
+ */
+export async function findDistroInputs(
+  release: DistroRelease,
+  onTarget: boolean,
+  progress: Progress,
+): Promise<DistroInputs> {
+  const { kver, series } = release;
+  const names = releasePackages(release);
+  progress.begin("packages", kver);
+  const installedImage =
+    (await installedVersion(`linux-image-${kver}`)) ?? (await installedVersion(names.image));
+  const image = installedImage ?? (await candidateVersion(names.image));
+  if (!image) {
+    throw new KpatchError(
+      "DISTRO_NO_PACKAGE",
+      `Cannot find ${names.image} in apt's package lists: no such Debian kernel, or apt-get update is needed`,
+    );
+  }
+  let boot = "/boot";
+  let modulesDir = `/lib/modules/${kver}`;
+  if (!(onTarget && installedImage && existsSync(join(boot, `config-${kver}`)) && existsSync(modulesDir))) {
+    const root = await fetch(names.image, image, progress);
+    boot = join(root, "boot");
+    modulesDir = join(root, "lib", "modules", kver);
+  }
+
+  const installedHeaders = await installedVersion(names.headers);
+  const headersRoot =
+    installedHeaders === image && existsSync(`/usr/src/${names.headers}/Module.symvers`)
+      ? "/"
+      : await fetch(names.headers, image, progress);
+  const headersVersion = headersRoot === "/" ? installedHeaders! : image;
+
+  const installedSource = await installedVersion(names.source);
+  let sourceTarball = `/usr/src/linux-source-${series}.tar.xz`;
+  let sourceVersion = installedSource;
+  if (installedSource !== image || !existsSync(sourceTarball)) {
+    const known = await knownVersions(names.source);
+    if (!known.includes(image)) {
+      throw new KpatchError(
+        "DISTRO_NO_SOURCE",
+        `Cannot build for ${kver}: it needs ${names.source} at ${image}, which apt does not offer (installed: ${installedSource ?? "none"}; available: ${known.join(", ") || "none"})`,
+      );
+    }
+    const root = await fetch(names.source, image, progress);
+    sourceTarball = join(root, "usr", "src", `linux-source-${series}.tar.xz`);
+    sourceVersion = image;
+  }
+  progress.end(`image, headers and source at ${image}`);
+  return {
+    release,
+    versions: { image, headers: headersVersion, source: sourceVersion! },
+    sourceTarball,
+    headersDir: join(headersRoot, "usr", "src", names.headers),
+    imageConfig: join(boot, `config-${kver}`),
+    vmlinuz: join(boot, `vmlinuz-${kver}`),
+    modulesDir,
+  };
+}

@@ -1,0 +1,91 @@
+/**
+ * Which objects a Debian kernel's config builds, and for which target (vmlinux or a module),
+ * learnt from kbuild itself without compiling: a dry run (`make -n -k vmlinux modules`) over the
+ * prepared tree prints every compile command kbuild would run, with its `CC [M]` marker and
+ * KBUILD_MODNAME. The index is written once per prepared tree. An object's .cmd record (how
+ * kbuild compiles it, what it depends on) appears when kbuild's single-object rule first
+ * compiles it (`make fs/ext4/inode.o`); kpatch-build's object compiles read that record.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { writeFileAtomic } from "../util/atomic-write.js";
+import { KpatchError } from "../util/errors.js";
+import { exec } from "../util/exec.js";
+import { cmdFile, type KbuildObject } from "./kbuild-tree.js";
+
+export interface IndexedObject {
+  /** Relative to the build tree, e.g. "fs/ext4/inode.o". */
+  path: string;
+  /** Relative to the source tree, e.g. "fs/ext4/inode.c". */
+  source: string;
+  target: string;
+}
+
+const INDEX = "kpatch-objects.json";
+
+/** Objects that never reach a patchable text: boot and real-mode code, the vDSO. */
+const NOT_PATCHABLE = /^arch\/x86\/(boot|realmode|entry\/vdso)\//;
+
+/** The object one line of a dry-run transcript compiles (one shell command per line), if any. */
+export function parseDryRunLine(line: string, srcDir: string): IndexedObject | undefined {
+  const m = /echo ' {2}(?:CC|AS)( \[M\])?\s+(\S+\.o)'/.exec(line);
+  if (!m || !line.includes("-D__KERNEL__")) return undefined;
+  const path = m[2]!;
+  if (path.endsWith(".mod.o") || NOT_PATCHABLE.test(path)) return undefined;
+  const esc = path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const src = new RegExp(` -c -o ${esc} (\\S+\\.[cS])(?=\\s|;|$)`).exec(line)?.[1];
+  if (!src) return undefined;
+  const prefix = `${srcDir.replace(/\/$/, "")}/`;
+  const source = src.startsWith(prefix) ? src.slice(prefix.length) : src.replace(/^\.\//, "");
+  if (!m[1]) return { path, source, target: "vmlinux" };
+  const mod = /-DKBUILD_MODNAME='"([\w-]+)"'/.exec(line)?.[1];
+  return mod ? { path, source, target: mod.replace(/-/g, "_") } : undefined;
+}
+
+/** Run kbuild's dry run over `tree` and write the index; returns the number of objects. */
+export async function buildObjectIndex(tree: {
+  srcDir: string;
+  buildDir: string;
+  makeArgs: string[];
+}): Promise<number> {
+  // -k: the certs/ step wants Debian's signing key, which no one has; the rest is unaffected.
+  const found = new Map<string, IndexedObject>();
+  const r = await exec(
+    "make",
+    ["-C", tree.srcDir, `O=${tree.buildDir}`, ...tree.makeArgs, "-n", "-k", "vmlinux", "modules"],
+    {
+      maxBuffer: 1 << 16,
+      onLine: (line, stream) => {
+        const o = stream === "stdout" ? parseDryRunLine(line, tree.srcDir) : undefined;
+        if (o) found.set(o.path, o);
+      },
+    },
+  );
+  const objects = [...found.values()].sort((a, b) => a.path.localeCompare(b.path));
+  if (objects.length < 1000) {
+    throw new KpatchError(
+      "DISTRO_INDEX",
+      `Cannot list the objects of ${tree.buildDir}: kbuild's dry run named ${objects.length} (make exited ${r.code}):\n${r.stderr.split("\n").slice(-10).join("\n")}`,
+    );
+  }
+  writeFileAtomic(join(tree.buildDir, INDEX), JSON.stringify(objects));
+  return objects.length;
+}
+
+export function loadObjectIndex(buildDir: string): IndexedObject[] {
+  const file = join(buildDir, INDEX);
+  if (!existsSync(file)) {
+    throw new KpatchError("DISTRO_INDEX", `Cannot find the object index ${file}: prepare the tree again`);
+  }
+  return JSON.parse(readFileSync(file, "utf8")) as IndexedObject[];
+}
+
+/** As a KbuildObject (absolute source path). */
+export function kbuildObject(o: IndexedObject, srcDir: string): KbuildObject {
+  return { path: o.path, source: join(srcDir, o.source), target: o.target };
+}
+
+/** Whether kbuild has compiled `obj` in this tree (its .cmd record exists). */
+export function hasRecord(buildDir: string, obj: string): boolean {
+  return existsSync(cmdFile(buildDir, obj));
+}

@@ -1,0 +1,149 @@
+/**
+ * kpatch-build's target for a stock Debian kernel (`--kernel-release KVER`, or the running
+ * kernel): the packages (distro-inputs), the prepared tree (distro-tree), the objects a patch
+ * reaches (the config's object index, header users), the kernel's own symbols (/proc/kallsyms
+ * on the target, else the kallsyms tables of the image, or a -dbg vmlinux given with -v), and
+ * the image's modules as the targets' symbol tables. The result is a KernelTree like any other.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { release as unameRelease } from "node:os";
+import { join } from "node:path";
+import { createAtomic, writeFileAtomic } from "../util/atomic-write.js";
+import { KpatchError } from "../util/errors.js";
+import { exec, execCheck } from "../util/exec.js";
+import type { Progress } from "../util/progress.js";
+import { findDistroInputs } from "./distro-inputs.js";
+import { hasRecord, type IndexedObject, kbuildObject, loadObjectIndex } from "./distro-objects.js";
+import { type DistroRelease, parseRelease, runningDebianKernel } from "./distro-release.js";
+import { imageSymbolMap } from "./distro-symbols.js";
+import { type DistroTree, distroMake, prepareDistroTree } from "./distro-tree.js";
+import { cachedIncludeScan, includersOf } from "./header-users.js";
+import { cmdFile, objectsDependingOn } from "./kbuild-tree.js";
+import type { KernelObjects, KernelTree } from "./kernel-tree.js";
+
+/** The release kpatch-build targets without -s: the running kernel when Debian packaged it. */
+export function defaultRelease(): { release: DistroRelease } | { why: string } {
+  return runningDebianKernel(unameRelease());
+}
+
+export async function distroKernelTree(options: {
+  kver: string;
+  /** A vmlinux with its symbol table (the -dbg package's), instead of the image's kallsyms. */
+  vmlinux?: string;
+  jobs: number;
+  progress: Progress;
+}): Promise<KernelTree> {
+  const release = parseRelease(options.kver);
+  const onTarget = release.kver === unameRelease();
+  const inputs = await findDistroInputs(release, onTarget, options.progress);
+  const tree = await prepareDistroTree(inputs, options.progress);
+  const vmlinux = options.vmlinux ?? (await vmlinuxSymbols(tree, onTarget, options.progress));
+  return {
+    srcDir: tree.srcDir,
+    buildDir: tree.buildDir,
+    vmlinux,
+    cacheKey: `distro-${release.kver}-${tree.key}`,
+    makeArgs: tree.makeArgs,
+    findObjects: (touched, progress) => distroObjects(tree, touched, options.jobs, progress),
+    moduleFile: (target) => imageModule(tree, target),
+  };
+}
+
+/**
+ * The kernel's symbols as a System.map-style file: the running kernel's /proc/kallsyms (vmlinux
+ * lines only) on the target, else the kallsyms tables of the image.
+ */
+async function vmlinuxSymbols(tree: DistroTree, onTarget: boolean, progress: Progress): Promise<string> {
+  if (onTarget) {
+    const text = readFileSync("/proc/kallsyms", "utf8");
+    const lines = text.split("\n").filter((l) => l && !l.includes("\t["));
+    if (lines.some((l) => !l.startsWith("0000000000000000"))) {
+      const file = join(tree.buildDir, "proc-kallsyms.map");
+      writeFileAtomic(file, `${lines.join("\n")}\n`);
+      return file;
+    }
+    progress.note("warning: /proc/kallsyms hides addresses (not root?); using the image's kallsyms tables");
+  }
+  return imageSymbolMap(tree.inputs.vmlinuz, join(tree.buildDir, "image-kallsyms.map"), progress);
+}
+
+/** The image's .ko of module `target` (decompressed into the tree once), for its symbol table. */
+async function imageModule(tree: DistroTree, target: string): Promise<string> {
+  const dir = tree.inputs.modulesDir;
+  const order = join(dir, "modules.order");
+  const lines = existsSync(order) ? readFileSync(order, "utf8").split("\n") : [];
+  const rel = lines
+    .map((l) => l.trim())
+    .find((l) => l && l.split("/").pop()!.replace(/\.ko$/, "").replace(/-/g, "_") === target);
+  if (!rel || rel.includes("..")) {
+    throw new KpatchError(
+      "TARGET_NOT_FOUND",
+      `Cannot find the module ${target} in ${order}: the image does not ship it as a module`,
+    );
+  }
+  const out = join(tree.buildDir, "image-modules", `${target}.ko`);
+  if (existsSync(out)) return out;
+  const plain = join(dir, rel);
+  for (const [file, cmd] of [
+    [plain, "cat"],
+    [`${plain}.xz`, "xz -dc"],
+    [`${plain}.zst`, "zstd -dc"],
+    [`${plain}.gz`, "gzip -dc"],
+  ] as const) {
+    if (!existsSync(file)) continue;
+    await createAtomic(out, (tmp) =>
+      execCheck("sh", ["-c", `${cmd} -- "$1" > "$2"`, "sh", file, tmp], { what: `${cmd} ${file}` }),
+    );
+    return out;
+  }
+  throw new KpatchError("TARGET_NOT_FOUND", `Cannot find ${plain} (or a compressed copy) in the image`);
+}
+
+/**
+ * The objects the touched files reach in this config: a touched .c/.S by the index, a touched
+ * header through the textual include closure, confirmed by kbuild's dependency records. kbuild
+ * compiles each candidate once (`make obj.o`, normal flags) to leave that record.
+ */
+async function distroObjects(
+  tree: DistroTree,
+  touched: readonly string[],
+  jobs: number,
+  progress: Progress,
+): Promise<KernelObjects> {
+  progress.begin("find objects", "the config's object index");
+  const index = loadObjectIndex(tree.buildDir);
+  const direct: IndexedObject[] = [];
+  const viaHeader: IndexedObject[] = [];
+  const headers = touched.filter((f) => f.endsWith(".h"));
+  for (const f of touched) if (/\.[cS]$/.test(f)) direct.push(...index.filter((o) => o.source === f));
+  if (headers.length) {
+    progress.update("include closure of the touched headers");
+    const scan = cachedIncludeScan(tree.srcDir, join(tree.buildDir, "kpatch-includes.json"));
+    const users = new Set<string>(headers);
+    for (const h of headers) for (const f of includersOf(scan, h)) users.add(f);
+    viaHeader.push(...index.filter((o) => users.has(o.source) && !direct.includes(o)));
+  }
+  const missing = [...direct, ...viaHeader].filter((o) => !hasRecord(tree.buildDir, o.path));
+  for (let i = 0; i < missing.length; i += 200) {
+    const chunk = missing.slice(i, i + 200);
+    progress.update(`kbuild records: make ${i + chunk.length}/${missing.length} objects`);
+    const r = await exec("make", distroMake(tree, `-j${jobs}`, ...chunk.map((o) => o.path)));
+    if (r.code !== 0) {
+      throw new KpatchError(
+        "BUILD_FAILED",
+        `Cannot compile the original objects with kbuild:\n${r.stderr.split("\n").slice(-15).join("\n")}`,
+      );
+    }
+  }
+  const withCmd = viaHeader.map((o) => ({
+    obj: kbuildObject(o, tree.srcDir),
+    cmd: readFileSync(cmdFile(tree.buildDir, o.path), "utf8"),
+  }));
+  const confirmed = objectsDependingOn(
+    withCmd,
+    headers.map((h) => join(tree.srcDir, h)),
+    tree.buildDir,
+  );
+  const candidates = [...direct.map((o) => kbuildObject(o, tree.srcDir)), ...confirmed];
+  return { candidates, total: index.length };
+}

@@ -1,0 +1,178 @@
+/**
+ * The build tree for a Debian kernel, prepared once per kernel version from Debian's packages
+ * and never by building the kernel: the linux-source tree (shared, unpacked once under the
+ * cache), an O= output tree configured with the headers package's full .config (`make
+ * olddefconfig` must change nothing that changes code), `make modules_prepare` (generated
+ * headers, objtool, modpost, sign-file), the headers' Module.symvers (CRCs for MODVERSIONS)
+ * and BTF base vmlinux, and the index of every object this config builds (distro-objects).
+ * Objects are then compiled on demand by kbuild's own single-object rules, which leave the
+ * .cmd records the rest of kpatch-build reads. The tree is keyed by the three packages'
+ * versions, the config and the compiler, and is complete or absent (ready.json written last).
+ */
+import { createHash } from "node:crypto";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { type KernelConfig, parseConfig, readConfig } from "./kernel-config.js";
+import { ensureSource } from "../lab/setup.js";
+import { writeFileAtomic } from "../util/atomic-write.js";
+import { cachePath } from "../util/cache-dir.js";
+import { KpatchError } from "../util/errors.js";
+import { execCheck } from "../util/exec.js";
+import type { Progress } from "../util/progress.js";
+import { kernelCompiler } from "./check-tree.js";
+import { buildObjectIndex } from "./distro-objects.js";
+import type { DistroRelease } from "./distro-release.js";
+
+/** Everything kpatch-build takes from Debian's packages for one kernel release. */
+export interface DistroInputs {
+  release: DistroRelease;
+  /** Debian package versions: all three must be the same. */
+  versions: { image: string; headers: string; source: string };
+  /** linux-source-<series>.tar.xz of `versions.source`. */
+  sourceTarball: string;
+  /** /usr/src/linux-headers-<kver> (unpacked or installed): .config, Module.symvers, vmlinux. */
+  headersDir: string;
+  /** config-<kver> from the image package or /boot. */
+  imageConfig: string;
+  /** vmlinuz-<kver> from the image package or /boot. */
+  vmlinuz: string;
+  /** lib/modules/<kver> of the image package (the modules a patch may target). */
+  modulesDir: string;
+}
+
+export interface DistroTree {
+  inputs: DistroInputs;
+  srcDir: string;
+  buildDir: string;
+  /** The compiler that built the kernel (CONFIG_CC_VERSION_TEXT's first word). */
+  cc: string;
+  /** Arguments every make in this tree takes. */
+  makeArgs: string[];
+  key: string;
+}
+
+/** Lines Debian drops from the config it installs in /boot (they name build-host files). */
+const STRIPPED_IN_BOOT = new Set([
+  "CONFIG_BUILD_SALT",
+  "CONFIG_MODULE_SIG_ALL",
+  "CONFIG_MODULE_SIG_KEY",
+  "CONFIG_SYSTEM_TRUSTED_KEYS",
+]);
+
+/**
+ * Options olddefconfig may set differently without changing the kernel's code: versions of
+ * toolchains this config does not use (Rust is off in Debian's 6.1 and 6.12 configs; an
+ * installed rustc only changes these probes).
+ */
+const TOOL_PROBES = /^CONFIG_RUSTC_/;
+
+function diffConfigs(a: KernelConfig, b: KernelConfig, skip: (o: string) => boolean): string[] {
+  const out: string[] = [];
+  for (const o of new Set([...a.keys(), ...b.keys()])) {
+    if (skip(o)) continue;
+    const x = a.get(o) ?? "n";
+    const y = b.get(o) ?? "n";
+    if (x !== y) out.push(`${o}: ${x} / ${y}`);
+  }
+  return out;
+}
+
+/** The packages must be one build: same version, and the image's config is the headers' one. */
+export function checkInputs(inputs: DistroInputs): void {
+  const { image, headers, source } = inputs.versions;
+  if (image !== headers || image !== source) {
+    throw new KpatchError(
+      "DISTRO_VERSION_MISMATCH",
+      `Cannot build for ${inputs.release.kver}: its packages are of different versions (image ${image}, headers ${headers}, linux-source-${inputs.release.series} ${source}); kpatch-build needs the source at exactly the image's version`,
+    );
+  }
+  const full = readConfig(join(inputs.headersDir, ".config"));
+  const boot = readConfig(inputs.imageConfig);
+  const bad = diffConfigs(full, boot, (o) => STRIPPED_IN_BOOT.has(o));
+  if (bad.length) {
+    throw new KpatchError(
+      "DISTRO_CONFIG_MISMATCH",
+      `Cannot build for ${inputs.release.kver}: ${inputs.imageConfig} and the headers' .config differ (${bad.length} options, e.g. ${bad.slice(0, 3).join("; ")})`,
+      { file: inputs.imageConfig },
+    );
+  }
+}
+
+function upstreamOf(debianVersion: string): string {
+  return debianVersion.replace(/-[^-]*$/, "");
+}
+
+function makefileVersion(srcDir: string): string {
+  const text = readFileSync(join(srcDir, "Makefile"), "utf8").slice(0, 2000);
+  const get = (k: string) => new RegExp(`^${k} = (\\d*)$`, "m").exec(text)?.[1] ?? "";
+  return `${get("VERSION")}.${get("PATCHLEVEL")}.${get("SUBLEVEL")}`;
+}
+
+export function distroMake(tree: Pick<DistroTree, "srcDir" | "buildDir" | "makeArgs">, ...args: string[]) {
+  return ["-C", tree.srcDir, `O=${tree.buildDir}`, ...tree.makeArgs, ...args];
+}
+
+/** Prepare (or find in the cache) the tree for `inputs`. */
+export async function prepareDistroTree(inputs: DistroInputs, progress: Progress): Promise<DistroTree> {
+  checkInputs(inputs);
+  const configPath = join(inputs.headersDir, ".config");
+  const configText = readFileSync(configPath, "utf8");
+  const config = parseConfig(configText);
+  const cc = await kernelCompiler(config, configPath);
+  const { kver, series } = inputs.release;
+  const key = createHash("sha256")
+    .update(JSON.stringify([inputs.versions, config.get("CONFIG_CC_VERSION_TEXT"), "distro-tree-1"]))
+    .update(configText)
+    .digest("hex")
+    .slice(0, 12);
+  const top = cachePath("distro", `${kver}-${key}`);
+  const buildDir = join(top, "build");
+  const makeArgs = [`CC=${cc}`, `KERNELRELEASE=${kver}`];
+  const srcDir = await ensureSource(
+    series as "6.12" | "6.1",
+    inputs.versions.source,
+    progress,
+    inputs.sourceTarball,
+  );
+  const tree: DistroTree = { inputs, srcDir, buildDir, cc, makeArgs, key };
+  const upstream = upstreamOf(inputs.versions.source);
+  if (makefileVersion(srcDir) !== upstream) {
+    throw new KpatchError(
+      "DISTRO_VERSION_MISMATCH",
+      `Cannot use ${srcDir}: its Makefile says ${makefileVersion(srcDir)}, the kernel is ${upstream}`,
+    );
+  }
+  const ready = join(top, "ready.json");
+  progress.begin("prepare tree", `${kver} (${buildDir})`);
+  if (existsSync(ready)) {
+    progress.end("cached");
+    return tree;
+  }
+  rmSync(buildDir, { recursive: true, force: true });
+  mkdirSync(buildDir, { recursive: true });
+  copyFileSync(configPath, join(buildDir, ".config"));
+  await execCheck("make", distroMake(tree, "olddefconfig"), { what: "make olddefconfig" });
+  const changed = diffConfigs(config, readConfig(join(buildDir, ".config")), (o) => TOOL_PROBES.test(o));
+  if (changed.length) {
+    throw new KpatchError(
+      "DISTRO_CONFIG_CHANGED",
+      `Cannot prepare ${kver}: make olddefconfig changes Debian's config, so this source does not match it (${changed.slice(0, 5).join("; ")})`,
+      { file: configPath },
+    );
+  }
+  progress.update("make modules_prepare");
+  await execCheck("make", distroMake(tree, "-j2", "modules_prepare"), { what: "make modules_prepare" });
+  // One object compiled by kbuild: its record is what entry sizes are measured with.
+  await execCheck("make", distroMake(tree, "kernel/sys_ni.o"), { what: "make kernel/sys_ni.o" });
+  // CRCs of every exported symbol (MODVERSIONS) and the BTF base modules are checked against.
+  copyFileSync(join(inputs.headersDir, "Module.symvers"), join(buildDir, "Module.symvers"));
+  copyFileSync(join(inputs.headersDir, "vmlinux"), join(buildDir, "vmlinux"));
+  progress.update("indexing the objects this config builds (make -n)");
+  const count = await buildObjectIndex(tree);
+  writeFileAtomic(
+    ready,
+    `${JSON.stringify({ kver, versions: inputs.versions, cc, objects: count }, null, 2)}\n`,
+  );
+  progress.end(`${count} objects in this config`);
+  return tree;
+}
