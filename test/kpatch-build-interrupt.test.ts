@@ -24,7 +24,8 @@ interface Run {
 }
 
 function start(args: string[], options: { detached?: boolean; env?: NodeJS.ProcessEnv } = {}): Run {
-  const child = spawn("node", [cli, ...args], {
+  // The lab kernel explicitly: on a Debian host running a Debian kernel the default is that kernel.
+  const child = spawn("node", [cli, "--kernel", lab.series, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     detached: options.detached ?? false,
     env: options.env ?? process.env,

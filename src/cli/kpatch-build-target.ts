@@ -40,7 +40,9 @@ export async function chooseTarget(
   const chosen = given.filter(Boolean);
   if (chosen.length > 1) throw new UsageError(`${chosen.join(" and ")} name different targets: give one`);
   if (!values.sourcedir && (values.config || values["build-dir"])) {
-    throw new UsageError("-b/-c describe a tree given with -s");
+    throw new UsageError(
+      "-b/-c/-v describe a tree given with -s (-v also a Debian kernel's, with --kernel-release)",
+    );
   }
   if (values.sourcedir) {
     return userTree({
@@ -59,7 +61,10 @@ export async function chooseTarget(
   if (!kver) {
     const running = defaultRelease();
     if ("why" in running) {
-      if (values.vmlinux) throw new UsageError("-v needs -s or --kernel-release: " + running.why);
+      if (values.vmlinux)
+        throw new UsageError(
+          `-b/-c/-v describe a tree given with -s (-v also a Debian kernel's, with --kernel-release); ${running.why}`,
+        );
       progress.note(
         `note: ${running.why}: building for the ${DEFAULT_SERIES} lab kernel (--kernel-release KVER targets a Debian kernel, -s your own tree)`,
       );

@@ -8,6 +8,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { release as unameRelease } from "node:os";
 import { join } from "node:path";
+import { extractVmlinux } from "../kernel-image/index.js";
 import { createAtomic, writeFileAtomic } from "../util/atomic-write.js";
 import { KpatchError } from "../util/errors.js";
 import { exec, execCheck } from "../util/exec.js";
@@ -15,7 +16,6 @@ import type { Progress } from "../util/progress.js";
 import { findDistroInputs } from "./distro-inputs.js";
 import { hasRecord, type IndexedObject, kbuildObject, loadObjectIndex } from "./distro-objects.js";
 import { type DistroRelease, parseRelease, runningDebianKernel } from "./distro-release.js";
-import { imageSymbolMap } from "./distro-symbols.js";
 import { type DistroTree, distroMake, prepareDistroTree } from "./distro-tree.js";
 import { cachedIncludeScan, includersOf } from "./header-users.js";
 import { cmdFile, objectsDependingOn } from "./kbuild-tree.js";
@@ -50,8 +50,8 @@ export async function distroKernelTree(options: {
 }
 
 /**
- * The kernel's symbols as a System.map-style file: the running kernel's /proc/kallsyms (vmlinux
- * lines only) on the target, else the kallsyms tables of the image.
+ * Where the kernel's symbols are: the running kernel's /proc/kallsyms (vmlinux lines only, as a
+ * System.map-style file) on the target, else the vmlinux extracted from the image.
  */
 async function vmlinuxSymbols(tree: DistroTree, onTarget: boolean, progress: Progress): Promise<string> {
   if (onTarget) {
@@ -64,7 +64,9 @@ async function vmlinuxSymbols(tree: DistroTree, onTarget: boolean, progress: Pro
     }
     progress.note("warning: /proc/kallsyms hides addresses (not root?); using the image's kallsyms tables");
   }
-  return imageSymbolMap(tree.inputs.vmlinuz, join(tree.buildDir, "image-kallsyms.map"), progress);
+  // The vmlinux inside the vmlinuz: the differ reads its kallsyms tables and IBT seal list.
+  progress.note(`reading the kernel's symbols from ${tree.inputs.vmlinuz}`);
+  return extractVmlinux(tree.inputs.vmlinuz);
 }
 
 /** The image's .ko of module `target` (decompressed into the tree once), for its symbol table. */

@@ -28,6 +28,7 @@ import {
   objectsDependingOn,
   recordedDeps,
 } from "./kbuild-tree.js";
+import type { KernelObjects, KernelTree } from "./kernel-tree.js";
 import {
   compileObject,
   installMacros,
@@ -36,7 +37,6 @@ import {
   sectionCommand,
 } from "./object-compile.js";
 import { applyPatches, describeHunk, type SourcePatch } from "./patch-file.js";
-import type { KernelObjects, KernelTree } from "./kernel-tree.js";
 import { TreeLock } from "./tree-lock.js";
 
 export interface ObjectPair extends KbuildObject {
