@@ -12,7 +12,7 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "node:test";
-import { cleanTreeState, fixturePatch, KPATCH_BUILD, lockHolder } from "./kpatch-build-fixtures.js";
+import { cleanTreeState, fixturePatch, KPATCH_BUILD, lab, lockHolder } from "./kpatch-build-fixtures.js";
 
 const cli = KPATCH_BUILD;
 const patch = fixturePatch("proc-header");

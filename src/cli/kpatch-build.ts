@@ -110,7 +110,10 @@ function takeSign(argv: string[]): { args: string[]; sign?: { key: string; cert:
   }
   checkUserFile(key, "INPUT_FILE");
   checkUserFile(cert, "INPUT_FILE");
-  return { args: [...argv.slice(0, at), ...argv.slice(at + 3)], sign: { key: resolve(key), cert: resolve(cert) } };
+  return {
+    args: [...argv.slice(0, at), ...argv.slice(at + 3)],
+    sign: { key: resolve(key), cert: resolve(cert) },
+  };
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -12,7 +12,6 @@
 import { createHash } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { type KernelConfig, parseConfig, readConfig } from "./kernel-config.js";
 import { ensureSource } from "../lab/setup.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { cachePath } from "../util/cache-dir.js";
@@ -22,6 +21,7 @@ import type { Progress } from "../util/progress.js";
 import { kernelCompiler } from "./check-tree.js";
 import { buildObjectIndex } from "./distro-objects.js";
 import type { DistroRelease } from "./distro-release.js";
+import { type KernelConfig, parseConfig, readConfig } from "./kernel-config.js";
 
 /** Everything kpatch-build takes from Debian's packages for one kernel release. */
 export interface DistroInputs {

@@ -80,7 +80,8 @@ export class TreeDiffer {
     let s = this.#symbols.get(target);
     if (!s) {
       const { moduleFile } = this.tree;
-      const file = target !== "vmlinux" && moduleFile ? await moduleFile(target) : targetFile(this.tree, target);
+      const file =
+        target !== "vmlinux" && moduleFile ? await moduleFile(target) : targetFile(this.tree, target);
       const bytes = readFileSync(file);
       if (target === "vmlinux" && isElf(bytes)) {
         // A built or -dbg vmlinux (its symbol table) or one extracted from a vmlinuz (its kallsyms).
