@@ -8,6 +8,8 @@ npm ci --no-audit --no-fund --loglevel=error
 npm run build
 npm run lint
 node dist/src/cli/kpatch-lab.js setup
+# Debian's stock 6.12 kernel for test/lab-distro (downloads ~125 MB of packages once, no build).
+node dist/src/cli/kpatch-lab.js setup --distro 6.12
 # systemd-analyze checks the kpatch units (systemd is installed, never booted).
 if ! command -v systemd-analyze >/dev/null; then
   apt-get -o DPkg::Lock::Timeout=600 update -q

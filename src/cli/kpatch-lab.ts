@@ -6,7 +6,8 @@
 import { runDemo } from "../lab/demo.js";
 import { runGuest } from "../lab/guest.js";
 import { DEFAULT_SERIES, KERNEL_SERIES, type KernelSeries } from "../lab/paths.js";
-import { requireLab, setupLab } from "../lab/setup.js";
+import { type DistroLab, requireDistroLab, setupDistroLab } from "../lab/distro.js";
+import { type Lab, requireLab, setupLab } from "../lab/setup.js";
 import { formatDuration, Progress } from "../util/progress.js";
 import { checkUserFile } from "../util/user-file.js";
 import { parseCommandLine } from "./args.js";
@@ -23,18 +24,24 @@ Commands:
         Install the Debian packages the lab needs (as root), unpack the kernel
         source, configure it (tinyconfig + lab/config fragments), build it, and
         make the initramfs. Cached: a second run with nothing changed takes seconds.
-  run [--kernel K] [--file PATH]... [--share-host] [--timeout SEC] [--json] -- COMMAND...
+  setup --distro 6.12|6.1 [--no-install]
+        Debian's own kernel instead, never built here: download the
+        linux-image-*-amd64-unsigned and linux-headers packages at the installed
+        linux-source version, make an initramfs with the modules the guest needs,
+        and build the kernel's livepatch-sample against the headers.
+  run [--kernel K | --distro S] [--file PATH]... [--share-host] [--timeout SEC] [--json] -- COMMAND...
         Boot the lab kernel with the files (in /lab/files, the working directory),
         run each COMMAND (one shell command per argument) and print its output and
         exit status. Exit status: 0 when every command exited 0, 1 otherwise.
   demo [--kernel K]
         Patch the running lab kernel live with the kernel's livepatch sample, show
         /proc/cmdline change, and roll it back.
-  info [--kernel K] [--json]
+  info [--kernel K | --distro S] [--json]
         Where the lab is and what it was built from.
 
 Options:
-  --kernel K     kernel series: 6.12 (default) or 6.1
+  --kernel K     the lab kernel of a series: 6.12 (default) or 6.1
+  --distro S     Debian's stock kernel of a series: 6.12 or 6.1
   -h, --help     this text
 
 Environment:
@@ -43,6 +50,21 @@ Environment:
 
 Exit status: 0 success, 1 failure (the message names the step), 2 usage error.
 `;
+
+/** --kernel K or --distro S (not both), checked before anything is looked up. */
+function kernelChoice(values: { kernel?: string | undefined; distro?: string | undefined }): {
+  series: KernelSeries;
+  distro: boolean;
+} {
+  if (values.kernel !== undefined && values.distro !== undefined)
+    throw new UsageError("--kernel and --distro exclude each other");
+  return { series: series(values.distro ?? values.kernel), distro: values.distro !== undefined };
+}
+
+/** The lab kernel or, with --distro, Debian's stock kernel of a series (set up). */
+function guestKernel(choice: { series: KernelSeries; distro: boolean }): Lab | DistroLab {
+  return choice.distro ? requireDistroLab(choice.series) : requireLab(choice.series);
+}
 
 function series(value: string | undefined): KernelSeries {
   const s = value ?? DEFAULT_SERIES;
@@ -62,6 +84,7 @@ async function main(argv: string[]): Promise<number> {
         rest,
         {
           kernel: { type: "string" },
+          distro: { type: "string" },
           jobs: { type: "string", short: "j" },
           "no-install": { type: "boolean" },
           help: { type: "boolean", short: "h" },
@@ -71,11 +94,22 @@ async function main(argv: string[]): Promise<number> {
       if (values.help) return help();
       noArguments("setup", positionals);
       const jobs = values.jobs === undefined ? undefined : count("setup", "--jobs", values.jobs);
-      const kernelSeries = series(values.kernel);
+      const choice = kernelChoice(values);
       const progress = new Progress();
       const started = performance.now();
+      if (choice.distro) {
+        const lab = await setupDistroLab({
+          series: choice.series,
+          progress,
+          installPackages: !values["no-install"],
+        });
+        progress.note(
+          `stock kernel ready in ${formatDuration(performance.now() - started)}: Linux ${lab.kernelRelease} (${lab.image} ${lab.sourceVersion})\n  kernel ${lab.bzImage}\n  headers ${lab.headersDir}`,
+        );
+        return EXIT.ok;
+      }
       const lab = await setupLab({
-        series: kernelSeries,
+        series: choice.series,
         progress,
         installPackages: !values["no-install"],
         ...(jobs ? { jobs } : {}),
@@ -90,6 +124,7 @@ async function main(argv: string[]): Promise<number> {
         rest,
         {
           kernel: { type: "string" },
+          distro: { type: "string" },
           file: { type: "string", multiple: true },
           "share-host": { type: "boolean" },
           timeout: { type: "string" },
@@ -101,9 +136,9 @@ async function main(argv: string[]): Promise<number> {
       if (values.help) return help();
       if (positionals.length === 0) throw new UsageError("run: no command given (put commands after --)");
       const timeout = values.timeout === undefined ? undefined : count("run", "--timeout", values.timeout);
-      const kernelSeries = series(values.kernel);
+      const choice = kernelChoice(values);
       for (const f of values.file ?? []) checkUserFile(f, "LAB_FILE");
-      const lab = requireLab(kernelSeries);
+      const lab = guestKernel(choice);
       const result = await runGuest({
         lab,
         files: values.file ?? [],
@@ -136,18 +171,19 @@ async function main(argv: string[]): Promise<number> {
     case "info": {
       const { values, positionals } = parseCommandLine(
         rest,
-        { kernel: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+        {
+          kernel: { type: "string" },
+          distro: { type: "string" },
+          json: { type: "boolean" },
+          help: { type: "boolean", short: "h" },
+        },
         "info",
       );
       if (values.help) return help();
       noArguments("info", positionals);
-      const lab = requireLab(series(values.kernel));
+      const lab = guestKernel(kernelChoice(values));
       if (values.json) process.stdout.write(`${JSON.stringify(lab, null, 2)}\n`);
-      else {
-        process.stdout.write(
-          `series:         ${lab.series}\nkernel release: ${lab.kernelRelease}\nsource:         linux-source-${lab.series} ${lab.sourceVersion}\ncompiler:       ${lab.compiler}\nkernel:         ${lab.bzImage}\nbuild tree:     ${lab.buildDir}\ninitramfs:      ${lab.initramfs}\n`,
-        );
-      }
+      else process.stdout.write(formatInfo(lab));
       return EXIT.ok;
     }
     default:
@@ -165,6 +201,33 @@ function count(cmd: string, option: string, value: string): number {
   if (!/^\d+$/.test(value) || n < 1)
     throw new UsageError(`${cmd}: ${option} needs a whole number above 0, not '${value}'`);
   return n;
+}
+
+function formatInfo(lab: Lab | DistroLab): string {
+  const rows: [string, string][] =
+    "sampleModule" in lab
+      ? [
+          ["series", `${lab.series} (Debian's stock kernel)`],
+          ["kernel release", lab.kernelRelease],
+          ["image", `${lab.image} ${lab.sourceVersion}`],
+          ["headers", `${lab.headers} ${lab.sourceVersion}`],
+          ["kernel", lab.bzImage],
+          ["config", lab.config],
+          ["headers tree", lab.headersDir],
+          ["initramfs", lab.initramfs],
+          ["guest modules", lab.modules.map((m) => m.replace(/^.*\//, "")).join(" ")],
+          ["sample", lab.sampleModule],
+        ]
+      : [
+          ["series", lab.series],
+          ["kernel release", lab.kernelRelease],
+          ["source", `linux-source-${lab.series} ${lab.sourceVersion}`],
+          ["compiler", lab.compiler],
+          ["kernel", lab.bzImage],
+          ["build tree", lab.buildDir],
+          ["initramfs", lab.initramfs],
+        ];
+  return rows.map(([k, v]) => `${`${k}:`.padEnd(16)}${v}\n`).join("");
 }
 
 function help(): number {

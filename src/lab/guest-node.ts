@@ -62,8 +62,8 @@ export async function hostNode(): Promise<HostNode> {
 }
 
 /** The options of NODE_KERNEL_OPTIONS that the lab kernel lacks. */
-export function missingNodeOptions(lab: Pick<Lab, "buildDir">): string[] {
-  const config = readFileSync(join(lab.buildDir, ".config"), "utf8");
+export function missingNodeOptions(lab: Pick<Lab, "config">): string[] {
+  const config = readFileSync(lab.config, "utf8");
   return NODE_KERNEL_OPTIONS.filter((o) => !new RegExp(`^${o}=y$`, "m").test(config));
 }
 
@@ -72,7 +72,7 @@ export function missingNodeOptions(lab: Pick<Lab, "buildDir">): string[] {
  * host's node, copying everything into the guest's tmpfs on first use.
  */
 export async function nodeWrapper(
-  lab: Pick<Lab, "buildDir">,
+  lab: Pick<Lab, "config">,
   script: string,
   comment: string,
 ): Promise<string> {
@@ -115,7 +115,7 @@ export async function nodeWrapper(
  * The guest needs `shareHost: true`.
  */
 export async function kpatchInGuest(
-  lab: Pick<Lab, "buildDir">,
+  lab: Pick<Lab, "config">,
 ): Promise<{ file: GuestFile; setup: string; wrapper: string }> {
   const wrapper = await nodeWrapper(
     lab,

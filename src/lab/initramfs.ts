@@ -22,7 +22,8 @@ export function initramfsIsCurrent(out: string): boolean {
   }
 }
 
-export function buildBaseInitramfs(out: string): void {
+/** The base archive: busybox, /init, and `extra` entries (a stock kernel's modules). */
+export function buildBaseInitramfs(out: string, extra: readonly CpioEntry[] = []): void {
   let busybox: Uint8Array;
   try {
     busybox = readFileSync(BUSYBOX);
@@ -37,6 +38,7 @@ export function buildBaseInitramfs(out: string): void {
     { name: "dev/console", mode: S_IFCHR | 0o600, rdevMajor: 5, rdevMinor: 1 },
     { name: "bin/busybox", mode: S_IFREG | 0o755, data: busybox },
     { name: "init", mode: S_IFREG | 0o755, data: readFileSync(INIT) },
+    ...extra,
   ];
   writeFileAtomic(out, writeCpio(entries));
 }

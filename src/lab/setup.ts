@@ -41,6 +41,8 @@ export interface Lab extends LabInfo {
   srcDir: string;
   buildDir: string;
   bzImage: string;
+  /** The kernel's .config. */
+  config: string;
   initramfs: string;
 }
 
@@ -84,7 +86,7 @@ export function fragmentText(series: KernelSeries): string {
     .join("\n");
 }
 
-async function packageVersion(pkg: string): Promise<string | undefined> {
+export async function packageVersion(pkg: string): Promise<string | undefined> {
   // biome-ignore lint/suspicious/noTemplateCurlyInString: a dpkg-query format, not a template
   const r = await exec("dpkg-query", ["-W", "-f=${Status}\t${Version}", pkg]);
   if (r.code !== 0) return undefined;
@@ -92,7 +94,7 @@ async function packageVersion(pkg: string): Promise<string | undefined> {
   return status?.endsWith(" installed") ? version : undefined;
 }
 
-async function compilerVersion(): Promise<string> {
+export async function compilerVersion(): Promise<string> {
   const r = await execCheck("gcc", ["--version"]);
   return r.stdout.split("\n")[0] ?? "gcc";
 }
@@ -123,11 +125,16 @@ function labAt(dir: string, info: LabInfo): Lab {
     srcDir: cachePath("src", info.sourceVersion, `linux-source-${info.series}`),
     buildDir: join(dir, "build"),
     bzImage: join(dir, "build", "arch", "x86", "boot", "bzImage"),
+    config: join(dir, "build", ".config"),
     initramfs: join(dir, "initramfs.cpio"),
   };
 }
 
-async function ensurePackages(series: KernelSeries, install: boolean, progress: Progress): Promise<void> {
+export async function ensurePackages(
+  series: KernelSeries,
+  install: boolean,
+  progress: Progress,
+): Promise<void> {
   progress.begin("packages", "checking");
   if (!existsSync("/etc/debian_version")) {
     throw new KpatchError(

@@ -1,0 +1,153 @@
+/**
+ * The Debian packages of a stock kernel for the lab: the linux-image-<KVER>-unsigned package
+ * whose version is the installed linux-source-<series>'s (found through apt by version, never
+ * by a hard-coded ABI name), and linux-headers-<KVER> with the two packages it needs to build
+ * a module (linux-headers-<base>-common, linux-kbuild-<base>), all fetched into the cache by
+ * src/debian. The headers are joined into one tree (hard links) so an out-of-tree module builds
+ * against them without installing anything under /usr/src.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { type DebianPackage, fetchDebianPackage } from "../debian/debian-package.js";
+import { syncDir } from "../util/atomic-write.js";
+import { KpatchError } from "../util/errors.js";
+import { exec, execCheck } from "../util/exec.js";
+import type { Progress } from "../util/progress.js";
+import type { KernelSeries } from "./paths.js";
+
+export interface DistroPackages {
+  /** As `uname -r` prints it: 6.12.117+deb12-amd64, 6.1.0-57-amd64. */
+  kernelRelease: string;
+  image: DebianPackage;
+  headers: DebianPackage;
+  common: DebianPackage;
+  kbuild: DebianPackage;
+}
+
+/** A Debian amd64 release: 6.12.117+deb12-amd64 (version in the name) or 6.1.0-57-amd64 (ABI). */
+const KERNEL_RELEASE = /^(\d+\.\d+)\.\d+(?:\+deb\d+|-\d+)-amd64$/;
+
+/** The kernel release an image package name carries, when it is a plain amd64 image of `series`. */
+export function imageRelease(pkg: string, series: KernelSeries): string | undefined {
+  const m = /^linux-image-(\S+)-unsigned$/.exec(pkg);
+  const kver = m?.[1];
+  return kver && KERNEL_RELEASE.exec(kver)?.[1] === series ? kver : undefined;
+}
+
+/** Rows of `apt-cache madison`: package | version | source. */
+export function parseMadison(text: string): { pkg: string; version: string }[] {
+  return text
+    .split("\n")
+    .map((l) => l.split("|").map((f) => f.trim()))
+    .filter((f) => f.length >= 3 && f[0] && f[1])
+    .map((f) => ({ pkg: f[0]!, version: f[1]! }));
+}
+
+/**
+ * The linux-image-*-amd64-unsigned package of `series` at exactly `version`: apt's names of
+ * the series' images, then their versions, and the one at `version`. Throws DISTRO_NO_IMAGE.
+ */
+export async function findImagePackage(series: KernelSeries, version: string): Promise<string> {
+  const search = await execCheck(
+    "apt-cache",
+    ["search", "--names-only", `^linux-image-${series.replace(".", "\\.")}\\..*-amd64-unsigned$`],
+    { what: "apt-cache search" },
+  );
+  const names = search.stdout
+    .split("\n")
+    .map((l) => l.split(" ")[0] ?? "")
+    .filter((n) => imageRelease(n, series));
+  const madison = names.length ? await exec("apt-cache", ["madison", ...names]) : undefined;
+  const rows = madison ? parseMadison(madison.stdout) : [];
+  const found = [...new Set(rows.filter((r) => r.version === version).map((r) => r.pkg))];
+  if (found.length !== 1) {
+    const why = found.length
+      ? `several: ${found.join(", ")}`
+      : "apt knows none (apt-get update may be needed)";
+    throw new KpatchError(
+      "DISTRO_NO_IMAGE",
+      `Cannot find Debian's ${series} amd64 kernel image at version ${version} (the linux-source-${series} version): ${why}`,
+    );
+  }
+  return found[0]!;
+}
+
+/** The package names a headers .deb depends on for kbuild: its -common and linux-kbuild-*. */
+export function headersDependencies(depends: string, headers: string): { common: string; kbuild: string } {
+  const names = depends.split(/[,|]/).map((d) => d.trim().split(/\s/)[0] ?? "");
+  const common = names.find((n) => /^linux-headers-\S+-common$/.test(n));
+  const kbuild = names.find((n) => /^linux-kbuild-\S+$/.test(n));
+  if (!common || !kbuild) {
+    throw new KpatchError(
+      "DISTRO_HEADERS",
+      `Cannot use ${headers}: its Depends names no linux-headers-*-common and linux-kbuild-* (${depends})`,
+    );
+  }
+  return { common, kbuild };
+}
+
+/** Image, headers, headers-common and kbuild of `series` at `version`, fetched once into the cache. */
+export async function fetchDistroPackages(
+  series: KernelSeries,
+  version: string,
+  progress: Progress,
+): Promise<DistroPackages> {
+  progress.begin("packages", `Debian's ${series} kernel at ${version}`);
+  const imageName = await findImagePackage(series, version);
+  const kernelRelease = imageRelease(imageName, series)!;
+  const fetch = (name: string) => {
+    progress.update(`${name}=${version}`);
+    return fetchDebianPackage(name, version);
+  };
+  const image = await fetch(imageName);
+  const headers = await fetch(`linux-headers-${kernelRelease}`);
+  const r = await execCheck("dpkg-deb", ["--field", headers.deb, "Depends"], { what: "dpkg-deb --field" });
+  const deps = headersDependencies(r.stdout.trim(), headers.name);
+  const common = await fetch(deps.common);
+  const kbuild = await fetch(deps.kbuild);
+  for (const f of [`boot/vmlinuz-${kernelRelease}`, `boot/config-${kernelRelease}`]) {
+    if (!existsSync(join(image.root, f)))
+      throw new KpatchError("DISTRO_IMAGE", `Cannot use ${image.name}=${version}: it has no /${f}`);
+  }
+  progress.end(`${imageName} ${version}`);
+  return { kernelRelease, image, headers, common, kbuild };
+}
+
+/**
+ * One tree of the headers packages as dpkg would install them, at `out` (complete or absent):
+ * hard links to the cached files, and the headers' Makefile pointed at this tree's -common
+ * instead of /usr/src. Returns the directory to build modules against (make -C DIR M=...).
+ */
+export async function joinHeaders(pkgs: DistroPackages, out: string): Promise<string> {
+  const buildDir = join(out, "usr", "src", `linux-headers-${pkgs.kernelRelease}`);
+  if (existsSync(out)) return buildDir;
+  const tmp = `${out}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  try {
+    for (const p of [pkgs.headers, pkgs.common, pkgs.kbuild]) {
+      const r = await exec("cp", ["-al", join(p.root, "usr"), `${tmp}/`]);
+      // Another filesystem: copy instead of linking.
+      if (r.code !== 0)
+        await execCheck("cp", ["-a", join(p.root, "usr"), `${tmp}/`], { what: `copy ${p.name}` });
+    }
+    const makefile = join(tmp, "usr", "src", `linux-headers-${pkgs.kernelRelease}`, "Makefile");
+    const include = /^include \/usr\/src\/(linux-headers-[^/\s]+-common)\/Makefile$/m.exec(
+      readFileSync(makefile, "utf8"),
+    );
+    if (!include) {
+      throw new KpatchError(
+        "DISTRO_HEADERS",
+        `Cannot use ${pkgs.headers.name}: its Makefile includes no -common`,
+      );
+    }
+    // Unlink first: the file is a hard link to the cached package.
+    unlinkSync(makefile);
+    writeFileSync(makefile, `include ${join(out, "usr", "src", include[1]!, "Makefile")}\n`);
+    renameSync(tmp, out);
+    syncDir(join(out, ".."));
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  return buildDir;
+}
