@@ -4,9 +4,9 @@
  * package, booted under QEMU, where patches are tried before they touch a server.
  */
 import { runDemo } from "../lab/demo.js";
+import { type DistroLab, requireDistroLab, setupDistroLab } from "../lab/distro.js";
 import { runGuest } from "../lab/guest.js";
 import { DEFAULT_SERIES, KERNEL_SERIES, type KernelSeries } from "../lab/paths.js";
-import { type DistroLab, requireDistroLab, setupDistroLab } from "../lab/distro.js";
 import { type Lab, requireLab, setupLab } from "../lab/setup.js";
 import { formatDuration, Progress } from "../util/progress.js";
 import { checkUserFile } from "../util/user-file.js";

@@ -9,10 +9,10 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
-import { moduleNameOf } from "../kernel/modinfo.js";
 import { syncDir } from "../util/atomic-write.js";
 import { KpatchError } from "../util/errors.js";
 import { execCheck } from "../util/exec.js";
+import { moduleNameOf } from "../util/module-name.js";
 import { type CpioEntry, parentDirs, S_IFREG } from "./cpio.js";
 
 /**
