@@ -16,14 +16,21 @@ test("parseKbuildCmd() reads 6.12's savedcmd_ and 6.1's cmd_ records of exactly 
     "source_fs/proc/cmdline.o := /src/fs/proc/cmdline.c",
     "",
     "deps_fs/proc/cmdline.o := \\",
+    "  /src/include/linux/kconfig.h \\",
+    "    $(wildcard include/config/CPU_BIG_ENDIAN) \\",
+    "  include/generated/autoconf.h \\",
+    "",
+    "fs/proc/cmdline.o: $(deps_fs/proc/cmdline.o)",
   ].join("\n");
   assert.deepEqual(parseKbuildCmd(text, "fs/proc/cmdline.o"), {
     command: "gcc -c -o fs/proc/cmdline.o /src/fs/proc/cmdline.c",
     source: "/src/fs/proc/cmdline.c",
+    deps: ["/src/include/linux/kconfig.h", "include/config/CPU_BIG_ENDIAN", "include/generated/autoconf.h"],
   });
   assert.deepEqual(parseKbuildCmd("cmd_kernel/exit.o := gcc -c kernel/exit.c\n", "kernel/exit.o"), {
     command: "gcc -c kernel/exit.c",
     source: undefined,
+    deps: [],
   });
   // A dot in the object path is not a regular-expression wildcard.
   assert.equal(parseKbuildCmd(text, "fs/proc/cmdlineXo").command, undefined);

@@ -81,23 +81,6 @@ export function objectsDependingOn(
     .map(({ obj }) => obj);
 }
 
-/**
- * The files kbuild recorded `obj` as depending on (its source, every header, and the
- * include/config/ stamps of the options it uses), resolved against the build tree.
- */
-export function recordedDeps(tree: string, obj: string, cmd: string): string[] {
-  const lines = cmd.split("\n");
-  const start = lines.indexOf(`deps_${obj} := \\`);
-  if (start < 0) return [];
-  const deps: string[] = [];
-  for (const line of lines.slice(start + 1)) {
-    const entry = line.trim().replace(/\s*\\$/, "");
-    if (entry) deps.push(resolve(tree, entry.replace(/^\$\(wildcard (.*)\)$/, "$1")));
-    if (!line.endsWith("\\")) break;
-  }
-  return deps;
-}
-
 export function cmdFile(tree: string, obj: string): string {
   return join(tree, dirname(obj), `.${basename(obj)}.cmd`);
 }
@@ -108,6 +91,25 @@ export interface KbuildCmd {
   command: string | undefined;
   /** `source_<obj> := ...`: absolute in an O= build, else relative to the tree. */
   source: string | undefined;
+  /**
+   * `deps_<obj> := ...`: the files kbuild recorded it as depending on (its source, every
+   * header, the include/config/ stamps of the options it uses), as written (absolute or
+   * relative to the tree).
+   */
+  deps: string[];
+}
+
+function recordedDeps(text: string, obj: string): string[] {
+  const lines = text.split("\n");
+  const start = lines.indexOf(`deps_${obj} := \\`);
+  if (start < 0) return [];
+  const deps: string[] = [];
+  for (const line of lines.slice(start + 1)) {
+    const entry = line.trim().replace(/\s*\\$/, "");
+    if (entry) deps.push(entry.replace(/^\$\(wildcard (.*)\)$/, "$1"));
+    if (!line.endsWith("\\")) break;
+  }
+  return deps;
 }
 
 export function parseKbuildCmd(text: string, obj: string): KbuildCmd {
@@ -115,6 +117,7 @@ export function parseKbuildCmd(text: string, obj: string): KbuildCmd {
   return {
     command: new RegExp(`^(?:savedcmd|cmd)_${o} := (.*)$`, "m").exec(text)?.[1],
     source: new RegExp(`^source_${o} := (\\S+)$`, "m").exec(text)?.[1],
+    deps: recordedDeps(text, obj),
   };
 }
 

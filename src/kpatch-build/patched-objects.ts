@@ -17,25 +17,13 @@ import {
   realpathSync,
   rmSync,
 } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { createAtomic } from "../util/atomic-write.js";
 import type { Progress } from "../util/progress.js";
 import { throwIfAborted } from "./interrupt.js";
-import {
-  cmdFile,
-  type KbuildObject,
-  kernelObjects,
-  objectsDependingOn,
-  recordedDeps,
-} from "./kbuild-tree.js";
+import { type KbuildObject, kernelObjects, objectsDependingOn, readKbuildCmd } from "./kbuild-tree.js";
 import type { KernelObjects, KernelTree } from "./kernel-tree.js";
-import {
-  compileObject,
-  installMacros,
-  macrosIncludeDir,
-  savedCommand,
-  sectionCommand,
-} from "./object-compile.js";
+import { compileObject, installMacros, macrosIncludeDir, sectionCommand } from "./object-compile.js";
 import { applyPatches, describeHunk, type SourcePatch } from "./patch-file.js";
 import { TreeLock } from "./tree-lock.js";
 
@@ -142,21 +130,23 @@ async function originalObject(
   hashes: FileHashes,
   signal: AbortSignal | undefined,
 ): Promise<string> {
-  const deps = recordedDeps(tree.buildDir, o.path, readFileSync(cmdFile(tree.buildDir, o.path), "utf8"));
+  const record = readKbuildCmd(tree.buildDir, o.path);
+  const deps = record.deps.map((d) => resolve(tree.buildDir, d));
   const key = createHash("sha256").update(`${tree.srcDir}\n${tree.buildDir}\n`);
-  key.update(sectionCommand(savedCommand(tree.buildDir, o.path), o.path, "OUT"));
+  key.update(sectionCommand(record.command, o.path, "OUT"));
   for (const f of [o.source, join(macrosIncludeDir(), "kpatch-macros.h"), ...deps])
     key.update(`\n${f} ${hashes.of(f)}`);
   const out = join(tree.cacheDir, `${o.path}.${key.digest("hex").slice(0, 32)}.o`);
   if (existsSync(out)) return out;
   await createAtomic(out, (tmp) => compileObject(tree.buildDir, o.path, tmp, signal ? { signal } : {}));
-  // Entries of this object under older keys are dead.
-  const stem = `${basename(o.path)}.`;
-  for (const e of readdirSync(dirname(out))) {
-    if (e.startsWith(stem) && /^[0-9a-f]{32}\.o$/.test(e.slice(stem.length)) && e !== basename(out)) {
-      rmSync(join(dirname(out), e), { force: true });
-    }
-  }
+  // Entries of this object under older keys are dead, as is the keyless layout of before.
+  const name = basename(o.path);
+  const dead = (e: string) =>
+    e === name ||
+    e === `${name}.key` ||
+    (e.startsWith(`${name}.`) && /^[0-9a-f]{32}\.o$/.test(e.slice(name.length + 1)));
+  for (const e of readdirSync(dirname(out)))
+    if (dead(e) && e !== basename(out)) rmSync(join(dirname(out), e), { force: true });
   return out;
 }
 
