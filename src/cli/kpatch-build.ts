@@ -6,10 +6,13 @@
 import { cpus } from "node:os";
 import { resolve } from "node:path";
 import { kpatchBuild } from "../kpatch-build/kpatch-build.js";
+import { RunPreError } from "../run-pre/run-pre-check.js";
+import { formatRunPre } from "../run-pre/run-pre-format.js";
 import type { KpatchError } from "../util/errors.js";
 import { formatDuration, Progress } from "../util/progress.js";
 import { checkUserDir, checkUserFile } from "../util/user-file.js";
 import { parseCommandLine } from "./args.js";
+import { checkOnly, isSourceFile, withImage } from "./kpatch-build-check.js";
 import { chooseTarget } from "./kpatch-build-target.js";
 import { EXIT, runCli, UsageError } from "./main.js";
 
@@ -59,7 +62,16 @@ Options:
                          or with context ignored (fuzz); each is warned about.
                          Without it such a patch is refused: a live patch built
                          from a misplaced hunk may change other lines than meant
-      --json             print the result (module, functions, timings) as JSON
+      --check-only       run only the run-pre check: compare the original build of
+                         what the patches change (or, given source files instead of
+                         patches, of every function built from them) with the
+                         target kernel's code; build nothing
+      --image FILE       the kernel image to check against (vmlinuz, bzImage or
+                         vmlinux; default: the vmlinux)
+      --skip-run-pre     EXPERTS: build even when the original build does not match
+                         the target kernel's code (the module may crash the kernel)
+      --json             print the result (module, functions, run-pre check,
+                         timings) as JSON
   -d, --debug            keep going verbose: print stack traces of errors
       --skip-cleanup     keep the work directory (printed at the end)
   -h, --help             this text
@@ -71,6 +83,8 @@ Exit status:
   2  the change cannot be applied live (e.g. it changes .data or __init code),
      or a usage error
   3  the patches change nothing that needs patching
+  4  the run-pre check failed: the original build is not the code the target
+     kernel runs (source version, config or compiler differ); nothing built
 `;
 
 const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
@@ -78,6 +92,10 @@ const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 /** Error codes that mean "this change cannot be applied live": exit 2, as the differ's. */
 function exitFor(e: KpatchError): number {
   if (e.code === "NO_CHANGES") return 3;
+  if (e instanceof RunPreError) {
+    process.stderr.write(`${formatRunPre(e.report)}\n`);
+    return 4;
+  }
   if (e.code === "INTERRUPTED") return 130;
   if (e.code.startsWith("DIFF_")) return 2;
   return EXIT.error;
@@ -89,7 +107,14 @@ function exitFor(e: KpatchError): number {
  * output directory that does not exist.
  */
 function checkInputs(
-  values: { sourcedir?: string; "build-dir"?: string; config?: string; vmlinux?: string; output?: string },
+  values: {
+    sourcedir?: string;
+    "build-dir"?: string;
+    config?: string;
+    vmlinux?: string;
+    image?: string;
+    output?: string;
+  },
   patches: string[],
 ): void {
   for (const p of patches) checkUserFile(p, "PATCH_NOT_FOUND");
@@ -97,6 +122,7 @@ function checkInputs(
   if (values["build-dir"]) checkUserDir(values["build-dir"], "TREE_NOT_FOUND", "kernel build tree");
   if (values.config) checkUserFile(values.config, "INPUT_FILE");
   if (values.vmlinux) checkUserFile(values.vmlinux, "INPUT_FILE");
+  if (values.image) checkUserFile(values.image, "INPUT_FILE");
   checkUserDir(values.output ?? ".", "OUTPUT_DIR", "output directory");
 }
 
@@ -136,6 +162,9 @@ async function main(argv: string[]): Promise<number> {
     "non-replace": { type: "boolean", short: "R" },
     "allow-fuzz": { type: "boolean" },
     json: { type: "boolean" },
+    "check-only": { type: "boolean" },
+    image: { type: "string" },
+    "skip-run-pre": { type: "boolean" },
     debug: { type: "boolean", short: "d" },
     "skip-cleanup": { type: "boolean" },
     help: { type: "boolean", short: "h" },
@@ -147,10 +176,11 @@ async function main(argv: string[]): Promise<number> {
   if (positionals.length === 0) throw new UsageError("no patch given");
   const jobs = values.jobs ? Number(values.jobs) : cpus().length;
   if (!Number.isInteger(jobs) || jobs < 1) throw new UsageError(`bad --jobs '${values.jobs}'`);
-  checkInputs(values, positionals);
+  // --check-only takes source files of the kernel tree instead of patches.
+  checkInputs(values, values["check-only"] ? positionals.filter((p) => !isSourceFile(p)) : positionals);
   const progress = new Progress();
   const started = performance.now();
-  const tree = await chooseTarget(values, jobs, progress);
+  const tree = withImage(await chooseTarget(values, jobs, progress), values.image);
   let workDir: string | undefined;
   // Ctrl-C, SIGTERM, a closed terminal (SIGHUP): stop; the failure path restores the tree.
   const stop = new AbortController();
@@ -164,6 +194,17 @@ async function main(argv: string[]): Promise<number> {
   process.stderr.on("error", ignore);
   for (const s of STOP_SIGNALS) process.on(s, onSignal);
   try {
+    if (values["check-only"]) {
+      const json = values.json ?? false;
+      return await checkOnly({
+        tree,
+        inputs: positionals,
+        json,
+        jobs,
+        progress,
+        signal: stop.signal,
+      });
+    }
     const result = await kpatchBuild({
       tree,
       patches: positionals,
@@ -176,6 +217,7 @@ async function main(argv: string[]): Promise<number> {
       progress,
       signal: stop.signal,
       ...(values["allow-fuzz"] ? { allowFuzz: true } : {}),
+      ...(values["skip-run-pre"] ? { skipRunPre: true } : {}),
       onWorkDir: (d) => {
         workDir = d;
       },

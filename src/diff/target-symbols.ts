@@ -13,6 +13,7 @@ import { type ElfFile, ET_REL, readElf, STT_FILE } from "../elf/index.js";
 import {
   isElf,
   isLocalType,
+  type KernelImage,
   type KernelSymbol,
   KernelSymbols,
   readEndbrSeal,
@@ -56,6 +57,11 @@ export class TargetSymbols {
   static fromElf(file: ElfFile): TargetSymbols {
     const sealed = file.type !== ET_REL ? readEndbrSeal(file) : undefined;
     return new TargetSymbols(KernelSymbols.fromElf(file, file.path ?? "the target"), sealed);
+  }
+
+  /** A kernel image's symbols (its symtab or kallsyms tables) and seal list. */
+  static fromImage(image: KernelImage): TargetSymbols {
+    return new TargetSymbols(image.symbols(), image.endbrSeal());
   }
 
   static fromSystemMap(text: string, path = "System.map"): TargetSymbols {

@@ -44,6 +44,17 @@ export function isElf(bytes: Uint8Array): boolean {
   return bytes[0] === 0x7f && bytes[1] === 0x45 && bytes[2] === 0x4c && bytes[3] === 0x46;
 }
 
+/** Whether the file at `path` is an ELF file (reads its first 4 bytes). */
+export function isElfFile(path: string): boolean {
+  const head = Buffer.alloc(4);
+  const fd = openSync(path, "r");
+  try {
+    return readSync(fd, head, 0, 4, 0) === 4 && isElf(head);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export interface Payload {
   offset: number;
   length: number;
@@ -120,8 +131,8 @@ export function imageHash(image: Uint8Array): string {
 export async function extractVmlinux(imagePath: string): Promise<string> {
   if (!existsSync(imagePath))
     throw new KpatchError("KIMAGE_NOT_FOUND", `Cannot read ${imagePath}: no such file`);
+  if (isElfFile(imagePath)) return imagePath;
   const image = readFileSync(imagePath);
-  if (isElf(image)) return imagePath;
   const out = cachePath("vmlinux", `${imageHash(image)}.elf`);
   if (existsSync(out)) return out;
   const payloads = findPayloads(image);

@@ -5,12 +5,15 @@
  * ELF symbol table, or the kallsyms tables when it has none, as a vmlinuz's vmlinux does not),
  * and the list of endbr64 instructions objtool told the kernel to seal at boot (.ibt_endbr_seal).
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, realpathSync, statSync } from "node:fs";
 import { type ElfFile, type ElfSection, ET_REL, readElf, SHF_ALLOC } from "../elf/index.js";
 import { KpatchError } from "../util/errors.js";
 import { extractVmlinux } from "./extract-vmlinux.js";
 import { readKallsymsTables } from "./kallsyms-tables.js";
 import { KernelSymbols } from "./kernel-symbols.js";
+
+const KEEP_OPEN = 2;
+const opened = new Map<string, KernelImage>();
 
 /** A vmlinux with fewer named functions than this has no usable symbol table (objcopy -S left a few). */
 const MIN_SYMTAB = 1000;
@@ -40,7 +43,15 @@ export class KernelImage {
     return KernelImage.fromVmlinux(vmlinux, path);
   }
 
+  /**
+   * Opens a vmlinux ELF file. The last few opened stay in memory (keyed by path, size and
+   * modification time): kpatch-build's differ and run-pre check read the same vmlinux.
+   */
   static fromVmlinux(vmlinux: string, path = vmlinux): KernelImage {
+    const st = statSync(vmlinux);
+    const key = `${realpathSync(vmlinux)}\0${st.size}\0${st.mtimeMs}\0${path}`;
+    const known = opened.get(key);
+    if (known) return known;
     const elf = readElf(readFileSync(vmlinux), vmlinux);
     if (elf.type === ET_REL) {
       throw new KpatchError(
@@ -48,7 +59,10 @@ export class KernelImage {
         `Cannot use ${path} as a kernel image: it is a relocatable object`,
       );
     }
-    return new KernelImage(path, vmlinux, elf);
+    const image = new KernelImage(path, vmlinux, elf);
+    if (opened.size >= KEEP_OPEN) opened.delete(opened.keys().next().value!);
+    opened.set(key, image);
+    return image;
   }
 
   /** The allocated section with file contents that holds `address`, if any. */

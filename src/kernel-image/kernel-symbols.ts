@@ -35,6 +35,8 @@ export interface KernelSymbol {
   type: string;
   /** From an ELF symbol table: the index of the STT_FILE block the local symbol is in (-1: none). */
   block?: number;
+  /** From an ELF symbol table: st_size (kallsyms and System.map have no sizes: see extent()). */
+  size?: bigint;
 }
 
 /** An STT_FILE block of an ELF symbol table: its source file name and the local names in it. */
@@ -130,9 +132,10 @@ export class KernelSymbols {
   /** The symbols sorted by address (a stable sort: same-address symbols keep kallsyms order). */
   byAddress(): readonly KernelSymbol[] {
     if (!this.#byAddress) {
-      this.#byAddress = [...this.symbols].sort((a, b) =>
-        a.address < b.address ? -1 : a.address > b.address ? 1 : 0,
-      );
+      const list = this.symbols;
+      let sorted = true;
+      for (let i = 1; i < list.length && sorted; i++) sorted = list[i - 1]!.address <= list[i]!.address;
+      this.#byAddress = sorted ? [...list] : sortByAddress([...list]);
     }
     return this.#byAddress;
   }
@@ -180,30 +183,42 @@ export class KernelSymbols {
    * relocatable module.
    */
   static fromElf(file: ElfFile, source = file.path ?? "the ELF file"): KernelSymbols {
-    const list: (KernelSymbol & { order: number })[] = [];
+    const list: KernelSymbol[] = [];
     const blocks: SymbolBlock[] = [];
     let block = -1;
-    file.symbols.forEach((sym, order) => {
+    for (const sym of file.symbols) {
       if (sym.type === STT_FILE) {
         block = blocks.length;
         blocks.push({ file: basename(sym.name), names: new Set() });
-        return;
+        continue;
       }
-      if (sym.name === "" || sym.isUndefined) return;
-      if (sym.type !== STT_FUNC && sym.type !== STT_OBJECT && sym.type !== STT_NOTYPE) return;
+      if (sym.name === "" || sym.isUndefined) continue;
+      if (sym.type !== STT_FUNC && sym.type !== STT_OBJECT && sym.type !== STT_NOTYPE) continue;
       const local = sym.bind === STB_LOCAL;
       const inBlock = local ? block : -1;
       if (inBlock >= 0) blocks[inBlock]!.names.add(sym.name);
-      list.push({ name: sym.name, address: sym.value, type: nmType(sym), block: inBlock, order });
-    });
-    if (file.type !== ET_REL)
-      list.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.order - b.order));
-    return new KernelSymbols(
-      source,
-      list.map(({ order: _, ...s }) => s),
-      blocks,
-    );
+      list.push({ name: sym.name, address: sym.value, type: nmType(sym), block: inBlock, size: sym.size });
+    }
+    return new KernelSymbols(source, file.type === ET_REL ? list : sortByAddress(list), blocks);
   }
+}
+
+/**
+ * A stable sort by address. Kernel addresses are 64-bit: compared as two 32-bit halves (numbers
+ * compare much faster than bigints, and a vmlinux has 100,000 symbols or more).
+ */
+function sortByAddress(list: KernelSymbol[]): KernelSymbol[] {
+  const n = list.length;
+  const hi = new Float64Array(n);
+  const lo = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const a = list[i]!.address;
+    hi[i] = Number(a >> 32n);
+    lo[i] = Number(a & 0xffffffffn);
+  }
+  const order = Array.from({ length: n }, (_, i) => i);
+  order.sort((x, y) => hi[x]! - hi[y]! || lo[x]! - lo[y]! || x - y);
+  return order.map((i) => list[i]!);
 }
 
 /** nm's letter for an ELF symbol (upper case when global). */

@@ -42,6 +42,8 @@ export async function distroKernelTree(options: {
     srcDir: tree.srcDir,
     buildDir: tree.buildDir,
     vmlinux,
+    // The run-pre check reads the code from the image itself (the vmlinux may be a symbol list).
+    image: tree.inputs.vmlinuz,
     cacheKey: `distro-${release.kver}-${tree.key}`,
     makeArgs: tree.makeArgs,
     findObjects: (touched, progress) => distroObjects(tree, touched, options.jobs, progress),

@@ -16,6 +16,11 @@ export interface KernelTree {
   buildDir: string;
   /** The running kernel's vmlinux (symbol positions for klp relocations and sympos). */
   vmlinux: string;
+  /**
+   * The kernel image whose code the run-pre check compares the original build with (a vmlinuz,
+   * bzImage or vmlinux); default: `vmlinux`.
+   */
+  image?: string;
   /** Names the tree in the cache of original objects. */
   cacheKey: string;
   /** Arguments every make in the build tree takes (a Debian kernel's CC and KERNELRELEASE). */

@@ -10,6 +10,7 @@ import { basename, join, resolve } from "node:path";
 import type { DiffReport } from "../diff/index.js";
 import { buildModule, type DiffOutput, type ModuleSigning } from "../klp/build-module.js";
 import type { PatchedTarget } from "../klp/module-source.js";
+import type { RunPreReport } from "../run-pre/run-pre-check.js";
 import { cachePath } from "../util/cache-dir.js";
 import { KpatchError } from "../util/errors.js";
 import { MODULE_NAME_MAX } from "../util/module-name.js";
@@ -19,6 +20,7 @@ import { throwIfAborted } from "./interrupt.js";
 import type { KernelTree } from "./kernel-tree.js";
 import { readPatch } from "./patch-file.js";
 import { buildPatchedObjects } from "./patched-objects.js";
+import { runPreStep } from "./run-pre-step.js";
 import { TreeDiffer } from "./tree-differ.js";
 
 export interface KpatchBuildOptions {
@@ -38,13 +40,20 @@ export interface KpatchBuildOptions {
   signal?: AbortSignal;
   /** Accept hunks that apply only by offset or fuzz, with a warning for each. */
   allowFuzz?: boolean;
+  /** Build even when the run-pre check finds the original build is not the target's code (experts). */
+  skipRunPre?: boolean;
+  /** Stop after the run-pre check: build nothing (the result's module is ""). */
+  checkOnly?: boolean;
 }
 
 export interface KpatchBuildResult {
+  /** The module built ("" with checkOnly). */
   module: string;
   name: string;
   targets: PatchedTarget[];
   objects: { path: string; target: string; report: DiffReport }[];
+  /** The run-pre check: each checked function matched, matched with allowed differences, or not. */
+  runPre: RunPreReport;
   timings: Record<string, number>;
   workDir?: string;
 }
@@ -118,6 +127,10 @@ export async function kpatchBuild(options: KpatchBuildOptions): Promise<KpatchBu
       throw new KpatchError("NO_CHANGES", "The patches change no function: nothing to patch");
     }
     throwIfAborted(options.signal);
+    const checked = built.changed.map((p, i) => ({ ...p, report: objects[i]!.report }));
+    const runPre = await runPreStep(kernel, checked, progress, { override: options.skipRunPre ?? false });
+    if (options.checkOnly)
+      return { module: "", name, targets: [], objects, runPre, timings: { ...progress.timings } };
     if (!existsSync(options.outDir)) mkdirSync(options.outDir, { recursive: true });
     const out = join(options.outDir, `${name}.ko`);
     const mod = await buildModule({
@@ -140,6 +153,7 @@ export async function kpatchBuild(options: KpatchBuildOptions): Promise<KpatchBu
       name,
       targets: mod.targets,
       objects,
+      runPre,
       timings: { ...progress.timings },
       ...(options.skipCleanup ? { workDir } : {}),
     };

@@ -150,6 +150,46 @@ async function originalObject(
   return out;
 }
 
+/**
+ * The original build of the objects compiled from (or including) `files` (relative to the source
+ * tree), under the tree lock, for a run-pre check of source files without a patch.
+ */
+export async function buildOriginalObjects(
+  options: Omit<PatchedBuildOptions, "patches" | "workDir"> & { files: readonly string[] },
+): Promise<(KbuildObject & { orig: string })[]> {
+  const { progress, jobs, signal } = options;
+  const tree: BuildTree = {
+    srcDir: realpathSync(options.tree.srcDir),
+    buildDir: realpathSync(options.tree.buildDir),
+    cacheDir: options.tree.cacheDir,
+  };
+  installMacros();
+  const index = kernelObjects(tree.buildDir);
+  const objects = objectsDependingOn(
+    index,
+    options.files.map((f) => join(tree.srcDir, f)),
+    tree.buildDir,
+  );
+  const lock = await TreeLock.acquire(tree.srcDir, {
+    ...(signal ? { signal } : {}),
+    onWait: (pid) =>
+      progress.note(`waiting for another kpatch-build (pid ${pid}) to finish with ${tree.srcDir}`),
+    onNote: (m) => progress.note(m),
+  });
+  try {
+    progress.begin("original build", `${objects.length} objects`);
+    const hashes = new FileHashes();
+    const out: (KbuildObject & { orig: string })[] = [];
+    await pool(objects, jobs, signal, async (o) => {
+      out.push({ ...o, orig: await originalObject(tree, o, hashes, signal) });
+    });
+    progress.end(`${objects.length} objects (cached ones reused)`);
+    return out.sort((a, b) => a.path.localeCompare(b.path));
+  } finally {
+    lock.release();
+  }
+}
+
 export async function buildPatchedObjects(options: PatchedBuildOptions): Promise<PatchedBuild> {
   const { patches, workDir, progress, jobs, signal } = options;
   // kbuild records resolved paths: a tree given through a symlink must be compared resolved.

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { type DiffReport, diffObjects, type EntrySizes, ExportTable, TargetSymbols } from "../diff/index.js";
 import type { ElfFile } from "../elf/elf-file.js";
 import { readElf } from "../elf/read-elf.js";
-import { isElf, KernelImage } from "../kernel-image/index.js";
+import { isElfFile, KernelImage } from "../kernel-image/index.js";
 import { KpatchError } from "../util/errors.js";
 import { moduleNameOf } from "../util/module-name.js";
 import { probeEntrySizes } from "./entry-size-probe.js";
@@ -25,7 +25,7 @@ export interface DiffVerdict {
 }
 
 /** The running kernel's file that holds a target's symbols: vmlinux or the module's .ko. */
-function targetFile(tree: Pick<KernelTree, "buildDir" | "vmlinux">, target: string): string {
+export function targetFile(tree: Pick<KernelTree, "buildDir" | "vmlinux">, target: string): string {
   if (target === "vmlinux") return tree.vmlinux;
   const order = join(tree.buildDir, "modules.order");
   const lines = existsSync(order) ? readFileSync(order, "utf8").split("\n") : [];
@@ -82,12 +82,12 @@ export class TreeDiffer {
       const { moduleFile } = this.tree;
       const file =
         target !== "vmlinux" && moduleFile ? await moduleFile(target) : targetFile(this.tree, target);
-      const bytes = readFileSync(file);
-      if (target === "vmlinux" && isElf(bytes)) {
-        // A built or -dbg vmlinux (its symbol table) or one extracted from a vmlinuz (its kallsyms).
-        const image = KernelImage.fromVmlinux(file);
-        s = new TargetSymbols(image.symbols(), image.endbrSeal());
-      } else s = TargetSymbols.load(bytes, file);
+      // vmlinux through KernelImage (its symbol table, or the kallsyms of one extracted from a
+      // vmlinuz): the run-pre check reads the same one, parsed once.
+      s =
+        target === "vmlinux" && isElfFile(file)
+          ? TargetSymbols.fromImage(KernelImage.fromVmlinux(file))
+          : TargetSymbols.load(readFileSync(file), file);
       this.#symbols.set(target, s);
     }
     return s;

@@ -1,0 +1,122 @@
+/**
+ * A function's code as an object file has it, for the run-pre check: its bytes, which of them a
+ * relocation fills in (the linker or module loader writes those, so they say nothing about the
+ * code), and the sites the build or the kernel may legitimately rewrite, each with the record
+ * that says so: static branches (a __jump_table entry's code field) and ftrace call sites (a
+ * relocation to __fentry__, or an __mcount_loc / __patchable_function_entries entry).
+ */
+import type { ElfFile, ElfSection, ElfSymbol } from "../elf/index.js";
+
+export type SiteKind = "static-branch" | "fentry";
+
+export interface Site {
+  kind: SiteKind;
+  /** The record that names the site, for the report: "__jump_table entry (key sched_smt_present)". */
+  evidence: string;
+}
+
+export interface FunctionCode {
+  name: string;
+  /** The object (or module) file, for messages. */
+  file: string;
+  bytes: Uint8Array;
+  /** 1 for every byte a relocation fills in. */
+  linked: Uint8Array;
+  /** Function-relative offset of each site. */
+  sites: Map<number, Site>;
+  weak: boolean;
+}
+
+/** Bytes a relocation of this type writes (x86-64 psABI). */
+export function relocWidth(type: number): number {
+  switch (type) {
+    case 1: // R_X86_64_64
+    case 24: // R_X86_64_PC64
+    case 25: // R_X86_64_GOTOFF64
+    case 26: // R_X86_64_GOTPC64
+    case 27: // R_X86_64_GOTPCREL64 (and GOT64 = 27 in some numberings)
+      return 8;
+    case 12: // R_X86_64_16
+    case 13: // R_X86_64_PC16
+      return 2;
+    case 14: // R_X86_64_8
+    case 15: // R_X86_64_PC8
+      return 1;
+    case 0: // R_X86_64_NONE
+      return 0;
+    default:
+      return 4;
+  }
+}
+
+const sitesCache = new WeakMap<ElfFile, Map<ElfSection, Map<number, Site>>>();
+
+/** Where an entry's relocation points: (section, offset), for section and symbol relocations alike. */
+function pointsAt(sym: ElfSymbol, addend: bigint): { section: ElfSection; offset: number } | undefined {
+  if (!sym.section) return undefined;
+  return { section: sym.section, offset: Number(sym.value + addend) };
+}
+
+/** Every site of every section of `file`, indexed once per file. */
+function fileSites(file: ElfFile): Map<ElfSection, Map<number, Site>> {
+  let all = sitesCache.get(file);
+  if (all) return all;
+  all = new Map();
+  const add = (section: ElfSection, offset: number, site: Site) => {
+    const m = all!.get(section) ?? new Map<number, Site>();
+    all!.set(section, m);
+    if (!m.has(offset)) m.set(offset, site);
+  };
+  for (const sec of file.sections) {
+    const base = sec.base;
+    if (!base || !sec.relocs.length) continue;
+    if (base.name === "__jump_table") {
+      // struct jump_entry { s32 code; s32 target; long key; }: 16 bytes, code at 0, key at 8.
+      const keys = new Map<number, string>();
+      for (const r of sec.relocs) if (r.offset % 16 === 8) keys.set(r.offset - 8, r.symbol.name);
+      for (const r of sec.relocs) {
+        if (r.offset % 16 !== 0) continue;
+        const at = pointsAt(r.symbol, r.addend);
+        const key = keys.get(r.offset);
+        if (at)
+          add(at.section, at.offset, {
+            kind: "static-branch",
+            evidence: `__jump_table entry${key ? ` (key ${key})` : ""}`,
+          });
+      }
+    } else if (base.name === "__mcount_loc" || base.name === "__patchable_function_entries") {
+      for (const r of sec.relocs) {
+        const at = pointsAt(r.symbol, r.addend);
+        if (at) add(at.section, at.offset, { kind: "fentry", evidence: `${base.name} entry` });
+      }
+    } else if (base.flags & 0x4n /* SHF_EXECINSTR */) {
+      for (const r of sec.relocs) {
+        if (r.symbol.name === "__fentry__" && r.offset >= 1)
+          add(base, r.offset - 1, { kind: "fentry", evidence: "call __fentry__ (relocation)" });
+      }
+    }
+  }
+  sitesCache.set(file, all);
+  return all;
+}
+
+/** The code of function `sym` of `file` (an object or a module: anything with relocations). */
+export function functionCode(file: ElfFile, sym: ElfSymbol): FunctionCode {
+  const sec = sym.section;
+  if (!sec) throw new Error(`${sym.name} has no section`);
+  const start = Number(sym.value);
+  const size = Number(sym.size);
+  const bytes = sec.data.subarray(start, start + size);
+  const linked = new Uint8Array(size);
+  for (const r of sec.rela?.relocs ?? []) {
+    const from = r.offset - start;
+    const w = relocWidth(r.type);
+    if (from + w <= 0 || from >= size) continue;
+    linked.fill(1, Math.max(0, from), Math.min(size, from + w));
+  }
+  const sites = new Map<number, Site>();
+  for (const [offset, site] of fileSites(file).get(sec) ?? []) {
+    if (offset >= start && offset < start + size) sites.set(offset - start, site);
+  }
+  return { name: sym.name, file: file.path ?? "the object", bytes, linked, sites, weak: sym.isWeak };
+}

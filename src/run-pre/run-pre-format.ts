@@ -1,0 +1,40 @@
+/** The run-pre report as text: one line of totals, then each mismatch with both instructions and the likely causes. */
+import { type FunctionResult, likelyCauses, type RunPreReport } from "./run-pre-check.js";
+
+function where(f: FunctionResult): string {
+  return `${f.object}: ${f.function}${f.sympos ? `,${f.sympos}` : ""} (${f.target}${f.address ? ` at ${f.address}` : ""})`;
+}
+
+export function formatRunPreSummary(r: RunPreReport): string {
+  const parts = [
+    `${r.matched} matched`,
+    `${r.allowed} with allowed differences`,
+    `${r.mismatched} mismatched`,
+  ];
+  if (r.overridden) parts.push(`${r.overridden} weak and overridden`);
+  return `${r.functions.length} functions checked against ${Object.values(r.sources).join(", ")}: ${parts.join(", ")}`;
+}
+
+export function formatRunPre(r: RunPreReport, options: { allowed?: boolean } = {}): string {
+  const lines = [`run-pre check: ${formatRunPreSummary(r)}`];
+  for (const f of r.functions) {
+    if (f.status === "mismatch" && f.mismatch) {
+      const m = f.mismatch;
+      lines.push(`  MISMATCH ${where(f)}, ${f.role}: ${m.reason}`);
+      lines.push(`    at +0x${m.offset.toString(16)}: original build: ${m.ours}`);
+      lines.push(`    ${" ".repeat(m.offset.toString(16).length + 6)}target kernel:  ${m.theirs}`);
+    }
+    if (options.allowed) {
+      for (const a of f.allowed) {
+        lines.push(
+          `  allowed ${where(f)} +0x${a.offset.toString(16)}: ${a.kind} (${a.evidence}): ${a.ours} -> ${a.theirs}`,
+        );
+      }
+    }
+  }
+  if (r.mismatched) {
+    lines.push("  likely causes, most likely first:");
+    for (const [i, c] of likelyCauses(r).entries()) lines.push(`    ${i + 1}. ${c}`);
+  }
+  return lines.join("\n");
+}
