@@ -83,7 +83,7 @@ function check(c: Case, origPath: string, patchedPath: string, entrySizes: Entry
   for (const [name, targets] of Object.entries(e.relocTargets ?? {})) {
     const got = back.sections
       .filter((s) => s.name === name)
-      .flatMap((s) => (s.rela?.relocs ?? []).map((r) => r.symbol.name));
+      .flatMap((s) => (s.rela?.relocs ?? []).map((r) => r.symbol.displayName));
     for (const t of targets)
       assert.ok(got.includes(t), `${c.name}: ${name} refers to ${t} (${got.join(", ")})`);
   }

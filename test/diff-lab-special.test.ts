@@ -20,7 +20,7 @@ after(() => rmSync(work, { recursive: true, force: true }));
 function relocNames(out: ElfFile, name: string): string[] {
   return out.sections
     .filter((s) => s.name === name)
-    .flatMap((s) => (s.rela?.relocs ?? []).map((r) => r.symbol.name));
+    .flatMap((s) => (s.rela?.relocs ?? []).map((r) => r.symbol.displayName));
 }
 
 /** Bytes of all output sections named `name`. */
@@ -58,6 +58,30 @@ const CASES: Case[] = [
     },
     entries: { __jump_table: 1 },
   },
+  {
+    // parse_args() has four pr_debug() sites (one its own, three of parse_one(), inlined): each
+    // descriptor is copied into the output's __dyndbg, each __jump_table entry names the copy's
+    // key. A line added at the top moves every other descriptor's line: no other change.
+    name: "dyndbg",
+    file: "kernel/params.c",
+    edit: (t) =>
+      t
+        .replace(
+          "#include <linux/kernel.h>\n",
+          "#include <linux/kernel.h>\n/* every pr_debug() below moves */\n",
+        )
+        .replace(
+          "parsing ARGS: '%s'\\n\", doing, args);",
+          "parsing ARGS (patched): '%s'\\n\", doing, args);",
+        ),
+    changed: ["parse_args"],
+    refers: {
+      __jump_table: ["__dyndbg"],
+      ".text.parse_args": ["__dyndbg"],
+      __dyndbg: [".rodata.parse_args.str1.8"],
+    },
+    entries: { __jump_table: 4, __dyndbg: 4 },
+  },
 ];
 
 describe("differ special sections on lab kernel objects", {
@@ -76,7 +100,8 @@ describe("differ special sections on lab kernel objects", {
         const got = relocNames(out, sec);
         for (const n of names) assert.ok(got.includes(n), `${sec} refers to ${n} (${got.join(", ")})`);
       }
-      const entry: Record<string, number | undefined> = { __jump_table: sizes.jump };
+      // sizeof(struct _ddebug) on x86-64 with JUMP_LABEL: four pointers, the bit fields, a static key.
+      const entry: Record<string, number | undefined> = { __jump_table: sizes.jump, __dyndbg: 56 };
       for (const [sec, n] of Object.entries(c.entries ?? {}))
         assert.equal(sizeOf(out, sec), n * (entry[sec] ?? 1), `${sec}: ${n} entries`);
     });

@@ -127,6 +127,12 @@ function followReloc(
         followReloc(ctx, from, t.section, pr, include);
       return;
     }
+    case "entry":
+      // The descriptor is copied with the code (descriptor-copier.ts): what it refers to comes too.
+      if (t.start < 0) return;
+      for (const dr of ctx.relocsIn(t.section, t.start, t.start + t.size))
+        followReloc(ctx, from, t.section, dr, include);
+      return;
     case "symbol":
       return;
   }

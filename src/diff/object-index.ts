@@ -29,8 +29,13 @@ import {
   INIT_SECTION_PREFIXES,
   MAX_CALL_PADDING,
 } from "./policy.js";
-import type { CodePieceKind, SpecialKind } from "./special/special-kind.js";
-import { findCodePieceKind, findCompanionKind, findSpecialKind } from "./special/table.js";
+import type { CodePieceKind, DescriptorKind, SpecialKind } from "./special/special-kind.js";
+import {
+  findCodePieceKind,
+  findCompanionKind,
+  findDescriptorKind,
+  findSpecialKind,
+} from "./special/table.js";
 
 export type SectionKind =
   | "text" // executable code
@@ -41,6 +46,7 @@ export type SectionKind =
   | "special" // a table the differ cuts entry by entry (special/table.ts)
   | "companion" // payload or parallel array of a special table
   | "pieces" // code snippets functions jump into, cut per function (code-pieces.ts)
+  | "descriptors" // fixed-size descriptors code refers to, copied per reference (descriptor-copier.ts)
   | "init" // __init code or data
   | "ignored" // never compared nor copied (policy.ts)
   | "directive" // kpatch-macros.h directives (.kpatch_ts.*, kpatch's .kpatch.*): read by readDirectives, never compared
@@ -55,6 +61,8 @@ export interface SectionInfo {
   special?: SpecialKind;
   /** For "pieces". */
   pieces?: CodePieceKind;
+  /** For "descriptors". */
+  descriptors?: DescriptorKind;
 }
 
 /** A function or data object: its symbol and the bytes it owns in its section. */
@@ -106,6 +114,8 @@ export function classifySection(sec: ElfSection): SectionInfo {
   if (companion) return { kind: "companion", special: companion };
   const pieces = findCodePieceKind(name);
   if (pieces) return { kind: "pieces", pieces };
+  const descriptors = findDescriptorKind(name);
+  if (descriptors) return { kind: "descriptors", descriptors };
   if (isInitSection(name)) return { kind: "init" };
   if (!(sec.flags & SHF_ALLOC)) return { kind: "ignored", why: "not loaded (no SHF_ALLOC)" };
   if (sec.flags & SHF_EXECINSTR) return { kind: "text" };
@@ -139,7 +149,8 @@ export function indexObject(file: ElfFile): ObjectIndex {
     if (!sec || isIgnoredSymbol(sym)) continue;
     if (sym.type !== STT_FUNC && sym.type !== STT_OBJECT) continue;
     const kind = info.get(sec)?.kind;
-    if (kind === "meta" || kind === "ignored" || kind === "directive") continue;
+    // Descriptors are not units: references to them resolve to the descriptor (reloc-target.ts).
+    if (kind === "meta" || kind === "ignored" || kind === "directive" || kind === "descriptors") continue;
     const list = candidates.get(sec);
     if (list) list.push(sym);
     else candidates.set(sec, [sym]);

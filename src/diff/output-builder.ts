@@ -20,6 +20,7 @@ import {
   STT_NOTYPE,
 } from "../elf/index.js";
 import type { DiffContext } from "./context.js";
+import { DescriptorCopier } from "./descriptor-copier.js";
 import { DiffError } from "./diff-error.js";
 import { type ExternalName, externalName } from "./external-symbols.js";
 import type { Unit } from "./object-index.js";
@@ -49,6 +50,8 @@ export class OutputBuilder {
   readonly externals = new Map<string, ExternalRef>();
   /** The pieces of .altinstr_aux the included code jumps into. */
   readonly pieces = new CodePieceCopier(this);
+  /** The descriptors (dynamic debug) the included code uses. */
+  readonly descriptors = new DescriptorCopier(this);
 
   constructor(ctx: DiffContext) {
     this.ctx = ctx;
@@ -165,6 +168,8 @@ export class OutputBuilder {
       }
       case "piece":
         return this.pieces.map(t, owner);
+      case "entry":
+        return this.descriptors.map(t, owner);
     }
   }
 

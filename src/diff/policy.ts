@@ -24,7 +24,10 @@ export const IGNORED_SECTION_PREFIXES: readonly { prefix: string; why: string }[
     prefix: ".gnu.linkonce.this_module",
     why: "the target module's struct module: the patch module has its own",
   },
-  { prefix: ".printk_index", why: "printk format index for tooling: not needed for the new code to run" },
+  {
+    prefix: ".printk_index",
+    why: "printk format index (CONFIG_PRINTK_INDEX, off in Debian's kernels): read only by the debugfs printk/index/ listing, never when printing, so the new code prints the same without it; the patch's new formats are not listed there",
+  },
   {
     prefix: ".export_symbol",
     why: "EXPORT_SYMBOL records: a live patch cannot add exports to the running kernel",

@@ -20,6 +20,7 @@ import { upperBound } from "../util/binary-search.js";
 import { x86Decoder } from "../x86/index.js";
 import { findCodePiece, findCodePieceInsn } from "./code-pieces.js";
 import type { DiffContext } from "./context.js";
+import { descriptorKindOf, descriptorSize, sameDescriptor } from "./descriptors.js";
 import { findUnitAt, type ObjectIndex, type Unit } from "./object-index.js";
 
 export type RelocTarget =
@@ -36,6 +37,14 @@ export type RelocTarget =
       kind: "piece";
       section: ElfSection;
       offset: number /** where the reference lands, from the section start */;
+      addend: bigint /** from the section start */;
+    }
+  | {
+      kind: "entry";
+      section: ElfSection;
+      /** The descriptor's first byte; -1 when the table cannot be cut (descriptorSize). */
+      start: number;
+      size: number;
       addend: bigint /** from the section start */;
     }
   | { kind: "symbol"; sym: ElfSymbol; addend: bigint };
@@ -94,6 +103,11 @@ export function resolveRelocTarget(index: ObjectIndex, base: ElfSection, reloc: 
   const offset = Number(addend) + pcAdjust(index, base, reloc);
   if (kind === "string") return { kind: "string", section: sec, offset, text: stringAt(sec, offset), addend };
   if (kind === "pieces") return { kind: "piece", section: sec, offset, addend };
+  if (kind === "descriptors") {
+    const size = descriptorSize(sec);
+    if (size === undefined) return { kind: "entry", section: sec, start: -1, size: 0, addend };
+    return { kind: "entry", section: sec, start: offset - (offset % size), size, addend };
+  }
   const unit = findUnitAt(index, sec, offset) ?? wholeUnit(index, sec);
   if (unit) return { kind: "unit", unit, addend: addend - unit.sym.value };
   return { kind: "section", section: sec, addend };
@@ -168,7 +182,23 @@ export function sameTarget(ctx: DiffContext, to: RelocTarget, tp: RelocTarget): 
       return tp.kind === "symbol" && to.sym.name === tp.sym.name && to.addend === tp.addend;
     case "piece":
       return tp.kind === "piece" && ctx.sectionTwins.get(to.section) === tp.section && samePiece(ctx, to, tp);
+    case "entry":
+      return tp.kind === "entry" && ctx.sectionTwins.get(to.section) === tp.section && sameEntry(ctx, to, tp);
   }
+}
+
+/** True when two references land at the same place of descriptors of the same site. */
+function sameEntry(
+  ctx: DiffContext,
+  to: Extract<RelocTarget, { kind: "entry" }>,
+  tp: Extract<RelocTarget, { kind: "entry" }>,
+): boolean {
+  const kind = descriptorKindOf(ctx.orig, to.section);
+  if (!kind || to.start < 0 || tp.start < 0 || to.size !== tp.size) return false;
+  if (to.addend - BigInt(to.start) !== tp.addend - BigInt(tp.start)) return false;
+  return sameDescriptor(ctx, kind, to.section, to.start, tp.section, tp.start, to.size, (o, ro, p, rp) =>
+    sameRelocTarget(ctx, o, ro, p, rp),
+  );
 }
 
 /**
@@ -217,5 +247,7 @@ export function describeTarget(t: RelocTarget): string {
       return `${t.sym.name}${plus(t.addend)}`;
     case "piece":
       return `${t.section.name}${plus(BigInt(t.offset))}`;
+    case "entry":
+      return `${t.section.name}${plus(t.addend)}`;
   }
 }

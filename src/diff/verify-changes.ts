@@ -14,6 +14,7 @@ import { FRESH_STATIC_LOCALS } from "./policy.js";
 import { reachThroughCallers } from "./reach-through-callers.js";
 import { referencesTo } from "./references.js";
 import { bytesEqual, sameRelocTarget } from "./reloc-target.js";
+import { FIXED_TABLES } from "./special/dyndbg.js";
 
 export function verifyChanges(ctx: DiffContext): void {
   const file = ctx.patched.file.path;
@@ -69,9 +70,12 @@ export function verifyChanges(ctx: DiffContext): void {
     if (kind !== "unknown" || ctx.directives.ignoredSections.has(sec.name)) continue;
     const twin = ctx.sectionTwins.get(sec);
     if (!twin || !sameSection(ctx, twin, sec)) {
+      const fixed = FIXED_TABLES.find((t) => t.name === sec.name);
       throw new DiffError(
         "DIFF_UNSUPPORTED_SECTION",
-        `Cannot patch ${sec.name}: the section ${twin ? "changed" : "is new"} and the differ does not know what it holds`,
+        fixed
+          ? `Cannot patch ${sec.name}: it ${twin ? "changed" : "is new"}, and it holds ${fixed.why}`
+          : `Cannot patch ${sec.name}: the section ${twin ? "changed" : "is new"} and the differ does not know what it holds`,
         { file, section: sec.name },
       );
     }

@@ -59,3 +59,18 @@ export interface CodePieceKind {
   /** Why the section exists and when its code runs. */
   why: string;
 }
+
+/**
+ * A table of fixed-size descriptors that code refers to (rather than entries that refer to code):
+ * each descriptor a reference from included code lands in is copied into the output with it, and
+ * the reference made to point at the copy. The entry size is the size of the descriptors'
+ * symbols, which must all agree.
+ */
+export interface DescriptorKind {
+  /** The section name, exactly. */
+  name: string;
+  /** A bit field that may differ between two descriptors of the same site (a source line). */
+  line?: { offset: number; bits: number };
+  /** Why the section exists and what copying a descriptor does. */
+  why: string;
+}

@@ -4,12 +4,13 @@
  */
 import { altInstrAux, altInstructions, paraInstructions } from "./alternatives.js";
 import { bugTable } from "./bug-table.js";
+import { dyndbgDescriptors, verboseDescriptors } from "./dyndbg.js";
 import { exTable, fixupCode } from "./ex-table.js";
 import { jumpTable, staticCallSites } from "./jump-table.js";
 import { orcUnwind } from "./orc-unwind.js";
 import { isRuntimeConstSection, refusedSections, runtimeConstKind } from "./refused-sections.js";
 import { mcountLoc, patchableFunctionEntries, siteLists } from "./site-lists.js";
-import type { CodePieceKind, SpecialKind } from "./special-kind.js";
+import type { CodePieceKind, DescriptorKind, SpecialKind } from "./special-kind.js";
 
 export const SPECIAL_KINDS: readonly SpecialKind[] = [
   bugTable,
@@ -52,4 +53,12 @@ export const CODE_PIECE_KINDS: readonly CodePieceKind[] = [altInstrAux, fixupCod
 /** The code-piece kind of the section `name`. */
 export function findCodePieceKind(name: string): CodePieceKind | undefined {
   return CODE_PIECE_KINDS.find((k) => k.name === name);
+}
+
+/** Tables of descriptors that code refers to, copied per reference (descriptor-copier.ts). */
+export const DESCRIPTOR_KINDS: readonly DescriptorKind[] = [dyndbgDescriptors, verboseDescriptors];
+
+/** The descriptor kind of the section `name`. */
+export function findDescriptorKind(name: string): DescriptorKind | undefined {
+  return DESCRIPTOR_KINDS.find((k) => k.name === name);
 }
