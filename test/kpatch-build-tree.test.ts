@@ -47,7 +47,8 @@ async function fails(args: string[], code: number, message: RegExp): Promise<voi
 }
 
 test("kpatch-build refuses a tree it cannot use, saying why", async () => {
-  await fails(["-s", "/nonexistent"], 1, /has no Makefile \[TREE_NOT_FOUND\]/);
+  await fails(["-s", "/nonexistent"], 1, /no such file or directory \[TREE_NOT_FOUND\]/);
+  await fails(["-s", out], 1, /has no Makefile \[TREE_NOT_FOUND\]/);
   await fails(
     ["-s", lab.srcDir, "-b", out],
     1,
