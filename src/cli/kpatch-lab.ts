@@ -33,9 +33,11 @@ Commands:
         Boot the lab kernel with the files (in /lab/files, the working directory),
         run each COMMAND (one shell command per argument) and print its output and
         exit status. Exit status: 0 when every command exited 0, 1 otherwise.
-  demo [--kernel K]
-        Patch the running lab kernel live with the kernel's livepatch sample, show
-        /proc/cmdline change, and roll it back.
+  demo [--distro S | --kernel K]
+        Build a livepatch module from a source patch (examples/) with kpatch-build
+        for Debian's stock kernel (default: --distro 6.12, set up with 'setup
+        --distro 6.12') or the lab kernel (--kernel), boot that kernel, and patch
+        it live with kpatch load / list / unload in the guest.
   info [--kernel K | --distro S] [--json]
         Where the lab is and what it was built from.
 
@@ -161,12 +163,17 @@ async function main(argv: string[]): Promise<number> {
     case "demo": {
       const { values, positionals } = parseCommandLine(
         rest,
-        { kernel: { type: "string" }, help: { type: "boolean", short: "h" } },
+        { kernel: { type: "string" }, distro: { type: "string" }, help: { type: "boolean", short: "h" } },
         "demo",
       );
       if (values.help) return help();
       noArguments("demo", positionals);
-      return (await runDemo(series(values.kernel))) ? EXIT.ok : EXIT.error;
+      // The story a user cares about: the kernel they run. --kernel picks the lab kernel.
+      const choice =
+        values.kernel === undefined
+          ? kernelChoice({ distro: values.distro ?? DEFAULT_SERIES })
+          : kernelChoice(values);
+      return (await runDemo(choice)) ? EXIT.ok : EXIT.error;
     }
     case "info": {
       const { values, positionals } = parseCommandLine(
