@@ -5,11 +5,12 @@
  * loaded, usage); atomic replace and unload --all. One boot for all of it.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { GuestCommandResult, GuestResult } from "../src/lab/guest.js";
+import { HOST_MOUNT, hostNode } from "../src/lab/guest-node.js";
 import {
   asNobody,
   lab,
@@ -44,6 +45,13 @@ const STEPS = [
   { name: "not-livepatch-left", command: "grep -c '^kobject_example ' /proc/modules || true" },
   { name: "vermagic", command: "kpatch load livepatch-sample-other.ko" },
   { name: "signal-idle", command: "kpatch signal" },
+  // A file named like an option is a file: insmod must not read it as -f (force). Debian's
+  // insmod (kmod, run from the host) parses options where busybox's does not.
+  {
+    name: "option-like-file",
+    command:
+      "mkdir -p /usr/local/sbin && cp kmod-insmod /usr/local/sbin/insmod && chmod 755 /usr/local/sbin/insmod && cp livepatch-sample.ko ./-f.ko && PATH=/usr/local/sbin:$PATH kpatch load -- -f.ko && kpatch unload livepatch_sample",
+  },
   {
     name: "replace",
     command:
@@ -56,6 +64,13 @@ const STEPS = [
 ] as const;
 
 type Name = (typeof STEPS)[number]["name"];
+
+/** A guest script running the host's kmod as insmod through the host's loader (/host). */
+async function kmodInsmodScript(): Promise<string> {
+  const { loader } = await hostNode();
+  const kmod = realpathSync("/usr/bin/kmod");
+  return `#!/bin/sh\nexec ${HOST_MOUNT}${loader} --argv0 insmod --library-path ${HOST_MOUNT}${dirname(loader)} ${HOST_MOUNT}${kmod} "$@"\n`;
+}
 
 describe("kpatch in the lab guest", () => {
   let result: GuestResult;
@@ -71,11 +86,14 @@ describe("kpatch in the lab guest", () => {
     const modules = await testModules();
     other = join(mkdtempSync(join(tmpdir(), "kpatch-cli-")), "livepatch-sample-other.ko");
     otherRelease = withOtherVermagic(sampleModule("livepatch", "livepatch-sample"), other).release;
+    const kmodInsmod = join(dirname(other), "kmod-insmod");
+    writeFileSync(kmodInsmod, await kmodInsmodScript());
     const run = await runKpatchSteps(STEPS, {
       files: [
         sampleModule("livepatch", "livepatch-sample"),
         sampleModule("kobject", "kobject-example"),
         other,
+        kmodInsmod,
         modules["kpatch-info-patch"],
       ],
     });
@@ -204,6 +222,10 @@ describe("kpatch in the lab guest", () => {
 
   it("signal: says so when no transition runs", () => {
     ok("signal-idle", /^no patch is in transition/);
+  });
+
+  it("load -- -f.ko: a file named like an option is loaded as a file, not handed to insmod as -f", () => {
+    ok("option-like-file", /^loaded livepatch_sample \(transition [\d.]+ s\)\nunloaded livepatch_sample/);
   });
 
   it("atomic replace: a replace patch takes over, unload --all removes both, newest first", () => {

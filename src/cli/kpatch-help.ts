@@ -136,10 +136,12 @@ Needs no root.
 
 Copy a patch module to ${libDir()}/<KVER>/ so that it is loaded at every
 boot of kernel KVER (default: the running kernel, \`uname -r\`). The module is
-checked first: a livepatch module whose vermagic names KVER. A module of the same
-name installed before is replaced. When systemd runs the system,
-kpatch.service is enabled. Installing does not load the module: run
-'kpatch load' for that.
+checked first: a livepatch module whose vermagic names KVER. It is written
+beside its place, read back, then renamed into place: a failed write leaves the
+previous installation as it was. A module of the same name installed before is
+replaced (a patch the crash-loop guard blocked stays blocked: 'kpatch unblock').
+When systemd runs the system, kpatch.service and kpatch-confirm.timer are
+enabled. Installing does not load the module: run 'kpatch load' for that.
 
 Options:
   -k, --kernel-version KVER   install for kernel release KVER
@@ -173,12 +175,15 @@ The crash-loop guard: before loading a patch, kpatch records durably that this
 boot loaded it. A clean shutdown (the unit's stop, the init script's stop) or
 'kpatch boot --confirm' clears the record. A record left by an earlier boot
 means that boot crashed (or lost power) after loading the patch: the patch is
-blocked, and not loaded at boot until the administrator runs 'kpatch unblock'.
-Each patch loads on its own: one failure does not stop the others.
+blocked, and not loaded at boot until the administrator runs 'kpatch unblock'
+(also when the boot after the crash ran with kpatch.enable=0). Patches load in
+natural file-name order (fix-v9 before fix-v10); each loads on its own: one
+failure (a broken or vanished module file) does not stop the others.
 
 Options:
-  --confirm     the patches this boot loaded run well: clear the records (run
-                at clean shutdown, or by a timer some minutes after boot)
+  --confirm     the patches this boot loaded run well: clear this boot's
+                records (run at clean shutdown, or by a timer some minutes
+                after boot); an earlier boot's records stay
 ${TRANSITION_OPTIONS}
 
 Exit status: 0 all loaded (or skipped); 1 a patch failed to load; 3 a
