@@ -3,19 +3,12 @@
  * kpatch: manage live patch modules on the running kernel. Same verbs and meanings as
  * kpatch's own kpatch(1), so habits carry over; every verb has --help.
  */
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import {
-  badKernelReleaseReason,
-  requireLivepatch,
-  requireRoot,
-  runningRelease,
-} from "../kernel/kernel-paths.js";
-import { findPatch, type LoadedPatch, listPatches, patchInTransition } from "../kernel/livepatch-sysfs.js";
-import { type ModuleInfo, readModuleFile } from "../kernel/modinfo.js";
+import { requireLivepatch, requireRoot, runningRelease } from "../kernel/kernel-paths.js";
+import { type LoadedPatch, listPatches, patchInTransition } from "../kernel/livepatch-sysfs.js";
 import { isLivepatchModule, loadedModules } from "../kernel/modules.js";
-import { findPatchMetadata, type PatchMetadata } from "../kernel/patch-metadata.js";
 import {
   loadPatch,
   type PatchOpOptions,
@@ -40,17 +33,16 @@ import {
   installPatch,
   uninstallPatch,
 } from "../manage/install.js";
-import { isKpatchError, KpatchError } from "../util/errors.js";
-import { badModuleNameReason, isModuleName, moduleNameOf } from "../util/module-name.js";
-import { parseCommandLine } from "./args.js";
-import { describeInstalled, describeLoaded, describeResult, groupFields } from "./kpatch-format.js";
+import { isKpatchError, type KpatchError } from "../util/errors.js";
+import { kernelOption, parse, patchNameArg, printJson } from "./kpatch-args.js";
+import { describeInstalled, describeLoaded, describeResult } from "./kpatch-format.js";
 import { HELP, USAGE } from "./kpatch-help.js";
+import { cmdInfo } from "./kpatch-info.js";
 import { EXIT, runCli, UsageError } from "./main.js";
 
 /** Exit status of a transition that stalled and was backed out (load, unload, boot). */
 const EXIT_STALLED = 3;
 
-const COMMON = { help: { type: "boolean", short: "h" }, debug: { type: "boolean", short: "d" } } as const;
 const TRANSITION = {
   timeout: { type: "string", short: "t" },
   "signal-after": { type: "string" },
@@ -92,30 +84,6 @@ const VERBS: Record<string, (args: string[]) => Promise<number>> = {
   version: async () => version(),
 };
 
-type OptionSpec = Record<string, { type: "string" | "boolean"; short?: string }>;
-
-function parse<T extends OptionSpec>(verb: string, args: string[], options: T) {
-  return parseCommandLine(args, { ...COMMON, ...options }, verb);
-}
-
-/** -k KVER, checked (it names a directory), or the running kernel's release. */
-function kernelOption(verb: string, values: { "kernel-version"?: string | undefined }): string {
-  const k = values["kernel-version"];
-  if (k === undefined) return runningRelease();
-  const why = badKernelReleaseReason(k);
-  if (why)
-    throw new UsageError(`${verb}: -k '${JSON.stringify(k).slice(1, -1)}' is not a kernel release: ${why}`);
-  return k;
-}
-
-/** A patch name given on the command line ('-' read as '_'), checked: it reaches paths. */
-function patchNameArg(verb: string, arg: string): string {
-  const name = moduleNameOf(arg);
-  const why = badModuleNameReason(name);
-  if (why) throw new UsageError(`${verb}: '${JSON.stringify(arg).slice(1, -1)}' is not a patch name: ${why}`);
-  return name;
-}
-
 function seconds(verb: string, name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
@@ -139,10 +107,6 @@ function transitionOptions(
 }
 
 const note = (m: string) => process.stderr.write(`kpatch: ${m}\n`);
-
-function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
-}
 
 /** The JSON form of an error for --json callers (the message also goes to stderr). */
 function errorJson(e: KpatchError): Record<string, unknown> {
@@ -289,95 +253,6 @@ function existsLivepatch(): boolean {
   } catch {
     return false;
   }
-}
-
-async function cmdInfo(args: string[]): Promise<number> {
-  const { values, positionals } = parse("info", args, { json: { type: "boolean" } });
-  if (positionals.length !== 1) throw new UsageError("info: give one module");
-  const arg = positionals[0]!;
-  const kernel = runningRelease();
-  // Anything on disk is a file, read or refused as one (a FIFO, a directory); else a patch
-  // name (checked: it reaches sysfs), installed or loaded; else the clear "Cannot read" error.
-  const looksLikeFile = arg.includes("/") || arg.endsWith(".ko");
-  let file: string | undefined;
-  let name: string | undefined;
-  if (existsSync(arg) || (looksLikeFile && !isModuleName(moduleNameOf(arg)))) file = arg;
-  else {
-    name = patchNameArg("info", arg);
-    file = findInstalled(name, kernel)?.file;
-    if (!file && looksLikeFile && !findPatch(name)) file = arg;
-  }
-  let info: ModuleInfo | undefined;
-  let metadata: PatchMetadata | undefined;
-  if (file) {
-    const m = readModuleFile(file);
-    info = m.info;
-    metadata = findPatchMetadata(m.elf);
-  }
-  const patchName = info?.name ?? name!;
-  const loaded = findPatch(patchName);
-  const installed = findInstalled(patchName, kernel);
-  if (!info && !loaded) {
-    throw new KpatchError(
-      "KPATCH_NOT_FOUND",
-      `Cannot show ${arg}: no such file, and no patch of that name is installed or loaded`,
-    );
-  }
-  if (values.json) {
-    printJson({
-      name: patchName,
-      file,
-      livepatch: info?.livepatch,
-      vermagic: info?.vermagic,
-      patch: metadata,
-      modinfo: info ? Object.fromEntries(groupFields(info.fields)) : undefined,
-      loaded,
-      installed,
-    });
-    return EXIT.ok;
-  }
-  const out: string[] = [`${patchName}${file ? ` (${file})` : ""}`];
-  if (info) {
-    out.push(`  livepatch module: ${info.livepatch ? "yes" : "NO (no livepatch=Y in its modinfo)"}`);
-    out.push(`  built for:        ${info.vermagic ?? "(no vermagic)"}`);
-    if (info.description) out.push(`  description:      ${info.description}`);
-  }
-  out.push(
-    `  loaded:           ${loaded ? `yes, ${loaded.enabled ? "enabled" : "disabled"}${loaded.transition ? ", in transition" : ""}` : "no"}`,
-  );
-  out.push(
-    `  installed:        ${installed ? `${installed.file}${installed.blocked ? " (BLOCKED by the crash-loop guard)" : ""}` : "no"}`,
-  );
-  if (metadata) {
-    out.push(`  atomic replace:   ${metadata.replace ? "yes" : "no"}`);
-    if (metadata.states.length)
-      out.push(`  states:           ${metadata.states.map((s) => `${s.id} v${s.version}`).join(", ")}`);
-    out.push("  patches:");
-    for (const o of metadata.objects) {
-      out.push(`    ${o.name}:`);
-      for (const f of o.functions) {
-        out.push(
-          `      ${f.name}${f.sympos ? `,${f.sympos}` : ""}${f.newFunction ? ` -> ${f.newFunction}` : ""}`,
-        );
-      }
-      for (const [k, v] of Object.entries(o.callbacks)) out.push(`      (${k} callback: ${v})`);
-    }
-  } else if (loaded) {
-    out.push("  patches (from the running kernel):");
-    out.push(
-      ...describeLoaded(loaded)
-        .slice(1)
-        .map((l) => `  ${l}`),
-    );
-  } else if (info?.livepatch) {
-    out.push("  patches:          (its klp_patch structures could not be read from the module)");
-  }
-  if (info) {
-    out.push("modinfo:");
-    for (const [k, v] of info.fields) out.push(`  ${`${k}:`.padEnd(16)} ${v}`);
-  }
-  process.stdout.write(`${out.join("\n")}\n`);
-  return EXIT.ok;
 }
 
 const KVER = { "kernel-version": { type: "string", short: "k" } } as const;
