@@ -60,6 +60,8 @@ interface Case {
   /** Commands before the first probe (e.g. loading the module the patch targets). */
   setup?: string[];
   files?: string[];
+  /** What the probe shows after unloading, when not `old` (counters that went on). */
+  unloaded?: RegExp;
   /** What the kernel log must show (e.g. callbacks). */
   log?: RegExp[];
 }
@@ -106,6 +108,34 @@ const CASES: Case[] = [
     probe: "uname -m",
     old: /^x86_64\n$/,
     new: /^kpatched\n$/,
+  },
+  {
+    // A new pr_debug(): its descriptor goes into the module's __dyndbg, listed under the patch
+    // module in the control file and enabled there like any other; its static key is the copy's.
+    patch: "pr-debug",
+    funcs: ["vmlinux:cmdline_proc_show"],
+    probe:
+      "echo 'func cmdline_proc_show +p' > /proc/dynamic_debug/control 2>/dev/null; cat /proc/cmdline; dmesg | grep -c 'kpatch-ts: cmdline read by'; grep cmdline_proc_show /proc/dynamic_debug/control",
+    old: /rdinit=\/init\n0\n$/,
+    new: / kpatch-ts=debug\n1\nfs\/proc\/cmdline\.c:\d+ \[livepatch_pr_debug\]cmdline_proc_show =p "kpatch-ts: cmdline read by %d\\n"\n$/,
+    unloaded: /rdinit=\/init\n1\n$/,
+  },
+  {
+    // __set_task_comm()'s tracepoint: its static key __tracepoint_task_rename is not exported, so
+    // the patch's __jump_table entry reaches it through .klp.rela.vmlinux.__jump_table, applied
+    // before jump_label_add_module(). The event, enabled before the patch loads, still fires from
+    // the patched copy (the count goes on: 1, 2, 3).
+    patch: "tracepoint-key",
+    funcs: ["vmlinux:__set_task_comm"],
+    setup: [
+      "mount -t tracefs nodev /sys/kernel/tracing",
+      "echo 1 > /sys/kernel/tracing/events/task/task_rename/enable",
+    ],
+    probe:
+      "sh -c 'echo kptsx > /proc/$$/comm; read c < /proc/$$/comm; echo $c'; grep -c 'newcomm=kptsx' /sys/kernel/tracing/trace",
+    old: /^kptsx\n1\n$/,
+    new: /^kpts-patched\n2\n$/,
+    unloaded: /^kptsx\n3\n$/,
   },
   {
     patch: "new-function",
@@ -185,7 +215,7 @@ for (const c of CASES) {
     }
     assert.match(at(0).output, c.old, "before loading");
     assert.match(at(3).output, c.new, "after loading");
-    assert.match(at(7).output, c.old, "after unloading");
+    assert.match(at(7).output, c.unloaded ?? c.old, "after unloading");
     assert.match(g.kernelLog, new RegExp(`livepatch: '${kname(mod)}': unpatching complete`));
     for (const re of c.log ?? []) assert.match(g.kernelLog, re);
   });
