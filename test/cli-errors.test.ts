@@ -47,6 +47,12 @@ const CASES: Case[] = [
   ["kpatch", ["list", "--bogus"], 2, /^kpatch: list: Unknown option '--bogus'$/],
   [
     "kpatch",
+    ["load", "-t", "-1", "x.ko"],
+    2,
+    /^kpatch: load: Option '-t' argument is ambiguous\. Did you forget to specify the option argument for '-t'\?$/,
+  ],
+  [
+    "kpatch",
     ["info", "/nonexistent/file.ko"],
     1,
     /Cannot read \/nonexistent\/file\.ko: no such file or directory/,

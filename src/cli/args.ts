@@ -13,8 +13,13 @@ export function parseCommandLine<T extends Options>(args: string[], options: T, 
   try {
     return parseArgs({ args, options, allowPositionals: true as const, strict: true as const });
   } catch (e) {
-    // Node adds advice on '--' to unknown options; the usage hint says enough.
-    const message = (e as Error).message.replace(/\. To specify a positional.*$/s, "");
+    // Node adds advice on '--' and on values starting with '-' (on lines of its own for the
+    // latter); the usage hint says enough: one line.
+    const message = (e as Error).message
+      .replace(/\. To specify a positional.*$/s, "")
+      .split("\n")
+      .filter((l) => !/^To specify/.test(l))
+      .join(" ");
     throw new UsageError(what ? `${what}: ${message}` : message);
   }
 }
