@@ -12,7 +12,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "node:test";
-import { bootId, LOCK_NAME, processStart, TreeLock } from "./tree-lock.js";
+import { bootId, type Holder, LOCK_NAME, processStart, TreeLock } from "./tree-lock.js";
 import { snapshotFiles } from "./tree-snapshot.js";
 
 const PATCH = "--- a/f.c\n+++ b/f.c\n@@ -1 +1 @@\n-old\n+new\n";
@@ -32,7 +32,7 @@ const lockFile = (src: string) => join(src, LOCK_NAME);
 /** The tree's entries: nothing of ours may be left once the lock is released. */
 const entries = (src: string) => readdirSync(src).sort();
 
-function writeLock(src: string, holder: { pid: number; start: string; boot: string }, files?: string[]) {
+function writeLock(src: string, holder: Holder, files?: string[]) {
   const snapshot = files ? snapshotFiles(src, files) : undefined;
   writeFileSync(
     lockFile(src),
@@ -102,6 +102,16 @@ test("acquire() takes a lock whose pid lives on in another process (reused pid, 
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  }
+});
+
+test("acquire() counts a holder in another pid namespace (a container sharing the tree) as alive", async () => {
+  const { dir, src } = tree();
+  try {
+    writeLock(src, { pid: deadPid(), start: "1", boot: bootId(), pidns: "pid:[1]" });
+    await assert.rejects(TreeLock.acquire(src, { timeoutMs: 500 }), { code: "TREE_BUSY" });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

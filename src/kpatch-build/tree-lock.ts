@@ -20,6 +20,7 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   realpathSync,
   rmSync,
   writeFileSync,
@@ -40,6 +41,8 @@ export interface Holder {
   start: string;
   /** /proc/sys/kernel/random/boot_id */
   boot: string;
+  /** Its pid namespace (a container sharing the tree sees other pids): /proc/self/ns/pid. */
+  pidns?: string;
 }
 
 interface LockRecord {
@@ -63,12 +66,32 @@ export function bootId(): string {
   return readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
 }
 
-export function currentHolder(): Holder {
-  return { pid: process.pid, start: processStart(process.pid) ?? "?", boot: bootId() };
+function pidNamespace(): string | undefined {
+  try {
+    return readlinkSync("/proc/self/ns/pid");
+  } catch {
+    return undefined;
+  }
 }
 
+export function currentHolder(): Holder {
+  const pidns = pidNamespace();
+  return {
+    pid: process.pid,
+    start: processStart(process.pid) ?? "?",
+    boot: bootId(),
+    ...(pidns ? { pidns } : {}),
+  };
+}
+
+/**
+ * Whether the holder still runs. One in another pid namespace cannot be looked up from here:
+ * it counts as alive for as long as this boot lasts.
+ */
 export function holderAlive(h: Holder): boolean {
-  return h.boot === bootId() && processStart(h.pid) === h.start;
+  if (h.boot !== bootId()) return false;
+  if (h.pidns && h.pidns !== pidNamespace()) return true;
+  return processStart(h.pid) === h.start;
 }
 
 function isHolder(h: unknown): h is Holder {
@@ -297,7 +320,13 @@ export class TreeLock {
     if (this.snapshot) restoreSnapshot(this.tree, this.snapshot);
     const seen = readLock(this.file);
     const h = seen?.record?.holder;
-    if (h && h.pid === this.me.pid && h.start === this.me.start && h.boot === this.me.boot) {
+    if (
+      h &&
+      h.pid === this.me.pid &&
+      h.start === this.me.start &&
+      h.boot === this.me.boot &&
+      h.pidns === this.me.pidns
+    ) {
       rmSync(this.file, { force: true });
     }
   }
