@@ -11,7 +11,8 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { diffObjects } from "../src/diff/index.js";
 import { type ElfFile, readElf, writeElf } from "../src/elf/index.js";
-import { buildPair, labReady, labTarget } from "./fixtures/diff/lab-pair.js";
+import { execCheck } from "../src/util/exec.js";
+import { buildDir, buildPair, labReady, labTarget } from "./fixtures/diff/lab-pair.js";
 
 const work = mkdtempSync(join(tmpdir(), "kpatch-diff-special-"));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -37,6 +38,11 @@ interface Case {
   refers?: Record<string, string[]>;
   /** Output section → its size in entries of the lab's layout (0: absent). */
   entries?: Record<string, number>;
+  /**
+   * Run the lab's objtool with --static-call on both objects, as 6.1 builds do per object
+   * (.static_call_sites naming the keys, __SCK__*, directly; 6.12 makes them at vmlinux link).
+   */
+  staticCallSites?: boolean;
 }
 
 const CASES: Case[] = [
@@ -57,6 +63,46 @@ const CASES: Case[] = [
       ".text.delayed_put_task_struct": [".klp.sym.vmlinux.__SCT__tp_func_sched_process_free,0"],
     },
     entries: { __jump_table: 1 },
+  },
+  {
+    // The same function as 6.1 builds it: its .static_call_sites entries name
+    // __SCK__tp_func_sched_process_free and (PREEMPT_DYNAMIC) __SCK__preempt_schedule_notrace,
+    // neither exported: both reach the keys through .klp.rela.vmlinux..static_call_sites, applied
+    // before static_call_add_module().
+    name: "static-call-sites",
+    file: "kernel/exit.c",
+    edit: (t) =>
+      t.replace(
+        "\ttrace_sched_process_free(tsk);\n",
+        "\tif (tsk->exit_code != 12345)\n\t\ttrace_sched_process_free(tsk);\n",
+      ),
+    staticCallSites: true,
+    changed: ["delayed_put_task_struct"],
+    refers: {
+      ".static_call_sites": [
+        ".klp.sym.vmlinux.__SCK__tp_func_sched_process_free,0",
+        ".klp.sym.vmlinux.__SCK__preempt_schedule_notrace,0",
+      ],
+    },
+    entries: { ".static_call_sites": 2, __jump_table: 1 },
+  },
+  {
+    // get_signal()'s tracepoint is defined in kernel/signal.c itself (CREATE_TRACE_POINTS): the
+    // tracepoint, its pointer and name (__tracepoints*) and its static call trampoline stay the
+    // running kernel's, reached through klp relocations; none is copied.
+    name: "tracepoint-defined-here",
+    file: "kernel/signal.c",
+    edit: (t) =>
+      t.replace(
+        "\t\ttrace_signal_deliver(signr, &ksig->info, ka);\n",
+        "\t\ttrace_signal_deliver(signr, &ksig->info, ka);\n\t\tif (signr == 12345)\n\t\t\tsignr = 12346;\n",
+      ),
+    changed: ["get_signal"],
+    refers: {
+      __jump_table: [".klp.sym.vmlinux.__tracepoint_signal_deliver,0"],
+      ".text.get_signal": [".klp.sym.vmlinux.__SCT__tp_func_signal_deliver,0"],
+    },
+    entries: { __tracepoints: 0, __tracepoints_ptrs: 0, __tracepoints_strings: 0, ".static_call.text": 0 },
   },
   {
     // parse_args() has four pr_debug() sites (one its own, three of parse_one(), inlined): each
@@ -91,6 +137,11 @@ describe("differ special sections on lab kernel objects", {
     test(`${c.name}: ${c.file} changes ${c.changed.join(", ")}`, async () => {
       const { symbols, exports, sizes } = await labTarget();
       const pair = await buildPair(work, c.file, c.name, c.edit);
+      if (c.staticCallSites) {
+        const objtool = join(buildDir, "tools", "objtool", "objtool");
+        for (const o of [pair.orig, pair.patched])
+          await execCheck(objtool, ["--static-call", o], { what: `objtool --static-call ${o}` });
+      }
       const orig = readElf(readFileSync(pair.orig), pair.orig);
       const patched = readElf(readFileSync(pair.patched), pair.patched);
       const result = diffObjects(orig, patched, { symbols, exports, entrySizes: sizes, target: "vmlinux" });
@@ -101,7 +152,11 @@ describe("differ special sections on lab kernel objects", {
         for (const n of names) assert.ok(got.includes(n), `${sec} refers to ${n} (${got.join(", ")})`);
       }
       // sizeof(struct _ddebug) on x86-64 with JUMP_LABEL: four pointers, the bit fields, a static key.
-      const entry: Record<string, number | undefined> = { __jump_table: sizes.jump, __dyndbg: 56 };
+      const entry: Record<string, number | undefined> = {
+        __jump_table: sizes.jump,
+        ".static_call_sites": sizes.static_call,
+        __dyndbg: 56,
+      };
       for (const [sec, n] of Object.entries(c.entries ?? {}))
         assert.equal(sizeOf(out, sec), n * (entry[sec] ?? 1), `${sec}: ${n} entries`);
     });
