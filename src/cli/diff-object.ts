@@ -10,9 +10,7 @@ import {
   ExportTable,
   entrySizesFromEnv,
   formatReport,
-  isDiffError,
   parseEntrySizes,
-  REFUSAL_CODES,
   TargetSymbols,
 } from "../diff/index.js";
 import { readElf } from "../elf/index.js";
@@ -21,9 +19,9 @@ import { writeFileAtomic } from "../util/atomic-write.js";
 import { isKpatchError } from "../util/errors.js";
 import { checkOutputFile, readUserFile } from "../util/user-file.js";
 import { parseCommandLine } from "./args.js";
-import { UsageError } from "./main.js";
+import { exitStatus, UsageError } from "./main.js";
 
-export const DIFF_EXIT = { changed: 0, error: 1, refused: 2, unchanged: 3 } as const;
+export const DIFF_EXIT = { changed: 0, error: 1, unchanged: 3 } as const;
 
 const USAGE = `Usage: kpatch-build diff-object ORIG.o PATCHED.o -o OUT.o [options]
 
@@ -122,7 +120,7 @@ export async function diffObjectMain(argv: string[]): Promise<number> {
     if (values["debug"] && e.stack) process.stderr.write(`${e.stack}\n`);
     if (json)
       writeJson(json, { status: "error", error: { code: e.code, message: e.message, location: e.location } });
-    return isDiffError(e) && REFUSAL_CODES.has(e.code) ? DIFF_EXIT.refused : DIFF_EXIT.error;
+    return exitStatus(e);
   }
 }
 

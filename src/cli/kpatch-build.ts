@@ -8,7 +8,6 @@ import { resolve } from "node:path";
 import { kpatchBuild } from "../kpatch-build/kpatch-build.js";
 import { RunPreError } from "../run-pre/run-pre-check.js";
 import { formatRunPre } from "../run-pre/run-pre-format.js";
-import type { KpatchError } from "../util/errors.js";
 import { formatDuration, Progress } from "../util/progress.js";
 import { checkUserDir, checkUserFile } from "../util/user-file.js";
 import { parseCommandLine } from "./args.js";
@@ -88,18 +87,6 @@ Exit status:
 `;
 
 const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
-
-/** Error codes that mean "this change cannot be applied live": exit 2, as the differ's. */
-function exitFor(e: KpatchError): number {
-  if (e.code === "NO_CHANGES") return 3;
-  if (e instanceof RunPreError) {
-    process.stderr.write(`${formatRunPre(e.report)}\n`);
-    return 4;
-  }
-  if (e.code === "INTERRUPTED") return 130;
-  if (e.code.startsWith("DIFF_")) return 2;
-  return EXIT.error;
-}
 
 /**
  * Every file and directory named on the command line, checked before any work starts (and
@@ -233,9 +220,13 @@ async function main(argv: string[]): Promise<number> {
     progress.note(`built ${result.module} in ${formatDuration(performance.now() - started)}`);
     if (values["skip-cleanup"] && workDir) progress.note(`work directory kept: ${workDir}`);
     return EXIT.ok;
+  } catch (e) {
+    // The exit status is exitStatus()'s (4); what did not match is said here.
+    if (e instanceof RunPreError) process.stderr.write(`${formatRunPre(e.report)}\n`);
+    throw e;
   } finally {
     for (const s of STOP_SIGNALS) process.off(s, onSignal);
   }
 }
 
-runCli("kpatch-build", main, { errorExit: (e) => exitFor(e as KpatchError) });
+runCli("kpatch-build", main);

@@ -38,10 +38,7 @@ import { kernelOption, parse, patchNameArg, printJson } from "./kpatch-args.js";
 import { describeInstalled, describeLoaded, describeResult } from "./kpatch-format.js";
 import { HELP, USAGE } from "./kpatch-help.js";
 import { cmdInfo } from "./kpatch-info.js";
-import { EXIT, runCli, UsageError } from "./main.js";
-
-/** Exit status of a transition that stalled and was backed out (load, unload, boot). */
-const EXIT_STALLED = 3;
+import { EXIT, exitStatus, runCli, UsageError } from "./main.js";
 
 const TRANSITION = {
   timeout: { type: "string", short: "t" },
@@ -117,11 +114,6 @@ function errorJson(e: KpatchError): Record<string, unknown> {
   };
 }
 
-/** Exit status for an error: 3 for a stalled (and backed out) transition. */
-function errorExit(e: unknown): number | undefined {
-  return isKpatchError(e) && e.code === "KPATCH_TRANSITION_STALLED" ? EXIT_STALLED : undefined;
-}
-
 /** Runs one operation per argument, reporting each; the status of the worst. */
 async function each(
   names: readonly string[],
@@ -143,7 +135,7 @@ async function each(
       }
       process.stderr.write(`kpatch: ${e.format()}\n`);
       results.push({ name: n, error: errorJson(e) });
-      status = Math.max(status, errorExit(e) ?? EXIT.error);
+      status = Math.max(status, exitStatus(e));
     }
   }
   if (json) printJson({ results });
@@ -218,7 +210,7 @@ function reportLoadAll(report: LoadAllReport, json: boolean): number {
       process.stdout.write(`no patch is installed for ${runningRelease()}\n`);
   }
   if (report.failed.some((f) => f.code !== "KPATCH_TRANSITION_STALLED")) return EXIT.error;
-  return report.failed.length ? EXIT_STALLED : EXIT.ok;
+  return report.failed.length ? EXIT.nothing : EXIT.ok;
 }
 
 async function cmdList(args: string[]): Promise<number> {
@@ -387,4 +379,4 @@ function version(): number {
   return EXIT.ok;
 }
 
-runCli("kpatch", main, { errorExit });
+runCli("kpatch", main);

@@ -7,6 +7,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { LabErrorCode } from "../util/error-codes.js";
 import { KpatchError } from "../util/errors.js";
 import { exec } from "../util/exec.js";
 import { type GuestFile, runArchive } from "./initramfs.js";
@@ -144,8 +145,8 @@ export function parseConsole(console: string, commands: readonly string[]) {
 export function kernelFailure(
   log: string,
   allowCallTrace: boolean,
-): { code: string; line: string } | undefined {
-  const checks: [string, RegExp][] = [
+): { code: LabErrorCode; line: string } | undefined {
+  const checks: [LabErrorCode, RegExp][] = [
     ["GUEST_PANIC", /Kernel panic/],
     ["GUEST_OOPS", /Oops:|BUG: |general protection fault|unable to handle/],
   ];

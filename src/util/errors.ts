@@ -1,8 +1,11 @@
 /**
- * The one error type library code throws. `code` is stable (scripts and tests match on it);
+ * The one error type library code throws. `code` is stable (scripts and tests match on it;
+ * src/util/error-codes.ts lists them all);
  * `location` names the file, section, symbol and offset the error is about, printed the
  * objtool way: `fs/proc/cmdline.o: error: cmdline_proc_show+0x1a: <message>`.
  */
+import type { ErrorCode } from "./error-codes.js";
+
 export interface ErrorLocation {
   file?: string;
   section?: string;
@@ -11,10 +14,10 @@ export interface ErrorLocation {
 }
 
 export class KpatchError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly location: ErrorLocation;
 
-  constructor(code: string, message: string, location: ErrorLocation = {}, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, location: ErrorLocation = {}, options?: { cause?: unknown }) {
     super(message, options);
     this.name = "KpatchError";
     this.code = code;

@@ -6,6 +6,7 @@
  */
 import { closeSync, constants, fstatSync, openSync, readFileSync, type Stats, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
+import type { ErrorCode } from "./error-codes.js";
 import { KpatchError } from "./errors.js";
 
 /** What a non-regular file is, for a message: "a directory", "a FIFO", ... */
@@ -37,7 +38,7 @@ export function fsReason(e: unknown): string {
   }
 }
 
-function notRegular(path: string, st: Stats, code: string): KpatchError {
+function notRegular(path: string, st: Stats, code: ErrorCode): KpatchError {
   const kind = kindOf(st);
   const what = kind === "not a regular file" ? kind : `${kind}, not a regular file`;
   return new KpatchError(code, `Cannot read ${path}: ${what}`, { file: path });
@@ -48,7 +49,7 @@ function notRegular(path: string, st: Stats, code: string): KpatchError {
  * DIFF_BAD_INPUT, ...). The file is checked before it is opened and again once open (it may
  * have been swapped in between); it is opened non-blocking, so a FIFO cannot hang us.
  */
-export function readUserFile(path: string, code: string): Buffer {
+export function readUserFile(path: string, code: ErrorCode): Buffer {
   checkUserFile(path, code);
   let fd: number;
   try {
@@ -69,7 +70,7 @@ export function readUserFile(path: string, code: string): Buffer {
 }
 
 /** Throws (with `code`) unless `path` is an existing regular file (symbolic links followed). */
-export function checkUserFile(path: string, code: string): void {
+export function checkUserFile(path: string, code: ErrorCode): void {
   let st: Stats;
   try {
     st = statSync(path);
@@ -80,7 +81,7 @@ export function checkUserFile(path: string, code: string): void {
 }
 
 /** Throws (with `code`) unless `dir` is an existing directory. */
-export function checkUserDir(dir: string, code: string, what = "directory"): void {
+export function checkUserDir(dir: string, code: ErrorCode, what = "directory"): void {
   let st: Stats;
   try {
     st = statSync(dir);
@@ -97,6 +98,6 @@ export function checkUserDir(dir: string, code: string, what = "directory"): voi
 }
 
 /** Throws (with `code`) unless the directory an output file goes to exists. */
-export function checkOutputFile(path: string, code: string): void {
+export function checkOutputFile(path: string, code: ErrorCode): void {
   checkUserDir(dirname(resolve(path)), code, `directory for ${path}`);
 }
