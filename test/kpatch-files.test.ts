@@ -49,6 +49,8 @@ test("kpatch.service: oneshot before the network, skipped with kpatch.enable=0, 
   assert.match(unit, /^ConditionKernelCommandLine=!kpatch\.enable=0$/m);
   assert.match(unit, /^ExecStart=\/usr\/sbin\/kpatch boot$/m);
   assert.match(unit, /^ExecStop=\/usr\/sbin\/kpatch boot --confirm$/m);
+  // One patch failing to load must not fail the unit: its stop confirms the others.
+  assert.match(unit, /^SuccessExitStatus=1 3$/m);
   assert.match(unit, /^WantedBy=multi-user\.target$/m);
 });
 
