@@ -6,7 +6,8 @@
  *
  *   node dist/bench/diff.js [FILE.c ...]     (default: kernel/sched/core.c mm/page_alloc.c kernel/exit.c)
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { diffObjects, type EntrySizes } from "../src/diff/index.js";
@@ -66,6 +67,37 @@ function timeDiff(
   return { ms: best, readMs, changed };
 }
 
+const KPATCH_BUILD = join(import.meta.dirname, "..", "src", "cli", "kpatch-build.js");
+
+/** Wall time of a process, best and median of `runs`. */
+function timeProcess(args: string[], runs = 11): { best: number; median: number } {
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    const r = spawnSync(process.execPath, args, { stdio: "ignore" });
+    times.push(performance.now() - t0);
+    if (r.status !== 0 && r.status !== 3) throw new Error(`${args.join(" ")}: exit ${r.status}`);
+  }
+  times.sort((a, b) => a - b);
+  return { best: times[0]!, median: times[times.length >> 1]! };
+}
+
+/** One diff-object process per run, on `orig`/`patched`, against the floor of `node -e 0`. */
+function startup(label: string, orig: string, patched: string, out: string, sizes: string): void {
+  const floor = timeProcess(["-e", "0"]);
+  const base = [KPATCH_BUILD, "diff-object", orig, patched, "-o", out, "--entry-sizes", sizes];
+  const quiet = timeProcess([...base, "--quiet"]);
+  const text = timeProcess(base);
+  const kb = statSync(orig).size / 1024;
+  const row = (what: string, t: { best: number; median: number }) =>
+    process.stdout.write(
+      `${label.padEnd(22)} ${kb.toFixed(0).padStart(7)} KB  ${what.padEnd(30)} best ${t.best.toFixed(0).padStart(5)} ms  median ${t.median.toFixed(0).padStart(5)} ms  (${(t.median / floor.median).toFixed(2)}x node -e 0)\n`,
+    );
+  row("node -e 0 (floor)", floor);
+  row("diff-object --quiet", quiet);
+  row("diff-object, text report", text);
+}
+
 async function main(): Promise<void> {
   if (!existsSync(join(buildDir, ".config"))) {
     process.stderr.write(`bench/diff: the lab kernel is not built (${buildDir})\n`);
@@ -79,6 +111,10 @@ async function main(): Promise<void> {
   const entrySizes = await probeEntrySizes(buildDir);
   const src = sourceDir();
   const work = mkdtempSync(join(tmpdir(), "kpatch-bench-diff-"));
+  const sizes = Object.entries(entrySizes)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
+  const largest = { kb: 0, orig: "", patched: "", file: "" };
   try {
     process.stdout.write(
       "file                    gcc ms   object KB  unchanged ms  (%gcc)   patched ms  (%gcc)  of which reading ms  changed+new\n",
@@ -92,11 +128,26 @@ async function main(): Promise<void> {
       const same = timeDiff(orig.obj, orig.obj, entrySizes);
       const small = timeDiff(orig.obj, patched.obj, entrySizes);
       const kb = readFileSync(orig.obj).length / 1024;
+      if (kb > largest.kb) Object.assign(largest, { kb, orig: orig.obj, patched: patched.obj, file });
       const pct = (ms: number) => `${((100 * ms) / gccMs).toFixed(2)}%`;
       process.stdout.write(
         `${file.padEnd(22)} ${gccMs.toFixed(0).padStart(7)} ${kb.toFixed(0).padStart(10)} ${same.ms.toFixed(1).padStart(13)} ${pct(same.ms).padStart(8)} ${small.ms.toFixed(1).padStart(12)} ${pct(small.ms).padStart(7)} ${small.readMs.toFixed(1).padStart(20)} ${String(small.changed).padStart(12)}\n`,
       );
     }
+    process.stdout.write("\none diff-object process (start-up included):\n");
+    const smallFile = "fs/proc/cmdline.c";
+    const text = readFileSync(join(src, smallFile), "utf8");
+    const o = await compile(smallFile, text, join(work, "small-orig"));
+    const p = await compile(
+      smallFile,
+      text.replace(
+        "seq_puts(m, saved_command_line);",
+        'seq_puts(m, saved_command_line);\n\tseq_puts(m, " ");',
+      ),
+      join(work, "small-patched"),
+    );
+    startup(smallFile, o.obj, p.obj, join(work, "small-out.o"), sizes);
+    if (largest.orig) startup(largest.file, largest.orig, largest.patched, join(work, "large-out.o"), sizes);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

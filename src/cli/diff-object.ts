@@ -14,7 +14,6 @@ import {
   TargetSymbols,
 } from "../diff/index.js";
 import { readElf } from "../elf/index.js";
-import { probeEntrySizes } from "../kpatch-build/entry-size-probe.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { isKpatchError } from "../util/errors.js";
 import { checkOutputFile, readUserFile } from "../util/user-file.js";
@@ -83,7 +82,11 @@ export async function diffObjectMain(argv: string[]): Promise<number> {
   try {
     const options: DiffOptions = { target: (values["target"] as string | undefined) ?? "vmlinux" };
     const entrySizes = entrySizesFromEnv();
-    if (values["kernel"]) Object.assign(entrySizes, await probeEntrySizes(values["kernel"] as string));
+    if (values["kernel"]) {
+      // Loaded only here: probing compiles against the kernel tree (the build pipeline's modules).
+      const { probeEntrySizes } = await import("../kpatch-build/entry-size-probe.js");
+      Object.assign(entrySizes, await probeEntrySizes(values["kernel"] as string));
+    }
     if (values["entry-sizes"]) Object.assign(entrySizes, parseEntrySizes(values["entry-sizes"] as string));
     options.entrySizes = entrySizes;
     if (values["symbols"]) {

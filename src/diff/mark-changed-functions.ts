@@ -110,8 +110,6 @@ export function compareUnits(ctx: DiffContext, o: Unit, p: Unit): ChangeWhy | un
     if (onlyLineNumbers(ctx, o, p, diffs)) return undefined;
   }
   const at = Math.min(firstByte, relocDiff);
-  const insnP = instructionAt(p, entryP + at);
-  const insnO = instructionAt(o, entryO + at);
   let detail: string;
   if (at === relocDiff && relocDiff <= firstByte) detail = relocDetail;
   else if (lenO !== lenP && at >= Math.min(lenO, lenP))
@@ -119,12 +117,31 @@ export function compareUnits(ctx: DiffContext, o: Unit, p: Unit): ChangeWhy | un
   else detail = "instruction bytes differ";
   if (lenO !== lenP && !detail.includes("size"))
     detail += `; size 0x${lenO.toString(16)} -> 0x${lenP.toString(16)}`;
-  const why: ChangeWhy = {
-    offset: insnP ? insnP.offset - entryP : at,
-    instruction: insnP?.text ?? "",
-    detail,
+  return lazyWhy(o, p, at, detail);
+}
+
+/**
+ * The why of a change, its instruction fields decoded only when read (a report printed as text or
+ * JSON): the x86 decoder costs more to start than a small diff takes.
+ */
+function lazyWhy(o: Unit, p: Unit, at: number, detail: string): ChangeWhy {
+  let decoded: { offset: number; instruction: string; originalInstruction?: string } | undefined;
+  const get = () => {
+    if (decoded) return decoded;
+    const entryP = Number(p.sym.value);
+    const insnP = instructionAt(p, entryP + at);
+    const insnO = instructionAt(o, Number(o.sym.value) + at);
+    decoded = { offset: insnP ? insnP.offset - entryP : at, instruction: insnP?.text ?? "" };
+    if (insnO) decoded.originalInstruction = insnO.text;
+    return decoded;
   };
-  if (insnO) why.originalInstruction = insnO.text;
+  const why = {} as ChangeWhy;
+  Object.defineProperties(why, {
+    offset: { enumerable: true, get: () => get().offset },
+    instruction: { enumerable: true, get: () => get().instruction },
+    originalInstruction: { enumerable: true, get: () => get().originalInstruction },
+  });
+  why.detail = detail;
   return why;
 }
 
@@ -171,6 +188,8 @@ function instructionAt(u: Unit, offset: number): X86Instruction | undefined {
 function onlyLineNumbers(ctx: DiffContext, o: Unit, p: Unit, diffs: number[]): boolean {
   const entryO = Number(o.sym.value);
   const entryP = Number(p.sym.value);
+  // No line-bearing call, no moved line: decide before paying for the decoder.
+  if (!ctx.relocsIn(p.section, entryP, p.end).some((r) => LINE_CALLEES.has(r.symbol.name))) return false;
   const insnsO = x86Decoder().decodeRange(o.section.data, entryO, o.end);
   const insnsP = x86Decoder().decodeRange(p.section.data, entryP, p.end);
   if (insnsO.length !== insnsP.length) return false;

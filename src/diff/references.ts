@@ -4,7 +4,6 @@
  * function is branched to) or takes its address (it may be called through a pointer).
  */
 import { type ElfReloc, type ElfSection, R_X86_64_PC32, R_X86_64_PLT32 } from "../elf/index.js";
-import { findInstructionAt } from "../x86/index.js";
 import type { DiffContext } from "./context.js";
 import { findUnitAt, type ObjectIndex, type SectionKind, type Unit } from "./object-index.js";
 import { resolveRelocTarget } from "./reloc-target.js";
@@ -21,13 +20,17 @@ export interface Reference {
 
 /**
  * True when `r` is the target of a direct call or jump: PLT32, or (for a static callee, which the
- * assembler reaches with PC32) the branch displacement of a call/jmp/jcc instruction.
+ * assembler reaches with PC32) the rel32 of `call`/`jmp` (e8/e9) or `jcc` (0f 80-8f). No decoder
+ * is needed: a PC32 field anywhere else follows a ModRM byte with mod 00 and r/m 101 (RIP-relative),
+ * which is never e8/e9 nor 80-8f after 0f.
  */
 export function isDirectBranch(from: Unit, r: ElfReloc): boolean {
   if (r.type === R_X86_64_PLT32) return true;
-  if (r.type !== R_X86_64_PC32) return false;
-  const insn = findInstructionAt(from.section.data, Number(from.sym.value), from.end, r.offset);
-  return insn !== undefined && insn.kind !== "other" && insn.immediate?.offset === r.offset;
+  if (r.type !== R_X86_64_PC32 || r.offset < 1) return false;
+  const d = from.section.data;
+  const op = d[r.offset - 1]!;
+  if (op === 0xe8 || op === 0xe9) return true;
+  return r.offset >= 2 && d[r.offset - 2] === 0x0f && op >= 0x80 && op <= 0x8f;
 }
 
 /** Every reference to `unit` in `index`, except from symbol tables, relocations and debug info. */

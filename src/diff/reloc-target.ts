@@ -100,7 +100,12 @@ export function resolveRelocTarget(index: ObjectIndex, base: ElfSection, reloc: 
   const sec = sym.section!;
   const kind = index.info.get(sec)?.kind;
   const addend = reloc.addend + (sym.isSectionSymbol ? 0n : sym.value);
-  const offset = Number(addend) + pcAdjust(index, base, reloc);
+  // The exact offset matters only to tell apart what shares the section: strings, code pieces,
+  // several units (decoding the referring instruction costs the x86 decoder's start-up).
+  const shared = kind === "string" || kind === "pieces" || (index.bySection.get(sec)?.length ?? 0) > 1;
+  const fromCode = index.info.get(base)?.kind === "text";
+  const guess = fromCode && isPcRelative(reloc.type) ? 4 : 0;
+  const offset = Number(addend) + (shared ? pcAdjust(index, base, reloc) : guess);
   if (kind === "string") return { kind: "string", section: sec, offset, text: stringAt(sec, offset), addend };
   if (kind === "pieces") return { kind: "piece", section: sec, offset, addend };
   if (kind === "descriptors") {
