@@ -168,7 +168,7 @@ function runPatch(tree: string, patch: SourcePatch, extra: string[], signal?: Ab
 }
 
 /** The hunks patch(1) reports as placed with an offset or fuzz ("Hunk #2 succeeded at 40 ..."). */
-export function inexactHunks(output: string, patch: string): InexactHunk[] {
+function inexactHunks(output: string, patch: string): InexactHunk[] {
   const out: InexactHunk[] = [];
   let file = "";
   for (const line of output.split("\n")) {

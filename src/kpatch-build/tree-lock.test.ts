@@ -12,7 +12,8 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "node:test";
-import { bootId, type Holder, LOCK_NAME, processStart, TreeLock } from "./tree-lock.js";
+import { currentBootId } from "../util/boot-id.js";
+import { type Holder, LOCK_NAME, processStart, TreeLock } from "./tree-lock.js";
 import { snapshotFiles } from "./tree-snapshot.js";
 
 const PATCH = "--- a/f.c\n+++ b/f.c\n@@ -1 +1 @@\n-old\n+new\n";
@@ -43,7 +44,7 @@ function writeLock(src: string, holder: Holder, files?: string[]) {
 test("acquire() restores the files a dead holder saved and left patched, then takes the lock", async () => {
   const { dir, src } = tree();
   try {
-    writeLock(src, { pid: deadPid(), start: "1", boot: bootId() }, ["f.c"]);
+    writeLock(src, { pid: deadPid(), start: "1", boot: currentBootId() }, ["f.c"]);
     writeFileSync(join(src, "f.c"), "new\n"); // it died after patching
     writeFileSync(join(src, "f.c.orig"), "old\n");
     const notes: string[] = [];
@@ -61,7 +62,7 @@ test("acquire() after a holder that died before patching (or after restoring) le
   const { dir, src } = tree();
   try {
     // Its files saved, the tree clean again: a restore rewrites nothing, applies nothing.
-    writeLock(src, { pid: deadPid(), start: "1", boot: bootId() }, ["f.c"]);
+    writeLock(src, { pid: deadPid(), start: "1", boot: currentBootId() }, ["f.c"]);
     (await TreeLock.acquire(src, { timeoutMs: 2000 })).release();
     assert.equal(readFileSync(join(src, "f.c"), "utf8"), "old\n");
     assert.deepEqual(entries(src), ["f.c"]);
@@ -85,7 +86,7 @@ test("acquire() never reverses a patch an older kpatch-ts may not have applied: 
 });
 
 test("acquire() takes a lock whose pid lives on in another process (reused pid, other boot) or that is empty or corrupt", async () => {
-  const me = { pid: process.pid, start: processStart(process.pid)!, boot: bootId() };
+  const me = { pid: process.pid, start: processStart(process.pid)!, boot: currentBootId() };
   for (const [what, content] of [
     ["a reused pid", { ...me, start: String(Number(me.start) + 1) }],
     ["another boot", { ...me, boot: "00000000-0000-0000-0000-000000000000" }],
@@ -108,7 +109,7 @@ test("acquire() takes a lock whose pid lives on in another process (reused pid, 
 test("acquire() counts a holder in another pid namespace (a container sharing the tree) as alive", async () => {
   const { dir, src } = tree();
   try {
-    writeLock(src, { pid: deadPid(), start: "1", boot: bootId(), pidns: "pid:[1]" });
+    writeLock(src, { pid: deadPid(), start: "1", boot: currentBootId(), pidns: "pid:[1]" });
     await assert.rejects(TreeLock.acquire(src, { timeoutMs: 500 }), { code: "TREE_BUSY" });
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -172,7 +173,7 @@ test("a holder killed after patching: the next acquire() restores the tree", asy
 test("runs racing to clean one stale lock: one at a time holds the tree, none undoes another", async () => {
   const { dir, src } = tree();
   try {
-    writeLock(src, { pid: deadPid(), start: "1", boot: bootId() }, ["f.c"]);
+    writeLock(src, { pid: deadPid(), start: "1", boot: currentBootId() }, ["f.c"]);
     writeFileSync(join(src, "f.c"), "left patched\n");
     const children = Array.from({ length: 4 }, () => holder(src, "patched by "));
     const outputs = await Promise.all(

@@ -28,6 +28,7 @@ import {
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { tempPathFor, writeFileAtomic } from "../util/atomic-write.js";
+import { currentBootId } from "../util/boot-id.js";
 import { KpatchError } from "../util/errors.js";
 import { interrupted, throwIfAborted } from "./interrupt.js";
 import { restoreSnapshot, snapshotFiles, type TreeSnapshot } from "./tree-snapshot.js";
@@ -62,10 +63,6 @@ export function processStart(pid: number): string | undefined {
   }
 }
 
-export function bootId(): string {
-  return readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
-}
-
 function pidNamespace(): string | undefined {
   try {
     return readlinkSync("/proc/self/ns/pid");
@@ -74,12 +71,12 @@ function pidNamespace(): string | undefined {
   }
 }
 
-export function currentHolder(): Holder {
+function currentHolder(): Holder {
   const pidns = pidNamespace();
   return {
     pid: process.pid,
     start: processStart(process.pid) ?? "?",
-    boot: bootId(),
+    boot: currentBootId(),
     ...(pidns ? { pidns } : {}),
   };
 }
@@ -88,8 +85,8 @@ export function currentHolder(): Holder {
  * Whether the holder still runs. One in another pid namespace cannot be looked up from here:
  * it counts as alive for as long as this boot lasts.
  */
-export function holderAlive(h: Holder): boolean {
-  if (h.boot !== bootId()) return false;
+function holderAlive(h: Holder): boolean {
+  if (h.boot !== currentBootId()) return false;
   if (h.pidns && h.pidns !== pidNamespace()) return true;
   return processStart(h.pid) === h.start;
 }

@@ -12,7 +12,7 @@ import { readFileSync, realpathSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KpatchError } from "../util/errors.js";
-import { execCheck } from "../util/exec.js";
+import { execCheck, shellQuote } from "../util/exec.js";
 import type { GuestFile } from "./initramfs.js";
 import type { Lab } from "./setup.js";
 
@@ -127,8 +127,4 @@ export async function kpatchInGuest(
     setup: `mkdir -p /usr/sbin && cp /lab/files/kpatch-wrapper ${GUEST_KPATCH} && chmod 755 ${GUEST_KPATCH} && ${GUEST_KPATCH} version`,
     wrapper,
   };
-}
-
-function shellQuote(s: string): string {
-  return /^[A-Za-z0-9_./:=+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }

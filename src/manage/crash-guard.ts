@@ -27,15 +27,7 @@ export interface BlockedPatch extends PendingMark {
   reason: string;
 }
 
-/** This boot's id: /proc/sys/kernel/random/boot_id, else the boot time from /proc/stat. */
-export function currentBootId(proc = "/proc"): string {
-  try {
-    return readFileSync(join(proc, "sys/kernel/random/boot_id"), "utf8").trim();
-  } catch {
-    const stat = readFileSync(join(proc, "stat"), "utf8");
-    return `btime-${/^btime (\d+)/m.exec(stat)?.[1] ?? "unknown"}`;
-  }
-}
+export { currentBootId } from "../util/boot-id.js";
 
 type MarkKind = "pending" | "blocked";
 
