@@ -57,6 +57,20 @@ describe("differ over lab kernel objects", { skip: labReady ? false : "the lab k
         ),
       changed: ["wait_consider_task"],
     },
+    {
+      // Every init_waitqueue_head()/mutex_init()/init_rwsem() has its own `static struct
+      // lock_class_key __key`, numbered from the end of the file: a second one in sighand_ctor
+      // (the last function with one) renumbers all ten. They pair by the functions that use them
+      // (copy_process has three), so only sighand_ctor changes.
+      name: "fork-lock-keys",
+      file: "kernel/fork.c",
+      edit: (t) =>
+        t.replace(
+          "\tinit_waitqueue_head(&sighand->signalfd_wqh);\n}",
+          "\tinit_waitqueue_head(&sighand->signalfd_wqh);\n\tinit_waitqueue_head(&sighand->signalfd_wqh);\n}",
+        ),
+      changed: ["sighand_ctor"],
+    },
   ];
 
   for (const c of cases) {
