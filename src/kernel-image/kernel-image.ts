@@ -45,11 +45,12 @@ export class KernelImage {
 
   /**
    * Opens a vmlinux ELF file. The last few opened stay in memory (keyed by path, size and
-   * modification time): kpatch-build's differ and run-pre check read the same vmlinux.
+   * modification time): kpatch-build's differ and run-pre check read the same vmlinux (`path`,
+   * the vmlinuz it came from, only names it in messages: the first opener's name stays).
    */
   static fromVmlinux(vmlinux: string, path = vmlinux): KernelImage {
     const st = statSync(vmlinux);
-    const key = `${realpathSync(vmlinux)}\0${st.size}\0${st.mtimeMs}\0${path}`;
+    const key = `${realpathSync(vmlinux)}\0${st.size}\0${st.mtimeMs}`;
     const known = opened.get(key);
     if (known) return known;
     const elf = readElf(readFileSync(vmlinux), vmlinux);

@@ -52,6 +52,8 @@ export interface TheirCode {
    * must be padding (nops, int3) for the function to end where ours does.
    */
   tail?: Uint8Array;
+  /** The address of the tail's first byte. */
+  tailAt?: bigint;
 }
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
@@ -135,9 +137,13 @@ function sizeMismatch(ours: FunctionCode, theirs: TheirCode): Mismatch | undefin
     };
   }
   if (theirs.tail && theirs.tail.length > 0) {
+    // Code right at our end, or after padding but not where a function may start (16-byte
+    // alignment), continues the kernel's function. Aligned code after padding is another function
+    // kallsyms has no name for (a weak definition the linker discarded in favour of another).
     const tail = x86Decoder().decodeRange(theirs.tail, 0, theirs.tail.length);
     const extra = tail.find((i) => !isPadding(i));
-    if (extra) {
+    const at = extra ? (theirs.tailAt ?? 0n) + BigInt(extra.offset) : 0n;
+    if (extra && (extra.offset === 0 || at % 16n !== 0n)) {
       return {
         offset: size,
         ours: "(end of function)",

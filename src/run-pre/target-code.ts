@@ -51,8 +51,9 @@ export function imageCode(image: KernelImage): TargetCode {
       if (exact !== undefined) out.size = exact;
       else if (extent !== undefined && extent < BigInt(size)) out.size = Number(extent);
       else if (extent !== undefined && extent - BigInt(size) < 4096n) {
-        const tail = image.bytesAt(sym.address + BigInt(size), Number(extent) - size);
-        if (tail) out.tail = tail;
+        const tailAt = sym.address + BigInt(size);
+        const tail = image.bytesAt(tailAt, Number(extent) - size);
+        if (tail) Object.assign(out, { tail, tailAt });
       }
       return out;
     },
