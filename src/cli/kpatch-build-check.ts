@@ -76,5 +76,5 @@ export async function checkOnly(options: {
   }
   if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else process.stdout.write(`${formatRunPre(report, { allowed: true })}\n`);
-  return report.mismatched ? 4 : EXIT.ok;
+  return report.mismatched ? EXIT.runPre : EXIT.ok;
 }

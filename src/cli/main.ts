@@ -1,7 +1,8 @@
 /**
- * Shared front-end plumbing: the only place that maps errors to messages and exit codes.
- * A KpatchError prints as `file: error: where: message [CODE]`; anything else is a bug and
- * prints its stack (always, since a user should report it).
+ * Shared front-end plumbing: the one mapping from errors to exit statuses (exitStatus, which
+ * every command uses) and runCli, which prints an error that ends a command: a KpatchError as
+ * `file: error: where: message [CODE]`, a UsageError with a pointer to --help, anything else as
+ * a bug with its stack (always, since a user should report it).
  */
 import { REFUSAL_CODES } from "../diff/diff-error.js";
 import type { ErrorCode } from "../util/error-codes.js";

@@ -9,8 +9,14 @@
 import type { ElfSection, ElfSymbol } from "../elf/index.js";
 import type { DiffContext } from "./context.js";
 import type { ObjectIndex, Unit } from "./object-index.js";
+import { pcAdjust } from "./reloc-target.js";
 
-/** `foo.isra.0` → `foo.isra`, `count.3` → `count`, `foo.cold` → `foo.cold`: the numbers removed. */
+/**
+ * `foo.isra.0` → `foo.isra`, `count.3` → `count`, `foo.cold` → `foo.cold`: the numbers removed.
+ * GCC numbers its clones (.isra: scalar replacement of aggregates, .constprop: constant
+ * propagation, .part: partial inlining, .lto_priv) and static locals per translation unit in
+ * creation order, so the numbers move with unrelated edits while the rest names the thing.
+ */
 export function baseName(name: string): string {
   return name.replace(/\.\d+(?=\.|$)/g, "");
 }
@@ -109,7 +115,7 @@ function staticUses(
       const sec = r.symbol.section;
       if (!sec) continue;
       const target = r.symbol.isSectionSymbol
-        ? findUnitIn(index, sec, Number(r.addend) + 4)
+        ? findUnitIn(index, sec, Number(r.addend) + pcAdjust(index, f.section, r))
         : index.unitOf.get(r.symbol);
       if (!target || !candidates.has(target)) continue;
       byBase ??= new Map();

@@ -3,7 +3,7 @@
  * include what the new code needs that the running kernel does not have: new functions, new data
  * objects, changed read-only data, string literals, anonymous read-only data, and the compiler's
  * anonymous writable data (UBSAN check sites: a fresh copy, as the running kernel's has no name). Everything that
- * already exists stays outside and is referred to by name (see nameExternalSymbols). Callbacks
+ * already exists stays outside and is referred to by name (externalName() in external-symbols.ts). Callbacks
  * are new by then (applyDirectives); a new function or object the author ignored is included
  * only when included code needs it.
  *
@@ -14,7 +14,7 @@
  * IBT: taking the address of an existing function is only safe when its endbr64 is there at run
  * time; a function without endbr64, or one the kernel may have sealed, is refused.
  */
-import { type ElfReloc, type ElfSection, R_X86_64_PLT32 } from "../elf/index.js";
+import { type ElfReloc, type ElfSection, R_X86_64_PLT32, STB_LOCAL } from "../elf/index.js";
 import { codePieceJumpRefusal, codePieceProblem, codePieceRefusal, findCodePiece } from "./code-pieces.js";
 import type { DiffContext } from "./context.js";
 import { DiffError } from "./diff-error.js";
@@ -45,7 +45,7 @@ export function includeDependencies(ctx: DiffContext): void {
   for (const o of ctx.patched.objects) {
     if (
       ctx.status.get(o) !== "same" &&
-      o.sym.bind !== 0 &&
+      o.sym.bind !== STB_LOCAL &&
       ctx.patched.info.get(o.section)?.kind !== "init" &&
       !ctx.directives.ignoreWhy(o)
     )

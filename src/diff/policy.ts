@@ -65,25 +65,6 @@ export const INIT_SECTION_PREFIXES: readonly string[] = [
 ];
 
 /**
- * Compiler suffixes on function and object names: the base name identifies the function across
- * builds while the numbers move (GCC numbers clones per translation unit in creation order).
- */
-export const CLONE_SUFFIXES: readonly { suffix: string; why: string }[] = [
-  {
-    suffix: "isra",
-    why: "interprocedural scalar replacement of aggregates: a clone with a changed signature",
-  },
-  { suffix: "constprop", why: "constant propagation: a clone specialized for constant arguments" },
-  { suffix: "part", why: "partial inlining: the outlined rest of a function" },
-  {
-    suffix: "cold",
-    why: "the unlikely part of a function, split into .text.unlikely; a child of its parent",
-  },
-  { suffix: "lto_priv", why: "LTO private clone" },
-  { suffix: "localalias", why: "a local alias of a global function" },
-];
-
-/**
  * Calls whose argument list carries __LINE__ (or a line-derived constant): a changed immediate
  * loaded into an argument register before one of these is a moved line, not a changed function.
  */

@@ -23,21 +23,40 @@ import type { DiffContext } from "./context.js";
 import { descriptorKindOf, descriptorSize, sameDescriptor } from "./descriptors.js";
 import { findUnitAt, type ObjectIndex, type Unit } from "./object-index.js";
 
+/**
+ * Offsets say where the reference lands (for PC-relative relocations from code: past the end of
+ * the instruction, see pcAdjust); addends are the relocation's, made relative to what is named.
+ */
 export type RelocTarget =
-  | { kind: "unit"; unit: Unit /** addend relative to the unit's symbol */; addend: bigint }
+  | {
+      kind: "unit";
+      unit: Unit;
+      /** Relative to the unit's symbol. */
+      addend: bigint;
+    }
   | {
       kind: "string";
       section: ElfSection;
+      /** Where the reference lands, from the section start. */
       offset: number;
-      text: string /** from the section start */;
+      /** The NUL-terminated string there. */
+      text: string;
+      /** From the section start. */
       addend: bigint;
     }
-  | { kind: "section"; section: ElfSection /** from the section start */; addend: bigint }
+  | {
+      kind: "section";
+      section: ElfSection;
+      /** From the section start. */
+      addend: bigint;
+    }
   | {
       kind: "piece";
       section: ElfSection;
-      offset: number /** where the reference lands, from the section start */;
-      addend: bigint /** from the section start */;
+      /** Where the reference lands, from the section start. */
+      offset: number;
+      /** From the section start. */
+      addend: bigint;
     }
   | {
       kind: "entry";
@@ -45,9 +64,15 @@ export type RelocTarget =
       /** The descriptor's first byte; -1 when the table cannot be cut (descriptorSize). */
       start: number;
       size: number;
-      addend: bigint /** from the section start */;
+      /** From the section start. */
+      addend: bigint;
     }
-  | { kind: "symbol"; sym: ElfSymbol; addend: bigint };
+  | {
+      kind: "symbol";
+      sym: ElfSymbol;
+      /** The relocation's own addend. */
+      addend: bigint;
+    };
 
 const PC_RELATIVE = new Set([
   R_X86_64_PC32,
@@ -61,23 +86,26 @@ export function isPcRelative(type: number): boolean {
   return PC_RELATIVE.has(type);
 }
 
+/** Bytes of a rel32 field: with nothing else known, its instruction ends right after it. */
+const REL32_SIZE = 4;
+
 /** Per code unit: the end offsets of its instructions, decoded once. */
 const insnEnds = new WeakMap<Unit, Int32Array>();
 
 /**
  * How many bytes to add to a PC-relative addend to get the target's offset: the distance from
- * the field to the end of its instruction (4 for most, more when an immediate follows).
+ * the field to the end of its instruction (REL32_SIZE for most, more when an immediate follows).
  */
 export function pcAdjust(index: ObjectIndex, base: ElfSection, reloc: ElfReloc): number {
   if (!isPcRelative(reloc.type)) return 0;
   const info = index.info.get(base);
   if (info?.kind === "pieces") {
     const insn = findCodePieceInsn(base, reloc.offset);
-    return insn ? insn.offset + insn.length - reloc.offset : 4;
+    return insn ? insn.offset + insn.length - reloc.offset : REL32_SIZE;
   }
   if (info?.kind !== "text") return 0;
   const unit = findUnitAt(index, base, reloc.offset);
-  if (!unit) return 4;
+  if (!unit) return REL32_SIZE;
   let ends = insnEnds.get(unit);
   if (!ends) {
     const insns = x86Decoder().decodeRange(base.data, unit.start, unit.end);
@@ -85,7 +113,7 @@ export function pcAdjust(index: ObjectIndex, base: ElfSection, reloc: ElfReloc):
     insnEnds.set(unit, ends);
   }
   const end = ends[upperBound(ends, reloc.offset, (e) => e)];
-  return end === undefined ? 4 : end - reloc.offset;
+  return end === undefined ? REL32_SIZE : end - reloc.offset;
 }
 
 /** Resolves `reloc` (applying to `base` of the object `index`) to what it points to. */

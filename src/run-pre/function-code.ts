@@ -5,7 +5,7 @@
  * that says so: static branches (a __jump_table entry's code field) and ftrace call sites (a
  * relocation to __fentry__, or an __mcount_loc / __patchable_function_entries entry).
  */
-import type { ElfFile, ElfSection, ElfSymbol } from "../elf/index.js";
+import { type ElfFile, type ElfSection, type ElfSymbol, SHF_EXECINSTR } from "../elf/index.js";
 
 export type SiteKind = "static-branch" | "fentry";
 
@@ -89,7 +89,7 @@ function fileSites(file: ElfFile): Map<ElfSection, Map<number, Site>> {
         const at = pointsAt(r.symbol, r.addend);
         if (at) add(at.section, at.offset, { kind: "fentry", evidence: `${base.name} entry` });
       }
-    } else if (base.flags & 0x4n /* SHF_EXECINSTR */) {
+    } else if (base.flags & SHF_EXECINSTR) {
       for (const r of sec.relocs) {
         if (r.symbol.name === "__fentry__" && r.offset >= 1)
           add(base, r.offset - 1, { kind: "fentry", evidence: "call __fentry__ (relocation)" });
