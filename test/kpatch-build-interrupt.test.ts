@@ -12,7 +12,8 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "node:test";
-import { cleanTreeState, fixturePatch, KPATCH_BUILD, lab, lockHolder } from "./kpatch-build-fixtures.js";
+import { fixturePatch, KPATCH_BUILD, lab } from "./kpatch-build-fixtures.js";
+import { cleanTreeState, lockHolder } from "./tree-state.js";
 
 const cli = KPATCH_BUILD;
 const patch = fixturePatch("proc-header");
@@ -58,7 +59,7 @@ for (const [what, signal, group] of [
 ] as const) {
   test(`kpatch-build stopped by ${what} during the patched build restores the tree and exits 130`, async () => {
     const out = mkdtempSync(join(tmpdir(), "kpatch-build-int-"));
-    const before = await cleanTreeState(patch);
+    const before = await cleanTreeState(lab.srcDir, patch);
     try {
       const run = start(["-o", out, patch], { detached: group });
       await inPatchedBuild(run);
@@ -69,8 +70,12 @@ for (const [what, signal, group] of [
       assert.match(run.stderr(), new RegExp(`${signal}: stopping, restoring the source tree`));
       assert.match(run.stderr(), /\[INTERRUPTED\]/);
       assert.doesNotMatch(run.stderr(), /BUILD_FAILED/);
-      assert.notEqual(lockHolder(), run.child.pid, "the tree lock is released");
-      assert.equal(await cleanTreeState(patch), before, "the files are as before, nothing left beside them");
+      assert.notEqual(lockHolder(lab.srcDir), run.child.pid, "the tree lock is released");
+      assert.equal(
+        await cleanTreeState(lab.srcDir, patch),
+        before,
+        "the files are as before, nothing left beside them",
+      );
       assert.deepEqual(readdirSync(out), [], "no module written");
     } finally {
       rmSync(out, { recursive: true, force: true });
@@ -81,8 +86,8 @@ for (const [what, signal, group] of [
 test("kpatch-build killed outright (SIGKILL) while the tree is patched: the next run restores it", async () => {
   const out = mkdtempSync(join(tmpdir(), "kpatch-build-kill-"));
   const cmdline = fixturePatch("cmdline");
-  const before = await cleanTreeState(patch);
-  const beforeCmdline = await cleanTreeState(cmdline);
+  const before = await cleanTreeState(lab.srcDir, patch);
+  const beforeCmdline = await cleanTreeState(lab.srcDir, cmdline);
   try {
     // Its work directory is left behind: keep it in ours.
     const env = { ...process.env, TMPDIR: out };
@@ -90,13 +95,13 @@ test("kpatch-build killed outright (SIGKILL) while the tree is patched: the next
     await inPatchedBuild(killed);
     killed.child.kill("SIGKILL");
     await killed.code;
-    assert.equal(lockHolder(), killed.child.pid, "the killed run left its lock");
+    assert.equal(lockHolder(lab.srcDir), killed.child.pid, "the killed run left its lock");
     const next = start(["-o", out, cmdline], { env });
     assert.equal(await next.code, 0, next.stderr());
     // The next run to take the tree (ours, or another one waiting for it) restored the files.
-    assert.notEqual(lockHolder(), next.child.pid);
-    assert.equal(await cleanTreeState(patch), before);
-    assert.equal(await cleanTreeState(cmdline), beforeCmdline);
+    assert.notEqual(lockHolder(lab.srcDir), next.child.pid);
+    assert.equal(await cleanTreeState(lab.srcDir, patch), before);
+    assert.equal(await cleanTreeState(lab.srcDir, cmdline), beforeCmdline);
   } finally {
     rmSync(out, { recursive: true, force: true });
   }

@@ -7,13 +7,11 @@
  */
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "node:test";
 import { kpatchBuild } from "../src/kpatch-build/kpatch-build.js";
-import { touchedFiles } from "../src/kpatch-build/patch-file.js";
 import { runGuest } from "../src/lab/guest.js";
 import { labTree } from "../src/lab/lab-tree.js";
 import { testSeries } from "../src/lab/paths.js";
@@ -21,6 +19,7 @@ import { requireLab } from "../src/lab/setup.js";
 import { waitTransition } from "../src/lab/smoke.js";
 import { normalizeModuleName } from "../src/util/module-name.js";
 import { Progress } from "../src/util/progress.js";
+import { cleanTreeState } from "./tree-state.js";
 
 /** 6.12 by default; KPATCH_LAB_SERIES=6.1 runs the same cases on the 6.1 lab. */
 const lab = requireLab(testSeries());
@@ -269,12 +268,8 @@ test("kpatch-build: a second patch replaces the first (atomic replace); with -R 
   assert.deepEqual(out(15).trim().split(/\s+/).sort(), [kname(first.name), kname(third.name)].sort());
 });
 
-function sourceDigest(patch: string): string {
-  const text = readFileSync(join(PATCHES, `${patch}.patch`), "utf8");
-  const h = createHash("sha256");
-  for (const f of touchedFiles(text)) h.update(readFileSync(join(lab.srcDir, f)));
-  return h.digest("hex");
-}
+/** The files the patch touches, as no run has them patched (other runs may share the tree). */
+const sourceDigest = (patch: string) => cleanTreeState(lab.srcDir, join(PATCHES, `${patch}.patch`));
 
 for (const [patch, code] of [
   ["data-changed", "DIFF_DATA_CHANGED"],
@@ -282,12 +277,12 @@ for (const [patch, code] of [
   ["does-not-apply", "PATCH_FAILED"],
 ] as const) {
   test(`kpatch-build ${patch}.patch is refused with ${code}, the tree left clean, no module written`, async () => {
-    const before = sourceDigest(patch);
+    const before = await sourceDigest(patch);
     await assert.rejects(build(patch), (e: Error & { code?: string }) => {
       assert.equal(e.code, code, e.message);
       return true;
     });
-    assert.equal(sourceDigest(patch), before);
+    assert.equal(await sourceDigest(patch), before);
     assert.throws(() => readFileSync(join(out, `livepatch-${patch}.ko`)));
   });
 }

@@ -19,7 +19,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "node:test";
 import { promisify } from "node:util";
-import { cleanTreeState, fixturePatch, KPATCH_BUILD, lab } from "./kpatch-build-fixtures.js";
+import { fixturePatch, KPATCH_BUILD, lab } from "./kpatch-build-fixtures.js";
+import { cleanTreeState } from "./tree-state.js";
 
 const run = promisify(execFile);
 const cli = KPATCH_BUILD;
@@ -41,7 +42,7 @@ test("kpatch-build finds the objects of a source and build tree given through sy
   mkdirSync(links);
   symlinkSync(lab.srcDir, join(links, "linux"));
   symlinkSync(lab.buildDir, join(links, "linux-build"));
-  const before = await cleanTreeState(cmdline);
+  const before = await cleanTreeState(lab.srcDir, cmdline);
   const r = await run("node", [
     cli,
     ...treeArgs(join(links, "linux"), join(links, "linux-build")),
@@ -49,7 +50,7 @@ test("kpatch-build finds the objects of a source and build tree given through sy
   ]);
   assert.match(r.stdout, /^vmlinux: cmdline_proc_show$/m);
   assert.ok(existsSync(join(out, "livepatch-link.ko")));
-  assert.equal(await cleanTreeState(cmdline), before);
+  assert.equal(await cleanTreeState(lab.srcDir, cmdline), before);
 });
 
 test("kpatch-build works with spaces, quotes and $(...) in KPATCH_TS_CACHE and TMPDIR, and runs none of it", async () => {
@@ -77,7 +78,7 @@ test("kpatch-build refuses a hunk that applies only with fuzz, and with --allow-
   assert.notEqual(text, readFileSync(cmdline, "utf8"), "the fixture has the expected context line");
   const fuzzy = join(out, "fuzzy.patch");
   writeFileSync(fuzzy, text);
-  const before = await cleanTreeState(fuzzy);
+  const before = await cleanTreeState(lab.srcDir, fuzzy);
   await assert.rejects(
     run("node", [cli, ...treeArgs(), "-o", out, fuzzy]),
     (e: { code?: number; stderr?: string }) => {
@@ -90,12 +91,12 @@ test("kpatch-build refuses a hunk that applies only with fuzz, and with --allow-
       return true;
     },
   );
-  assert.equal(await cleanTreeState(fuzzy), before);
+  assert.equal(await cleanTreeState(lab.srcDir, fuzzy), before);
   const r = await run("node", [cli, ...treeArgs(), "--allow-fuzz", "-o", out, fuzzy]);
   assert.match(r.stdout, /^vmlinux: cmdline_proc_show$/m);
   assert.match(
     r.stderr,
     /WARNING: fs\/proc\/cmdline\.c: hunk #1 .* with fuzz 1: check that the live patch changes/,
   );
-  assert.equal(await cleanTreeState(fuzzy), before, "no cmdline.c.orig, the file as before");
+  assert.equal(await cleanTreeState(lab.srcDir, fuzzy), before, "no cmdline.c.orig, the file as before");
 });

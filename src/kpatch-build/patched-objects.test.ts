@@ -155,6 +155,18 @@ test("buildPatchedObjects() does not reuse a cached original when a header it in
   }
 });
 
+test("buildPatchedObjects() caches no original whose compile failed, and leaves no temporary", async () => {
+  const t = miniTree();
+  try {
+    writeFileSync(join(t.srcDir, "hello.h"), "#error a header that does not compile\n");
+    await assert.rejects(build(t), { code: "BUILD_FAILED" });
+    assert.deepEqual(readdirSync(t.cacheDir), []);
+    clean(t);
+  } finally {
+    rmSync(t.root, { recursive: true, force: true });
+  }
+});
+
 test("buildPatchedObjects() finds the objects of a source tree given through a symlink", async () => {
   const t = miniTree();
   try {
