@@ -155,6 +155,25 @@ test("buildPatchedObjects() does not reuse a cached original when a header it in
   }
 });
 
+test("buildPatchedObjects() with a second patch that does not apply: PATCH_FAILED, the first one's change undone", async () => {
+  const t = miniTree();
+  try {
+    const bad = join(t.root, "bad.patch");
+    writeFileSync(
+      bad,
+      "--- a/hello.h\n+++ b/hello.h\n@@ -1 +1 @@\n-#define NOTHING LIKE THIS\n+#define VALUE 2\n",
+    );
+    await assert.rejects(build(t, { patches: [readPatch(t.patch), readPatch(bad)] }), {
+      code: "PATCH_FAILED",
+      location: { file: bad },
+    });
+    clean(t);
+    assert.equal(readFileSync(join(t.srcDir, "hello.h"), "utf8"), "#define VALUE 1\n");
+  } finally {
+    rmSync(t.root, { recursive: true, force: true });
+  }
+});
+
 test("buildPatchedObjects() caches no original whose compile failed, and leaves no temporary", async () => {
   const t = miniTree();
   try {
