@@ -93,7 +93,16 @@ export async function fetchDistroPackages(
   progress: Progress,
 ): Promise<DistroPackages> {
   progress.begin("packages", `Debian's ${series} kernel at ${version}`);
-  const imageName = await findImagePackage(series, version);
+  let imageName: string;
+  try {
+    imageName = await findImagePackage(series, version);
+  } catch (e) {
+    // A fresh machine's apt lists may not know the security suite's images yet: update once.
+    if ((e as KpatchError).code !== "DISTRO_NO_IMAGE" || process.getuid?.() !== 0) throw e;
+    progress.update("apt-get update");
+    await execCheck("apt-get", ["-o", "DPkg::Lock::Timeout=600", "update", "-q"], { what: "apt-get update" });
+    imageName = await findImagePackage(series, version);
+  }
   const kernelRelease = imageRelease(imageName, series)!;
   const fetch = (name: string) => {
     progress.update(`${name}=${version}`);
