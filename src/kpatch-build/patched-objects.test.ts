@@ -71,7 +71,9 @@ function miniTree(extra = (_src: string) => ""): Mini {
   };
 }
 
-process.env["KPATCH_TS_CACHE"] = mkdtempSync(join(tmpdir(), "mini-cache-"));
+const cache = mkdtempSync(join(tmpdir(), "mini-cache-"));
+process.env["KPATCH_TS_CACHE"] = cache;
+test.after(() => rmSync(cache, { recursive: true, force: true }));
 
 function build(t: Mini, extra: Partial<PatchedBuildOptions> = {}) {
   return buildPatchedObjects({
