@@ -46,7 +46,12 @@ export async function checkOnly(options: {
   try {
     if (files.length) {
       const objects = await buildOriginalObjects({
-        tree: { srcDir: tree.srcDir, buildDir: tree.buildDir, cacheDir: cachePath("objects", tree.cacheKey) },
+        tree: {
+          srcDir: tree.srcDir,
+          buildDir: tree.buildDir,
+          cacheDir: cachePath("objects", tree.cacheKey),
+          ...(tree.findObjects ? { findObjects: tree.findObjects } : {}),
+        },
         files,
         progress,
         jobs: options.jobs,

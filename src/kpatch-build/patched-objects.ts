@@ -157,19 +157,13 @@ async function originalObject(
 export async function buildOriginalObjects(
   options: Omit<PatchedBuildOptions, "patches" | "workDir"> & { files: readonly string[] },
 ): Promise<(KbuildObject & { orig: string })[]> {
-  const { progress, jobs, signal } = options;
+  const { progress, jobs, signal, files } = options;
   const tree: BuildTree = {
     srcDir: realpathSync(options.tree.srcDir),
     buildDir: realpathSync(options.tree.buildDir),
     cacheDir: options.tree.cacheDir,
   };
   installMacros();
-  const index = kernelObjects(tree.buildDir);
-  const objects = objectsDependingOn(
-    index,
-    options.files.map((f) => join(tree.srcDir, f)),
-    tree.buildDir,
-  );
   const lock = await TreeLock.acquire(tree.srcDir, {
     ...(signal ? { signal } : {}),
     onWait: (pid) =>
@@ -177,6 +171,11 @@ export async function buildOriginalObjects(
     onNote: (m) => progress.note(m),
   });
   try {
+    const found = options.tree.findObjects
+      ? await options.tree.findObjects(files, progress)
+      : recordedObjects(tree, files, progress);
+    const objects = found.candidates;
+    progress.end(`${objects.length} of ${found.total} objects depend on ${files.join(" ")}`);
     progress.begin("original build", `${objects.length} objects`);
     const hashes = new FileHashes();
     const out: (KbuildObject & { orig: string })[] = [];
