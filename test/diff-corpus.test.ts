@@ -31,7 +31,7 @@ function check(c: Case, origPath: string, patchedPath: string, entrySizes: Entry
   const patched = readElf(readFileSync(patchedPath), patchedPath);
   const e = c.expect;
   const options = {
-    entrySizes,
+    entrySizes: { ...entrySizes, ...(e.entrySizes ? parseEntrySizes(e.entrySizes) : {}) },
     ...(e.target ? { target: e.target } : {}),
     ...(e.exports ? { exports: exportTable(e.exports) } : {}),
   };
