@@ -156,7 +156,7 @@ export async function prepareDistroTree(inputs: DistroInputs, progress: Progress
   if (changed.length) {
     throw new KpatchError(
       "DISTRO_CONFIG_CHANGED",
-      `Cannot prepare ${kver}: make olddefconfig changes Debian's config, so this source does not match it (${changed.slice(0, 5).join("; ")})`,
+      `Cannot prepare ${kver}: make olddefconfig changes Debian's config, so this source does not match it (${changed.slice(0, 5).join("; ")})${changed.some((c) => c.startsWith("CONFIG_PAHOLE_VERSION")) ? "; pahole decides BTF: apt-get install dwarves" : ""}`,
       { file: configPath },
     );
   }
@@ -166,7 +166,10 @@ export async function prepareDistroTree(inputs: DistroInputs, progress: Progress
   await execCheck("make", distroMake(tree, "kernel/sys_ni.o"), { what: "make kernel/sys_ni.o" });
   // CRCs of every exported symbol (MODVERSIONS) and the BTF base modules are checked against.
   copyFileSync(join(inputs.headersDir, "Module.symvers"), join(buildDir, "Module.symvers"));
-  copyFileSync(join(inputs.headersDir, "vmlinux"), join(buildDir, "vmlinux"));
+  // The BTF base (a .BTF-only vmlinux) when the headers ship one: modules then get BTF the
+  // kernel checks against its own; without it kbuild builds them without BTF, which loads too.
+  const btfBase = join(inputs.headersDir, "vmlinux");
+  if (existsSync(btfBase)) copyFileSync(btfBase, join(buildDir, "vmlinux"));
   progress.update("indexing the objects this config builds (make -n)");
   const count = await buildObjectIndex(tree);
   writeFileAtomic(
