@@ -6,12 +6,12 @@
  * kbuild compiles it, what it depends on) appears when kbuild's single-object rule first
  * compiles it (`make fs/ext4/inode.o`); kpatch-build's object compiles read that record.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { KpatchError } from "../util/errors.js";
 import { exec } from "../util/exec.js";
-import { cmdFile, type KbuildObject } from "./kbuild-tree.js";
+import { cmdFile, type KbuildObject, parseKbuildCmd } from "./kbuild-tree.js";
 
 export interface IndexedObject {
   /** Relative to the build tree, e.g. "fs/ext4/inode.o". */
@@ -70,6 +70,59 @@ export async function buildObjectIndex(tree: {
   }
   writeFileAtomic(join(tree.buildDir, INDEX), JSON.stringify(objects));
   return objects.length;
+}
+
+/** The object a kbuild record in the tree describes, when it is a kernel object. */
+function recordedObject(tree: { buildDir: string; srcDir: string }, path: string): IndexedObject | undefined {
+  const { command, source } = parseKbuildCmd(readFileSync(cmdFile(tree.buildDir, path), "utf8"), path);
+  if (!command?.includes("-D__KERNEL__") || !source || !/\.[cS]$/.test(source)) return undefined;
+  const prefix = `${tree.srcDir.replace(/\/$/, "")}/`;
+  const rel = source.startsWith(prefix) ? source.slice(prefix.length) : source;
+  if (!/\s-DMODULE(\s|$)/.test(command)) return { path, source: rel, target: "vmlinux" };
+  const mod = /-DKBUILD_MODNAME='"([\w-]+)"'/.exec(command)?.[1];
+  return mod ? { path, source: rel, target: mod.replace(/-/g, "_") } : undefined;
+}
+
+/**
+ * The objects this config builds in the source directory `dir` (relative): the whole index when
+ * it exists, else kbuild's dry run of that directory alone (seconds, not minutes), together with
+ * the objects kbuild has compiled there already (a dry run names only what is out of date).
+ * Cached per directory.
+ */
+export async function directoryObjects(
+  tree: { srcDir: string; buildDir: string; makeArgs: string[] },
+  dir: string,
+): Promise<IndexedObject[]> {
+  if (existsSync(join(tree.buildDir, INDEX))) return loadObjectIndex(tree.buildDir);
+  const cache = join(tree.buildDir, "kpatch-objects.d", `${dir.replace(/\//g, "%")}.json`);
+  if (existsSync(cache)) return JSON.parse(readFileSync(cache, "utf8")) as IndexedObject[];
+  const found = new Map<string, IndexedObject>();
+  await exec("make", ["-C", tree.srcDir, `O=${tree.buildDir}`, ...tree.makeArgs, "-n", "-k", `${dir}/`], {
+    maxBuffer: 1 << 16,
+    onLine: (line, stream) => {
+      const o = stream === "stdout" ? parseDryRunLine(line, tree.srcDir) : undefined;
+      if (o) found.set(o.path, o);
+    },
+  });
+  const built = join(tree.buildDir, dir);
+  for (const f of existsSync(built) ? readdirSync(built) : []) {
+    const m = /^\.(.+\.o)\.cmd$/.exec(f);
+    const o = m ? recordedObject(tree, `${dir}/${m[1]}`) : undefined;
+    if (o && !found.has(o.path)) found.set(o.path, o);
+  }
+  const objects = [...found.values()].sort((a, b) => a.path.localeCompare(b.path));
+  writeFileAtomic(cache, JSON.stringify(objects));
+  return objects;
+}
+
+/** The whole index, made by a dry run over the tree the first time it is needed. */
+export async function fullObjectIndex(tree: {
+  srcDir: string;
+  buildDir: string;
+  makeArgs: string[];
+}): Promise<IndexedObject[]> {
+  if (!existsSync(join(tree.buildDir, INDEX))) await buildObjectIndex(tree);
+  return loadObjectIndex(tree.buildDir);
 }
 
 export function loadObjectIndex(buildDir: string): IndexedObject[] {

@@ -7,14 +7,20 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { release as unameRelease } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { extractVmlinux } from "../kernel-image/index.js";
 import { createAtomic, writeFileAtomic } from "../util/atomic-write.js";
 import { KpatchError } from "../util/errors.js";
 import { exec, execCheck } from "../util/exec.js";
 import type { Progress } from "../util/progress.js";
 import { findDistroInputs } from "./distro-inputs.js";
-import { hasRecord, type IndexedObject, kbuildObject, loadObjectIndex } from "./distro-objects.js";
+import {
+  directoryObjects,
+  fullObjectIndex,
+  hasRecord,
+  type IndexedObject,
+  kbuildObject,
+} from "./distro-objects.js";
 import { type DistroRelease, parseRelease, runningDebianKernel } from "./distro-release.js";
 import { type DistroTree, distroMake, prepareDistroTree } from "./distro-tree.js";
 import { cachedIncludeScan, includersOf } from "./header-users.js";
@@ -104,8 +110,8 @@ async function imageModule(tree: DistroTree, target: string): Promise<string> {
 }
 
 /**
- * The objects the touched files reach in this config: a touched .c/.S by the index, a touched
- * header through the textual include closure, confirmed by kbuild's dependency records. kbuild
+ * The objects the touched files reach in this config: a touched .c/.S by its directory's
+ * objects, a touched header through the textual include closure over the whole index, confirmed by kbuild's dependency records. kbuild
  * compiles each candidate once (`make obj.o`, normal flags) to leave that record.
  */
 async function distroObjects(
@@ -114,13 +120,22 @@ async function distroObjects(
   jobs: number,
   progress: Progress,
 ): Promise<KernelObjects> {
-  progress.begin("find objects", "the config's object index");
-  const index = loadObjectIndex(tree.buildDir);
+  progress.begin("find objects", "the objects this config builds");
   const direct: IndexedObject[] = [];
   const viaHeader: IndexedObject[] = [];
   const headers = touched.filter((f) => f.endsWith(".h"));
-  for (const f of touched) if (/\.[cS]$/.test(f)) direct.push(...index.filter((o) => o.source === f));
+  const seen = new Set<string>();
+  for (const f of touched) {
+    if (!/\.[cS]$/.test(f)) continue;
+    progress.update(`kbuild dry run of ${dirname(f)}/`);
+    const objects = await directoryObjects(tree, dirname(f));
+    for (const o of objects) seen.add(o.path);
+    direct.push(...objects.filter((o) => o.source === f));
+  }
   if (headers.length) {
+    progress.update("every object this config builds (kbuild dry run, once per kernel version)");
+    const index = await fullObjectIndex(tree);
+    for (const o of index) seen.add(o.path);
     progress.update("include closure of the touched headers");
     const scan = cachedIncludeScan(tree.srcDir, join(tree.buildDir, "kpatch-includes.json"));
     const users = new Set<string>(headers);
@@ -149,5 +164,5 @@ async function distroObjects(
     tree.buildDir,
   );
   const candidates = [...direct.map((o) => kbuildObject(o, tree.srcDir)), ...confirmed];
-  return { candidates, total: index.length };
+  return { candidates, total: seen.size };
 }
