@@ -4,7 +4,7 @@
  * version, fetched into the cache by the one Debian-package helper (src/debian). The image's
  * version decides; the headers and the source must be at exactly that version.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fetchDebianPackage } from "../debian/debian-package.js";
 import { KpatchError } from "../util/errors.js";
@@ -43,6 +43,21 @@ async function fetch(pkg: string, version: string, progress: Progress): Promise<
 }
 
 /**
+ * On the target, the running kernel must be the installed package's build: a package upgraded
+ * without a reboot keeps the release name (6.12's names carry no Debian revision) but not the
+ * code. /proc/version says which Debian version is running.
+ */
+function checkRunningVersion(kver: string, image: string): void {
+  const running = /\(Debian ([^)\s]+)\)/.exec(readFileSync("/proc/version", "utf8"))?.[1];
+  if (running && running !== image) {
+    throw new KpatchError(
+      "DISTRO_VERSION_MISMATCH",
+      `Cannot build for the running ${kver}: it is Debian's ${running}, the installed package is ${image} (reboot into it first, or build on a machine with ${running}'s packages)`,
+    );
+  }
+}
+
+/**
  * The inputs for `release`. `onTarget`: this machine runs that kernel, so /boot and /lib/modules
  * hold its image files (the image package is then not fetched).
  */
@@ -63,6 +78,7 @@ export async function findDistroInputs(
       `Cannot find ${names.image} in apt's package lists: no such Debian kernel, or apt-get update is needed`,
     );
   }
+  if (onTarget) checkRunningVersion(kver, image);
   let boot = "/boot";
   let modulesDir = `/lib/modules/${kver}`;
   if (!(onTarget && installedImage && existsSync(join(boot, `config-${kver}`)) && existsSync(modulesDir))) {

@@ -12,7 +12,7 @@
 import { createHash } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { ensureSource } from "../lab/setup.js";
+import { unpackKernelSource } from "../debian/kernel-source.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { cachePath } from "../util/cache-dir.js";
 import { KpatchError } from "../util/errors.js";
@@ -128,12 +128,12 @@ export async function prepareDistroTree(inputs: DistroInputs, progress: Progress
   const top = cachePath("distro", `${kver}-${key}`);
   const buildDir = join(top, "build");
   const makeArgs = [`CC=${cc}`, `KERNELRELEASE=${kver}`];
-  const srcDir = await ensureSource(
-    series as "6.12" | "6.1",
-    inputs.versions.source,
+  const srcDir = await unpackKernelSource({
+    series,
+    version: inputs.versions.source,
+    tarball: inputs.sourceTarball,
     progress,
-    inputs.sourceTarball,
-  );
+  });
   const tree: DistroTree = { inputs, srcDir, buildDir, cc, makeArgs, key };
   const upstream = upstreamOf(inputs.versions.source);
   if (makefileVersion(srcDir) !== upstream) {

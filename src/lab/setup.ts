@@ -4,10 +4,11 @@
  * fragments, and the compiler, so a second setup with nothing changed only checks the key.
  */
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { unpackKernelSource } from "../debian/kernel-source.js";
 import { parseConfig, readConfig } from "../kpatch-build/kernel-config.js";
 import { createAtomic, writeFileAtomic } from "../util/atomic-write.js";
 import { cachePath } from "../util/cache-dir.js";
@@ -175,41 +176,6 @@ export async function ensurePackages(
   progress.end(`installed ${missing.join(" ")}`);
 }
 
-/**
- * Debian's kernel source of `version`, unpacked once under the cache (shared by the lab and
- * kpatch-build's Debian-kernel target). `tarball` defaults to the installed linux-source's.
- */
-export async function ensureSource(
-  series: KernelSeries,
-  version: string,
-  progress: Progress,
-  tarball = sourceTarball(series),
-): Promise<string> {
-  const top = cachePath("src", version);
-  const srcDir = join(top, `linux-source-${series}`);
-  const stamp = join(top, ".unpacked");
-  progress.begin("unpack", tarball);
-  if (existsSync(stamp)) {
-    progress.end("cached");
-    return srcDir;
-  }
-  rmSync(top, { recursive: true, force: true });
-  mkdirSync(top, { recursive: true });
-  let files = 0;
-  await execCheck("tar", ["-xvf", tarball, "-C", top], {
-    what: `tar -xf ${tarball}`,
-    onLine: () => {
-      if (++files % 500 === 0) progress.update(`${files} files`, files / 90000);
-    },
-  });
-  if (!existsSync(join(srcDir, "Makefile"))) {
-    throw new KpatchError("LAB_SOURCE", `Cannot find ${srcDir}/Makefile after unpacking ${tarball}`);
-  }
-  writeFileSync(stamp, `${version}\n`);
-  progress.end(`${files} files`);
-  return srcDir;
-}
-
 function makeArgs(srcDir: string, buildDir: string, jobs: number, ...targets: string[]): string[] {
   return ["-C", srcDir, `O=${buildDir}`, `-j${jobs}`, ...targets];
 }
@@ -320,7 +286,7 @@ export async function setupLab(options: SetupOptions): Promise<Lab> {
     progress.note(`lab ${series} ready (cached): ${ready.kernelRelease}, ${dir}`);
     return labAt(dir, ready);
   }
-  const srcDir = await ensureSource(series, version, progress);
+  const srcDir = await unpackKernelSource({ series, version, tarball: sourceTarball(series), progress });
   const buildDir = join(dir, "build");
   await configure(series, srcDir, buildDir, progress);
   const objects = await build(series, srcDir, buildDir, jobs, progress);
