@@ -34,6 +34,8 @@ export const TEST_MODULES = [
   "kpatch-stall-patch",
   "kpatch-info-patch",
   "kpatch-crash",
+  "kpatch-replace-v9",
+  "kpatch-replace-v10",
 ] as const;
 export type TestModule = (typeof TEST_MODULES)[number];
 
