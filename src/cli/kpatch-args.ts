@@ -7,7 +7,7 @@ import { badModuleNameReason, moduleNameOf } from "../util/module-name.js";
 import { parseCommandLine } from "./args.js";
 import { UsageError } from "./main.js";
 
-export const COMMON = {
+const COMMON = {
   help: { type: "boolean", short: "h" },
   debug: { type: "boolean", short: "d" },
 } as const;

@@ -31,7 +31,7 @@ const PACKAGE_NAME = /^[a-z0-9][a-z0-9+.-]+$/;
 /** Debian policy 5.6.12: [epoch:]upstream[-revision], letters digits . + ~ - (and : after an epoch). */
 const PACKAGE_VERSION = /^(?:[0-9]+:)?[0-9][A-Za-z0-9.+~-]*$/;
 
-export function checkPackageName(name: string): string {
+function checkPackageName(name: string): string {
   if (!PACKAGE_NAME.test(name) || name.length > 200)
     throw new KpatchError("DEBIAN_BAD_NAME", `Cannot use package name '${name}': not a Debian package name`);
   return name;
@@ -48,7 +48,7 @@ function packageKey(name: string, version: string): string {
   return `${checkPackageName(name)}_${checkPackageVersion(version).replace(":", "%3a")}`;
 }
 
-export function debianDir(): string {
+function debianDir(): string {
   return cachePath("debian");
 }
 
@@ -97,7 +97,7 @@ async function download(name: string, version: string, pool: string, deb: string
 }
 
 /** Throws DEBIAN_WRONG_PACKAGE unless the .deb's control fields name `name` at `version`. */
-export async function checkDeb(deb: string, name: string, version: string): Promise<void> {
+async function checkDeb(deb: string, name: string, version: string): Promise<void> {
   const r = await exec("dpkg-deb", ["--field", deb, "Package", "Version"]);
   const fields = Object.fromEntries(
     r.stdout

@@ -35,7 +35,7 @@ import { type DiffReport, makeReport } from "./report.js";
 import { verifyChanges, verifyNewStatics } from "./verify-changes.js";
 
 export type { ChangeWhy, DiffOptions } from "./context.js";
-export { DiffError, type DiffErrorCode, isDiffError, REFUSAL_CODES } from "./diff-error.js";
+export { type DiffErrorCode, isDiffError } from "./diff-error.js";
 export { entrySizesFromEnv, parseEntrySizes } from "./entry-sizes.js";
 export { ExportTable } from "./export-table.js";
 export type {

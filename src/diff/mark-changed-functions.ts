@@ -68,7 +68,7 @@ export function markChangedFunctions(ctx: DiffContext): void {
 }
 
 /** Undefined when the units are the same; else where they first differ. */
-export function compareUnits(ctx: DiffContext, o: Unit, p: Unit): ChangeWhy | undefined {
+function compareUnits(ctx: DiffContext, o: Unit, p: Unit): ChangeWhy | undefined {
   const entryO = Number(o.sym.value);
   const entryP = Number(p.sym.value);
   // Compare from the entry: the padding before it is NOPs whose length may differ.

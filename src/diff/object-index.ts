@@ -95,11 +95,11 @@ export function isIgnoredSymbol(sym: ElfSymbol): boolean {
   return IGNORED_SYMBOL_PREFIXES.some((p) => sym.name.startsWith(p.prefix));
 }
 
-export function isInitSection(name: string): boolean {
+function isInitSection(name: string): boolean {
   return INIT_SECTION_PREFIXES.some((p) => name.startsWith(p));
 }
 
-export function classifySection(sec: ElfSection): SectionInfo {
+function classifySection(sec: ElfSection): SectionInfo {
   const { name } = sec;
   if (sec.type === SHT_NULL || sec.isRela || sec.type === SHT_SYMTAB || sec.type === SHT_GROUP)
     return { kind: "meta" };

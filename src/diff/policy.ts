@@ -133,7 +133,7 @@ export const FRESH_STATIC_LOCALS: readonly { name: string; why: string }[] = [
  * kernel's copy cannot be named, so code that refers to one carries its own fresh copy. They hold
  * per-site diagnostics, not program state.
  */
-export const ANONYMOUS_DATA_PREFIXES: readonly { prefix: string; why: string }[] = [
+const ANONYMOUS_DATA_PREFIXES: readonly { prefix: string; why: string }[] = [
   {
     prefix: ".data..L",
     why: "UBSAN check sites: gcc's .Lubsan_data/.Lubsan_type, clang's .L__unnamed_N (source location, type, a reported-once flag)",

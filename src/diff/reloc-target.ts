@@ -82,7 +82,7 @@ const PC_RELATIVE = new Set([
   R_X86_64_REX_GOTPCRELX,
 ]);
 
-export function isPcRelative(type: number): boolean {
+function isPcRelative(type: number): boolean {
   return PC_RELATIVE.has(type);
 }
 
@@ -194,7 +194,7 @@ export function sameRelocTarget(
   return sameTarget(ctx, to, tp);
 }
 
-export function sameTarget(ctx: DiffContext, to: RelocTarget, tp: RelocTarget): boolean {
+function sameTarget(ctx: DiffContext, to: RelocTarget, tp: RelocTarget): boolean {
   switch (to.kind) {
     case "unit":
       return tp.kind === "unit" && ctx.twinOf(to.unit.sym) === tp.unit.sym && to.addend === tp.addend;

@@ -3,7 +3,7 @@ import { STT_FUNC, STT_GNU_IFUNC, STT_OBJECT, STT_TLS } from "./constants.js";
 import type { ElfSymbol } from "./elf-symbol.js";
 
 /** The symbol types `symbolAt()` answers with: code and data objects that have an extent. */
-export function hasExtent(sym: ElfSymbol): boolean {
+function hasExtent(sym: ElfSymbol): boolean {
   const t = sym.type;
   return (t === STT_FUNC || t === STT_OBJECT || t === STT_TLS || t === STT_GNU_IFUNC) && sym.size > 0n;
 }

@@ -119,7 +119,7 @@ function decompress(image: Uint8Array, p: Payload, out: string): Promise<boolean
 }
 
 /** sha256 of the image, the cache key of its vmlinux. */
-export function imageHash(image: Uint8Array): string {
+function imageHash(image: Uint8Array): string {
   return createHash("sha256").update(image).digest("hex");
 }
 

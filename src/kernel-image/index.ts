@@ -6,14 +6,7 @@
  * - KernelSymbols: {name, address, type} in kallsyms order from /proc/kallsyms, System.map, an
  *   ELF symbol table or the kallsyms tables, with sympos the way the livepatch core counts it.
  */
-export {
-  extractVmlinux,
-  findPayloads,
-  imageHash,
-  isElf,
-  isElfFile,
-  type Payload,
-} from "./extract-vmlinux.js";
-export { findKallsymsTables, type KallsymsLayout, readKallsymsTables } from "./kallsyms-tables.js";
+export { extractVmlinux, isElf, isElfFile, type Payload } from "./extract-vmlinux.js";
+export type { KallsymsLayout } from "./kallsyms-tables.js";
 export { KernelImage, readEndbrSeal } from "./kernel-image.js";
 export { isLocalType, type KernelSymbol, KernelSymbols, type SymbolBlock } from "./kernel-symbols.js";

@@ -33,7 +33,7 @@ export interface LoadedPatch {
 }
 
 /** Names of the registered patches, sorted. */
-export function listPatchNames(paths: KernelPaths = KERNEL_PATHS): string[] {
+function listPatchNames(paths: KernelPaths = KERNEL_PATHS): string[] {
   if (!existsSync(paths.livepatch)) return [];
   return readdirSync(paths.livepatch, { withFileTypes: true })
     .filter((e) => e.isDirectory() || e.isSymbolicLink())
@@ -108,11 +108,6 @@ export function setPatchEnabled(name: string, enabled: boolean, paths: KernelPat
       { cause: e },
     );
   }
-}
-
-/** The target state of a transition: 1 while patching, 0 while unpatching. */
-export function transitionTarget(patch: LoadedPatch): 0 | 1 {
-  return patch.enabled ? 1 : 0;
 }
 
 function readAttr(file: string): string | undefined {

@@ -39,7 +39,7 @@ export function parseModinfo(data: Uint8Array): [string, string][] {
 }
 
 /** The module information of an already-read object. */
-export function moduleInfoOf(elf: ElfFile, path: string): ModuleInfo {
+function moduleInfoOf(elf: ElfFile, path: string): ModuleInfo {
   const sec = elf.findSection(".modinfo");
   if (!sec) {
     throw new KpatchError("KPATCH_NOT_MODULE", "Cannot read the module information: no .modinfo section", {

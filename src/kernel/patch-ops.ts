@@ -207,7 +207,7 @@ async function removeModuleWhenFree(name: string, paths: KernelPaths): Promise<v
 }
 
 /** The patch name for a name, a file name or the path of a .ko (whose modinfo names it). */
-export function patchNameOf(nameOrFile: string): string {
+function patchNameOf(nameOrFile: string): string {
   if (nameOrFile.endsWith(".ko") && existsSync(nameOrFile)) {
     try {
       return readModuleFile(nameOrFile).info.name;

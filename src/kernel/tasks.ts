@@ -96,7 +96,7 @@ export function frameFunction(frame: string): string | undefined {
 }
 
 /** The module a stack frame is in ("f+0x1/0x2 [mod]" → mod), undefined for vmlinux. */
-export function frameModule(frame: string): string | undefined {
+function frameModule(frame: string): string | undefined {
   return /\[([A-Za-z0-9_]+)\]\s*$/.exec(frame.trim())?.[1];
 }
 

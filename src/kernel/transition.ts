@@ -31,8 +31,8 @@ export interface TransitionResult {
   blockers: BlockingTask[];
 }
 
-export const DEFAULT_TIMEOUT_MS = 60_000;
-export const DEFAULT_SIGNAL_AFTER_MS = 5_000;
+const DEFAULT_TIMEOUT_MS = 60_000;
+const DEFAULT_SIGNAL_AFTER_MS = 5_000;
 
 export async function waitForTransition(
   name: string,

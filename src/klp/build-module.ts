@@ -34,7 +34,7 @@ export interface ModuleBuild {
 }
 
 /** Give each changed function of an output object a unique global alias; returns the targets. */
-export function addAliases(outputs: readonly DiffOutput[]): PatchedTarget[] {
+function addAliases(outputs: readonly DiffOutput[]): PatchedTarget[] {
   const targets = new Map<string, PatchedTarget>();
   outputs.forEach((out, i) => {
     const t = targets.get(out.target) ?? { name: out.target, funcs: [] };

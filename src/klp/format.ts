@@ -43,7 +43,7 @@ export function klpRelaSectionName(objname: string, section: string): string {
 export const CALLBACK_KINDS = ["pre_patch", "post_patch", "pre_unpatch", "post_unpatch"] as const;
 export type CallbackKind = (typeof CALLBACK_KINDS)[number];
 
-export const CALLBACK_SECTION_PREFIX = ".kpatch_ts.callbacks.";
+const CALLBACK_SECTION_PREFIX = ".kpatch_ts.callbacks.";
 /** Bytes of a callback section: one pointer. */
 export const CALLBACK_POINTER_SIZE = 8;
 

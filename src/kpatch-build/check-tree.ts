@@ -12,7 +12,7 @@ export interface TreeProblem {
   fix: string;
 }
 
-export function configProblems(config: Map<string, string>): TreeProblem[] {
+function configProblems(config: Map<string, string>): TreeProblem[] {
   const problems: TreeProblem[] = [];
   const on = (o: string) => config.get(o) === "y";
   if (!on("CONFIG_LIVEPATCH"))

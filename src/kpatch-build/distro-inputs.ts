@@ -14,7 +14,7 @@ import { type DistroRelease, releasePackages } from "./distro-release.js";
 import type { DistroInputs } from "./distro-tree.js";
 
 /** The installed version of `pkg`, or undefined. */
-export async function installedVersion(pkg: string): Promise<string | undefined> {
+async function installedVersion(pkg: string): Promise<string | undefined> {
   // dpkg-query's own ${Field} syntax, not a template.
   const r = await exec("dpkg-query", ["-W", "-f", "$" + "{Status}\\t$" + "{Version}", pkg]);
   const [status, version] = r.stdout.split("\t");
@@ -22,7 +22,7 @@ export async function installedVersion(pkg: string): Promise<string | undefined>
 }
 
 /** The version apt would fetch for `pkg` (its candidate), or undefined when apt knows none. */
-export async function candidateVersion(pkg: string): Promise<string | undefined> {
+async function candidateVersion(pkg: string): Promise<string | undefined> {
   const r = await exec("apt-cache", ["policy", pkg]);
   const v = /^\s*Candidate:\s*(\S+)/m.exec(r.stdout)?.[1];
   return r.code === 0 && v && v !== "(none)" ? v : undefined;

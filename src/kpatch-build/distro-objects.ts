@@ -125,7 +125,7 @@ export async function fullObjectIndex(tree: {
   return loadObjectIndex(tree.buildDir);
 }
 
-export function loadObjectIndex(buildDir: string): IndexedObject[] {
+function loadObjectIndex(buildDir: string): IndexedObject[] {
   const file = join(buildDir, INDEX);
   if (!existsSync(file)) {
     throw new KpatchError("DISTRO_INDEX", `Cannot find the object index ${file}: prepare the tree again`);

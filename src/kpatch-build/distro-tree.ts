@@ -78,7 +78,7 @@ function diffConfigs(a: KernelConfig, b: KernelConfig, skip: (o: string) => bool
 }
 
 /** The packages must be one build: same version, and the image's config is the headers' one. */
-export function checkInputs(inputs: DistroInputs): void {
+function checkInputs(inputs: DistroInputs): void {
   const { image, headers, source } = inputs.versions;
   if (image !== headers || image !== source) {
     throw new KpatchError(

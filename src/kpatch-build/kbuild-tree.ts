@@ -45,7 +45,7 @@ export function kernelObjects(tree: string): { obj: KbuildObject; cmd: string }[
 }
 
 /** Object path → module name, from the tree's <module>.mod files. */
-export function moduleMembership(tree: string): Map<string, string> {
+function moduleMembership(tree: string): Map<string, string> {
   const map = new Map<string, string>();
   const order = join(tree, "modules.order");
   if (!existsSync(order)) return map;

@@ -59,7 +59,7 @@ export interface KpatchBuildResult {
 }
 
 /** kpatch's naming: livepatch-<patch file name>, characters the kernel allows, at most 55. */
-export function moduleName(patches: readonly string[], name?: string): string {
+function moduleName(patches: readonly string[], name?: string): string {
   const base = name ?? `livepatch-${basename(patches[0] ?? "patch").replace(/\.(patch|diff)$/, "")}`;
   const clean = base.replace(/[^A-Za-z0-9_-]/g, "-");
   if (clean.length > MODULE_NAME_MAX) {

@@ -24,7 +24,7 @@ import type { KernelTree } from "./kernel-tree.js";
 import { targetFile } from "./tree-differ.js";
 
 /** The target kernel's code for each target of a kernel tree, opened once per run. */
-export function targetCodeFor(kernel: KernelTree): (target: string) => Promise<TargetCode> {
+function targetCodeFor(kernel: KernelTree): (target: string) => Promise<TargetCode> {
   const opened = new Map<string, Promise<TargetCode>>();
   return (target) => {
     let code = opened.get(target);
@@ -43,7 +43,7 @@ export function targetCodeFor(kernel: KernelTree): (target: string) => Promise<T
 }
 
 /** What to check of one diffed object, from the differ's report. */
-export function itemsFromDiff(report: DiffReport): CheckItem[] {
+function itemsFromDiff(report: DiffReport): CheckItem[] {
   const items: CheckItem[] = [];
   for (const c of report.changed) {
     items.push({ name: c.originalName, targetName: c.originalName, sympos: c.sympos, role: "replaced" });

@@ -16,7 +16,6 @@ export interface CpioEntry {
 
 export const S_IFDIR = 0o040000;
 export const S_IFREG = 0o100000;
-export const S_IFLNK = 0o120000;
 export const S_IFCHR = 0o020000;
 
 const HEADER_SIZE = 110;

@@ -22,7 +22,7 @@ import { type CpioEntry, parentDirs, S_IFREG } from "./cpio.js";
 export const GUEST_MODULES = ["virtio_pci", "9pnet_virtio", "9p", "virtio_blk", "crc32c_generic", "ext4"];
 
 /** The list /init reads: module paths below /lib/modules, one a line, dependencies first. */
-export const GUEST_LOAD_LIST = "lib/modules/kplab.load";
+const GUEST_LOAD_LIST = "lib/modules/kplab.load";
 
 /** modules.dep: module path (relative to lib/modules/KVER) -> its dependencies' paths. */
 export function parseModulesDep(text: string): Map<string, string[]> {

@@ -69,7 +69,7 @@ export interface DistroLab extends DistroLabInfo {
   sampleModule: string;
 }
 
-export function currentDistroLink(series: KernelSeries): string {
+function currentDistroLink(series: KernelSeries): string {
   return cachePath("lab", `current-distro-${series}`);
 }
 

@@ -20,16 +20,16 @@ import type { Lab } from "./setup.js";
 export const HOST_MOUNT = "/host";
 
 /** Where the wrapper copies node and the code in the guest. */
-export const GUEST_NODE_DIR = "/tmp/kplab-node";
+const GUEST_NODE_DIR = "/tmp/kplab-node";
 
 /** This checkout: package.json and the compiled dist/src. */
 const CHECKOUT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 
 /** The guest-side path of the kpatch wrapper once kpatchInGuest().setup has run. */
-export const GUEST_KPATCH = "/usr/sbin/kpatch";
+const GUEST_KPATCH = "/usr/sbin/kpatch";
 
 /** Kernel options Node.js needs that tinyconfig leaves out. */
-export const NODE_KERNEL_OPTIONS = ["CONFIG_EPOLL", "CONFIG_EVENTFD", "CONFIG_ADVISE_SYSCALLS"] as const;
+const NODE_KERNEL_OPTIONS = ["CONFIG_EPOLL", "CONFIG_EVENTFD", "CONFIG_ADVISE_SYSCALLS"] as const;
 
 export interface HostNode {
   /** Real host paths of node and its loader. */
@@ -62,7 +62,7 @@ export async function hostNode(): Promise<HostNode> {
 }
 
 /** The options of NODE_KERNEL_OPTIONS that the lab kernel lacks. */
-export function missingNodeOptions(lab: Pick<Lab, "config">): string[] {
+function missingNodeOptions(lab: Pick<Lab, "config">): string[] {
   const config = readFileSync(lab.config, "utf8");
   return NODE_KERNEL_OPTIONS.filter((o) => !new RegExp(`^${o}=y$`, "m").test(config));
 }
@@ -71,11 +71,7 @@ export function missingNodeOptions(lab: Pick<Lab, "config">): string[] {
  * A shell script for the guest that runs `script` (a file of this checkout's dist/) with the
  * host's node, copying everything into the guest's tmpfs on first use.
  */
-export async function nodeWrapper(
-  lab: Pick<Lab, "config">,
-  script: string,
-  comment: string,
-): Promise<string> {
+async function nodeWrapper(lab: Pick<Lab, "config">, script: string, comment: string): Promise<string> {
   const missing = missingNodeOptions(lab);
   if (missing.length) {
     throw new KpatchError(

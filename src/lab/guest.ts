@@ -63,7 +63,7 @@ const MARK = /@@KPLAB-(READY|BEGIN|END|DMESG|DONE|ERROR)\s*([^@]*)@@/;
 /** A kernel printk line on the console (PRINTK_TIME is on in the lab). */
 const PRINTK = /^\[\s*\d+\.\d+\]/;
 
-export function accelerator(): string {
+function accelerator(): string {
   const a = process.env["KPATCH_LAB_ACCEL"] ?? "tcg";
   if (a !== "tcg" && a !== "kvm")
     throw new KpatchError("LAB_ACCEL", `Cannot use accelerator '${a}': tcg or kvm`);

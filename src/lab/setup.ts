@@ -23,7 +23,7 @@ import { currentLabLink, type KernelSeries, readJsonIfExists } from "./paths.js"
 const LAB_FORMAT = 1;
 
 /** The repository's lab/ folder (config fragments, initramfs /init). */
-export const LAB_ASSETS = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "lab");
+const LAB_ASSETS = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "lab");
 
 export interface LabInfo {
   series: KernelSeries;
@@ -72,7 +72,7 @@ const COMMON_PACKAGES = [
   "qemu-system-x86",
 ];
 
-export function labPackages(series: KernelSeries): string[] {
+function labPackages(series: KernelSeries): string[] {
   const extra = series === "6.12" ? ["linux-source-6.12", "linux-config-6.12"] : ["linux-source-6.1"];
   return [...COMMON_PACKAGES, ...extra];
 }
@@ -81,7 +81,7 @@ function sourceTarball(series: KernelSeries): string {
   return `/usr/src/linux-source-${series}.tar.xz`;
 }
 
-export function fragmentText(series: KernelSeries): string {
+function fragmentText(series: KernelSeries): string {
   return ["common.config", `${series}.config`]
     .map((f) => readFileSync(join(LAB_ASSETS, "config", f), "utf8"))
     .join("\n");
@@ -256,9 +256,7 @@ async function build(
   return compiled;
 }
 
-export async function labKey(
-  series: KernelSeries,
-): Promise<{ key: string; version: string; compiler: string }> {
+async function labKey(series: KernelSeries): Promise<{ key: string; version: string; compiler: string }> {
   const version = await packageVersion(`linux-source-${series}`);
   if (!version) throw new KpatchError("LAB_SOURCE", `Cannot find the package linux-source-${series}`);
   const compiler = await compilerVersion();

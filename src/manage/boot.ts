@@ -144,7 +144,7 @@ export function confirmBoot(
 }
 
 /** What boot-time loading needs enabled under systemd: the loader, and the confirm timer. */
-export const BOOT_UNITS = ["kpatch.service", "kpatch-confirm.timer"] as const;
+const BOOT_UNITS = ["kpatch.service", "kpatch-confirm.timer"] as const;
 
 /**
  * Enables the boot units (BOOT_UNITS) when systemd runs this system, or in the system image

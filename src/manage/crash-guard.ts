@@ -53,13 +53,6 @@ export function readBlocked(kernelRelease: string, name: string, root = libDir()
   return existsSync(file) ? readMark<BlockedPatch>(file) : undefined;
 }
 
-export function blockedPatches(
-  kernelRelease: string,
-  root = libDir(),
-): { name: string; mark: BlockedPatch }[] {
-  return readMarks<BlockedPatch>(kernelRelease, "blocked", root);
-}
-
 export function block(kernelRelease: string, name: string, blocked: BlockedPatch, root = libDir()): void {
   writeFileDurably(markerFile(kernelRelease, name, "blocked", root), `${JSON.stringify(blocked)}\n`);
 }

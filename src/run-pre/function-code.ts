@@ -28,7 +28,7 @@ export interface FunctionCode {
 }
 
 /** Bytes a relocation of this type writes (x86-64 psABI). */
-export function relocWidth(type: number): number {
+function relocWidth(type: number): number {
   switch (type) {
     case 1: // R_X86_64_64
     case 24: // R_X86_64_PC64

@@ -61,7 +61,7 @@ export function imageCode(image: KernelImage): TargetCode {
 }
 
 /** A module file's bytes, decompressed when it is a .ko.xz or .ko.zst (Debian ships .ko.xz). */
-export function readModuleFile(path: string): Uint8Array {
+function readModuleFile(path: string): Uint8Array {
   const tool = path.endsWith(".xz")
     ? "xz"
     : path.endsWith(".zst")

@@ -5,7 +5,7 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
 
-export function cacheRoot(): string {
+function cacheRoot(): string {
   return process.env["KPATCH_TS_CACHE"] || join(homedir(), ".cache", "kpatch-ts");
 }
 

@@ -19,7 +19,7 @@ function kindOf(st: Stats): string {
 }
 
 /** The reason an fs call failed, in words. */
-export function fsReason(e: unknown): string {
+function fsReason(e: unknown): string {
   const err = e as NodeJS.ErrnoException;
   switch (err.code) {
     case "ENOENT":

@@ -12,7 +12,7 @@ import { isRuntimeConstSection, refusedSections, runtimeConstKind } from "./refu
 import { mcountLoc, patchableFunctionEntries, siteLists } from "./site-lists.js";
 import type { CodePieceKind, DescriptorKind, SpecialKind } from "./special-kind.js";
 
-export const SPECIAL_KINDS: readonly SpecialKind[] = [
+const SPECIAL_KINDS: readonly SpecialKind[] = [
   bugTable,
   exTable,
   jumpTable,
@@ -48,7 +48,7 @@ export function findCompanionKind(name: string): SpecialKind | undefined {
 }
 
 /** Sections of code snippets cut per function (code-pieces.ts). */
-export const CODE_PIECE_KINDS: readonly CodePieceKind[] = [altInstrAux, fixupCode];
+const CODE_PIECE_KINDS: readonly CodePieceKind[] = [altInstrAux, fixupCode];
 
 /** The code-piece kind of the section `name`. */
 export function findCodePieceKind(name: string): CodePieceKind | undefined {
@@ -56,7 +56,7 @@ export function findCodePieceKind(name: string): CodePieceKind | undefined {
 }
 
 /** Tables of descriptors that code refers to, copied per reference (descriptor-copier.ts). */
-export const DESCRIPTOR_KINDS: readonly DescriptorKind[] = [dyndbgDescriptors, verboseDescriptors];
+const DESCRIPTOR_KINDS: readonly DescriptorKind[] = [dyndbgDescriptors, verboseDescriptors];
 
 /** The descriptor kind of the section `name`. */
 export function findDescriptorKind(name: string): DescriptorKind | undefined {
