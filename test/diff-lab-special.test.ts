@@ -105,6 +105,18 @@ const CASES: Case[] = [
     entries: { __tracepoints: 0, __tracepoints_ptrs: 0, __tracepoints_strings: 0, ".static_call.text": 0 },
   },
   {
+    // A pernet exit method is __net_exit, which is __ref here: .ref.text is no __init code, it
+    // runs whenever a network namespace goes away.
+    name: "ref-text",
+    file: "net/core/sock.c",
+    edit: (t) =>
+      t.replace(
+        "\tfree_percpu(net->core.prot_inuse);\n}\n",
+        "\tfree_percpu(net->core.prot_inuse);\n\tnet->core.prot_inuse = NULL;\n}\n",
+      ),
+    changed: ["sock_inuse_exit_net"],
+  },
+  {
     // parse_args() has four pr_debug() sites (one its own, three of parse_one(), inlined): each
     // descriptor is copied into the output's __dyndbg, each __jump_table entry names the copy's
     // key. A line added at the top moves every other descriptor's line: no other change.

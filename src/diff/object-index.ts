@@ -128,7 +128,8 @@ function classifySection(sec: ElfSection): SectionInfo {
 /** Compiler-made data sections (.data.x, .rodata.x, .bss.x, .tdata, ...) as opposed to kernel tables. */
 function isDataName(name: string): boolean {
   return (
-    /^\.(data|rodata|bss|tdata|tbss|sdata|sbss|ldata|lrodata|lbss)(\.|$)/.test(name) || name === ".rodata"
+    /^\.(data|rodata|bss|tdata|tbss|sdata|sbss|ldata|lrodata|lbss|ref\.data|ref\.rodata)(\.|$)/.test(name) ||
+    name === ".rodata"
   );
 }
 

@@ -47,7 +47,9 @@ export const IGNORED_SECTION_PREFIXES: readonly { prefix: string; why: string }[
 
 /**
  * Sections that run only while the kernel (or the target module) initializes. Code and data in
- * them cannot be patched live: it has already run and its memory is freed.
+ * them cannot be patched live: it has already run and its memory is freed. Not `.ref.*`: __ref
+ * code and data may refer to __init memory but live and run for the kernel's whole life
+ * (text_poke_queue on 6.1, pernet exit methods), so they are patched like any other.
  */
 export const INIT_SECTION_PREFIXES: readonly string[] = [
   ".init.", // .init.text, .init.data, .init.rodata, .init.setup
@@ -55,7 +57,6 @@ export const INIT_SECTION_PREFIXES: readonly string[] = [
   ".initcall", // initcall tables
   ".con_initcall", // console initcalls
   ".x86_cpu_dev.init",
-  ".ref.", // code allowed to reference __init, only called during init
   ".head.text", // early boot code
   ".meminit.", // memory hotplug init, freed on non-hotplug configs
   "__param", // module/boot parameters: registered once at boot
