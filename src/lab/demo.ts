@@ -120,6 +120,9 @@ export async function runDemo(
       if (r.exitCode !== 0 || (s.expect && !s.expect(r.output))) failures.push(s.what);
     });
     const klp = result.kernelLog.split("\n").filter((l) => /livepatch/.test(l));
+    for (const said of [`'${mod}': patching complete`, `'${mod}': unpatching complete`]) {
+      if (!klp.some((l) => l.includes(said))) failures.push(`the kernel log says "${said}"`);
+    }
     out.write(`\n# what the kernel said\n${klp.join("\n")}\n`);
     out.write(`\nguest run: ${formatDuration(result.wallMs)} under ${result.accel}\n`);
     if (failures.length) out.write(`\nFAILED: ${failures.join("; ")}\n`);
