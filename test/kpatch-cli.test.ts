@@ -18,6 +18,7 @@ import {
   sampleModule,
   testModules,
   withOtherVermagic,
+  withSympos,
 } from "./kpatch-fixtures.js";
 
 const ORIGINAL = /console=ttyS0 .*kplab\.share=host/;
@@ -44,6 +45,8 @@ const STEPS = [
   { name: "not-livepatch", command: "kpatch load kobject-example.ko" },
   { name: "not-livepatch-left", command: "grep -c '^kobject_example ' /proc/modules || true" },
   { name: "vermagic", command: "kpatch load livepatch-sample-other.ko" },
+  { name: "run-pre", command: "kpatch load livepatch-sample-sympos.ko" },
+  { name: "run-pre-left", command: "grep -c '^livepatch_sample ' /proc/modules || true" },
   { name: "signal-idle", command: "kpatch signal" },
   // A file named like an option is a file: insmod must not read it as -f (force). Debian's
   // insmod (kmod, run from the host) parses options where busybox's does not.
@@ -86,6 +89,8 @@ describe("kpatch in the lab guest", () => {
     const modules = await testModules();
     other = join(mkdtempSync(join(tmpdir(), "kpatch-cli-")), "livepatch-sample-other.ko");
     otherRelease = withOtherVermagic(sampleModule("livepatch", "livepatch-sample"), other).release;
+    const sympos = join(dirname(other), "livepatch-sample-sympos.ko");
+    withSympos(sampleModule("livepatch", "livepatch-sample"), sympos, 3);
     const kmodInsmod = join(dirname(other), "kmod-insmod");
     writeFileSync(kmodInsmod, await kmodInsmodScript());
     const run = await runKpatchSteps(STEPS, {
@@ -93,6 +98,7 @@ describe("kpatch in the lab guest", () => {
         sampleModule("livepatch", "livepatch-sample"),
         sampleModule("kobject", "kobject-example"),
         other,
+        sympos,
         kmodInsmod,
         modules["kpatch-info-patch"],
       ],
@@ -218,6 +224,12 @@ describe("kpatch in the lab guest", () => {
         `Cannot use livepatch_sample: it was built for kernel ${otherRelease.replace(/\./g, "\\.")} \\(vermagic "[^"]+"\\), not for ${lab.kernelRelease.replace(/\./g, "\\.")} \\[KPATCH_VERMAGIC\\]`,
       ),
     );
+  });
+
+  it("refuses a module whose function is not where the livepatch core looks (run-pre), before insmod", () => {
+    fails("run-pre", 1, /vmlinux: cmdline_proc_show,3: the running kernel has only 1 function of that name/);
+    assert.match(step("run-pre").output, /\[KPATCH_RUNPRE_MISMATCH\]/);
+    assert.equal(step("run-pre-left").output.trim(), "0");
   });
 
   it("signal: says so when no transition runs", () => {

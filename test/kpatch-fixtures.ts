@@ -88,6 +88,20 @@ export function withOtherVermagic(src: string, dest: string): { release: string 
   return { release: other };
 }
 
+/**
+ * A copy of the kernel's livepatch-sample whose klp_func (its `funcs` array: old_name, new_func,
+ * old_sympos at offset 16) asks for cmdline_proc_show at `sympos`: a module the running kernel's
+ * symbols do not fit.
+ */
+export function withSympos(src: string, dest: string, sympos: number): void {
+  const bytes = new Uint8Array(readFileSync(src));
+  const funcs = readElf(bytes, src).symbols.find((s) => s.name === "funcs" && s.section);
+  if (!funcs?.section) throw new Error(`${src} has no funcs array`);
+  const at = funcs.section.data.byteOffset - bytes.byteOffset + Number(funcs.value) + 16;
+  new DataView(bytes.buffer, bytes.byteOffset).setBigUint64(at, BigInt(sympos), true);
+  writeFileSync(dest, bytes);
+}
+
 /** A raw ext2 image made from a directory tree of files (path → contents). */
 export async function diskImage(files: Record<string, string | Uint8Array>, sizeMb = 16): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), "kpatch-disk-"));

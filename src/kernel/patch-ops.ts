@@ -7,6 +7,7 @@
  */
 import { existsSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
+import { verifyBeforeLoad } from "../run-pre/live-check.js";
 import { KpatchError } from "../util/errors.js";
 import { moduleNameOf } from "../util/module-name.js";
 import {
@@ -89,7 +90,7 @@ export async function loadPatch(file: string, options: PatchOpOptions = {}): Pro
   const paths = options.paths ?? KERNEL_PATHS;
   requireRoot(`load ${file}`);
   requireLivepatch(`load ${file}`, paths);
-  const { info } = readModuleFile(file);
+  const { info, elf } = readModuleFile(file);
   checkPatchModule(info, runningRelease());
   const name = info.name;
   const busy = patchInTransition(paths);
@@ -115,6 +116,7 @@ export async function loadPatch(file: string, options: PatchOpOptions = {}): Pro
       );
     }
     requireRealKernel(paths, `load ${name}`);
+    verifyBeforeLoad(elf, paths.proc, options.log);
     await insertModule(file, name);
   }
   const r = await waitForTransition(name, options);
