@@ -47,7 +47,7 @@ export function parseMadison(text: string): { pkg: string; version: string }[] {
  * The linux-image-*-amd64-unsigned package of `series` at exactly `version`: apt's names of
  * the series' images, then their versions, and the one at `version`. Throws DISTRO_NO_IMAGE.
  */
-async function findImagePackage(series: KernelSeries, version: string): Promise<string> {
+export async function findImagePackage(series: KernelSeries, version: string): Promise<string> {
   const search = await execCheck(
     "apt-cache",
     ["search", "--names-only", `^linux-image-${series.replace(".", "\\.")}\\..*-amd64-unsigned$`],
