@@ -99,6 +99,26 @@ describe("differ over lab kernel objects", { skip: labReady ? false : "the lab k
     });
   }
 
+  // Every line of mm/page_alloc.c moved: the __init functions with a pr_debug() (zone_pcp_init)
+  // refer to a __dyndbg descriptor whose line changed, which is not an __init change.
+  test("page_alloc: every line moved, a function added: only the new function", async () => {
+    const { symbols, exports, sizes } = await context();
+    const pair = await buildPair(
+      "mm/page_alloc.c",
+      "page-alloc-moved",
+      (t) =>
+        `/* every line moves */\n${t}\nint kpatch_ts_added(int x);\nint kpatch_ts_added(int x) { return x + 1; }\n`,
+    );
+    const orig = readElf(readFileSync(pair.orig), pair.orig);
+    const patched = readElf(readFileSync(pair.patched), pair.patched);
+    const result = diffObjects(orig, patched, { symbols, exports, entrySizes: sizes, target: "vmlinux" });
+    assert.deepEqual(result.report.changed, []);
+    assert.deepEqual(
+      result.report.new.map((f) => f.name),
+      ["kpatch_ts_added"],
+    );
+  });
+
   // show_val_kb() is inlined into meminfo_proc_show(), which also uses static_cpu_has() (through
   // pgtable_l5_enabled()): its slow path in .altinstr_aux comes along, jumping back into the copy.
   test("meminfo: fs/proc/meminfo.c changes meminfo_proc_show, which uses static_cpu_has()", async () => {

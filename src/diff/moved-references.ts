@@ -4,7 +4,8 @@
  * whose relocations differ only in where anonymous things sit are the same code: UBSAN check data
  * renumbered (`.data..Lubsan_data118` -> `...120`, clang's `.data..L__unnamed_N`, whose bytes
  * carry source lines), a static_cpu_has() piece at another offset of `.altinstr_aux`, a string
- * literal with the same text in another section. A different instruction, a different named
+ * literal with the same text in another section, a pr_debug's descriptor (`__dyndbg`) renumbered
+ * or with another line. A different instruction, a different named
  * symbol, another string's text or other bytes of anonymous read-only data stay changes.
  */
 import type { DiffContext } from "./context.js";
@@ -26,6 +27,7 @@ export function onlyMovedReferences(ctx: DiffContext, o: Unit, p: Unit): boolean
     if (a.offset - entryO !== b.offset - entryP || a.type !== b.type) return false;
     if (sameRelocTarget(ctx, o.section, a, p.section, b)) return true;
     return sameAnonymous(
+      ctx,
       resolveRelocTarget(ctx.orig, o.section, a),
       resolveRelocTarget(ctx.patched, p.section, b),
     );
@@ -35,7 +37,7 @@ export function onlyMovedReferences(ctx: DiffContext, o: Unit, p: Unit): boolean
 /** Section names without their numbers: `.data..Lubsan_data118` -> `.data..Lubsan_data`. */
 const family = (name: string): string => name.replace(/\d+/g, "");
 
-function sameAnonymous(to: RelocTarget, tp: RelocTarget): boolean {
+function sameAnonymous(ctx: DiffContext, to: RelocTarget, tp: RelocTarget): boolean {
   switch (to.kind) {
     case "string":
       return tp.kind === "string" && to.text === tp.text;
@@ -44,6 +46,10 @@ function sameAnonymous(to: RelocTarget, tp: RelocTarget): boolean {
     case "section": {
       if (tp.kind !== "section" || family(to.section.name) !== family(tp.section.name)) return false;
       if (isAnonymousData(to.section.name)) return true; // per-site diagnostics: lines move
+      // An entry of a table the differ cuts per entry (a pr_debug's __dyndbg descriptor): it
+      // carries the site's line, and the table is the running kernel's business for __init code.
+      const kind = ctx.orig.info.get(to.section)?.kind;
+      if (kind === "special" || kind === "companion" || kind === "descriptors") return true;
       return to.addend === tp.addend && bytesEqual(to.section.data, tp.section.data);
     }
     default:
