@@ -7,6 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "node:test";
 import { promisify } from "node:util";
@@ -24,28 +26,46 @@ for (const series of KERNEL_SERIES) {
     series === testSeries() ? requireDistroLab(series) : findDistroLab(series);
   const skip = lab ? false : `the stock ${series} kernel is not set up (kpatch-lab setup --distro ${series})`;
 
-  test(`stock ${series}: Debian's vmlinuz boots with its own modules, untainted`, { skip }, async (t) => {
-    const result = await runGuest({
-      lab: lab!,
-      shareHost: true,
-      commands: [
-        "uname -r",
-        "cat /proc/sys/kernel/tainted",
-        "cut -d' ' -f1 /proc/modules | sort",
-        "ls /host/etc/debian_version",
-      ],
-    });
-    const [release, tainted, modules, share] = result.commands;
-    assert.equal(release!.output.trim(), lab!.kernelRelease);
-    assert.match(lab!.kernelRelease, series === "6.12" ? /^6\.12\.\d+\+deb12-amd64$/ : /^6\.1\.0-\d+-amd64$/);
-    assert.equal(tainted!.output.trim(), "0");
-    const loaded = modules!.output.trim().split("\n");
-    for (const m of ["9p", "9pnet_virtio", "virtio_blk", "ext4"])
-      assert.ok(loaded.includes(m), `${m} loaded`);
-    assert.equal(share!.exitCode, 0, "the host is mounted over 9p");
-    t.diagnostic(
-      `${lab!.kernelRelease}: guest run ${Math.round(result.wallMs)} ms, commands start at ${result.guestReadyS} s uptime`,
-    );
+  test(`stock ${series}: Debian's vmlinuz boots with its own modules, untainted, host share and disk`, {
+    skip,
+  }, async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "lab-distro-"));
+    try {
+      mkdirSync(join(dir, "root", "boot.d"), { recursive: true });
+      writeFileSync(join(dir, "root", "boot.d", "01-hello"), "echo booted > /disk/hello.txt\n");
+      const disk = join(dir, "disk.img");
+      await execFileP("mke2fs", ["-q", "-t", "ext2", "-d", join(dir, "root"), disk, "8M"]);
+      const result = await runGuest({
+        lab: lab!,
+        shareHost: true,
+        disk,
+        diskBoot: true,
+        commands: [
+          "uname -r",
+          "cat /proc/sys/kernel/tainted",
+          "cut -d' ' -f1 /proc/modules | sort",
+          "ls /host/etc/debian_version",
+          "cat /disk/hello.txt",
+        ],
+      });
+      const [release, tainted, modules, share, hello] = result.commands;
+      assert.equal(release!.output.trim(), lab!.kernelRelease);
+      assert.match(
+        lab!.kernelRelease,
+        series === "6.12" ? /^6\.12\.\d+\+deb12-amd64$/ : /^6\.1\.0-\d+-amd64$/,
+      );
+      assert.equal(tainted!.output.trim(), "0");
+      const loaded = modules!.output.trim().split("\n");
+      for (const m of ["9p", "9pnet_virtio", "virtio_blk", "ext4"])
+        assert.ok(loaded.includes(m), `${m} loaded`);
+      assert.equal(share!.exitCode, 0, "the host is mounted over 9p");
+      assert.equal(hello!.output, "booted\n", "the disk's boot script ran on the ext2 disk (ext4 driver)");
+      t.diagnostic(
+        `${lab!.kernelRelease}: guest run ${Math.round(result.wallMs)} ms, commands start at ${result.guestReadyS} s uptime`,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test(`stock ${series}: livepatch-sample built against the headers package patches /proc/cmdline and rolls back`, {
