@@ -9,11 +9,12 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { diffObjects } from "../src/diff/index.js";
+import { diffObjects, isDiffError } from "../src/diff/index.js";
 import { type ElfFile, readElf, writeElf } from "../src/elf/index.js";
 import { execCheck } from "../src/util/exec.js";
 import { buildDir, buildPair, labReady, labTarget } from "./fixtures/diff/lab-pair.js";
 
+const PATCHES = join(import.meta.dirname, "..", "..", "test", "fixtures", "patches", "6.12");
 const work = mkdtempSync(join(tmpdir(), "kpatch-diff-special-"));
 after(() => rmSync(work, { recursive: true, force: true }));
 
@@ -32,8 +33,10 @@ function sizeOf(out: ElfFile, name: string): number {
 interface Case {
   name: string;
   file: string;
-  edit: (t: string) => string;
+  edit: ((t: string) => string) | { patch: string };
   changed: string[];
+  /** A refusal instead: the code and a pattern of the message. */
+  error?: { code: string; message: RegExp };
   /** Output section → names its relocations must include. */
   refers?: Record<string, string[]>;
   /** Output section → its size in entries of the lab's layout (0: absent). */
@@ -117,6 +120,33 @@ const CASES: Case[] = [
     changed: ["sock_inuse_exit_net"],
   },
   {
+    // filldir64()'s user_write_access_begin() checks the address against USER_PTR_MAX, a
+    // runtime constant vmlinux writes into a movabs at boot: the copy reads USER_PTR_MAX
+    // (exported) instead, and the runtime_ptr_USER_PTR_MAX entry is not carried.
+    name: "runtime-ptr",
+    file: "fs/readdir.c",
+    edit: { patch: join(PATCHES, "runtime-const.patch") },
+    changed: ["filldir64"],
+    refers: { ".text.filldir64": ["USER_PTR_MAX"] },
+    entries: { runtime_ptr_USER_PTR_MAX: 0 },
+  },
+  {
+    // d_hash()'s shift by d_hash_shift is an immediate vmlinux writes at boot: refused.
+    name: "runtime-shift",
+    file: "fs/dcache.c",
+    edit: (t) =>
+      t.replace(
+        "\tstruct hlist_bl_head *b = d_hash(entry->d_name.hash);\n\n\thlist_bl_lock(b);",
+        "\tstruct hlist_bl_head *b = d_hash(entry->d_name.hash);\n\n\tentry->d_time = 1;\n\thlist_bl_lock(b);",
+      ),
+    changed: [],
+    error: {
+      code: "DIFF_UNSUPPORTED_SECTION",
+      message:
+        /^Cannot patch __d_rehash: it uses the runtime constant shift d_hash_shift \(runtime_shift_d_hash_shift\): its count is an instruction immediate that only vmlinux writes/,
+    },
+  },
+  {
     // parse_args() has four pr_debug() sites (one its own, three of parse_one(), inlined): each
     // descriptor is copied into the output's __dyndbg, each __jump_table entry names the copy's
     // key. A line added at the top moves every other descriptor's line: no other change.
@@ -146,7 +176,7 @@ describe("differ special sections on lab kernel objects", {
   skip: labReady ? false : "the lab kernel is not built",
 }, () => {
   for (const c of CASES) {
-    test(`${c.name}: ${c.file} changes ${c.changed.join(", ")}`, async () => {
+    test(`${c.name}: ${c.file} ${c.error ? `refused (${c.error.code})` : `changes ${c.changed.join(", ")}`}`, async () => {
       const { symbols, exports, sizes } = await labTarget();
       const pair = await buildPair(work, c.file, c.name, c.edit);
       if (c.staticCallSites) {
@@ -156,7 +186,16 @@ describe("differ special sections on lab kernel objects", {
       }
       const orig = readElf(readFileSync(pair.orig), pair.orig);
       const patched = readElf(readFileSync(pair.patched), pair.patched);
-      const result = diffObjects(orig, patched, { symbols, exports, entrySizes: sizes, target: "vmlinux" });
+      const options = { symbols, exports, entrySizes: sizes, target: "vmlinux" };
+      if (c.error) {
+        const { code, message } = c.error;
+        assert.throws(
+          () => diffObjects(orig, patched, options),
+          (e: unknown) => isDiffError(e) && e.code === code && message.test(e.message),
+        );
+        return;
+      }
+      const result = diffObjects(orig, patched, options);
       assert.deepEqual(result.report.changed.map((f) => f.name).sort(), [...c.changed].sort());
       const out = readElf(writeElf(result.output!), "out.o");
       for (const [sec, names] of Object.entries(c.refers ?? {})) {

@@ -137,6 +137,16 @@ const CASES: Case[] = [
     unloaded: /^kptsx\n3\n$/,
   },
   {
+    // filldir64() checks each user address against USER_PTR_MAX, a runtime constant vmlinux
+    // writes into the code at boot: the module's copy reads the variable (as a module build
+    // does); a wrong value would fail every getdents64 and ls would list nothing.
+    patch: "runtime-const",
+    funcs: ["vmlinux:filldir64"],
+    probe: "touch /tmp/kpts-hidden /tmp/kpts-shown; ls /tmp | grep kpts",
+    old: /^kpts-hidden\nkpts-shown\n$/,
+    new: /^kpts-shown\n$/,
+  },
+  {
     patch: "new-function",
     funcs: ["vmlinux:cmdline_proc_show"],
     probe: "cat /proc/cmdline",

@@ -8,6 +8,7 @@ import {
   type ElfReloc,
   type ElfSection,
   R_X86_64_64,
+  R_X86_64_PC32,
   R_X86_64_PC64,
   SHF_EXECINSTR,
   SHF_GROUP,
@@ -17,6 +18,7 @@ import type { DiffContext } from "./context.js";
 import { DiffError } from "./diff-error.js";
 import { findUnitAt, type Unit } from "./object-index.js";
 import type { OutputBuilder } from "./output-builder.js";
+import { rewriteRuntimePtrSite, runtimeConstVariable } from "./special/runtime-const.js";
 import { entrySizeOf, type SpecialKind } from "./special/special-kind.js";
 
 export function cloneSpecialSections(ctx: DiffContext, b: OutputBuilder): void {
@@ -30,6 +32,8 @@ export function cloneSpecialSections(ctx: DiffContext, b: OutputBuilder): void {
 interface Kept {
   index: number;
   unit: Unit;
+  /** The entry's anchor relocation. */
+  anchor: ElfReloc;
 }
 
 function cloneEntries(ctx: DiffContext, b: OutputBuilder, sec: ElfSection, kind: SpecialKind): void {
@@ -63,7 +67,7 @@ function cloneEntries(ctx: DiffContext, b: OutputBuilder, sec: ElfSection, kind:
   for (const r of relocs) {
     if (r.offset % size !== kind.anchor) continue;
     const unit = anchored(r);
-    if (unit) kept.push({ index: (r.offset - kind.anchor) / size, unit });
+    if (unit) kept.push({ index: (r.offset - kind.anchor) / size, unit, anchor: r });
   }
   if (kept.length === 0) return;
   if (kind.refuse) {
@@ -73,6 +77,10 @@ function cloneEntries(ctx: DiffContext, b: OutputBuilder, sec: ElfSection, kind:
       section: sec.name,
       symbol: u.sym.name,
     });
+  }
+  if (kind.rewrite) {
+    for (const k of kept) rewriteRuntimePtr(ctx, b, sec, k);
+    return;
   }
   const out = b.out.addSection({
     name: sec.name,
@@ -154,6 +162,34 @@ function checkLoadTimeKlp(
     `Cannot patch ${unit.sym.name}: its ${sec.name} entry refers to ${name} of module ${ctx.target}, which only a livepatch relocation reaches, and livepatch writes those for a module only when the module is there, after the patch module's ${sec.name} has been read (${kind.why})`,
     { file: ctx.patched.file.path, section: sec.name, symbol: unit.sym.name },
   );
+}
+
+/**
+ * A runtime_ptr_<sym> site of included code (special/runtime-const.ts): the output's copy of the
+ * instruction is made to read <sym> through a relocation, ordinary or klp, like any reference.
+ */
+function rewriteRuntimePtr(ctx: DiffContext, b: OutputBuilder, sec: ElfSection, k: Kept): void {
+  const r = k.anchor;
+  const placed = b.placed.get(k.unit)!;
+  const at = Number(r.addend) + (r.symbol.isSectionSymbol ? 0 : Number(r.symbol.value)) - placed.shift;
+  const variable = runtimeConstVariable(sec.name);
+  const disp = rewriteRuntimePtrSite(placed.section.data, at);
+  if (typeof disp === "string") {
+    throw new DiffError(
+      "DIFF_UNSUPPORTED_SECTION",
+      `Cannot patch ${k.unit.sym.name}: its runtime constant site of ${variable} (${sec.name}) cannot be made to read ${variable}: ${disp}`,
+      { file: ctx.patched.file.path, section: sec.name, symbol: k.unit.sym.name },
+    );
+  }
+  // The variable as the object knows it (a static of its own: dentry_hashtable), else by name.
+  const sym = ctx.patched.file.findSymbols(variable).find((s) => !s.isSectionSymbol && !s.isUndefined);
+  if (sym) {
+    const load = { offset: disp + placed.shift, type: R_X86_64_PC32, symbol: sym, addend: -4n } as ElfReloc;
+    b.addReloc(placed.section, k.unit.section, load, disp, k.unit.sym.name);
+  } else {
+    const ext = b.external(variable);
+    b.out.addReloc(placed.section, { offset: disp, type: R_X86_64_PC32, symbol: ext.symbol, addend: -4n });
+  }
 }
 
 /** ORC: .orc_unwind entries at the same indexes as the kept .orc_unwind_ip ones. */

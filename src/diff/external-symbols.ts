@@ -35,21 +35,23 @@ export function targetSymbols(ctx: DiffContext): TargetSymbols {
 /** The name the output uses for `sym` (of the patched object), which it does not include. */
 export function externalName(ctx: DiffContext, sym: ElfSymbol): ExternalName {
   const exports = ctx.options.exports;
-  if (sym.isUndefined) {
-    const name = sym.name;
-    if (!exports || exports.reachable(name, ctx.target))
-      return { outName: name, name, klp: false, sympos: 0 };
-    const symbols = ctx.options.symbols;
-    if (symbols?.has(name)) return klp(ctx, name, false);
-    ctx.warn(`${name} is neither exported nor in the target's symbols: taken as defined by the patch module`);
-    return { outName: name, name, klp: false, sympos: 0 };
-  }
+  if (sym.isUndefined) return undefinedName(ctx, sym.name);
   const orig = ctx.twinOf(sym) ?? sym;
   const name = orig.name;
   if (!orig.isLocal && exports?.reachable(name, ctx.target))
     return { outName: name, name, klp: false, sympos: 0 };
   if (!orig.isLocal && !exports) return { outName: name, name, klp: false, sympos: 0 };
   return klp(ctx, name, orig.isLocal);
+}
+
+/** The name the output uses for `name`, a symbol the patched object does not define. */
+export function undefinedName(ctx: DiffContext, name: string): ExternalName {
+  const exports = ctx.options.exports;
+  if (!exports || exports.reachable(name, ctx.target)) return { outName: name, name, klp: false, sympos: 0 };
+  const symbols = ctx.options.symbols;
+  if (symbols?.has(name)) return klp(ctx, name, false);
+  ctx.warn(`${name} is neither exported nor in the target's symbols: taken as defined by the patch module`);
+  return { outName: name, name, klp: false, sympos: 0 };
 }
 
 function klp(ctx: DiffContext, name: string, local: boolean): ExternalName {

@@ -22,7 +22,7 @@ import {
 import type { DiffContext } from "./context.js";
 import { DescriptorCopier } from "./descriptor-copier.js";
 import { DiffError } from "./diff-error.js";
-import { type ExternalName, externalName } from "./external-symbols.js";
+import { type ExternalName, externalName, undefinedName } from "./external-symbols.js";
 import type { Unit } from "./object-index.js";
 import { CodePieceCopier } from "./piece-copier.js";
 import { isAnonymousData } from "./policy.js";
@@ -173,8 +173,8 @@ export class OutputBuilder {
     }
   }
 
-  external(sym: ElfSymbol): ExternalRef {
-    const name = externalName(this.ctx, sym);
+  external(sym: ElfSymbol | string): ExternalRef {
+    const name = typeof sym === "string" ? undefinedName(this.ctx, sym) : externalName(this.ctx, sym);
     let ref = this.externals.get(name.outName);
     if (!ref) {
       const symbol = this.out.addSymbol({ name: name.outName, type: STT_NOTYPE, bind: STB_GLOBAL });

@@ -14,20 +14,3 @@ export const refusedSections: readonly SpecialKind[] = [
     why: "static call trampoline keys (vmlinux only)",
   },
 ];
-
-/** runtime_ptr_<name> / runtime_shift_<name>: s32 sites of runtime constants (6.11+). */
-export function isRuntimeConstSection(name: string): boolean {
-  return name.startsWith("runtime_ptr_") || name.startsWith("runtime_shift_");
-}
-
-/** A runtime constant section: vmlinux patches these sites at boot; <asm/runtime-const.h> rejects MODULE. */
-export function runtimeConstKind(name: string): SpecialKind {
-  return {
-    name,
-    size: 4,
-    anchor: 0,
-    loadTime: true,
-    refuse: `uses runtime constants (${name}), which only vmlinux patches at boot: a module cannot carry them`,
-    why: "runtime constant sites, patched once at boot",
-  };
-}

@@ -39,6 +39,11 @@ export interface SpecialKind {
   parallel?: { name: string; size: number | EntrySizeKey };
   /** When set, an entry for included code cannot be carried by a module: refuse with this reason. */
   refuse?: string;
+  /**
+   * When set, the entries are not copied: each kept entry's site in the included code is
+   * rewritten so that it needs none (runtime constants: runtime-const.ts).
+   */
+  rewrite?: "runtime-ptr";
   /** Why the section exists and what keeping its entries does. */
   why: string;
 }

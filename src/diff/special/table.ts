@@ -8,7 +8,8 @@ import { dyndbgDescriptors, verboseDescriptors } from "./dyndbg.js";
 import { exTable, fixupCode } from "./ex-table.js";
 import { jumpTable, staticCallSites } from "./jump-table.js";
 import { orcUnwind } from "./orc-unwind.js";
-import { isRuntimeConstSection, refusedSections, runtimeConstKind } from "./refused-sections.js";
+import { refusedSections } from "./refused-sections.js";
+import { isRuntimeConstSection, runtimeConstKind } from "./runtime-const.js";
 import { mcountLoc, patchableFunctionEntries, siteLists } from "./site-lists.js";
 import type { CodePieceKind, DescriptorKind, SpecialKind } from "./special-kind.js";
 
