@@ -52,6 +52,8 @@ function sameAnonymous(ctx: DiffContext, to: RelocTarget, tp: RelocTarget): bool
       if (kind === "special" || kind === "companion" || kind === "descriptors") return true;
       return to.addend === tp.addend && bytesEqual(to.section.data, tp.section.data);
     }
+    case "entry": // a descriptor (pr_debug's): its line, its number, even its file name may move
+      return tp.kind === "entry" && family(to.section.name) === family(tp.section.name);
     default:
       return false;
   }
