@@ -3,7 +3,7 @@
  * refer to into sections of the same name in the output, each once, with their relocations, and
  * maps the references onto the copies.
  */
-import { type ElfSection, type ElfSymbol, SHF_GROUP } from "../elf/index.js";
+import type { ElfSection, ElfSymbol } from "../elf/index.js";
 import { descriptorSizeProblem } from "./descriptors.js";
 import { DiffError } from "./diff-error.js";
 import type { OutputBuilder } from "./output-builder.js";
@@ -12,8 +12,6 @@ import { descriptorClass, NO_CLASS } from "./special/dyndbg.js";
 
 export class DescriptorCopier {
   readonly b: OutputBuilder;
-  /** Patched table → its output copy. */
-  readonly outs = new Map<ElfSection, ElfSection>();
   /** Patched table → descriptor start → offset of its copy. */
   readonly copied = new Map<ElfSection, Map<number, number>>();
 
@@ -30,7 +28,7 @@ export class DescriptorCopier {
         { file: this.b.ctx.patched.file.path, section: t.section.name, symbol: owner },
       );
     }
-    const out = this.section(t.section);
+    const out = this.b.grownSection(t.section);
     let done = this.copied.get(t.section);
     if (!done) {
       done = new Map();
@@ -63,22 +61,5 @@ export class DescriptorCopier {
     ctx.warn(
       `${owner}: the dynamic debug site of class ${cls} is copied without its class map, which stays with ${ctx.target}: enable it through /proc/dynamic_debug/control, not the class parameter`,
     );
-  }
-
-  private section(src: ElfSection): ElfSection {
-    let out = this.outs.get(src);
-    if (!out) {
-      out = this.b.out.addSection({
-        name: src.name,
-        type: src.type,
-        flags: src.flags & ~SHF_GROUP,
-        addralign: src.addralign,
-        entsize: src.entsize,
-        data: new Uint8Array(0),
-      });
-      this.b.out.ensureSectionSymbol(out);
-      this.outs.set(src, out);
-    }
-    return out;
   }
 }

@@ -48,6 +48,7 @@ export class OutputBuilder {
   /** Patched sections copied whole (strings, anonymous rodata) → their copies. */
   readonly copies = new Map<ElfSection, ElfSection>();
   readonly externals = new Map<string, ExternalRef>();
+  readonly #grown = new Map<ElfSection, ElfSection>();
   /** The pieces of .altinstr_aux the included code jumps into. */
   readonly pieces = new CodePieceCopier(this);
   /** The descriptors (dynamic debug) the included code uses. */
@@ -89,6 +90,27 @@ export class OutputBuilder {
     const placement = { section, shift: unit.start, sym };
     this.placed.set(unit, placement);
     return placement;
+  }
+
+  /**
+   * The output section that entries or pieces of `src` are appended to: made once, empty, with
+   * src's name and attributes (the code-piece and descriptor copiers grow it).
+   */
+  grownSection(src: ElfSection): ElfSection {
+    let out = this.#grown.get(src);
+    if (!out) {
+      out = this.out.addSection({
+        name: src.name,
+        type: src.type,
+        flags: src.flags & ~SHF_GROUP,
+        addralign: src.addralign,
+        entsize: src.entsize,
+        data: new Uint8Array(0),
+      });
+      this.out.ensureSectionSymbol(out);
+      this.#grown.set(src, out);
+    }
+    return out;
   }
 
   /** Copies a whole patched section (string literals, anonymous read-only data). */

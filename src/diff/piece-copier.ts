@@ -4,7 +4,7 @@
  * piece's own relocations are mapped like the function's: its jumps back land in the output's
  * copy of the function, which must be there (includeDependencies refused otherwise).
  */
-import { type ElfSection, type ElfSymbol, SHF_GROUP } from "../elf/index.js";
+import type { ElfSection, ElfSymbol } from "../elf/index.js";
 import {
   type CodePiece,
   codePieceJumpRefusal,
@@ -17,8 +17,6 @@ import { type RelocTarget, resolveRelocTarget } from "./reloc-target.js";
 
 export class CodePieceCopier {
   readonly b: OutputBuilder;
-  /** Patched code-piece section → its output section. */
-  readonly outs = new Map<ElfSection, ElfSection>();
   /** Piece → its offset in the output section. */
   readonly copied = new Map<CodePiece, number>();
 
@@ -32,7 +30,7 @@ export class CodePieceCopier {
     const problem = codePieceProblem(t.section, t.offset);
     if (!piece || problem)
       throw codePieceRefusal(owner, t.section, t.offset, problem ?? "", this.b.ctx.patched.file.path);
-    const out = this.section(t.section);
+    const out = this.b.grownSection(t.section);
     const at = this.copy(piece, out, owner);
     return { symbol: out.sectionSymbol!, addend: t.addend - BigInt(piece.start) + BigInt(at) };
   }
@@ -55,22 +53,5 @@ export class CodePieceCopier {
       this.b.addReloc(out, piece.section, r, at + (r.offset - piece.start), owner);
     }
     return at;
-  }
-
-  private section(src: ElfSection): ElfSection {
-    let out = this.outs.get(src);
-    if (!out) {
-      out = this.b.out.addSection({
-        name: src.name,
-        type: src.type,
-        flags: src.flags & ~SHF_GROUP,
-        addralign: src.addralign,
-        entsize: src.entsize,
-        data: new Uint8Array(0),
-      });
-      this.b.out.ensureSectionSymbol(out);
-      this.outs.set(src, out);
-    }
-    return out;
   }
 }
