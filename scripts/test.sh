@@ -10,6 +10,13 @@ npm run lint
 node dist/src/cli/kpatch-lab.js setup
 # Debian's stock 6.12 kernel for test/lab-distro (downloads ~125 MB of packages once, no build).
 node dist/src/cli/kpatch-lab.js setup --distro 6.12
+# kpatch-build --kernel-release (test/kpatch-build-distro) prepares a tree with Debian's config,
+# whose BTF options depend on pahole: without dwarves, olddefconfig would drop them (refused).
+# The first run prepares the 6.12.117 and 6.12.115 trees (~3 min each) and caches them.
+if ! command -v pahole >/dev/null; then
+  apt-get -o DPkg::Lock::Timeout=600 update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends dwarves
+fi
 # systemd-analyze checks the kpatch units (systemd is installed, never booted).
 if ! command -v systemd-analyze >/dev/null; then
   apt-get -o DPkg::Lock::Timeout=600 update -q
