@@ -167,8 +167,10 @@ for (const c of cases) {
   });
 }
 
-test("a module built for another release is refused by kpatch load (vermagic)", { skip }, async () => {
-  const other = OTHER_RELEASE[series];
+const other = OTHER_RELEASE[series];
+test("a module built for another release is refused by kpatch load (vermagic)", {
+  skip: other ? skip : `no other ${series} release is compared (6.12's is 6.12.115)`,
+}, async () => {
   if (!other) return;
   const dir = mkdtempSync(join(tmpdir(), "kpatch-build-distro-other-"));
   try {
