@@ -7,6 +7,7 @@
  */
 import { readFileSync, realpathSync, statSync } from "node:fs";
 import { type ElfFile, type ElfSection, ET_REL, readElf, SHF_ALLOC } from "../elf/index.js";
+import { upperBound } from "../util/binary-search.js";
 import { KpatchError } from "../util/errors.js";
 import { extractVmlinux } from "./extract-vmlinux.js";
 import { readKallsymsTables } from "./kallsyms-tables.js";
@@ -68,14 +69,8 @@ export class KernelImage {
 
   /** The allocated section with file contents that holds `address`, if any. */
   sectionAt(address: bigint): ElfSection | undefined {
-    let lo = 0;
-    let hi = this.#loaded.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.#loaded[mid]!.addr <= address) lo = mid + 1;
-      else hi = mid;
-    }
-    for (let i = lo - 1; i >= 0; i--) {
+    const after = upperBound(this.#loaded, address, (s) => s.addr);
+    for (let i = after - 1; i >= 0; i--) {
       const s = this.#loaded[i]!;
       if (address < s.addr + BigInt(s.data.length)) return s;
       if (address - s.addr > 1n << 32n) break;

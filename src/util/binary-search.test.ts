@@ -12,6 +12,16 @@ test("lowerBound() and upperBound() agree with a linear scan, duplicates and end
   }
   assert.equal(lowerBound([], 5, id), 0);
   assert.equal(upperBound(Float64Array.from([2, 4]), 4, id), 2);
+  const addrs = [0xffffffff81000000n, 0xffffffff82000000n];
+  assert.equal(
+    upperBound(addrs, 0xffffffff81ffffffn, (a) => a),
+    1,
+    "bigint kernel addresses",
+  );
+  assert.equal(
+    lowerBound(addrs, 0xffffffff82000000n, (a) => a),
+    1,
+  );
 });
 
 test("findRangeAt() finds the range holding an offset and nothing in gaps", () => {

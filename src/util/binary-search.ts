@@ -1,10 +1,14 @@
 /**
- * Binary search over items sorted by a numeric key, the one implementation every sorted lookup
+ * Binary search over items sorted by a numeric key (a number, or a bigint address), the one implementation every sorted lookup
  * uses (symbol ranges, relocations in a range, code pieces, units, instruction ends).
  */
 
 /** The index of the first item whose key is >= `x` (items.length when none is). */
-export function lowerBound<T>(items: ArrayLike<T>, x: number, key: (item: T) => number): number {
+export function lowerBound<T, K extends number | bigint>(
+  items: ArrayLike<T>,
+  x: K,
+  key: (item: T) => K,
+): number {
   let lo = 0;
   let hi = items.length;
   while (lo < hi) {
@@ -16,7 +20,11 @@ export function lowerBound<T>(items: ArrayLike<T>, x: number, key: (item: T) => 
 }
 
 /** The index of the first item whose key is > `x` (items.length when none is). */
-export function upperBound<T>(items: ArrayLike<T>, x: number, key: (item: T) => number): number {
+export function upperBound<T, K extends number | bigint>(
+  items: ArrayLike<T>,
+  x: K,
+  key: (item: T) => K,
+): number {
   let lo = 0;
   let hi = items.length;
   while (lo < hi) {
