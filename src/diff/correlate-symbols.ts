@@ -6,7 +6,7 @@
  * functions (correlateByUsers): their numbers say nothing (`lock.1` may be another call site's
  * lock after an edit), their users do.
  */
-import type { ElfSection, ElfSymbol } from "../elf/index.js";
+import type { ElfReloc, ElfSection, ElfSymbol } from "../elf/index.js";
 import type { DiffContext } from "./context.js";
 import type { ObjectIndex, Unit } from "./object-index.js";
 import { pcAdjust } from "./reloc-target.js";
@@ -114,9 +114,7 @@ function staticUses(
     for (const r of ctx.relocsIn(f.section, f.start, f.end)) {
       const sec = r.symbol.section;
       if (!sec) continue;
-      const target = r.symbol.isSectionSymbol
-        ? findUnitIn(index, sec, Number(r.addend) + pcAdjust(index, f.section, r))
-        : index.unitOf.get(r.symbol);
+      const target = r.symbol.isSectionSymbol ? unitAt(index, f, sec, r) : index.unitOf.get(r.symbol);
       if (!target || !candidates.has(target)) continue;
       byBase ??= new Map();
       const base = baseName(target.sym.name);
@@ -129,10 +127,15 @@ function staticUses(
   return uses;
 }
 
-function findUnitIn(index: ObjectIndex, sec: ElfSection, offset: number): Unit | undefined {
+/**
+ * The unit a section-symbol reference of `f` lands in. Only a section of several units needs the
+ * exact offset, and so the decoder (pcAdjust): with -fdata-sections a static has its own.
+ */
+function unitAt(index: ObjectIndex, f: Unit, sec: ElfSection, r: ElfReloc): Unit | undefined {
   const units = index.bySection.get(sec);
   if (!units) return undefined;
   if (units.length === 1) return units[0];
+  const offset = Number(r.addend) + pcAdjust(index, f.section, r);
   return units.find((u) => offset >= u.start && offset < u.end);
 }
 
