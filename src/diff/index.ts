@@ -7,6 +7,7 @@
  *  2. correlateSymbols     twins: original ↔ patched units, sections, section symbols
  *  3. readDirectives       the patch author's kpatch-macros.h directives (.kpatch_ts.* sections)
  *  4. markChangedFunctions same / changed (with why) / new, by bytes and relocation targets;
+ *                          then markChangedEntries: an alternative's feature bit changed
  *                          ignored changes (KPATCH_IGNORE_*) stay same
  *  5. markChangedData      the same for data; users of changed read-only data change too
  *  6. applyDirectives      callbacks become new code; KPATCH_FORCE_UNSAFE overrides
@@ -28,6 +29,7 @@ import { DiffContext, type DiffOptions } from "./context.js";
 import { correlateSymbols } from "./correlate-symbols.js";
 import { includeDependencies } from "./include-dependencies.js";
 import { markChangedData } from "./mark-changed-data.js";
+import { markChangedEntries } from "./mark-changed-entries.js";
 import { markChangedFunctions } from "./mark-changed-functions.js";
 import { OutputBuilder } from "./output-builder.js";
 import { readDirectives } from "./read-directives.js";
@@ -64,6 +66,7 @@ export function diffObjects(orig: ElfFile, patched: ElfFile, options: DiffOption
   correlateSymbols(ctx);
   readDirectives(ctx);
   markChangedFunctions(ctx);
+  markChangedEntries(ctx);
   markChangedData(ctx);
   applyDirectives(ctx);
   verifyChanges(ctx);

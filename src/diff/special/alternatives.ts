@@ -10,6 +10,7 @@ export const altInstructions: SpecialKind = {
   anchor: 0,
   loadTime: true,
   payload: ".altinstr_replacement",
+  compare: true,
   why: "CPU-feature alternatives: apply_alternatives() rewrites these sites in module_finalize()",
 };
 

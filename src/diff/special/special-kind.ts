@@ -44,6 +44,12 @@ export interface SpecialKind {
    * rewritten so that it needs none (runtime constants: runtime-const.ts).
    */
   rewrite?: "runtime-ptr";
+  /**
+   * Compare a function's entries before and after (mark-changed-entries.ts): their fields outside
+   * relocations change what the code does at load (an alternative's CPU feature bit). Not for
+   * kinds whose fields follow source lines (__bug_table).
+   */
+  compare?: boolean;
   /** Why the section exists and what keeping its entries does. */
   why: string;
 }

@@ -13,7 +13,7 @@ import { isRuntimeConstSection, runtimeConstKind } from "./runtime-const.js";
 import { mcountLoc, patchableFunctionEntries, siteLists } from "./site-lists.js";
 import type { CodePieceKind, DescriptorKind, SpecialKind } from "./special-kind.js";
 
-const SPECIAL_KINDS: readonly SpecialKind[] = [
+export const SPECIAL_KINDS: readonly SpecialKind[] = [
   bugTable,
   exTable,
   jumpTable,

@@ -1,0 +1,77 @@
+/**
+ * markChangedEntries(): a function whose bytes and relocations are the same can still change
+ * through the special-section entries that describe it: an alternative whose only change is its
+ * CPU feature bit (or its lengths) patches the same code differently at load. For the kinds that
+ * opt in (SpecialKind.compare), each function's entries are compared field by field outside the
+ * relocated fields (whose targets the function's own relocations already cover), at the same
+ * offsets in the function; a difference makes the function changed.
+ */
+import { type ElfSection, R_X86_64_64, R_X86_64_PC64 } from "../elf/index.js";
+import type { DiffContext } from "./context.js";
+import { ignoresChange } from "./directives.js";
+import type { ObjectIndex, Unit } from "./object-index.js";
+import { resolveRelocTarget } from "./reloc-target.js";
+import { entrySizeOf, type SpecialKind } from "./special/special-kind.js";
+import { SPECIAL_KINDS } from "./special/table.js";
+
+export function markChangedEntries(ctx: DiffContext): void {
+  for (const kind of SPECIAL_KINDS.filter((k) => k.compare)) {
+    const size = entrySizeOf(kind.size, ctx.options.entrySizes ?? {});
+    const secO = ctx.orig.file.findSection(kind.name);
+    const secP = ctx.patched.file.findSection(kind.name);
+    if (size === undefined || !secO || !secP) continue;
+    const entriesO = entriesByFunction(ctx, ctx.orig, secO, kind, size);
+    const entriesP = entriesByFunction(ctx, ctx.patched, secP, kind, size);
+    for (const [p, listP] of entriesP) {
+      if (ctx.status.get(p) !== "same") continue;
+      const twin = ctx.twinOf(p.sym);
+      const o = twin && ctx.orig.unitOf.get(twin);
+      const listO = (o && entriesO.get(o)) ?? [];
+      const at = listP.findIndex((e, i) => e.key !== listO[i]?.key);
+      if (at < 0 && listO.length === listP.length) continue;
+      if (ignoresChange(ctx, p)) continue;
+      const e = listP[at < 0 ? listO.length : at] ?? listP[0]!;
+      ctx.status.set(p, "changed");
+      ctx.why.set(p, {
+        offset: e.offset,
+        instruction: "",
+        detail: `its ${kind.name} entry at +0x${e.offset.toString(16)} changed (${kind.why})`,
+      });
+    }
+  }
+}
+
+interface Entry {
+  /** Where in the function the entry's anchor points. */
+  offset: number;
+  /** The offset and the entry's bytes outside relocated fields. */
+  key: string;
+}
+
+function entriesByFunction(
+  ctx: DiffContext,
+  index: ObjectIndex,
+  sec: ElfSection,
+  kind: SpecialKind,
+  size: number,
+): Map<Unit, Entry[]> {
+  const byUnit = new Map<Unit, Entry[]>();
+  const relocs = ctx.relocsOf(sec);
+  for (const r of relocs) {
+    if (r.offset % size !== kind.anchor) continue;
+    const t = resolveRelocTarget(index, sec, r);
+    if (t.kind !== "unit" || !t.unit.sym.isFunction) continue;
+    const start = r.offset - kind.anchor;
+    const bytes = sec.data.slice(start, start + size);
+    for (const f of ctx.relocsIn(sec, start, start + size)) {
+      const width = f.type === R_X86_64_64 || f.type === R_X86_64_PC64 ? 8 : 4;
+      bytes.fill(0, f.offset - start, f.offset - start + width);
+    }
+    const offset = Number(t.addend);
+    const list = byUnit.get(t.unit) ?? [];
+    list.push({ offset, key: `${offset}:${Buffer.from(bytes).toString("hex")}` });
+    byUnit.set(t.unit, list);
+  }
+  for (const list of byUnit.values()) list.sort((a, b) => a.offset - b.offset || a.key.localeCompare(b.key));
+  return byUnit;
+}
