@@ -22,5 +22,10 @@ if ! command -v systemd-analyze >/dev/null; then
   apt-get -o DPkg::Lock::Timeout=600 update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends systemd
 fi
+# lintian checks the packages kpatch package builds (test/kpatch-package).
+if ! command -v lintian >/dev/null; then
+  apt-get -o DPkg::Lock::Timeout=600 update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends lintian
+fi
 # Only *.test.js: dist/test also holds helpers (fixture harnesses) that are not tests.
 exec node --test --test-concurrency=1 $(find dist/src dist/test -name "*.test.js" | sort)

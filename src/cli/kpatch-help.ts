@@ -23,6 +23,7 @@ Commands:
                                 init script); --confirm: the system runs well
   unblock MODULE... | --all     let patches the crash-loop guard blocked load at
                                 boot again
+  package MODULE.ko [options]   a Debian package of a patch module, for apt
   version                       print the version
   help [COMMAND]                this text, or a command's
 
@@ -43,7 +44,7 @@ Exit status:
 Environment:
   KPATCH_LIB_DIR   where installed patches live (default /var/lib/kpatch)
 
-kpatch needs root for everything but list, info, version and help, and a
+kpatch needs root for everything but list, info, package, version and help, and a
 kernel with livepatch support (CONFIG_LIVEPATCH: /sys/kernel/livepatch).
 `;
 
@@ -198,6 +199,30 @@ boot'), after the administrator has looked into the crash.
 Options:
   -k, --kernel-version KVER   for kernel release KVER (default: running)
   --all                       every blocked patch of that kernel
+`,
+  package: `Usage: kpatch package [options] MODULE.ko
+
+Wrap a built live patch module in a Debian package (dpkg-deb), so that apt
+delivers it to every machine running its kernel:
+  kpatch-patch-<name>-<KVER>_<version>_amd64.deb
+It ships the module under /usr/lib/kpatch-ts/patches/<KVER>/ and depends on
+linux-image-<KVER> (or linux-image-<KVER>-unsigned) and kpatch-ts. Its postinst
+runs 'kpatch install -k KVER' and, when the machine runs KVER, 'kpatch load';
+its prerm (on removal) unloads the patch when loaded and uninstalls it. A newer
+version of the same package (same --name) replaces the earlier one: build each
+version with atomic replace and a module name of its own (fix_v2 after fix_v1);
+the new one is loaded (replacing the old live), then the old module is unloaded
+and uninstalled. Sign the module with kpatch-build --sign before packaging it.
+
+Options:
+  -k, --kernel-version KVER   the kernel it patches (default: its vermagic's;
+                              it must match)
+  -n, --name NAME             the patch's name in the package name (default:
+                              the module's name)
+  -V, --package-version VER   the package's Debian version (default 1)
+  --maintainer 'Name <email>' the Maintainer field (default: DEBFULLNAME and
+                              DEBEMAIL, else kpatch-ts <root@localhost>)
+  -o, --output DIR            where the .deb is written (default .)
 `,
   version: `Usage: kpatch version
 

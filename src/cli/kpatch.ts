@@ -38,6 +38,7 @@ import { kernelOption, parse, patchNameArg, printJson } from "./kpatch-args.js";
 import { describeInstalled, describeLoaded, describeResult } from "./kpatch-format.js";
 import { HELP, USAGE } from "./kpatch-help.js";
 import { cmdInfo } from "./kpatch-info.js";
+import { cmdPackage } from "./kpatch-package.js";
 import { EXIT, exitStatus, runCli, UsageError } from "./main.js";
 
 const TRANSITION = {
@@ -78,6 +79,7 @@ const VERBS: Record<string, (args: string[]) => Promise<number>> = {
   signal: cmdSignal,
   boot: cmdBoot,
   unblock: cmdUnblock,
+  package: cmdPackage,
   version: async () => version(),
 };
 

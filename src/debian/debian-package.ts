@@ -31,7 +31,7 @@ const PACKAGE_NAME = /^[a-z0-9][a-z0-9+.-]+$/;
 /** Debian policy 5.6.12: [epoch:]upstream[-revision], letters digits . + ~ - (and : after an epoch). */
 const PACKAGE_VERSION = /^(?:[0-9]+:)?[0-9][A-Za-z0-9.+~-]*$/;
 
-function checkPackageName(name: string): string {
+export function checkPackageName(name: string): string {
   if (!PACKAGE_NAME.test(name) || name.length > 200)
     throw new KpatchError("DEBIAN_BAD_NAME", `Cannot use package name '${name}': not a Debian package name`);
   return name;

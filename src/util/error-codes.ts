@@ -101,7 +101,11 @@ export type KernelImageErrorCode =
   | "KSYMS_NOT_FOUND";
 
 /** Debian packages (src/debian). */
-export type DebianErrorCode = "DEBIAN_BAD_NAME" | "DEBIAN_DOWNLOAD_FAILED" | "DEBIAN_WRONG_PACKAGE";
+export type DebianErrorCode =
+  | "DEBIAN_BAD_NAME"
+  | "DEBIAN_DOWNLOAD_FAILED"
+  | "DEBIAN_PACKAGE_FAILED"
+  | "DEBIAN_WRONG_PACKAGE";
 
 /** The lab and its QEMU guest (src/lab). */
 export type LabErrorCode =

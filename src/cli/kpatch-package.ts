@@ -1,0 +1,38 @@
+/**
+ * kpatch package: a built live patch module as a Debian package (src/debian/patch-package.ts),
+ * for apt to deliver to every machine running that kernel.
+ */
+import { buildPatchPackage } from "../debian/patch-package.js";
+import { badKernelReleaseReason } from "../kernel/kernel-paths.js";
+import { badModuleNameReason } from "../util/module-name.js";
+import { parse } from "./kpatch-args.js";
+import { EXIT, UsageError } from "./main.js";
+
+export async function cmdPackage(args: string[]): Promise<number> {
+  const { values, positionals } = parse("package", args, {
+    "kernel-version": { type: "string", short: "k" },
+    name: { type: "string", short: "n" },
+    "package-version": { type: "string", short: "V" },
+    maintainer: { type: "string" },
+    output: { type: "string", short: "o" },
+  });
+  if (positionals.length !== 1) throw new UsageError("package: give one module file");
+  const k = values["kernel-version"];
+  const why = k === undefined ? undefined : badKernelReleaseReason(k);
+  if (why)
+    throw new UsageError(`package: -k '${JSON.stringify(k).slice(1, -1)}' is not a kernel release: ${why}`);
+  const n = values.name;
+  const bad = n === undefined ? undefined : badModuleNameReason(n);
+  if (bad)
+    throw new UsageError(`package: --name '${JSON.stringify(n).slice(1, -1)}' is not a patch name: ${bad}`);
+  const p = await buildPatchPackage({
+    module: positionals[0]!,
+    kernelRelease: k,
+    patchName: n,
+    version: values["package-version"],
+    maintainer: values.maintainer,
+    outDir: values.output ?? ".",
+  });
+  process.stdout.write(`${p.deb}: ${p.name} ${p.version} (${p.patch} for kernel ${p.kernelRelease})\n`);
+  return EXIT.ok;
+}

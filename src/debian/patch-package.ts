@@ -1,0 +1,236 @@
+/**
+ * A live patch module wrapped in a Debian package (kpatch package), made with dpkg-deb:
+ *
+ *   kpatch-patch-<patch>-<kernel release>_<version>_<arch>.deb
+ *     /usr/lib/kpatch-ts/patches/<KVER>/<module>.ko    the module, as built (and signed)
+ *     /usr/share/doc/<package>/{copyright,changelog.gz}
+ *     DEBIAN/{control,md5sums,postinst,prerm,postrm}   (src/debian/patch-scripts.ts)
+ *
+ * It depends on exactly that kernel's image package (linux-image-KVER, or its -unsigned build)
+ * and on kpatch-ts (the kpatch command the scripts run). The patch name and the kernel release
+ * are checked as a module name and a release before they reach a path or a script; the package
+ * name and version against Debian's rules. The .deb is written under a temporary name and
+ * renamed: it is complete or absent.
+ */
+import { createHash } from "node:crypto";
+import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { gzipSync } from "node:zlib";
+import { EM_X86_64 } from "../elf/constants.js";
+import { checkKernelRelease } from "../kernel/kernel-paths.js";
+import { readModuleFile, vermagicRelease } from "../kernel/modinfo.js";
+import { checkPatchModule } from "../kernel/patch-ops.js";
+import { syncDir } from "../util/atomic-write.js";
+import { KpatchError } from "../util/errors.js";
+import { exec } from "../util/exec.js";
+import { checkModuleName } from "../util/module-name.js";
+import { checkPackageName, checkPackageVersion } from "./debian-package.js";
+import { type PatchScriptValues, postinst, postrm, prerm } from "./patch-scripts.js";
+
+export interface PatchPackageOptions {
+  /** The built live patch module (.ko). */
+  module: string;
+  /** The kernel it patches; by default the release its vermagic names (and it must match). */
+  kernelRelease?: string | undefined;
+  /** The patch's name in the package name; by default the module's name. */
+  patchName?: string | undefined;
+  /** The package version (Debian syntax); default 1. */
+  version?: string | undefined;
+  /** "Name <email>"; by default DEBFULLNAME and DEBEMAIL, as Debian's tools read them. */
+  maintainer?: string | undefined;
+  /** Where the .deb is written. */
+  outDir: string;
+}
+
+export interface PatchPackage {
+  name: string;
+  version: string;
+  architecture: string;
+  kernelRelease: string;
+  /** The module name (as /proc/modules and /sys/kernel/livepatch show it). */
+  patch: string;
+  deb: string;
+}
+
+const KPATCH_PACKAGE = "kpatch-ts";
+
+/** kpatch-patch-<patch>-<release>, in Debian's alphabet: lower case, '_' and '~' read as '-'. */
+export function patchPackageName(patchName: string, kernelRelease: string): string {
+  const patch = checkModuleName(patchName, "the patch name");
+  const release = checkKernelRelease(kernelRelease);
+  return checkPackageName(`kpatch-patch-${patch}-${release}`.toLowerCase().replace(/[_~]/g, "-"));
+}
+
+/** The Depends: field: the kernel's image package, then the kpatch command. */
+export function patchDepends(kernelRelease: string): string {
+  const release = checkKernelRelease(kernelRelease);
+  return `linux-image-${release} | linux-image-${release}-unsigned, ${KPATCH_PACKAGE}`;
+}
+
+const MAINTAINER = /^[^<>\n]+ <[^<>@\s]+@[^<>\s]+>$/;
+
+function maintainerOf(given: string | undefined): string {
+  const email = process.env["DEBEMAIL"]?.trim();
+  const name = process.env["DEBFULLNAME"]?.trim();
+  const m = given ?? (email && (email.includes("<") || !name ? email : `${name} <${email}>`));
+  if (!m)
+    throw new KpatchError(
+      "DEBIAN_BAD_NAME",
+      "Cannot build a package without a maintainer: give --maintainer 'Name <email>' or set DEBEMAIL",
+    );
+  if (!MAINTAINER.test(m))
+    throw new KpatchError("DEBIAN_BAD_NAME", `Cannot use maintainer '${m}': not 'Full Name <email>'`);
+  return m;
+}
+
+/** Builds the package; throws (nothing written) on a module that cannot be packaged. */
+export async function buildPatchPackage(options: PatchPackageOptions): Promise<PatchPackage> {
+  const { elf, info, bytes } = readModuleFile(options.module);
+  const kernelRelease = checkKernelRelease(options.kernelRelease ?? vermagicRelease(info.vermagic ?? ""));
+  checkPatchModule(info, kernelRelease);
+  if (elf.machine !== EM_X86_64)
+    throw new KpatchError("DEBIAN_PACKAGE_FAILED", `Cannot package ${options.module}: not an x86-64 module`);
+  const patch = checkModuleName(info.name, `${options.module}'s module name`);
+  const name = patchPackageName(options.patchName ?? patch, kernelRelease);
+  const version = checkPackageVersion(options.version ?? "1");
+  const maintainer = maintainerOf(options.maintainer);
+  const architecture = "amd64";
+  const moduleDir = `/usr/lib/kpatch-ts/patches/${kernelRelease}`;
+  const values: PatchScriptValues = {
+    package: name,
+    kernelRelease,
+    patch,
+    module: `${moduleDir}/${patch}.ko`,
+  };
+
+  mkdirSync(options.outDir, { recursive: true });
+  const deb = join(options.outDir, `${name}_${version.replace(/^[0-9]+:/, "")}_${architecture}.deb`);
+  const stage = mkdtempSync(join(options.outDir, `.${name}-`));
+  try {
+    const root = join(stage, "root");
+    const files: [string, Uint8Array | string][] = [
+      [`${moduleDir}/${patch}.ko`, bytes],
+      [`/usr/share/doc/${name}/copyright`, copyright(values, info.license, maintainer)],
+      [`/usr/share/doc/${name}/changelog.gz`, gzipSync(changelog(values, version, maintainer), { level: 9 })],
+    ];
+    for (const [path, data] of files) {
+      mkdirSync(join(root, path, ".."), { recursive: true, mode: 0o755 });
+      writeFileSync(join(root, path), data, { mode: 0o644 });
+    }
+    const md5sums = files.map(
+      ([path, data]) => `${createHash("md5").update(data).digest("hex")}  ${path.slice(1)}\n`,
+    );
+    const control = join(root, "DEBIAN");
+    mkdirSync(control, { mode: 0o755 });
+    const installedSize = Math.ceil(files.reduce((n, [, d]) => n + Buffer.byteLength(d), 0) / 1024);
+    writeFileSync(
+      join(control, "control"),
+      controlFile(values, version, architecture, maintainer, installedSize, info.description),
+    );
+    writeFileSync(join(control, "md5sums"), md5sums.join(""));
+    for (const [script, text] of [
+      ["postinst", postinst(values)],
+      ["prerm", prerm(values)],
+      ["postrm", postrm(values)],
+    ] as const) {
+      writeFileSync(join(control, script), text);
+      chmodSync(join(control, script), 0o755);
+    }
+    const tmp = join(stage, "out.deb");
+    const r = await exec("dpkg-deb", ["--root-owner-group", "-Zxz", "--build", root, tmp]);
+    if (r.code !== 0)
+      throw new KpatchError(
+        "DEBIAN_PACKAGE_FAILED",
+        `Cannot build ${name}: dpkg-deb: ${r.stderr.trim().split("\n").pop() ?? `exit ${r.code}`}`,
+      );
+    renameSync(tmp, deb);
+    syncDir(options.outDir);
+  } finally {
+    rmSync(stage, { recursive: true, force: true });
+  }
+  return { name, version, architecture, kernelRelease, patch, deb };
+}
+
+function controlFile(
+  v: PatchScriptValues,
+  version: string,
+  architecture: string,
+  maintainer: string,
+  installedSize: number,
+  description: string | undefined,
+): string {
+  const about = description?.replace(/\s+/g, " ").trim();
+  return `Package: ${v.package}
+Version: ${version}
+Architecture: ${architecture}
+Maintainer: ${maintainer}
+Installed-Size: ${installedSize}
+Depends: ${patchDepends(v.kernelRelease)}
+Section: kernel
+Priority: optional
+Description: live patch ${v.patch} (kpatch)
+ The live patch module
+ ${v.patch},
+ built with kpatch-build (kpatch-ts) for the kernel
+ ${v.kernelRelease}.
+ Installing it keeps the module for that kernel (kpatch install) and, on a
+ machine running that kernel, loads it live; removing it unloads it live and
+ uninstalls it.${about ? `\n .\n${wrap(`Module description: ${about}`)}` : ""}
+`;
+}
+
+/** Words in lines of at most 79 characters, each indented by one space (a description's body). */
+function wrap(text: string): string {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line && line.length + 1 + word.length > 78) {
+      lines.push(line);
+      line = "";
+    }
+    line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines.map((l) => ` ${l}`).join("\n");
+}
+
+function copyright(v: PatchScriptValues, license: string | undefined, maintainer: string): string {
+  return `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Comment: The live patch module ${v.patch} for Linux ${v.kernelRelease}, built from a
+ patch to the Linux kernel with kpatch-build (kpatch-ts). Its modinfo license: ${license ?? "none"}.
+
+Files: *
+Copyright: ${year()} ${maintainer}, and the Linux kernel's authors
+License: GPL-2.0-only
+
+License: GPL-2.0-only
+ This program is free software; you can redistribute it and/or modify it under
+ the terms of the GNU General Public License version 2 as published by the
+ Free Software Foundation.
+ .
+ On Debian systems, the complete text of the GNU General Public License
+ version 2 can be found in '/usr/share/common-licenses/GPL-2'.
+`;
+}
+
+/** SOURCE_DATE_EPOCH when set (reproducible builds), else now. */
+function buildDate(): Date {
+  const epoch = Number(process.env["SOURCE_DATE_EPOCH"]);
+  return Number.isFinite(epoch) && epoch > 0 ? new Date(epoch * 1000) : new Date();
+}
+
+function year(): number {
+  return buildDate().getUTCFullYear();
+}
+
+function changelog(v: PatchScriptValues, version: string, maintainer: string): string {
+  const date = buildDate();
+  return `${v.package} (${version}) unstable; urgency=medium
+
+  * Live patch ${v.patch}
+    for Linux ${v.kernelRelease}
+    (kpatch package).
+
+ -- ${maintainer}  ${date.toUTCString().replace("GMT", "+0000")}
+`;
+}
