@@ -43,7 +43,7 @@ export function parseDryRunLine(line: string, srcDir: string): IndexedObject | u
 }
 
 /** Run kbuild's dry run over `tree` and write the index; returns the number of objects. */
-export async function buildObjectIndex(tree: {
+async function buildObjectIndex(tree: {
   srcDir: string;
   buildDir: string;
   makeArgs: string[];

@@ -4,7 +4,8 @@
  * cache), an O= output tree configured with the headers package's full .config (`make
  * olddefconfig` must change nothing that changes code), `make modules_prepare` (generated
  * headers, objtool, modpost, sign-file), the headers' Module.symvers (CRCs for MODVERSIONS)
- * and BTF base vmlinux, and the index of every object this config builds (distro-objects).
+ * and BTF base vmlinux. Which objects this config builds is learnt later, per directory, or for
+ * the whole tree when a header needs it (distro-objects).
  * Objects are then compiled on demand by kbuild's own single-object rules, which leave the
  * .cmd records the rest of kpatch-build reads. The tree is keyed by the three packages'
  * versions, the config and the compiler, and is complete or absent (ready.json written last).
@@ -19,7 +20,6 @@ import { KpatchError } from "../util/errors.js";
 import { execCheck } from "../util/exec.js";
 import type { Progress } from "../util/progress.js";
 import { kernelCompiler } from "./check-tree.js";
-import { buildObjectIndex } from "./distro-objects.js";
 import type { DistroRelease } from "./distro-release.js";
 import { type KernelConfig, parseConfig, readConfig } from "./kernel-config.js";
 
@@ -170,12 +170,7 @@ export async function prepareDistroTree(inputs: DistroInputs, progress: Progress
   // kernel checks against its own; without it kbuild builds them without BTF, which loads too.
   const btfBase = join(inputs.headersDir, "vmlinux");
   if (existsSync(btfBase)) copyFileSync(btfBase, join(buildDir, "vmlinux"));
-  progress.update("indexing the objects this config builds (make -n)");
-  const count = await buildObjectIndex(tree);
-  writeFileAtomic(
-    ready,
-    `${JSON.stringify({ kver, versions: inputs.versions, cc, objects: count }, null, 2)}\n`,
-  );
-  progress.end(`${count} objects in this config`);
+  writeFileAtomic(ready, `${JSON.stringify({ kver, versions: inputs.versions, cc }, null, 2)}\n`);
+  progress.end("ready");
   return tree;
 }
