@@ -57,3 +57,11 @@ test("qemuArgs() shares the host read-only and attaches a disk only when asked",
   assert.ok(shared.some((a) => a.startsWith("file=/d.img")));
   assert.match(shared[shared.indexOf("-append") + 1]!, /kplab\.share=host/);
 });
+
+test("qemuArgs() asks for TCG's thread mode only when one is given", () => {
+  const lab = { bzImage: "/k/bzImage", initramfs: "/k/initramfs.cpio" };
+  const args = qemuArgs({ lab, commands: [], cpus: 2 }, "/t/initrd", "tcg,thread=single");
+  assert.equal(args[args.indexOf("-accel") + 1], "tcg,thread=single");
+  assert.equal(args[args.indexOf("-cpu") + 1], "max");
+  assert.equal(args[args.indexOf("-smp") + 1], "2");
+});

@@ -11,6 +11,7 @@ import type { LabErrorCode } from "../util/error-codes.js";
 import { KpatchError } from "../util/errors.js";
 import { exec } from "../util/exec.js";
 import { type GuestFile, runArchive } from "./initramfs.js";
+import { int3Explanation, int3Site } from "./int3.js";
 import type { Lab } from "./setup.js";
 
 export interface GuestOptions {
@@ -22,6 +23,12 @@ export interface GuestOptions {
   timeoutMs?: number;
   memoryMb?: number;
   cpus?: number;
+  /**
+   * QEMU's TCG threading (-accel tcg,thread=...): multi runs each vCPU on its own host thread
+   * (QEMU's default for an x86-64 guest here), single runs them all round-robin on one. Default:
+   * $KPATCH_LAB_TCG_THREAD, else QEMU's own default. Ignored under KVM.
+   */
+  tcgThread?: TcgThread;
   /** Extra kernel command line. */
   append?: string;
   /** Mount this machine's / read-only at /host in the guest (9p over virtio). */
@@ -63,11 +70,18 @@ const MARK = /@@KPLAB-(READY|BEGIN|END|DMESG|DONE|ERROR)\s*([^@]*)@@/;
 /** A kernel printk line on the console (PRINTK_TIME is on in the lab). */
 const PRINTK = /^\[\s*\d+\.\d+\]/;
 
-function accelerator(): string {
+export type TcgThread = "single" | "multi";
+
+/** The -accel value: tcg or kvm ($KPATCH_LAB_ACCEL), with TCG's thread mode when one is asked for. */
+function accelerator(tcgThread: TcgThread | undefined): string {
   const a = process.env["KPATCH_LAB_ACCEL"] ?? "tcg";
   if (a !== "tcg" && a !== "kvm")
     throw new KpatchError("LAB_ACCEL", `Cannot use accelerator '${a}': tcg or kvm`);
-  return a;
+  const thread = tcgThread ?? process.env["KPATCH_LAB_TCG_THREAD"];
+  if (thread === undefined || thread === "" || a === "kvm") return a;
+  if (thread !== "single" && thread !== "multi")
+    throw new KpatchError("LAB_ACCEL", `Cannot use TCG thread mode '${thread}': single or multi`);
+  return `tcg,thread=${thread}`;
 }
 
 export function qemuArgs(options: GuestOptions, initrd: string, accel: string): string[] {
@@ -79,7 +93,7 @@ export function qemuArgs(options: GuestOptions, initrd: string, accel: string): 
     "-accel",
     accel,
     "-cpu",
-    accel === "kvm" ? "host" : "max",
+    accel.startsWith("kvm") ? "host" : "max",
     "-m",
     String(options.memoryMb ?? 1024),
     "-smp",
@@ -159,7 +173,7 @@ export function kernelFailure(
 }
 
 export async function runGuest(options: GuestOptions): Promise<GuestResult> {
-  const accel = accelerator();
+  const accel = accelerator(options.tcgThread);
   const tmp = mkdtempSync(join(tmpdir(), "kpatch-lab-"));
   try {
     const initrd = join(tmp, "initrd.cpio");
@@ -179,9 +193,12 @@ export async function runGuest(options: GuestOptions): Promise<GuestResult> {
     const tail = console.split("\n").slice(-60).join("\n");
     const failure = kernelFailure(`${console}\n${parsed.kernelLog}`, options.allowCallTrace ?? false);
     if (failure) {
+      const log = `${console}\n${parsed.kernelLog}`;
+      const site = /Oops: int3/.test(failure.line) ? await int3Site(log, options.lab.bzImage) : undefined;
+      const why = site ? `\n${int3Explanation(site, accel, options.cpus ?? 1)}` : "";
       throw new KpatchError(
         failure.code,
-        `The guest kernel failed: ${failure.line}\n--- console (last lines) ---\n${tail}`,
+        `The guest kernel failed: ${failure.line}${why}\n--- console (last lines) ---\n${tail}`,
       );
     }
     if (r.timedOut) {

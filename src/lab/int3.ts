@@ -1,0 +1,89 @@
+/**
+ * What an "Oops: int3" in a lab guest hit. An int3 the kernel does not recognise is left over
+ * from text_poke_bp(): the kernel writes int3 over an instruction it rewrites, makes every CPU
+ * sync, finishes the instruction, and from then on no CPU may execute that int3. Under QEMU's
+ * TCG with thread=multi a vCPU can still run a translation made before another vCPU's write
+ * was invalidated, and so take an int3 the kernel has already removed. The site tells who
+ * rewrote it: a `call __SCT__*` is a static call (the livepatch core itself flips cond_resched
+ * to klp_cond_resched and back at every transition's start and end, sched_dynamic_klp_enable/
+ * disable, with PREEMPT_DYNAMIC), a `call __fentry__` or 5-byte nop at a function's start is an
+ * ftrace site; our modules write no vmlinux text.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { exec } from "../util/exec.js";
+
+/** The RIP of an int3 oops: "RIP: 0010:vfree+0x6c/0x1a0" (the address after the int3 byte). */
+const RIP = /RIP: 00\d\d:([A-Za-z0-9_.$]+)\+0x([0-9a-f]+)\/0x[0-9a-f]+/;
+
+export interface Int3Site {
+  /** sym+0xoff of the int3 byte. */
+  site: string;
+  address?: bigint;
+  instruction?: string;
+  kind: "static call" | "ftrace" | "other" | "unknown";
+}
+
+/** The vmlinux of a lab bzImage (<build>/arch/x86/boot/bzImage), if it is there. */
+function vmlinuxOf(bzImage: string): string | undefined {
+  const v = join(dirname(bzImage), "..", "..", "..", "vmlinux");
+  return existsSync(v) ? v : undefined;
+}
+
+function symbolAddress(systemMap: string, name: string): bigint | undefined {
+  const m = new RegExp(`^([0-9a-f]+) [tTwW] ${name.replace(/[.$]/g, "\\$&")}$`, "m").exec(
+    readFileSync(systemMap, "utf8"),
+  );
+  return m ? BigInt(`0x${m[1]}`) : undefined;
+}
+
+/** Finds the int3 site of an oops log and, with the lab's vmlinux, what instruction is there. */
+export async function int3Site(log: string, bzImage: string): Promise<Int3Site | undefined> {
+  const after = log.slice(log.search(/Oops: int3/));
+  const rip = RIP.exec(after);
+  if (!rip) return undefined;
+  const [, sym, offHex] = rip;
+  const off = Number.parseInt(offHex!, 16) - 1;
+  const site: Int3Site = { site: `${sym}+0x${off.toString(16)}`, kind: "unknown" };
+  const vmlinux = vmlinuxOf(bzImage);
+  const map = vmlinux && join(dirname(vmlinux), "System.map");
+  if (!vmlinux || !map || !existsSync(map)) return site;
+  const base = symbolAddress(map, sym!);
+  if (base === undefined) return site;
+  const address = base + BigInt(off);
+  const r = await exec("objdump", [
+    "-d",
+    `--start-address=0x${address.toString(16)}`,
+    `--stop-address=0x${(address + 5n).toString(16)}`,
+    vmlinux,
+  ]);
+  const line = r.stdout.split("\n").find((l) => l.trimStart().startsWith(`${address.toString(16)}:`));
+  const instruction = line?.split("\t").slice(2).join(" ").trim();
+  let kind: Int3Site["kind"] = "other";
+  if (instruction && /<__SCT__/.test(instruction)) kind = "static call";
+  else if (instruction && (/<__fentry__>/.test(instruction) || (off <= 4 && /^nop/.test(instruction))))
+    kind = "ftrace";
+  return { ...site, address, ...(instruction ? { instruction } : {}), kind };
+}
+
+/** The lines the runner adds to an int3 oops's failure message. */
+export function int3Explanation(s: Int3Site, accel: string, cpus: number): string {
+  const where = s.address !== undefined ? ` (0x${s.address.toString(16)}: ${s.instruction ?? "?"})` : "";
+  const mode = accel.startsWith("tcg")
+    ? `${accel}${accel.includes("thread=") ? "" : " (QEMU's default thread mode, multi here)"}, ${cpus} vCPU(s)`
+    : accel;
+  const who =
+    s.kind === "static call"
+      ? "a static-call site: rewritten by text_poke_bp, for cond_resched by the livepatch core itself at each transition's start and end"
+      : s.kind === "ftrace"
+        ? "an ftrace site: rewritten by ftrace when a patch is enabled or disabled"
+        : s.kind === "other"
+          ? "neither a static call nor an ftrace site (a jump label or an alternative?)"
+          : "not resolved (no vmlinux beside the kernel image)";
+  return (
+    `int3 at ${s.site}${where}: ${who}; accelerator ${mode}. ` +
+    "A leftover text_poke_bp int3 is a known hazard of QEMU TCG thread=multi (one vCPU runs a stale " +
+    "translation of code another rewrote); our modules write no vmlinux text. See src/lab/int3.ts; " +
+    "retry with KPATCH_LAB_TCG_THREAD=single to tell TCG from the kernel."
+  );
+}
