@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "node:test";
@@ -211,7 +211,10 @@ const CASES: Case[] = [
 ];
 
 for (const c of CASES) {
-  test(`kpatch-build ${c.patch}.patch: patched live, then rolled back`, async () => {
+  // A construct of one series only (runtime constants are 6.11+) has no patch for the other.
+  const missing = !existsSync(join(PATCHES, `${c.patch}.patch`));
+  const skip = missing ? `no ${c.patch}.patch for ${lab.series}: the construct is not in that kernel` : false;
+  test(`kpatch-build ${c.patch}.patch: patched live, then rolled back`, { skip }, async () => {
     const r = await build(c.patch);
     const got = r.targets.flatMap((t) => t.funcs.map((f) => `${t.name}:${f.oldName}`)).sort();
     assert.deepEqual(got, [...c.funcs].sort());
