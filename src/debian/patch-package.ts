@@ -12,18 +12,13 @@
  * name and version against Debian's rules. The .deb is written under a temporary name and
  * renamed: it is complete or absent.
  */
-import { createHash } from "node:crypto";
-import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { gzipSync } from "node:zlib";
 import { EM_X86_64 } from "../elf/constants.js";
 import { checkKernelRelease } from "../kernel/kernel-paths.js";
 import { readModuleFile, vermagicRelease } from "../kernel/modinfo.js";
 import { checkPatchModule } from "../kernel/patch-ops.js";
-import { syncDir } from "../util/atomic-write.js";
 import { KpatchError } from "../util/errors.js";
-import { exec } from "../util/exec.js";
 import { checkModuleName } from "../util/module-name.js";
+import { buildDate, buildDeb, changelogGz, wrapDescription } from "./deb-build.js";
 import { checkPackageName, checkPackageVersion } from "./debian-package.js";
 import { type PatchScriptValues, postinst, postrm, prerm } from "./patch-scripts.js";
 
@@ -103,95 +98,52 @@ export async function buildPatchPackage(options: PatchPackageOptions): Promise<P
     module: `${moduleDir}/${patch}.ko`,
   };
 
-  mkdirSync(options.outDir, { recursive: true });
-  const deb = join(options.outDir, `${name}_${version.replace(/^[0-9]+:/, "")}_${architecture}.deb`);
-  const stage = mkdtempSync(join(options.outDir, `.${name}-`));
-  try {
-    const root = join(stage, "root");
-    const files: [string, Uint8Array | string][] = [
-      [`${moduleDir}/${patch}.ko`, bytes],
-      [`/usr/share/doc/${name}/copyright`, copyright(values, info.license, maintainer)],
-      [`/usr/share/doc/${name}/changelog.gz`, gzipSync(changelog(values, version, maintainer), { level: 9 })],
-    ];
-    for (const [path, data] of files) {
-      mkdirSync(join(root, path, ".."), { recursive: true, mode: 0o755 });
-      writeFileSync(join(root, path), data, { mode: 0o644 });
-    }
-    const md5sums = files.map(
-      ([path, data]) => `${createHash("md5").update(data).digest("hex")}  ${path.slice(1)}\n`,
-    );
-    const control = join(root, "DEBIAN");
-    mkdirSync(control, { mode: 0o755 });
-    const installedSize = Math.ceil(files.reduce((n, [, d]) => n + Buffer.byteLength(d), 0) / 1024);
-    writeFileSync(
-      join(control, "control"),
-      controlFile(values, version, architecture, maintainer, installedSize, info.description),
-    );
-    writeFileSync(join(control, "md5sums"), md5sums.join(""));
-    for (const [script, text] of [
-      ["postinst", postinst(values)],
-      ["prerm", prerm(values)],
-      ["postrm", postrm(values)],
-    ] as const) {
-      writeFileSync(join(control, script), text);
-      chmodSync(join(control, script), 0o755);
-    }
-    const tmp = join(stage, "out.deb");
-    const r = await exec("dpkg-deb", ["--root-owner-group", "-Zxz", "--build", root, tmp]);
-    if (r.code !== 0)
-      throw new KpatchError(
-        "DEBIAN_PACKAGE_FAILED",
-        `Cannot build ${name}: dpkg-deb: ${r.stderr.trim().split("\n").pop() ?? `exit ${r.code}`}`,
-      );
-    renameSync(tmp, deb);
-    syncDir(options.outDir);
-  } finally {
-    rmSync(stage, { recursive: true, force: true });
-  }
+  const deb = await buildDeb({
+    name,
+    version,
+    architecture,
+    fields: controlFields(values, maintainer, info.description),
+    files: [
+      { path: values.module, data: bytes },
+      { path: `/usr/share/doc/${name}/copyright`, data: copyright(values, info.license, maintainer) },
+      {
+        path: `/usr/share/doc/${name}/changelog.gz`,
+        data: changelogGz(name, version, maintainer, [
+          `Live patch ${patch}`,
+          `for Linux ${kernelRelease}`,
+          "(kpatch package).",
+        ]),
+      },
+    ],
+    scripts: { postinst: postinst(values), prerm: prerm(values), postrm: postrm(values) },
+    outDir: options.outDir,
+  });
   return { name, version, architecture, kernelRelease, patch, deb };
 }
 
-function controlFile(
+function controlFields(
   v: PatchScriptValues,
-  version: string,
-  architecture: string,
   maintainer: string,
-  installedSize: number,
   description: string | undefined,
-): string {
+): [string, string][] {
   const about = description?.replace(/\s+/g, " ").trim();
-  return `Package: ${v.package}
-Version: ${version}
-Architecture: ${architecture}
-Maintainer: ${maintainer}
-Installed-Size: ${installedSize}
-Depends: ${patchDepends(v.kernelRelease)}
-Section: kernel
-Priority: optional
-Description: live patch ${v.patch} (kpatch)
+  return [
+    ["Maintainer", maintainer],
+    ["Depends", patchDepends(v.kernelRelease)],
+    ["Section", "kernel"],
+    ["Priority", "optional"],
+    [
+      "Description",
+      `live patch ${v.patch} (kpatch)
  The live patch module
  ${v.patch},
  built with kpatch-build (kpatch-ts) for the kernel
  ${v.kernelRelease}.
  Installing it keeps the module for that kernel (kpatch install) and, on a
  machine running that kernel, loads it live; removing it unloads it live and
- uninstalls it.${about ? `\n .\n${wrap(`Module description: ${about}`)}` : ""}
-`;
-}
-
-/** Words in lines of at most 79 characters, each indented by one space (a description's body). */
-function wrap(text: string): string {
-  const lines: string[] = [];
-  let line = "";
-  for (const word of text.split(" ")) {
-    if (line && line.length + 1 + word.length > 78) {
-      lines.push(line);
-      line = "";
-    }
-    line = line ? `${line} ${word}` : word;
-  }
-  if (line) lines.push(line);
-  return lines.map((l) => ` ${l}`).join("\n");
+ uninstalls it.${about ? `\n .\n${wrapDescription(`Module description: ${about}`)}` : ""}`,
+    ],
+  ];
 }
 
 function copyright(v: PatchScriptValues, license: string | undefined, maintainer: string): string {
@@ -213,24 +165,6 @@ License: GPL-2.0-only
 `;
 }
 
-/** SOURCE_DATE_EPOCH when set (reproducible builds), else now. */
-function buildDate(): Date {
-  const epoch = Number(process.env["SOURCE_DATE_EPOCH"]);
-  return Number.isFinite(epoch) && epoch > 0 ? new Date(epoch * 1000) : new Date();
-}
-
 function year(): number {
   return buildDate().getUTCFullYear();
-}
-
-function changelog(v: PatchScriptValues, version: string, maintainer: string): string {
-  const date = buildDate();
-  return `${v.package} (${version}) unstable; urgency=medium
-
-  * Live patch ${v.patch}
-    for Linux ${v.kernelRelease}
-    (kpatch package).
-
- -- ${maintainer}  ${date.toUTCString().replace("GMT", "+0000")}
-`;
 }
