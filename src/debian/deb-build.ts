@@ -117,3 +117,30 @@ export function wrapDescription(text: string): string {
   if (line) lines.push(line);
   return lines.map((l) => ` ${l}`).join("\n");
 }
+
+const MAINTAINER = /^[^<>\n]+ <[^<>@\s]+@[^<>\s]+>$/;
+
+/** The Maintainer: given, or DEBFULLNAME and DEBEMAIL as Debian's tools read them. */
+export function maintainerOf(given: string | undefined): string {
+  const email = process.env["DEBEMAIL"]?.trim();
+  const name = process.env["DEBFULLNAME"]?.trim();
+  const m = given ?? (email && (email.includes("<") || !name ? email : `${name} <${email}>`));
+  if (!m)
+    throw new KpatchError(
+      "DEBIAN_BAD_NAME",
+      "Cannot build a package without a maintainer: give --maintainer 'Name <email>' or set DEBEMAIL",
+    );
+  if (!MAINTAINER.test(m))
+    throw new KpatchError("DEBIAN_BAD_NAME", `Cannot use maintainer '${m}': not 'Full Name <email>'`);
+  return m;
+}
+
+/** The GPL-2.0-only stanza of a machine-readable debian/copyright (both packages are GPL-2.0-only). */
+export const GPL2_STANZA = `License: GPL-2.0-only
+ This program is free software; you can redistribute it and/or modify it under
+ the terms of the GNU General Public License version 2 as published by the
+ Free Software Foundation.
+ .
+ On Debian systems, the complete text of the GNU General Public License
+ version 2 can be found in '/usr/share/common-licenses/GPL-2'.
+`;

@@ -18,7 +18,7 @@ import { readModuleFile, vermagicRelease } from "../kernel/modinfo.js";
 import { checkPatchModule } from "../kernel/patch-ops.js";
 import { KpatchError } from "../util/errors.js";
 import { checkModuleName } from "../util/module-name.js";
-import { buildDate, buildDeb, changelogGz, wrapDescription } from "./deb-build.js";
+import { buildDate, buildDeb, changelogGz, GPL2_STANZA, maintainerOf, wrapDescription } from "./deb-build.js";
 import { checkPackageName, checkPackageVersion } from "./debian-package.js";
 import { type PatchScriptValues, postinst, postrm, prerm } from "./patch-scripts.js";
 
@@ -60,22 +60,6 @@ export function patchPackageName(patchName: string, kernelRelease: string): stri
 export function patchDepends(kernelRelease: string): string {
   const release = checkKernelRelease(kernelRelease);
   return `linux-image-${release} | linux-image-${release}-unsigned, ${KPATCH_PACKAGE}`;
-}
-
-const MAINTAINER = /^[^<>\n]+ <[^<>@\s]+@[^<>\s]+>$/;
-
-function maintainerOf(given: string | undefined): string {
-  const email = process.env["DEBEMAIL"]?.trim();
-  const name = process.env["DEBFULLNAME"]?.trim();
-  const m = given ?? (email && (email.includes("<") || !name ? email : `${name} <${email}>`));
-  if (!m)
-    throw new KpatchError(
-      "DEBIAN_BAD_NAME",
-      "Cannot build a package without a maintainer: give --maintainer 'Name <email>' or set DEBEMAIL",
-    );
-  if (!MAINTAINER.test(m))
-    throw new KpatchError("DEBIAN_BAD_NAME", `Cannot use maintainer '${m}': not 'Full Name <email>'`);
-  return m;
 }
 
 /** Builds the package; throws (nothing written) on a module that cannot be packaged. */
@@ -155,14 +139,7 @@ Files: *
 Copyright: ${year()} ${maintainer}, and the Linux kernel's authors
 License: GPL-2.0-only
 
-License: GPL-2.0-only
- This program is free software; you can redistribute it and/or modify it under
- the terms of the GNU General Public License version 2 as published by the
- Free Software Foundation.
- .
- On Debian systems, the complete text of the GNU General Public License
- version 2 can be found in '/usr/share/common-licenses/GPL-2'.
-`;
+${GPL2_STANZA}`;
 }
 
 function year(): number {
