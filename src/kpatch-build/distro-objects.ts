@@ -61,6 +61,9 @@ async function buildObjectIndex(tree: {
       },
     },
   );
+  // A dry run names only what is out of date: the objects kbuild compiled already come from
+  // their records (a header change must find those too).
+  for (const o of recordedObjects(tree)) if (!found.has(o.path)) found.set(o.path, o);
   const objects = [...found.values()].sort((a, b) => a.path.localeCompare(b.path));
   if (objects.length < 1000) {
     throw new KpatchError(
@@ -70,6 +73,23 @@ async function buildObjectIndex(tree: {
   }
   writeFileAtomic(join(tree.buildDir, INDEX), JSON.stringify(objects));
   return objects.length;
+}
+
+/** Every kernel object kbuild has compiled in the tree (its .cmd records), `dir` and below. */
+function recordedObjects(tree: { buildDir: string; srcDir: string }, dir = ""): IndexedObject[] {
+  const out: IndexedObject[] = [];
+  const at = join(tree.buildDir, dir);
+  for (const ent of existsSync(at) ? readdirSync(at, { withFileTypes: true }) : []) {
+    const rel = dir ? `${dir}/${ent.name}` : ent.name;
+    if (ent.isDirectory()) {
+      if (ent.name !== "source" && !ent.name.startsWith("kpatch-")) out.push(...recordedObjects(tree, rel));
+      continue;
+    }
+    const m = /^\.(.+\.o)\.cmd$/.exec(ent.name);
+    const o = m ? recordedObject(tree, dir ? `${dir}/${m[1]}` : m[1]!) : undefined;
+    if (o && !o.path.endsWith(".mod.o") && !NOT_PATCHABLE.test(o.path)) out.push(o);
+  }
+  return out;
 }
 
 /** The object a kbuild record in the tree describes, when it is a kernel object. */
