@@ -194,7 +194,7 @@ export async function runGuest(options: GuestOptions): Promise<GuestResult> {
     const failure = kernelFailure(`${console}\n${parsed.kernelLog}`, options.allowCallTrace ?? false);
     if (failure) {
       const log = `${console}\n${parsed.kernelLog}`;
-      const site = /Oops: int3/.test(failure.line) ? await int3Site(log, options.lab.bzImage) : undefined;
+      const site = /Oops: int3/.test(log) ? await int3Site(log, options.lab.bzImage) : undefined;
       const why = site ? `\n${int3Explanation(site, accel, options.cpus ?? 1)}` : "";
       throw new KpatchError(
         failure.code,
