@@ -70,6 +70,9 @@ const COMMON_PACKAGES = [
   "e2fsprogs",
   "busybox-static",
   "qemu-system-x86",
+  // pahole: Debian's config has DEBUG_INFO_BTF(_MODULES); without it olddefconfig drops them and a
+  // stock-kernel build (the demo) is refused, and module BTF cannot be made
+  "dwarves",
 ];
 
 function labPackages(series: KernelSeries): string[] {
