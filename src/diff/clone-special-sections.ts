@@ -18,6 +18,7 @@ import type { DiffContext } from "./context.js";
 import { DiffError } from "./diff-error.js";
 import { findUnitAt, type Unit } from "./object-index.js";
 import type { OutputBuilder } from "./output-builder.js";
+import { PayloadPieces } from "./payload-pieces.js";
 import { rewriteRuntimePtrSite, runtimeConstVariable } from "./special/runtime-const.js";
 import { entrySizeOf, type SpecialKind } from "./special/special-kind.js";
 
@@ -223,29 +224,22 @@ function cloneParallel(ctx: DiffContext, b: OutputBuilder, kind: SpecialKind, ke
 }
 
 /**
- * Copies pieces of a payload section (.altinstr_replacement) on demand: the piece an entry
- * points at runs to the next piece any entry points at (or the section's end).
+ * Copies pieces of a payload section (.altinstr_replacement) on demand, cut as payload-pieces.ts
+ * says.
  */
 class PayloadCopier {
   readonly ctx: DiffContext;
   readonly b: OutputBuilder;
   readonly src: ElfSection | undefined;
   out: ElfSection | undefined;
-  readonly starts: number[];
+  readonly pieces: PayloadPieces | undefined;
   readonly copied = new Map<number, number>();
 
   constructor(ctx: DiffContext, b: OutputBuilder, name: string) {
     this.ctx = ctx;
     this.b = b;
     this.src = ctx.patched.file.findSection(name);
-    const starts = new Set<number>();
-    for (const sec of ctx.patched.file.sections) {
-      if (!sec.rela) continue;
-      for (const r of ctx.relocsOf(sec)) {
-        if (r.symbol.section === this.src && r.symbol.isSectionSymbol) starts.add(Number(r.addend));
-      }
-    }
-    this.starts = [...starts].sort((x, y) => x - y);
+    this.pieces = this.src && new PayloadPieces(ctx, ctx.patched.file, this.src);
   }
 
   addReloc(outBase: ElfSection, r: ElfReloc, at: number): void {
@@ -253,7 +247,7 @@ class PayloadCopier {
     const start = Number(r.addend);
     let copied = this.copied.get(start);
     if (copied === undefined) {
-      const next = this.starts.find((s) => s > start) ?? src.size;
+      const next = this.pieces!.endOf(start);
       const out = this.section();
       copied = out.data.length;
       const grown = new Uint8Array(copied + (next - start));

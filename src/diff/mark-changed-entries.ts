@@ -4,13 +4,17 @@
  * CPU feature bit (or its lengths) patches the same code differently at load. For the kinds that
  * opt in (SpecialKind.compare), each function's entries are compared field by field outside the
  * relocated fields (whose targets the function's own relocations already cover), at the same
- * offsets in the function; a difference makes the function changed.
+ * offsets in the function; a difference makes the function changed. An entry's payload (an
+ * alternative's replacement instructions in .altinstr_replacement) is compared too: its bytes and
+ * the targets of its relocations, wherever the piece sits in its section, so that a patch that
+ * changes only what an alternative puts in place is not missed.
  */
 import { type ElfSection, R_X86_64_64, R_X86_64_PC64 } from "../elf/index.js";
 import type { DiffContext } from "./context.js";
 import { ignoresChange } from "./directives.js";
 import type { ObjectIndex, Unit } from "./object-index.js";
-import { resolveRelocTarget } from "./reloc-target.js";
+import { PayloadPieces } from "./payload-pieces.js";
+import { bytesEqual, resolveRelocTarget, sameRelocTarget } from "./reloc-target.js";
 import { entrySizeOf, type SpecialKind } from "./special/special-kind.js";
 import { SPECIAL_KINDS } from "./special/table.js";
 
@@ -22,20 +26,35 @@ export function markChangedEntries(ctx: DiffContext): void {
     if (size === undefined || !secO || !secP) continue;
     const entriesO = entriesByFunction(ctx, ctx.orig, secO, kind, size);
     const entriesP = entriesByFunction(ctx, ctx.patched, secP, kind, size);
+    const payloadO = kind.payload ? ctx.orig.file.findSection(kind.payload) : undefined;
+    const payloadP = kind.payload ? ctx.patched.file.findSection(kind.payload) : undefined;
+    const pieces =
+      payloadO && payloadP
+        ? {
+            o: new PayloadPieces(ctx, ctx.orig.file, payloadO),
+            p: new PayloadPieces(ctx, ctx.patched.file, payloadP),
+          }
+        : undefined;
     for (const [p, listP] of entriesP) {
       if (ctx.status.get(p) !== "same") continue;
       const twin = ctx.twinOf(p.sym);
       const o = twin && ctx.orig.unitOf.get(twin);
       const listO = (o && entriesO.get(o)) ?? [];
-      const at = listP.findIndex((e, i) => e.key !== listO[i]?.key);
-      if (at < 0 && listO.length === listP.length) continue;
+      let at = listP.findIndex((e, i) => e.key !== listO[i]?.key);
+      let what = "entry";
+      if (at < 0 && listO.length === listP.length) {
+        if (!pieces) continue;
+        at = listP.findIndex((e, i) => !samePayload(ctx, secO, listO[i]!, secP, e, size, pieces.o, pieces.p));
+        if (at < 0) continue;
+        what = `entry's ${kind.payload}`;
+      }
       if (ignoresChange(ctx, p)) continue;
       const e = listP[at < 0 ? listO.length : at] ?? listP[0]!;
       ctx.status.set(p, "changed");
       ctx.why.set(p, {
         offset: e.offset,
         instruction: "",
-        detail: `its ${kind.name} entry at +0x${e.offset.toString(16)} changed (${kind.why})`,
+        detail: `its ${kind.name} ${what} at +0x${e.offset.toString(16)} changed (${kind.why})`,
       });
     }
   }
@@ -44,8 +63,51 @@ export function markChangedEntries(ctx: DiffContext): void {
 interface Entry {
   /** Where in the function the entry's anchor points. */
   offset: number;
+  /** The entry's first byte in its section. */
+  start: number;
   /** The offset and the entry's bytes outside relocated fields. */
   key: string;
+}
+
+/**
+ * True when the pieces of payload the two entries point at hold the same bytes, with relocations
+ * at the same places to the same targets (a replacement's call, or its jump back into the function).
+ */
+function samePayload(
+  ctx: DiffContext,
+  secO: ElfSection,
+  eo: Entry,
+  secP: ElfSection,
+  ep: Entry,
+  size: number,
+  po: PayloadPieces,
+  pp: PayloadPieces,
+): boolean {
+  const into = (sec: ElfSection, e: Entry, pieces: PayloadPieces) =>
+    ctx
+      .relocsIn(sec, e.start, e.start + size)
+      .filter((r) => r.symbol.section === pieces.section && r.symbol.isSectionSymbol);
+  const ro = into(secO, eo, po);
+  const rp = into(secP, ep, pp);
+  if (ro.length !== rp.length) return false;
+  return ro.every((r, i) => {
+    const startO = Number(r.addend);
+    const startP = Number(rp[i]!.addend);
+    const endO = po.endOf(startO);
+    const endP = pp.endOf(startP);
+    if (!bytesEqual(po.section.data.subarray(startO, endO), pp.section.data.subarray(startP, endP)))
+      return false;
+    const inO = ctx.relocsIn(po.section, startO, endO);
+    const inP = ctx.relocsIn(pp.section, startP, endP);
+    return (
+      inO.length === inP.length &&
+      inO.every(
+        (x, j) =>
+          x.offset - startO === inP[j]!.offset - startP &&
+          sameRelocTarget(ctx, po.section, x, pp.section, inP[j]!),
+      )
+    );
+  });
 }
 
 function entriesByFunction(
@@ -69,7 +131,7 @@ function entriesByFunction(
     }
     const offset = Number(t.addend);
     const list = byUnit.get(t.unit) ?? [];
-    list.push({ offset, key: `${offset}:${Buffer.from(bytes).toString("hex")}` });
+    list.push({ offset, start, key: `${offset}:${Buffer.from(bytes).toString("hex")}` });
     byUnit.set(t.unit, list);
   }
   for (const list of byUnit.values()) list.sort((a, b) => a.offset - b.offset || a.key.localeCompare(b.key));
