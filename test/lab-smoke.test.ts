@@ -56,6 +56,19 @@ test("runGuest() fails with GUEST_TIMEOUT and the console when the guest hangs",
 });
 
 const execFileP = promisify(execFile);
+
+test("runGuest() boots once more when the guest fails before its first command, then reports the failure", async () => {
+  // rdinit= names no program: the kernel panics before the init runs, on both boots.
+  const script = `import { runGuest } from ${JSON.stringify(join(import.meta.dirname, "..", "src", "lab", "guest.js"))};
+    const lab = ${JSON.stringify({ bzImage: lab.bzImage, initramfs: lab.initramfs })};
+    try { await runGuest({ lab, commands: ["true"], append: "rdinit=/kpatch-ts-no-init", timeoutMs: 60000 }); }
+    catch (e) { console.log(e.code); }`;
+  const r = await execFileP("node", ["--input-type=module", "-e", script]);
+  assert.equal(r.stdout.trim(), "GUEST_PANIC");
+  const retries =
+    r.stderr.match(/kpatch-lab: the guest failed to boot, booting it once more: .*Kernel panic/g) ?? [];
+  assert.equal(retries.length, 1, r.stderr);
+});
 const cli = join(import.meta.dirname, "..", "src", "cli", "kpatch-lab.js");
 
 test("kpatch-lab run prints outputs and exits 1 when a command fails", async () => {

@@ -172,7 +172,38 @@ export function kernelFailure(
   return undefined;
 }
 
+/**
+ * Runs the guest; a boot that fails before the guest's first command (no READY mark: TCG on a
+ * loaded host can stall the boot, or panic with "IO-APIC + timer doesn't work") is retried once,
+ * noted on stderr, since no command ran and nothing of the test was seen. Runs with a disk are
+ * never retried: its boot scripts may have run and changed it.
+ */
 export async function runGuest(options: GuestOptions): Promise<GuestResult> {
+  try {
+    return await runGuestOnce(options);
+  } catch (e) {
+    if (!(e instanceof BootFailure)) throw e;
+    if (options.disk) throw e.cause;
+    process.stderr.write(
+      `kpatch-lab: the guest failed to boot, booting it once more: ${e.cause.message.split("\n")[0]}\n`,
+    );
+    try {
+      return await runGuestOnce(options);
+    } catch (again) {
+      throw again instanceof BootFailure ? again.cause : again;
+    }
+  }
+}
+
+/** A failure before the guest ran its first command (the KpatchError is the cause). */
+class BootFailure extends Error {
+  declare readonly cause: KpatchError;
+  constructor(cause: KpatchError) {
+    super(cause.message, { cause });
+  }
+}
+
+async function runGuestOnce(options: GuestOptions): Promise<GuestResult> {
   const accel = accelerator(options.tcgThread);
   const tmp = mkdtempSync(join(tmpdir(), "kpatch-lab-"));
   try {
@@ -192,25 +223,33 @@ export async function runGuest(options: GuestOptions): Promise<GuestResult> {
     const parsed = parseConsole(console, options.commands);
     const tail = console.split("\n").slice(-60).join("\n");
     const failure = kernelFailure(`${console}\n${parsed.kernelLog}`, options.allowCallTrace ?? false);
+    const booted = parsed.ready !== undefined;
+    const fail = (e: KpatchError) => (booted ? e : new BootFailure(e));
     if (failure) {
       const log = `${console}\n${parsed.kernelLog}`;
       const site = /Oops: int3/.test(log) ? await int3Site(log, options.lab.bzImage) : undefined;
       const why = site ? `\n${int3Explanation(site, accel, options.cpus ?? 1)}` : "";
-      throw new KpatchError(
-        failure.code,
-        `The guest kernel failed: ${failure.line}${why}\n--- console (last lines) ---\n${tail}`,
+      throw fail(
+        new KpatchError(
+          failure.code,
+          `The guest kernel failed: ${failure.line}${why}\n--- console (last lines) ---\n${tail}`,
+        ),
       );
     }
     if (r.timedOut) {
-      throw new KpatchError(
-        "GUEST_TIMEOUT",
-        `The guest did not power off within ${timeoutMs / 1000} s\n--- console (last lines) ---\n${tail}`,
+      throw fail(
+        new KpatchError(
+          "GUEST_TIMEOUT",
+          `The guest did not power off within ${timeoutMs / 1000} s\n--- console (last lines) ---\n${tail}`,
+        ),
       );
     }
     if (!parsed.finished || parsed.results.length !== options.commands.length) {
-      throw new KpatchError(
-        "GUEST_NO_RESULT",
-        `The guest stopped before running all commands (qemu exit ${r.code}): ${r.stderr.trim()}\n--- console (last lines) ---\n${tail}`,
+      throw fail(
+        new KpatchError(
+          "GUEST_NO_RESULT",
+          `The guest stopped before running all commands (qemu exit ${r.code}): ${r.stderr.trim()}\n--- console (last lines) ---\n${tail}`,
+        ),
       );
     }
     if (parsed.errors.length)
