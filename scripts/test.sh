@@ -27,5 +27,12 @@ if ! command -v lintian >/dev/null; then
   apt-get -o DPkg::Lock::Timeout=600 update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends lintian
 fi
+# The Debian 12 guest (test/lab-debian, test/fleet-apt): debootstrap builds its root file system
+# (~1 min with the mirror reachable, cached), apt-ftparchive makes the tests' apt repository.
+if ! command -v debootstrap >/dev/null || ! command -v apt-ftparchive >/dev/null; then
+  apt-get -o DPkg::Lock::Timeout=600 update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends debootstrap apt-utils
+fi
+node dist/src/cli/kpatch-lab.js setup --distro 6.12 --debian
 # Only *.test.js: dist/test also holds helpers (fixture harnesses) that are not tests.
 exec node --test --test-concurrency=1 $(find dist/src dist/test -name "*.test.js" | sort)

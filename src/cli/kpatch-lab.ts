@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { buildDebianRootfs, requireDebianRootfs, withRootDisk } from "../lab/debian-rootfs.js";
 /**
  * kpatch-lab: the QEMU lab. A real livepatch-capable kernel built from Debian's source
  * package, booted under QEMU, where patches are tried before they touch a server.
@@ -24,15 +25,21 @@ Commands:
         Install the Debian packages the lab needs (as root), unpack the kernel
         source, configure it (tinyconfig + lab/config fragments), build it, and
         make the initramfs. Cached: a second run with nothing changed takes seconds.
-  setup --distro 6.12|6.1 [--no-install]
+  setup --distro 6.12|6.1 [--debian] [--no-install]
         Debian's own kernel instead, never built here: download the
         linux-image-*-amd64-unsigned and linux-headers packages at the installed
         linux-source version, make an initramfs with the modules the guest needs,
-        and build the kernel's livepatch-sample against the headers.
-  run [--kernel K | --distro S] [--file PATH]... [--share-host] [--timeout SEC] [--json] -- COMMAND...
+        and build the kernel's livepatch-sample against the headers. With
+        --debian, also a Debian 12 root file system for that kernel (debootstrap
+        minbase, systemd, apt, the kernel's image package, this machine's node),
+        an ext4 image booted with systemd as init (as root; cached).
+  run [--kernel K | --distro S [--debian] [--network]] [--file PATH]... [--share-host] [--timeout SEC] [--json] -- COMMAND...
         Boot the lab kernel with the files (in /lab/files, the working directory),
         run each COMMAND (one shell command per argument) and print its output and
         exit status. Exit status: 0 when every command exited 0, 1 otherwise.
+        --debian boots a copy of the Debian root file system with systemd (the
+        commands run once the system is up, from /var/lib/kplab/run/files);
+        --network adds QEMU's user network (this machine is 10.0.2.2).
   demo [--distro S | --kernel K]
         Build a livepatch module from a source patch (examples/) with kpatch-build
         for Debian's stock kernel (default: --distro 6.12, set up with 'setup
@@ -87,6 +94,7 @@ async function main(argv: string[]): Promise<number> {
         {
           kernel: { type: "string" },
           distro: { type: "string" },
+          debian: { type: "boolean" },
           jobs: { type: "string", short: "j" },
           "no-install": { type: "boolean" },
           help: { type: "boolean", short: "h" },
@@ -99,6 +107,7 @@ async function main(argv: string[]): Promise<number> {
       const choice = kernelChoice(values);
       const progress = new Progress();
       const started = performance.now();
+      if (values.debian && !choice.distro) throw new UsageError("setup: --debian needs --distro");
       if (choice.distro) {
         const lab = await setupDistroLab({
           series: choice.series,
@@ -108,6 +117,12 @@ async function main(argv: string[]): Promise<number> {
         progress.note(
           `stock kernel ready in ${formatDuration(performance.now() - started)}: Linux ${lab.kernelRelease} (${lab.image} ${lab.sourceVersion})\n  kernel ${lab.bzImage}\n  headers ${lab.headersDir}`,
         );
+        if (values.debian) {
+          const rootfs = await buildDebianRootfs(lab, progress);
+          progress.note(
+            `Debian root file system ready: ${rootfs.image} (${Math.round(rootfs.sizeBytes / 2 ** 20)} MiB)`,
+          );
+        }
         return EXIT.ok;
       }
       const lab = await setupLab({
@@ -127,6 +142,8 @@ async function main(argv: string[]): Promise<number> {
         {
           kernel: { type: "string" },
           distro: { type: "string" },
+          debian: { type: "boolean" },
+          network: { type: "boolean" },
           file: { type: "string", multiple: true },
           "share-host": { type: "boolean" },
           timeout: { type: "string" },
@@ -140,14 +157,21 @@ async function main(argv: string[]): Promise<number> {
       const timeout = values.timeout === undefined ? undefined : count("run", "--timeout", values.timeout);
       const choice = kernelChoice(values);
       for (const f of values.file ?? []) checkUserFile(f, "LAB_FILE");
+      if (values.debian && !choice.distro) throw new UsageError("run: --debian needs --distro");
       const lab = guestKernel(choice);
-      const result = await runGuest({
-        lab,
-        files: values.file ?? [],
-        commands: positionals,
-        shareHost: values["share-host"] ?? false,
-        ...(timeout ? { timeoutMs: timeout * 1000 } : {}),
-      });
+      const result = await withRootDisk(
+        values.debian ? requireDebianRootfs(lab as DistroLab) : undefined,
+        (rootDisk) =>
+          runGuest({
+            lab,
+            files: values.file ?? [],
+            commands: positionals,
+            shareHost: values["share-host"] ?? false,
+            network: values.network ?? false,
+            ...(rootDisk ? { rootDisk } : {}),
+            ...(timeout ? { timeoutMs: timeout * 1000 } : {}),
+          }),
+      );
       if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       else {
         for (const c of result.commands) {

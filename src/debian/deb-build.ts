@@ -32,6 +32,8 @@ export interface DebSpec {
   scripts: Record<string, string>;
   conffiles?: string[];
   outDir: string;
+  /** dpkg-deb's compressor (default xz; none for a large binary only ever installed locally). */
+  compression?: "xz" | "none";
 }
 
 /** Builds the package into outDir; its path. */
@@ -72,7 +74,13 @@ export async function buildDeb(spec: DebSpec): Promise<string> {
       chmodSync(join(control, script), 0o755);
     }
     const tmp = join(stage, "out.deb");
-    const r = await exec("dpkg-deb", ["--root-owner-group", "-Zxz", "--build", root, tmp]);
+    const r = await exec("dpkg-deb", [
+      "--root-owner-group",
+      `-Z${spec.compression ?? "xz"}`,
+      "--build",
+      root,
+      tmp,
+    ]);
     if (r.code !== 0)
       throw new KpatchError(
         "DEBIAN_PACKAGE_FAILED",

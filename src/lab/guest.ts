@@ -41,6 +41,14 @@ export interface GuestOptions {
    * console and in /tmp/kplab-boot.log).
    */
   diskBoot?: boolean;
+  /**
+   * A Debian root file system image (src/lab/debian-rootfs.ts) booted as /dev/vda with systemd
+   * as init: the initramfs's /init is lab/initramfs/init-root, which hands the commands over to
+   * the image's kplab-run.service (lab/debian/kplab-run). The guest writes to the image.
+   */
+  rootDisk?: string;
+  /** A virtio-net card on QEMU's user network (the guest is 10.0.2.15, this machine 10.0.2.2). */
+  network?: boolean;
   /** Do not fail on "Call Trace" in the kernel log (tests of WARN paths). */
   allowCallTrace?: boolean;
   /** Every console line as it arrives (for a live display). */
@@ -88,6 +96,7 @@ export function qemuArgs(options: GuestOptions, initrd: string, accel: string): 
   const append = ["console=ttyS0", "panic=-1", "oops=panic", "loglevel=7", "rdinit=/init"];
   if (options.shareHost) append.push("kplab.share=host");
   if (options.diskBoot) append.push("kplab.diskboot");
+  if (options.rootDisk) append.push("kplab.root", "systemd.show_status=0");
   if (options.append) append.push(options.append);
   const args = [
     "-accel",
@@ -115,7 +124,11 @@ export function qemuArgs(options: GuestOptions, initrd: string, accel: string): 
   if (options.shareHost) {
     args.push("-virtfs", "local,path=/,mount_tag=host,security_model=none,readonly=on");
   }
-  if (options.disk) args.push("-drive", `file=${options.disk},if=virtio,format=raw`);
+  if (options.rootDisk && options.disk)
+    throw new KpatchError("LAB_FILE", "Cannot attach both a disk and a root disk to the guest");
+  const disk = options.rootDisk ?? options.disk;
+  if (disk) args.push("-drive", `file=${disk},if=virtio,format=raw`);
+  if (options.network) args.push("-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0");
   return args;
 }
 
@@ -209,7 +222,7 @@ async function runGuestOnce(options: GuestOptions): Promise<GuestResult> {
   try {
     const initrd = join(tmp, "initrd.cpio");
     const base = readFileSync(options.lab.initramfs);
-    const extra = runArchive(options.files ?? [], options.commands);
+    const extra = runArchive(options.files ?? [], options.commands, options.rootDisk ? "root" : "busybox");
     writeFileSync(initrd, Buffer.concat([base, extra]));
     const timeoutMs = options.timeoutMs ?? 120_000;
     const r = await exec("qemu-system-x86_64", qemuArgs(options, initrd, accel), {

@@ -9,7 +9,10 @@ import { writeFileAtomic } from "../util/atomic-write.js";
 import { KpatchError } from "../util/errors.js";
 import { type CpioEntry, parentDirs, S_IFCHR, S_IFDIR, S_IFREG, writeCpio } from "./cpio.js";
 
-const INIT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "lab", "initramfs", "init");
+const INITRAMFS_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "lab", "initramfs");
+const INIT = join(INITRAMFS_DIR, "init");
+/** The /init that boots a Debian root disk with systemd instead (see GuestOptions.rootDisk). */
+const INIT_ROOT = join(INITRAMFS_DIR, "init-root");
 const BUSYBOX = "/bin/busybox";
 
 /** Whether the base archive at `out` holds the current /init and busybox (compared byte for byte). */
@@ -52,10 +55,18 @@ export interface GuestFile {
   mode?: number;
 }
 
-/** The per-run archive: /lab/files/<name> for each file, /lab/cmds/NNN for each command. */
-export function runArchive(files: readonly (string | GuestFile)[], commands: readonly string[]): Uint8Array {
+/**
+ * The per-run archive: /lab/files/<name> for each file, /lab/cmds/NNN for each command; with
+ * init "root", lab/initramfs/init-root over the base archive's /init.
+ */
+export function runArchive(
+  files: readonly (string | GuestFile)[],
+  commands: readonly string[],
+  init: "busybox" | "root" = "busybox",
+): Uint8Array {
   const enc = new TextEncoder();
   const entries: CpioEntry[] = [];
+  if (init === "root") entries.push({ name: "init", mode: S_IFREG | 0o755, data: readFileSync(INIT_ROOT) });
   for (const f of files) {
     const file: GuestFile = typeof f === "string" ? { path: f } : f;
     const name = file.name ?? (file.path ? basename(file.path) : undefined);

@@ -1,0 +1,18 @@
+import assert from "node:assert/strict";
+import test from "node:test";
+import { debianMirror } from "./debian-rootfs.js";
+
+test("debianMirror() takes the bookworm mirror of a deb822 file or a one-line sources.list", () => {
+  const deb822 = [
+    "Types: deb\nURIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\nComponents: main",
+    "Types: deb\n# http://snapshot.debian.org/archive/debian/20250520T000000Z\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main",
+  ].join("\n\n");
+  assert.equal(debianMirror(deb822), "http://mirror.example/debian");
+  assert.equal(
+    debianMirror(
+      "deb https://packages.cloud.google.com/apt cloud-sdk-bookworm main\ndeb [arch=amd64] http://ftp.de.debian.org/debian bookworm main\n",
+    ),
+    "http://ftp.de.debian.org/debian",
+  );
+  assert.equal(debianMirror("deb http://deb.debian.org/debian trixie main\n"), undefined);
+});

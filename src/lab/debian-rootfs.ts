@@ -1,0 +1,287 @@
+/**
+ * A Debian 12 root file system for the lab guest, booted with systemd as init on Debian's stock
+ * kernel (src/lab/guest.ts, `rootDisk`): debootstrap's minbase with systemd-sysv, udev and apt,
+ * the stock kernel's own image package installed (its modules, and the package a patch
+ * package depends on), this machine's Node.js as a package named nodejs (the kpatch-ts package
+ * needs nodejs >= 20, Debian 12 has 18), systemd-networkd on QEMU's user network, and the lab's
+ * command runner (lab/debian/). Made into an ext4 image by mke2fs -d, without mounting anything.
+ * Cached, keyed by everything that goes in:
+ *
+ *   lab/debian-12-<key>/rootfs.ext4    the image (guests boot copies of it)
+ *   lab/debian-12-<key>/ready.json     written last, with the image: complete or absent
+ */
+import { createHash } from "node:crypto";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { buildDeb } from "../debian/deb-build.js";
+import { findDebianPackage } from "../debian/debian-package.js";
+import { syncDir } from "../util/atomic-write.js";
+import { cachePath } from "../util/cache-dir.js";
+import { KpatchError } from "../util/errors.js";
+import { execCheck } from "../util/exec.js";
+import { Progress } from "../util/progress.js";
+import type { DistroLab } from "./distro.js";
+import { readJsonIfExists } from "./paths.js";
+
+/** Bump when the recipe changes in a way the key does not see. */
+const ROOTFS_FORMAT = 1;
+const SUITE = "bookworm";
+/** What debootstrap installs on top of minbase (the image package's dependencies among them). */
+const ROOTFS_PACKAGES = ["systemd-sysv", "udev", "kmod", "initramfs-tools", "linux-base", "ca-certificates"];
+/** Free room in the image beyond what the tree takes (apt's lists and archives, patches). */
+const FREE_MB = 384;
+const LAB_DEBIAN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "lab", "debian");
+const RUNNER_FILES = ["kplab-run", "kplab-run.service", "10-kplab.network"];
+
+export interface DebianRootfsInfo {
+  key: string;
+  suite: string;
+  mirror: string;
+  packages: string[];
+  kernelRelease: string;
+  /** The stock kernel's image package installed in it. */
+  imagePackage: string;
+  nodeVersion: string;
+  sizeBytes: number;
+  timings: Record<string, number>;
+  createdAt: string;
+}
+
+export interface DebianRootfs extends DebianRootfsInfo {
+  dir: string;
+  /** The ext4 image; boot a copy (a guest writes to its disk). */
+  image: string;
+}
+
+/** The Debian mirror this machine's apt uses (deb822 URIs: or a one-line deb entry with bookworm). */
+export function debianMirror(sources: string): string | undefined {
+  const blocks = sources.split(/\n\s*\n/);
+  for (const b of blocks) {
+    const uri = /^URIs:\s*(\S+)/m.exec(b)?.[1];
+    const suites = /^Suites:\s*(.*)$/m.exec(b)?.[1]?.split(/\s+/) ?? [];
+    if (uri && suites.includes(SUITE)) return uri;
+  }
+  for (const line of sources.split("\n")) {
+    const m = /^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s/.exec(line.trim());
+    if (m && m[2] === SUITE) return m[1];
+  }
+  return undefined;
+}
+
+function aptSources(): string {
+  const files = ["/etc/apt/sources.list", "/etc/apt/sources.list.d/debian.sources"];
+  return files.map((f) => (existsSync(f) ? readFileSync(f, "utf8") : "")).join("\n\n");
+}
+
+function rootfsKey(distro: DistroLab, mirror: string, nodeVersion: string): string {
+  const runner = RUNNER_FILES.map((f) => readFileSync(join(LAB_DEBIAN, f), "utf8"));
+  return createHash("sha256")
+    .update(
+      JSON.stringify([
+        ROOTFS_FORMAT,
+        SUITE,
+        mirror,
+        ROOTFS_PACKAGES,
+        distro.image,
+        distro.sourceVersion,
+        nodeVersion,
+        runner,
+      ]),
+    )
+    .digest("hex")
+    .slice(0, 12);
+}
+
+/** The Debian root file system for a stock kernel, if it is built. */
+function findDebianRootfs(distro: DistroLab): DebianRootfs | undefined {
+  const mirror = debianMirror(aptSources());
+  if (!mirror) return undefined;
+  const dir = cachePath("lab", `debian-12-${rootfsKey(distro, mirror, process.versions.node)}`);
+  const info = readJsonIfExists<DebianRootfsInfo>(join(dir, "ready.json"));
+  return info && { ...info, dir, image: join(dir, "rootfs.ext4") };
+}
+
+export function requireDebianRootfs(distro: DistroLab): DebianRootfs {
+  const rootfs = findDebianRootfs(distro);
+  if (!rootfs) {
+    throw new KpatchError(
+      "LAB_NOT_SET_UP",
+      `Cannot boot Debian on the stock ${distro.series} kernel: its root file system is not built; run 'kpatch-lab setup --distro ${distro.series} --debian'`,
+    );
+  }
+  return rootfs;
+}
+
+/**
+ * Runs `use` with a fresh copy of the root file system image (sparse; removed afterwards), so
+ * the cached image stays as built; without one, with undefined.
+ */
+export async function withRootDisk<T>(
+  rootfs: DebianRootfs | undefined,
+  use: (disk: string | undefined) => Promise<T>,
+): Promise<T> {
+  if (!rootfs) return use(undefined);
+  const dir = mkdtempSync(join(tmpdir(), "kplab-root-"));
+  try {
+    const disk = join(dir, "rootfs.ext4");
+    await execCheck("cp", ["--sparse=always", rootfs.image, disk], { what: "cp (root disk)" });
+    return await use(disk);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** This machine's node binary as a Debian package named nodejs (what kpatch-ts depends on). */
+async function nodePackage(outDir: string): Promise<string> {
+  const version = `${process.versions.node}-0kplab1`;
+  return buildDeb({
+    name: "nodejs",
+    version,
+    architecture: "amd64",
+    fields: [
+      ["Maintainer", "kpatch-ts lab <lab@kpatch-ts.invalid>"],
+      ["Depends", "libc6, libgcc-s1, libstdc++6"],
+      ["Section", "javascript"],
+      ["Priority", "optional"],
+      ["Description", "Node.js of the machine that built this lab guest (kpatch-ts lab)"],
+    ],
+    files: [{ path: "/usr/bin/node", data: readFileSync(process.execPath), mode: 0o755 }],
+    scripts: {},
+    outDir,
+    compression: "none",
+  });
+}
+
+async function chroot(root: string, args: string[], what: string, env: NodeJS.ProcessEnv = {}) {
+  return execCheck("chroot", [root, ...args], {
+    what,
+    env: { ...process.env, ...env, DEBIAN_FRONTEND: "noninteractive", LC_ALL: "C.UTF-8" },
+    timeoutMs: 1_200_000,
+  });
+}
+
+/** Builds (or finds) the Debian 12 root file system image for the stock kernel `distro`. */
+export async function buildDebianRootfs(distro: DistroLab, progress = new Progress()): Promise<DebianRootfs> {
+  const found = findDebianRootfs(distro);
+  if (found) return found;
+  if (process.getuid?.() !== 0)
+    throw new KpatchError("LAB_NOT_ROOT", "Cannot build the Debian root file system: debootstrap needs root");
+  const mirror = debianMirror(aptSources());
+  if (!mirror)
+    throw new KpatchError("LAB_NOT_DEBIAN", `Cannot find a ${SUITE} mirror in this machine's apt sources`);
+  const image = findDebianPackage(distro.image, distro.sourceVersion);
+  if (!image)
+    throw new KpatchError("DISTRO_IMAGE", `Cannot find ${distro.image}=${distro.sourceVersion} in the cache`);
+  const key = rootfsKey(distro, mirror, process.versions.node);
+  const dir = cachePath("lab", `debian-12-${key}`);
+  const tmp = `${dir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  try {
+    const root = join(tmp, "root");
+    progress.begin("debootstrap", `${SUITE} minbase + ${ROOTFS_PACKAGES.join(",")} from ${mirror}`);
+    await execCheck(
+      "debootstrap",
+      ["--variant=minbase", `--include=${ROOTFS_PACKAGES.join(",")}`, SUITE, root, mirror],
+      { what: "debootstrap", timeoutMs: 1_800_000 },
+    );
+    progress.end();
+
+    progress.begin("packages", `${distro.image} and nodejs ${process.versions.node} (this machine's node)`);
+    const debs = join(root, "tmp", "kplab-debs");
+    mkdirSync(debs, { recursive: true });
+    cpSync(image.deb, join(debs, "linux-image.deb"));
+    const node = await nodePackage(debs);
+    // INITRD=No: the kernel's postinst hook makes no initramfs (the lab brings its own).
+    await chroot(
+      root,
+      ["dpkg", "-i", "/tmp/kplab-debs/linux-image.deb", `/tmp/kplab-debs/${node.split("/").pop()}`],
+      "dpkg -i in the root",
+      { INITRD: "No" },
+    );
+    rmSync(debs, { recursive: true, force: true });
+    progress.end();
+
+    progress.begin("configure", "networkd, the lab's runner, no gettys or apt timers");
+    for (const f of RUNNER_FILES) {
+      const text = readFileSync(join(LAB_DEBIAN, f));
+      const to = f.endsWith(".network")
+        ? join(root, "etc", "systemd", "network", f)
+        : f.endsWith(".service")
+          ? join(root, "etc", "systemd", "system", f)
+          : join(root, "usr", "local", "sbin", f);
+      mkdirSync(dirname(to), { recursive: true });
+      writeFileSync(to, text, { mode: f.endsWith(".service") || f.endsWith(".network") ? 0o644 : 0o755 });
+    }
+    writeFileSync(join(root, "etc", "hostname"), "kplab\n");
+    writeFileSync(join(root, "etc", "fstab"), "LABEL=kplab-root / ext4 rw,errors=remount-ro 0 0\n");
+    writeFileSync(join(root, "etc", "apt", "sources.list"), "");
+    writeFileSync(join(root, "etc", "apt", "apt.conf.d", "90kplab"), 'Acquire::Languages "none";\n');
+    await chroot(
+      root,
+      ["systemctl", "enable", "systemd-networkd.service", "kplab-run.service"],
+      "systemctl enable",
+    );
+    await chroot(
+      root,
+      [
+        "systemctl",
+        "mask",
+        "serial-getty@ttyS0.service",
+        "getty@tty1.service",
+        "apt-daily.timer",
+        "apt-daily-upgrade.timer",
+      ],
+      "systemctl mask",
+    );
+    await chroot(root, ["apt-get", "clean"], "apt-get clean");
+    rmSync(join(root, "var", "lib", "apt", "lists"), { recursive: true, force: true });
+    mkdirSync(join(root, "var", "lib", "apt", "lists", "partial"), { recursive: true });
+    progress.end();
+
+    progress.begin("image", "ext4 by mke2fs -d");
+    const du = await execCheck("du", ["-sxm", root], { what: "du" });
+    const usedMb = Number(du.stdout.split(/\s/)[0]);
+    const img = join(tmp, "rootfs.ext4");
+    await execCheck(
+      "mke2fs",
+      ["-q", "-t", "ext4", "-L", "kplab-root", "-d", root, img, `${Math.ceil(usedMb * 1.15) + FREE_MB}M`],
+      { what: "mke2fs -d" },
+    );
+    rmSync(root, { recursive: true, force: true });
+    await execCheck("sync", [img], { what: "sync" });
+    progress.end();
+
+    const info: DebianRootfsInfo = {
+      key,
+      suite: SUITE,
+      mirror,
+      packages: ROOTFS_PACKAGES,
+      kernelRelease: distro.kernelRelease,
+      imagePackage: distro.image,
+      nodeVersion: process.versions.node,
+      sizeBytes: statSync(img).size,
+      timings: { ...progress.timings },
+      createdAt: new Date().toISOString(),
+    };
+    writeFileSync(join(tmp, "ready.json"), `${JSON.stringify(info, null, 2)}\n`);
+    rmSync(dir, { recursive: true, force: true });
+    renameSync(tmp, dir);
+    syncDir(dirname(dir));
+    return { ...info, dir, image: join(dir, "rootfs.ext4") };
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}

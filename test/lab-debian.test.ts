@@ -1,0 +1,67 @@
+/**
+ * The Debian 12 guest (kpatch-lab setup --distro 6.12 --debian): debootstrap's minbase with
+ * systemd and apt, booted from its ext4 image on Debian's stock kernel with systemd as PID 1,
+ * the system up, this machine's node as the nodejs package, and QEMU's user network reaching an
+ * HTTP server on this machine (apt's own HTTP method fetches a file from it). Builds the root
+ * file system when it is not cached (as root, ~1 min with the mirror reachable).
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import test from "node:test";
+import { buildDebianRootfs, withRootDisk } from "../src/lab/debian-rootfs.js";
+import { findDistroLab } from "../src/lab/distro.js";
+import { runGuest } from "../src/lab/guest.js";
+import { serveDirectory } from "./http-server.js";
+
+const distro = findDistroLab("6.12");
+const skip = distro ? false : "the stock 6.12 kernel is not set up (kpatch-lab setup --distro 6.12)";
+
+test("Debian 12 boots with systemd on the stock 6.12 kernel, node 20 installed, the host reachable over HTTP", {
+  skip,
+}, async (t) => {
+  const started = performance.now();
+  const rootfs = await buildDebianRootfs(distro!);
+  t.diagnostic(
+    `root file system ${Math.round(rootfs.sizeBytes / 2 ** 20)} MiB (${Math.round(performance.now() - started)} ms to find or build)`,
+  );
+  const dir = mkdtempSync(join(tmpdir(), "lab-debian-"));
+  writeFileSync(join(dir, "hello.txt"), "hello from the host\n");
+  const server = await serveDirectory(dir);
+  try {
+    const result = await withRootDisk(rootfs, (rootDisk) =>
+      runGuest({
+        lab: distro!,
+        rootDisk: rootDisk!,
+        network: true,
+        timeoutMs: 300_000,
+        commands: [
+          "uname -r",
+          "cat /proc/1/comm",
+          "systemctl is-system-running --wait",
+          `dpkg-query -W -f '\${Version}\\n' nodejs && node -e 'console.log(process.version)'`,
+          `/usr/lib/apt/apt-helper download-file ${server.guestUrl}/hello.txt /tmp/hello.txt >/dev/null && cat /tmp/hello.txt`,
+          `dpkg-query -W -f '\${Status}\\n' ${distro!.image}`,
+        ],
+      }),
+    );
+    const [release, init, running, node, http, image] = result.commands.map((c) => c.output.trim());
+    assert.equal(release, distro!.kernelRelease);
+    assert.equal(init, "systemd");
+    assert.equal(running, "running", "no unit failed");
+    assert.match(node!, new RegExp(`^${process.versions.node}-0kplab1\\nv${process.versions.node}$`));
+    assert.equal(http, "hello from the host");
+    assert.ok(
+      server.requests.some((r) => r.includes("GET /hello.txt")),
+      "the host's server saw the guest",
+    );
+    assert.equal(image, "install ok installed", "the kernel's own image package is installed");
+    t.diagnostic(
+      `guest run ${Math.round(result.wallMs)} ms (systemd up, commands start at ${result.guestReadyS} s uptime)`,
+    );
+  } finally {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
