@@ -188,15 +188,15 @@ export function kernelFailure(
 /**
  * Runs the guest; a boot that fails before the guest's first command (no READY mark: TCG on a
  * loaded host can stall the boot, or panic with "IO-APIC + timer doesn't work") is retried once,
- * noted on stderr, since no command ran and nothing of the test was seen. Runs with a disk are
- * never retried: its boot scripts may have run and changed it.
+ * noted on stderr, since no command ran and nothing of the test was seen. Runs with a disk or a
+ * root disk are never retried: its boot scripts (or systemd's units) may have run and changed it.
  */
 export async function runGuest(options: GuestOptions): Promise<GuestResult> {
   try {
     return await runGuestOnce(options);
   } catch (e) {
     if (!(e instanceof BootFailure)) throw e;
-    if (options.disk) throw e.cause;
+    if (options.disk || options.rootDisk) throw e.cause;
     process.stderr.write(
       `kpatch-lab: the guest failed to boot, booting it once more: ${e.cause.message.split("\n")[0]}\n`,
     );
