@@ -4,26 +4,15 @@
  * sources), a copy of a module with another kernel's vermagic, persistent disk images, and the
  * kpatch CLI inside the guest.
  */
-import { createHash } from "node:crypto";
-import {
-  cpSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { readElf } from "../src/elf/index.js";
 import { type GuestCommandResult, type GuestOptions, type GuestResult, runGuest } from "../src/lab/guest.js";
 import { kpatchInGuest } from "../src/lab/guest-node.js";
+import { labModules } from "../src/lab/lab-modules.js";
 import { DEFAULT_SERIES } from "../src/lab/paths.js";
 import { requireLab } from "../src/lab/setup.js";
-import { cachePath } from "../src/util/cache-dir.js";
 import { execCheck } from "../src/util/exec.js";
 
 export const lab = requireLab(DEFAULT_SERIES);
@@ -45,28 +34,8 @@ export function sampleModule(dir: "livepatch" | "kobject", name: string): string
 
 /** Builds test/fixtures/modules against the lab kernel once per source change; their paths. */
 export async function testModules(): Promise<Record<TestModule, string>> {
-  const hash = createHash("sha256");
-  for (const f of readdirSync(FIXTURES).sort()) hash.update(f).update(readFileSync(join(FIXTURES, f)));
-  const dir = cachePath("test-modules", `${lab.key}-${hash.digest("hex").slice(0, 12)}`);
-  const paths = Object.fromEntries(TEST_MODULES.map((m) => [m, join(dir, `${m}.ko`)])) as Record<
-    TestModule,
-    string
-  >;
-  if (Object.values(paths).every((p) => existsSync(p))) return paths;
-  const tmp = `${dir}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(dirname(tmp), { recursive: true });
-  cpSync(FIXTURES, tmp, { recursive: true });
-  try {
-    await execCheck("make", ["-C", lab.buildDir, `M=${tmp}`, "-j2", "modules"], {
-      what: "make (test modules)",
-    });
-    rmSync(dir, { recursive: true, force: true });
-    renameSync(tmp, dir);
-  } finally {
-    rmSync(tmp, { recursive: true, force: true });
-  }
-  return paths;
+  const dir = await labModules({ lab, name: "kpatch", sourceDir: FIXTURES, modules: TEST_MODULES });
+  return Object.fromEntries(TEST_MODULES.map((m) => [m, join(dir, `${m}.ko`)])) as Record<TestModule, string>;
 }
 
 /**

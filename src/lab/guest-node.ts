@@ -12,7 +12,8 @@ import { readFileSync, realpathSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KpatchError } from "../util/errors.js";
-import { execCheck, shellQuote } from "../util/exec.js";
+import { shellQuote } from "../util/exec.js";
+import { hostProgram } from "./host-programs.js";
 import type { GuestFile } from "./initramfs.js";
 import type { Lab } from "./setup.js";
 
@@ -39,26 +40,13 @@ export interface HostNode {
   libraries: { name: string; path: string }[];
 }
 
-let hostNodeCache: HostNode | undefined;
-
-/** The host's node, loader and libraries, from `ldd` (real paths, symlinks resolved). */
+/** The host's node, loader and libraries (src/lab/host-programs.ts). */
 export async function hostNode(): Promise<HostNode> {
-  if (hostNodeCache) return hostNodeCache;
-  const node = realpathSync(process.execPath);
-  const r = await execCheck("ldd", [node], { what: `ldd ${node}` });
-  let loader: string | undefined;
-  const libraries: { name: string; path: string }[] = [];
-  for (const line of r.stdout.split("\n")) {
-    const lib = /^\s*(\S+)\s+=>\s+(\/\S+)/.exec(line);
-    const interp = /^\s*(\/\S*ld-linux\S*)\s+\(/.exec(line)?.[1];
-    if (interp) loader = realpathSync(interp);
-    else if (lib) libraries.push({ name: lib[1]!, path: realpathSync(lib[2]!) });
+  const p = await hostProgram(process.execPath);
+  if (!p.loader) {
+    throw new KpatchError("LAB_NODE", `Cannot run node in the guest: ldd ${p.path} names no dynamic loader`);
   }
-  if (!loader) {
-    throw new KpatchError("LAB_NODE", `Cannot run node in the guest: ldd ${node} names no dynamic loader`);
-  }
-  hostNodeCache = { node, loader, libraries };
-  return hostNodeCache;
+  return { node: p.path, loader: p.loader.path, libraries: p.libraries };
 }
 
 /** The options of NODE_KERNEL_OPTIONS that the lab kernel lacks. */

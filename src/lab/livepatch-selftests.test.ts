@@ -1,0 +1,75 @@
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { configSkipReason, readSelftests, SELFTESTS_DIR, scriptOutcome } from "./livepatch-selftests.js";
+
+const tmp = mkdtempSync(join(tmpdir(), "kpatch-selftests-test-"));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** A source tree with a 6.12-shaped selftests directory (the files' relevant parts). */
+function tree(name: string, withModules = true): string {
+  const src = join(tmp, name);
+  const dir = join(src, SELFTESTS_DIR);
+  mkdirSync(join(dir, "test_modules"), { recursive: true });
+  writeFileSync(
+    join(dir, "Makefile"),
+    "TEST_GEN_FILES := test_klp-call_getpid\nTEST_GEN_MODS_DIR := test_modules\nTEST_PROGS_EXTENDED := functions.sh\nTEST_PROGS := \\\n\ttest-livepatch.sh \\\n\ttest-ftrace.sh\n\nTEST_FILES := settings\n",
+  );
+  writeFileSync(join(dir, "config"), "CONFIG_LIVEPATCH=y\nCONFIG_DYNAMIC_DEBUG=y\n");
+  writeFileSync(
+    join(dir, "functions.sh"),
+    "function set_dynamic_debug() {\n        cat <<-EOF > /sys/kernel/debug/dynamic_debug/control\n\t\tfile kernel/livepatch/* +p\n\t\tfunc klp_try_switch_task -p\n\t\tEOF\n}\n",
+  );
+  if (withModules) {
+    writeFileSync(
+      join(dir, "test_modules", "Makefile"),
+      "obj-m += test_klp_atomic_replace.o \\\n\ttest_klp_livepatch.o\n",
+    );
+  }
+  return src;
+}
+
+test("readSelftests() reads the scripts, files, programs, modules, config and dynamic debug queries", () => {
+  const suite = readSelftests(tree("full"));
+  assert.ok(!("missing" in suite));
+  assert.deepEqual(suite.scripts, ["test-livepatch.sh", "test-ftrace.sh"]);
+  assert.deepEqual(suite.support, ["functions.sh", "settings"]);
+  assert.deepEqual(suite.programs, ["test_klp-call_getpid"]);
+  assert.deepEqual(suite.modules, ["test_klp_atomic_replace", "test_klp_livepatch"]);
+  assert.deepEqual(
+    [...suite.config],
+    [
+      ["CONFIG_LIVEPATCH", "y"],
+      ["CONFIG_DYNAMIC_DEBUG", "y"],
+    ],
+  );
+  assert.deepEqual(suite.dynamicDebug, ["file kernel/livepatch/* +p", "func klp_try_switch_task -p"]);
+});
+
+test("readSelftests() says why a tree without test_modules/ (6.1) has none to run", () => {
+  const suite = readSelftests(tree("old", false));
+  assert.ok("missing" in suite);
+  assert.match(suite.missing, /no test_modules\/ .*CONFIG_TEST_LIVEPATCH/);
+  const none = readSelftests(join(tmp, "nothing"));
+  assert.ok("missing" in none && /does not exist/.test(none.missing));
+});
+
+test("configSkipReason() names each option the lab kernel lacks", () => {
+  const suite = readSelftests(tree("cfg"));
+  assert.ok(!("missing" in suite));
+  const config = join(tmp, "config");
+  const base = "CONFIG_LIVEPATCH=y\nCONFIG_FUNCTION_TRACER=y\nCONFIG_PROC_SYSCTL=y\nCONFIG_MODULE_UNLOAD=y\n";
+  writeFileSync(config, `${base}CONFIG_DYNAMIC_DEBUG=y\n`);
+  assert.equal(configSkipReason(suite, config), undefined);
+  writeFileSync(config, `${base}# CONFIG_DYNAMIC_DEBUG is not set\n`);
+  assert.match(configSkipReason(suite, config) ?? "", /lacks CONFIG_DYNAMIC_DEBUG=y/);
+});
+
+test("scriptOutcome() takes the uptime line out of a script's output and gives its seconds", () => {
+  const r = scriptOutcome("TEST: a ... ok\nkplab-selftest-uptime 10.50 12.75\n");
+  assert.equal(r.output, "TEST: a ... ok\n");
+  assert.equal(r.seconds, 2.25);
+  assert.deepEqual(scriptOutcome("no line\n"), { output: "no line\n" });
+});

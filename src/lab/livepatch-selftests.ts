@@ -1,0 +1,221 @@
+/**
+ * The kernel's own livepatch selftests (tools/testing/selftests/livepatch of the lab's source)
+ * in the lab guest, the scripts copied unchanged. What they need and how the guest gives it:
+ *
+ * - bash, and the tools whose output the scripts compare or whose options busybox lacks:
+ *   kmod's insmod/rmmod/modinfo (insmod's error text is part of the expected kernel log),
+ *   coreutils' date (--rfc-3339=ns) and stat (called as /bin/stat --format), procps' sysctl
+ *   (--values), getconf, diffutils' diff (--label, for a failure's report): this machine's
+ *   programs with their loader and libraries (src/lab/host-programs.ts); /dev/fd for bash's
+ *   process substitution.
+ * - The test modules (test_modules/test_klp_*.ko), which the scripts insmod from
+ *   ./test_modules: built out of tree against the lab's build tree (src/lab/lab-modules.ts);
+ *   test_klp-call_getpid (test-syscall.sh) compiled here with gcc, static.
+ * - KDIR: functions.sh skips everything unless $KDIR (default /lib/modules/$(uname -r)/build)
+ *   is a directory, because kselftest builds the modules there; ours are built already, so KDIR
+ *   names their directory in the guest.
+ * - Dynamic debug for kernel/livepatch (its pr_debug lines are in the expected logs): the
+ *   scripts write set_dynamic_debug's queries to /sys/kernel/debug/dynamic_debug/control, which
+ *   needs CONFIG_DEBUG_FS; without it the same queries, read from functions.sh, go on the kernel
+ *   command line (dyndbg=) and the scripts' own writes fail harmlessly (an error on stderr).
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseConfig, readConfig } from "../kpatch-build/kernel-config.js";
+import { KpatchError } from "../util/errors.js";
+import { execCheck, shellQuote } from "../util/exec.js";
+import { type GuestProgram, hostProgramsInGuest } from "./host-programs.js";
+import type { GuestFile } from "./initramfs.js";
+import { configMismatches } from "./kernel-config.js";
+
+/** The selftests' directory in a kernel source tree. */
+export const SELFTESTS_DIR = join("tools", "testing", "selftests", "livepatch");
+
+/** Where the selftests go in the guest (below the runner's /lab/files). */
+const GUEST_DIR = "/lab/files/livepatch";
+
+export interface LivepatchSelftests {
+  dir: string;
+  /** The test scripts, in the Makefile's order (TEST_PROGS). */
+  scripts: string[];
+  /** Files the scripts read (TEST_PROGS_EXTENDED, TEST_FILES: functions.sh, settings). */
+  support: string[];
+  /** C programs the scripts run (TEST_GEN_FILES, each from <name>.c). */
+  programs: string[];
+  /** The test modules (test_modules/Makefile's obj-m), without .ko. */
+  modules: string[];
+  /** The kernel options the selftests' `config` file asks for. */
+  config: Map<string, string>;
+  /** set_dynamic_debug's queries from functions.sh. */
+  dynamicDebug: string[];
+}
+
+/** A make variable's words (`NAME := a b \` continued lines, `+=` appended). */
+function makeVariable(text: string, name: string): string[] {
+  const joined = text.replace(/\\\n/g, " ");
+  const words: string[] = [];
+  for (const m of joined.matchAll(new RegExp(`^${name}\\s*(?::=|\\+=|=)(.*)$`, "gm"))) {
+    words.push(...m[1]!.trim().split(/\s+/).filter(Boolean));
+  }
+  return words;
+}
+
+/**
+ * The livepatch selftests of a kernel source tree, or a reason why there are none this runner
+ * can use (6.1 and older keep their modules in lib/livepatch, built in-tree with
+ * CONFIG_TEST_LIVEPATCH and loaded with modprobe).
+ */
+export function readSelftests(srcDir: string): LivepatchSelftests | { missing: string } {
+  const dir = join(srcDir, SELFTESTS_DIR);
+  const modulesMakefile = join(dir, "test_modules", "Makefile");
+  if (!existsSync(join(dir, "Makefile"))) return { missing: `${dir} does not exist` };
+  if (!existsSync(modulesMakefile)) {
+    return {
+      missing: `${dir} has no test_modules/ (before 6.2 the test modules are lib/livepatch's, built in-tree with CONFIG_TEST_LIVEPATCH)`,
+    };
+  }
+  const makefile = readFileSync(join(dir, "Makefile"), "utf8");
+  const functions = readFileSync(join(dir, "functions.sh"), "utf8");
+  const heredoc = /function set_dynamic_debug\(\)\s*\{\s*[^\n]*<<-EOF[^\n]*\n([\s\S]*?)\n\s*EOF/.exec(
+    functions,
+  );
+  if (!heredoc) {
+    throw new KpatchError(
+      "LAB_FILE",
+      `Cannot read set_dynamic_debug's queries from ${join(dir, "functions.sh")}`,
+    );
+  }
+  const suite: LivepatchSelftests = {
+    dir,
+    scripts: makeVariable(makefile, "TEST_PROGS"),
+    support: [...makeVariable(makefile, "TEST_PROGS_EXTENDED"), ...makeVariable(makefile, "TEST_FILES")],
+    programs: makeVariable(makefile, "TEST_GEN_FILES"),
+    modules: makeVariable(readFileSync(modulesMakefile, "utf8"), "obj-m").map((o) => o.replace(/\.o$/, "")),
+    config: parseConfig(readFileSync(join(dir, "config"), "utf8")),
+    dynamicDebug: heredoc[1]!
+      .split("\n")
+      .map((l) => l.trim())
+      .filter(Boolean),
+  };
+  if (!suite.scripts.length || !suite.modules.length) {
+    throw new KpatchError("LAB_FILE", `Cannot find the test scripts and modules in ${dir}'s Makefiles`);
+  }
+  return suite;
+}
+
+/**
+ * Options the scripts need beyond the selftests' config file: setup_config sets the
+ * kernel.ftrace_enabled sysctl (FUNCTION_TRACER, PROC_SYSCTL) and every script rmmods.
+ */
+const HARNESS_CONFIG = parseConfig(
+  ["CONFIG_FUNCTION_TRACER=y", "CONFIG_PROC_SYSCTL=y", "CONFIG_MODULE_UNLOAD=y"].join("\n"),
+);
+
+/** Why no script can run on a kernel with this .config, or undefined. */
+export function configSkipReason(suite: LivepatchSelftests, labConfig: string): string | undefined {
+  const config = readConfig(labConfig);
+  const lacking = [...configMismatches(suite.config, config), ...configMismatches(HARNESS_CONFIG, config)];
+  if (!lacking.length) return undefined;
+  return `the lab kernel lacks ${lacking.map((m) => `${m.option}=${m.wanted}`).join(", ")} (${labConfig})`;
+}
+
+/** This machine's programs the scripts run, and where they go in the guest. */
+const PROGRAMS: readonly (GuestProgram & { pkg: string })[] = [
+  { host: "/usr/bin/bash", guest: "/bin/bash", pkg: "bash" },
+  { host: "/usr/bin/stat", guest: "/bin/stat", pkg: "coreutils" },
+  { host: "/usr/bin/date", guest: "/usr/local/bin/date", pkg: "coreutils" },
+  { host: "/usr/sbin/sysctl", guest: "/usr/local/bin/sysctl", pkg: "procps" },
+  { host: "/usr/bin/getconf", guest: "/usr/local/bin/getconf", pkg: "libc-bin" },
+  { host: "/usr/bin/diff", guest: "/usr/local/bin/diff", pkg: "diffutils" },
+  { host: "/usr/bin/kmod", guest: "/usr/local/bin/kmod", links: ["insmod", "rmmod", "modinfo"], pkg: "kmod" },
+];
+
+export interface SelftestRun {
+  files: GuestFile[];
+  /** The first command: installs the programs. */
+  setup: string;
+  /** One command per script, in `scripts` order. */
+  commands: string[];
+  /** The kernel command line's dyndbg= for set_dynamic_debug's queries. */
+  append: string;
+}
+
+/** Marks the guest uptime around a script: "kplab-selftest-uptime START END". */
+const UPTIME_LINE = /^kplab-selftest-uptime (\S+) (\S+)\n/m;
+
+/**
+ * The files and commands of one guest run of `scripts`: the selftests' files from the lab's
+ * source, the modules from `modulesDir`, the programs from `programsDir`.
+ */
+export async function selftestRun(options: {
+  suite: LivepatchSelftests;
+  scripts: readonly string[];
+  modulesDir: string;
+  programsDir: string;
+}): Promise<SelftestRun> {
+  const { suite, modulesDir, programsDir } = options;
+  for (const p of PROGRAMS) {
+    if (!existsSync(p.host)) {
+      throw new KpatchError(
+        "LAB_FILE",
+        `Cannot run the livepatch selftests: ${p.host} is missing (install ${p.pkg})`,
+      );
+    }
+  }
+  const host = await hostProgramsInGuest(PROGRAMS);
+  const files: GuestFile[] = [
+    ...host.files,
+    ...[...suite.support, ...suite.scripts].map((f) => ({
+      name: `livepatch/${f}`,
+      path: join(suite.dir, f),
+    })),
+    ...suite.programs.map((f) => ({ name: `livepatch/${f}`, path: join(programsDir, f) })),
+    ...suite.modules.map((m) => ({
+      name: `livepatch/test_modules/${m}.ko`,
+      path: join(modulesDir, `${m}.ko`),
+      mode: 0o644,
+    })),
+  ];
+  const uptime = "$(cut -d' ' -f1 /proc/uptime)";
+  const commands = options.scripts.map((s) =>
+    [
+      `cd ${GUEST_DIR} || exit 1`,
+      `start=${uptime}`,
+      // into a file, shown afterwards: the console is also the kernel's, and test_klp_state
+      // raises console_loglevel (its "system state"), so kernel lines would cut into the output
+      `KDIR=${GUEST_DIR}/test_modules ./${shellQuote(s)} >/tmp/selftest.out 2>&1`,
+      "rc=$?",
+      `end=${uptime}`,
+      "cat /tmp/selftest.out",
+      `echo "kplab-selftest-uptime $start $end"`,
+      "exit $rc",
+    ].join("\n"),
+  );
+  const dyndbg = suite.dynamicDebug.join("; ");
+  if (dyndbg.includes('"'))
+    throw new KpatchError("LAB_FILE", `Cannot pass dyndbg=${dyndbg} on the command line`);
+  return {
+    files,
+    // dmesg -n 1: no kernel message on the console (the scripts and the runner read the log
+    // with dmesg)
+    setup: `${host.setup} && ln -sfn /proc/self/fd /dev/fd && dmesg -n 1`,
+    commands,
+    append: `dyndbg="${dyndbg}"`,
+  };
+}
+
+/** A script's output without the uptime line, and the seconds it ran (guest uptime). */
+export function scriptOutcome(output: string): { output: string; seconds?: number } {
+  const m = UPTIME_LINE.exec(output);
+  if (!m) return { output };
+  return { output: output.replace(UPTIME_LINE, ""), seconds: Number(m[2]) - Number(m[1]) };
+}
+
+/** Compiles the selftests' C programs (test_klp-call_getpid) into `outDir`, static: the guest has no libc of its own. */
+export async function buildSelftestPrograms(suite: LivepatchSelftests, outDir: string): Promise<void> {
+  for (const p of suite.programs) {
+    await execCheck("gcc", ["-O2", "-Wall", "-static", "-o", join(outDir, p), join(suite.dir, `${p}.c`)], {
+      what: `gcc ${p}.c`,
+    });
+  }
+}
