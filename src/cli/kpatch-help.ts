@@ -63,7 +63,8 @@ Load live patch modules into the running kernel and wait until every task runs
 the new code.
 
 For each module: check it is a livepatch module (modinfo livepatch=Y) built for
-the running kernel (its vermagic names \`uname -r\`), insmod it, then wait for
+the running kernel (its vermagic names \`uname -r\`), run the run-pre check,
+insmod it, then wait for
 /sys/kernel/livepatch/<patch>/transition to read 0. The kernel switches each
 task once none of the patched functions is on its stack; a task that sits in
 one (a kernel thread's loop, a long sleep) keeps the transition from finishing.
@@ -72,16 +73,28 @@ transition still has not finished, reports each blocking task (pid, name, the
 patched function it sits in and its stack), disables the patch, waits for the
 reverse transition and removes the module: the system is as before.
 
+The run-pre check, before insmod: every function the module replaces must be
+in /proc/kallsyms where the livepatch core will look; and when the module
+carries kpatch-build's run-pre record (section .kpatch.runpre: each replaced
+function's original code), that code is compared with the running kernel's
+text through /proc/kcore, allowing only what the kernel rewrites (ftrace,
+jump labels, static calls, alternatives, lock prefixes, return and retpoline
+thunks, IBT sealing). Without /proc/kcore (not root, no CONFIG_PROC_KCORE) or
+without a record, it says so and goes on.
+
 A patch that is loaded but disabled is enabled again instead.
 
 Options:
   --all                    load every module installed for the running kernel
                            (see 'kpatch install'); patches blocked by the
                            crash-loop guard are skipped
+  --skip-run-pre           EXPERTS: load even when the code the module replaces
+                           is not what it was built against (printed as a
+                           warning); the patch may crash the kernel
 ${TRANSITION_OPTIONS}
 
 Exit status: 0 loaded; 1 refused or failed; 3 the transition stalled and the
-patch was backed out.
+patch was backed out; 4 the run-pre check refused the module (nothing loaded).
 
 Examples:
   kpatch load livepatch-fix.ko

@@ -33,6 +33,7 @@ import {
   installPatch,
   uninstallPatch,
 } from "../manage/install.js";
+import { RunPreLoadError } from "../run-pre/live-check.js";
 import { isKpatchError, type KpatchError } from "../util/errors.js";
 import { kernelOption, parse, patchNameArg, printJson } from "./kpatch-args.js";
 import { describeInstalled, describeLoaded, describeResult } from "./kpatch-format.js";
@@ -113,6 +114,7 @@ function errorJson(e: KpatchError): Record<string, unknown> {
     code: e.code,
     message: e.message,
     ...(e instanceof TransitionStalledError ? { patch: e.patch, blockers: e.blockers } : {}),
+    ...(e instanceof RunPreLoadError ? { runPre: e.report } : {}),
   };
 }
 
@@ -145,8 +147,13 @@ async function each(
 }
 
 async function cmdLoad(args: string[]): Promise<number> {
-  const { values, positionals } = parse("load", args, { ...TRANSITION, all: { type: "boolean" } });
+  const { values, positionals } = parse("load", args, {
+    ...TRANSITION,
+    all: { type: "boolean" },
+    "skip-run-pre": { type: "boolean" },
+  });
   const options = transitionOptions("load", values, note);
+  if (values["skip-run-pre"]) options.skipRunPre = true;
   if (values.all) {
     if (positionals.length) throw new UsageError("load: give modules or --all, not both");
     requireRoot("load --all");

@@ -17,7 +17,10 @@ export const EXIT = {
   refused: 2,
   /** kpatch-build: nothing to patch; kpatch: a transition stalled and was backed out. */
   nothing: 3,
-  /** kpatch-build: the run-pre check found the original build is not the running kernel's code. */
+  /**
+   * kpatch-build: the run-pre check found the original build is not the target kernel's code;
+   * kpatch load: the module's functions are not where, or not the code, it was built against.
+   */
   runPre: 4,
   interrupted: 130,
 } as const;
@@ -30,6 +33,7 @@ const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
   KPATCH_TRANSITION_STALLED: EXIT.nothing,
   INTERRUPTED: EXIT.interrupted,
   RUNPRE_MISMATCH: EXIT.runPre,
+  KPATCH_RUNPRE_MISMATCH: EXIT.runPre,
 };
 
 /** The one mapping from an error to an exit status, for every command. */

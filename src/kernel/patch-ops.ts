@@ -7,7 +7,7 @@
  */
 import { existsSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { verifyBeforeLoad } from "../run-pre/live-check.js";
+import { type LoadCheck, verifyBeforeLoad } from "../run-pre/live-check.js";
 import { KpatchError } from "../util/errors.js";
 import { moduleNameOf } from "../util/module-name.js";
 import {
@@ -35,10 +35,14 @@ export interface PatchOpResult {
   action: "loaded" | "enabled" | "unloaded" | "removed";
   elapsedMs: number;
   signalled: TaskState[];
+  /** load: the run-pre check before insmod (kallsyms, and the code through /proc/kcore). */
+  runPre?: LoadCheck;
 }
 
 export interface PatchOpOptions extends TransitionOptions {
   paths?: KernelPaths;
+  /** load: insmod even when the run-pre check finds the code is not what the module was built against. */
+  skipRunPre?: boolean;
 }
 
 /**
@@ -103,6 +107,7 @@ export async function loadPatch(file: string, options: PatchOpOptions = {}): Pro
     });
   }
   let action: PatchOpResult["action"] = "loaded";
+  let runPre: LoadCheck | undefined;
   if (existing) {
     options.log?.(`${name}: loaded but disabled; enabling it`);
     setPatchEnabled(name, true, paths);
@@ -116,11 +121,15 @@ export async function loadPatch(file: string, options: PatchOpOptions = {}): Pro
       );
     }
     requireRealKernel(paths, `load ${name}`);
-    verifyBeforeLoad(elf, paths.proc, options.log);
+    runPre = verifyBeforeLoad(elf, paths.proc, {
+      ...(options.log ? { log: options.log } : {}),
+      ...(options.skipRunPre ? { skipRunPre: true } : {}),
+    });
     await insertModule(file, name);
   }
   const r = await waitForTransition(name, options);
-  if (r.done) return { name, action, elapsedMs: r.elapsedMs, signalled: r.signalled };
+  if (r.done)
+    return { name, action, elapsedMs: r.elapsedMs, signalled: r.signalled, ...(runPre ? { runPre } : {}) };
 
   // Back out: reverse the transition, wait for it, unload what we loaded.
   const seconds = Math.round(r.elapsedMs / 1000);

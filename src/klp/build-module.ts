@@ -6,10 +6,11 @@
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { STB_GLOBAL, STT_FUNC } from "../elf/constants.js";
+import { SHT_PROGBITS, STB_GLOBAL, STT_FUNC } from "../elf/constants.js";
 import type { ElfFile } from "../elf/elf-file.js";
 import { readElf } from "../elf/read-elf.js";
 import { writeElf } from "../elf/write-elf.js";
+import { RUNPRE_SECTION } from "../run-pre/runpre-record.js";
 import { createAtomic, writeFileAtomic } from "../util/atomic-write.js";
 import { KpatchError } from "../util/errors.js";
 import { buildErrors, exec } from "../util/exec.js";
@@ -140,6 +141,8 @@ export async function buildModule(options: {
   makeArgs?: readonly string[];
   /** Sign the module (Secure Boot): the private key and X.509 certificate, as sign-file takes them. */
   sign?: ModuleSigning;
+  /** The run-pre record (src/run-pre/runpre-record.ts) the module carries for kpatch load. */
+  runPreRecord?: Uint8Array;
 }): Promise<ModuleBuild> {
   const { name, outputs, workDir, progress } = options;
   progress.begin("module", `${name}.ko`);
@@ -177,6 +180,10 @@ export async function buildModule(options: {
   const built = join(dir, `${name}.ko`);
   const ko = readElf(readFileSync(built), built);
   const stats = convertKlpRelocations(ko);
+  if (options.runPreRecord) {
+    // Not SHF_ALLOC: the module loader does not copy it into kernel memory.
+    ko.addSection({ name: RUNPRE_SECTION, type: SHT_PROGBITS, data: options.runPreRecord });
+  }
   const sign = options.sign;
   if (sign) {
     // Signed last: the signature covers the post-linked bytes.
@@ -186,7 +193,7 @@ export async function buildModule(options: {
     });
   } else writeFileAtomic(options.outFile, writeElf(ko));
   progress.end(
-    `${stats.klpRelocs} klp relocations, ${stats.klpSymbols} klp symbols${sign ? ", signed" : ""}`,
+    `${stats.klpRelocs} klp relocations, ${stats.klpSymbols} klp symbols${options.runPreRecord ? `, ${options.runPreRecord.length}-byte run-pre record` : ""}${sign ? ", signed" : ""}`,
   );
   return { ko: options.outFile, stats, targets };
 }

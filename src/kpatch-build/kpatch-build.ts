@@ -20,7 +20,7 @@ import { throwIfAborted } from "./interrupt.js";
 import type { KernelTree } from "./kernel-tree.js";
 import { readPatch } from "./patch-file.js";
 import { buildPatchedObjects } from "./patched-objects.js";
-import { runPreStep } from "./run-pre-step.js";
+import { runPreRecord, runPreStep } from "./run-pre-step.js";
 import { TreeDiffer } from "./tree-differ.js";
 
 export interface KpatchBuildOptions {
@@ -133,8 +133,10 @@ export async function kpatchBuild(options: KpatchBuildOptions): Promise<KpatchBu
       return { module: "", name, targets: [], objects, runPre, timings: { ...progress.timings } };
     if (!existsSync(options.outDir)) mkdirSync(options.outDir, { recursive: true });
     const out = join(options.outDir, `${name}.ko`);
+    const record = runPreRecord(checked);
     const mod = await buildModule({
       name,
+      runPreRecord: record.data,
       outputs,
       kernelBuildDir: kernel.buildDir,
       workDir,

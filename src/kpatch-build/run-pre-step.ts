@@ -9,15 +9,18 @@ import { readFileSync } from "node:fs";
 import type { DiffReport } from "../diff/report.js";
 import { readElf } from "../elf/index.js";
 import { KernelImage } from "../kernel-image/index.js";
+import { functionCode } from "../run-pre/function-code.js";
 import {
   assertRunPre,
   type CheckItem,
+  findFunction,
   objectItems,
   type RunPreObject,
   type RunPreReport,
   runPreCheck,
 } from "../run-pre/run-pre-check.js";
 import { formatRunPre, formatRunPreSummary } from "../run-pre/run-pre-format.js";
+import { encodeRunPreRecord, type RecordedFunction } from "../run-pre/runpre-record.js";
 import { imageCode, moduleCode, type TargetCode } from "../run-pre/target-code.js";
 import type { Progress } from "../util/progress.js";
 import type { KernelTree } from "./kernel-tree.js";
@@ -97,4 +100,24 @@ export async function runPreStep(
   }
   assertRunPre(report);
   return report;
+}
+
+/**
+ * The module's run-pre record (src/run-pre/runpre-record.ts): the original build of every
+ * function the patch replaces, for kpatch load to compare with the running kernel's text.
+ */
+export function runPreRecord(diffed: readonly DiffedObject[]): { data: Uint8Array; functions: number } {
+  const functions: RecordedFunction[] = [];
+  for (const d of diffed) {
+    if (!isDiffReport(d.report)) continue;
+    const orig = readElf(readFileSync(d.orig), d.path);
+    for (const item of itemsFromDiff(d.report)) {
+      if (item.role !== "replaced") continue;
+      const sym = findFunction(orig, item.name);
+      if (!sym) continue;
+      const name = item.targetName ?? item.name;
+      functions.push({ object: d.target, name, sympos: item.sympos ?? 0, code: functionCode(orig, sym) });
+    }
+  }
+  return { data: encodeRunPreRecord(functions), functions: functions.length };
 }

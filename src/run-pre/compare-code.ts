@@ -13,10 +13,21 @@
  *   have a 5-byte nop where the object has `call __fentry__`; ftrace nops the rest at boot.
  *   Allowed: that call in ours, a nop of the same length in the kernel.
  *
+ * Against the running kernel (mode "live": kpatch load reading /proc/kcore) the sites the kernel
+ * rewrites at boot or run time are allowed too, each only in the forms its rewrite produces
+ * (site-kinds.ts has the list and the kernel's sources for each): an alternative's instrlen
+ * bytes hold any whole instructions; a lock prefix may be a DS prefix; a return-thunk jmp may be
+ * ret and int3s; a retpoline thunk call an indirect call or jmp (after an lfence, nops after); a
+ * static call a call, jmp, nop5, xor5rax or ret and int3s; an endbr64 the IBT seal's poison nop.
+ *
  * Anything else is a mismatch; the first one is reported with both instructions.
  */
 import { type X86Instruction, x86Decoder } from "../x86/index.js";
-import type { FunctionCode, SiteKind } from "./function-code.js";
+import type { FunctionCode, Site } from "./function-code.js";
+import { type SiteKind, siteKind } from "./site-kinds.js";
+
+/** Against a kernel image file (kpatch-build) or the running kernel's text (kpatch load). */
+export type CompareMode = "image" | "live";
 
 export interface AllowedDifference {
   offset: number;
@@ -73,33 +84,91 @@ function run(code: Uint8Array, offset: number, length: number): X86Instruction[]
   return end === offset + length && !list.some((i) => i.invalid) ? list : undefined;
 }
 
+const isBranch = (i: X86Instruction): boolean => (i.kind === "call" || i.kind === "jump") && !i.invalid;
+/** ret then int3s: patch_return()'s and static_call's retinsn. */
+const isRetPad = ([first, ...rest]: X86Instruction[]): boolean =>
+  first?.mnemonic === "ret" && rest.every((i) => i.mnemonic === "int3");
+
 /** Whether the kernel's bytes at a site are a form the site's rewrite produces. */
-function allowedAt(kind: SiteKind, ours: X86Instruction, theirs: X86Instruction[] | undefined): boolean {
+function allowedAt(
+  kind: SiteKind,
+  ours: X86Instruction,
+  theirs: X86Instruction[] | undefined,
+  code: { ours: FunctionCode; theirs: TheirCode },
+): boolean {
+  const bytes = { ours: code.ours.bytes, theirs: code.theirs.bytes };
   if (!theirs || theirs.length === 0) return false;
-  if (kind === "static-branch") {
-    if (!isJmp(ours) && !isNop(ours)) return false;
-    const [first, ...rest] = theirs;
-    return (isJmp(first!) || isNop(first!)) && rest.every(isNop);
+  const [first, ...rest] = theirs;
+  switch (kind) {
+    case "static-branch":
+      if (!isJmp(ours) && !isNop(ours)) return false;
+      return (isJmp(first!) || isNop(first!)) && rest.every(isNop);
+    case "fentry":
+      return (
+        ours.kind === "call" &&
+        ours.length === 5 &&
+        (theirs.every(isNop) || (first!.kind === "call" && rest.length === 0))
+      );
+    case "alternative":
+      return true; // whole instructions over exactly instrlen bytes: run() checked that
+    case "smp-lock": {
+      const at = ours.offset;
+      if (bytes.ours[at] !== 0xf0 || bytes.theirs[at] !== 0x3e) return false;
+      for (let k = at + 1; k < at + ours.length; k++) {
+        if (code.ours.linked[k] || code.theirs.linked?.[k]) continue;
+        if (bytes.ours[k] !== bytes.theirs[k]) return false;
+      }
+      return true;
+    }
+    case "return-thunk":
+      return isRetPad(theirs) || (isJmp(first!) && rest.length === 0);
+    case "retpoline":
+      return theirs.every((i) => isBranch(i) || isNop(i) || i.mnemonic === "lfence" || i.mnemonic === "int3");
+    case "static-call":
+      return (
+        (isBranch(first!) && rest.length === 0) ||
+        theirs.every(isNop) ||
+        isRetPad(theirs) ||
+        (first!.mnemonic === "xor" && rest.length === 0)
+      );
+    case "endbr": {
+      const poison = [0x66, 0x0f, 0x1f, 0x00];
+      return ours.mnemonic === "endbr64" && poison.every((b, k) => bytes.theirs[ours.offset + k] === b);
+    }
   }
-  return ours.kind === "call" && ours.length === 5 && theirs.every(isNop);
 }
 
-export function compareCode(ours: FunctionCode, theirs: TheirCode): CodeComparison {
+/** The site at an instruction, when the mode allows its kind. */
+function siteAt(ours: FunctionCode, offset: number, mode: CompareMode): Site | undefined {
+  const site = ours.sites.get(offset);
+  return site && (mode === "live" || siteKind(site.kind).image) ? site : undefined;
+}
+
+export function compareCode(
+  ours: FunctionCode,
+  theirs: TheirCode,
+  mode: CompareMode = "image",
+): CodeComparison {
   const size = ours.bytes.length;
   const allowed: AllowedDifference[] = [];
   const decoder = x86Decoder();
   const mine = decoder.decodeRange(ours.bytes, 0, size);
+  let skipTo = 0;
   for (const insn of mine) {
-    const end = insn.offset + insn.length;
+    if (insn.offset < skipTo) continue;
+    const site = siteAt(ours, insn.offset, mode);
+    // A site of several instructions (an alternative) is compared, and allowed, as one piece.
+    const length = site?.length && insn.offset + site.length <= size ? site.length : insn.length;
+    const end = insn.offset + length;
+    skipTo = end;
     let differs = end > theirs.bytes.length;
     for (let k = insn.offset; k < end && !differs; k++) {
       if (ours.linked[k] || theirs.linked?.[k]) continue;
       differs = ours.bytes[k] !== theirs.bytes[k];
     }
     if (!differs) continue;
-    const site = ours.sites.get(insn.offset);
-    const their = run(theirs.bytes, insn.offset, insn.length);
-    if (site && allowedAt(site.kind, insn, their)) {
+    const their = run(theirs.bytes, insn.offset, length);
+    if (site && allowedAt(site.kind, insn, their, { ours, theirs })) {
       allowed.push({
         offset: insn.offset,
         kind: site.kind,

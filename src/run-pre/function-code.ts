@@ -1,19 +1,29 @@
 /**
  * A function's code as an object file has it, for the run-pre check: its bytes, which of them a
  * relocation fills in (the linker or module loader writes those, so they say nothing about the
- * code), and the sites the build or the kernel may legitimately rewrite, each with the record
- * that says so: static branches (a __jump_table entry's code field) and ftrace call sites (a
- * relocation to __fentry__, or an __mcount_loc / __patchable_function_entries entry).
+ * code), and the sites the build or the kernel may legitimately rewrite (site-kinds.ts), each
+ * with the record that says so: static branches (a __jump_table entry's code field), ftrace call
+ * sites (a relocation to __fentry__, or an __mcount_loc / __patchable_function_entries entry),
+ * alternatives (.altinstructions), lock prefixes (.smp_locks), and the instructions objtool lists
+ * only in its vmlinux.o pass (IBT kernels delay objtool to the link, so an object has no
+ * .return_sites, .retpoline_sites, .static_call_sites or .ibt_endbr_seal of its own): found by
+ * their relocation target (__x86_return_thunk, __x86_indirect_thunk_*, __SCT__*) and, for IBT,
+ * by an endbr64 at the function's entry.
  */
 import { type ElfFile, type ElfSection, type ElfSymbol, SHF_EXECINSTR } from "../elf/index.js";
+import { kindOfCallTarget, type SiteKind } from "./site-kinds.js";
 
-export type SiteKind = "static-branch" | "fentry";
+export type { SiteKind } from "./site-kinds.js";
 
 export interface Site {
   kind: SiteKind;
   /** The record that names the site, for the report: "__jump_table entry (key sched_smt_present)". */
   evidence: string;
+  /** Bytes the site covers when not just its first instruction (an alternative's instrlen). */
+  length?: number;
 }
+
+const ENDBR64 = [0xf3, 0x0f, 0x1e, 0xfa];
 
 export interface FunctionCode {
   name: string;
@@ -89,15 +99,59 @@ function fileSites(file: ElfFile): Map<ElfSection, Map<number, Site>> {
         const at = pointsAt(r.symbol, r.addend);
         if (at) add(at.section, at.offset, { kind: "fentry", evidence: `${base.name} entry` });
       }
+    } else if (base.name === ".altinstructions") {
+      altSites(base, sec.relocs, add);
+    } else if (base.name === ".smp_locks") {
+      for (const r of sec.relocs) {
+        const at = pointsAt(r.symbol, r.addend);
+        if (at) add(at.section, at.offset, { kind: "smp-lock", evidence: ".smp_locks entry" });
+      }
     } else if (base.flags & SHF_EXECINSTR) {
       for (const r of sec.relocs) {
-        if (r.symbol.name === "__fentry__" && r.offset >= 1)
+        const name = r.symbol.name;
+        if (r.offset < 1) continue;
+        if (name === "__fentry__") {
           add(base, r.offset - 1, { kind: "fentry", evidence: "call __fentry__ (relocation)" });
+          continue;
+        }
+        const kind = kindOfCallTarget(name);
+        // call/jmp rel32 (opcode e8/e9 before the field) or jcc rel32 (0f 8x).
+        if (!kind) continue;
+        const op = base.data[r.offset - 1]!;
+        const at =
+          op === 0xe8 || op === 0xe9
+            ? r.offset - 1
+            : r.offset >= 2 && base.data[r.offset - 2] === 0x0f && (op & 0xf0) === 0x80
+              ? r.offset - 2
+              : -1;
+        if (at >= 0) add(base, at, { kind, evidence: `${op === 0xe8 ? "call" : "jmp"} ${name}` });
       }
     }
   }
   sitesCache.set(file, all);
   return all;
+}
+
+/**
+ * .altinstructions: struct alt_instr, two relocations an entry (instr_offset at 0, repl_offset at
+ * 4), instrlen and replacementlen its last two bytes: 12 bytes before 6.3, 14 since (ft_flags).
+ * The entry size is the section's size over its entries, so no kernel header is needed.
+ */
+function altSites(
+  base: ElfSection,
+  relocs: readonly { offset: number; symbol: ElfSymbol; addend: bigint }[],
+  add: (section: ElfSection, offset: number, site: Site) => void,
+): void {
+  const entries = relocs.length / 2;
+  const size = entries > 0 ? base.data.length / entries : 0;
+  if (size !== 12 && size !== 14) return;
+  for (const r of relocs) {
+    if (r.offset % size !== 0) continue;
+    const at = pointsAt(r.symbol, r.addend);
+    const length = base.data[r.offset + size - 2]!;
+    if (at && length > 0)
+      add(at.section, at.offset, { kind: "alternative", evidence: ".altinstructions entry", length });
+  }
 }
 
 /** The code of function `sym` of `file` (an object or a module: anything with relocations). */
@@ -118,5 +172,7 @@ export function functionCode(file: ElfFile, sym: ElfSymbol): FunctionCode {
   for (const [offset, site] of fileSites(file).get(sec) ?? []) {
     if (offset >= start && offset < start + size) sites.set(offset - start, site);
   }
+  if (size >= 4 && ENDBR64.every((b, i) => bytes[i] === b) && !sites.has(0))
+    sites.set(0, { kind: "endbr", evidence: "endbr64 at the function's entry" });
   return { name: sym.name, file: file.path ?? "the object", bytes, linked, sites, weak: sym.isWeak };
 }

@@ -10,8 +10,9 @@
 import type { ElfFile, ElfSymbol } from "../elf/index.js";
 import { STT_FUNC } from "../elf/index.js";
 import { KpatchError } from "../util/errors.js";
-import { type AllowedDifference, compareCode, type Mismatch } from "./compare-code.js";
+import { type AllowedDifference, type CompareMode, compareCode, type Mismatch } from "./compare-code.js";
 import { type FunctionCode, functionCode } from "./function-code.js";
+import type { RecordedFunction } from "./runpre-record.js";
 import type { TargetCode, TargetFunction } from "./target-code.js";
 
 /** Why a function is checked: replaced by the patch, a split-off part of one (.cold), a changed
@@ -72,10 +73,24 @@ export interface RunPreOptions {
    * "overridden" rather than a mismatch (a patch replacing it would be refused).
    */
   weakOverrideIsOk?: boolean;
+  /** What the target's code is: a kernel image file (default) or the running kernel's text. */
+  mode?: CompareMode;
 }
 
-function findFunction(orig: ElfFile, name: string): ElfSymbol | undefined {
+export function findFunction(orig: ElfFile, name: string): ElfSymbol | undefined {
   return orig.findSymbols(name).find((s) => s.type === STT_FUNC && s.section && s.size > 0n);
+}
+
+function emptyReport(): RunPreReport {
+  return { sources: {}, functions: [], matched: 0, allowed: 0, mismatched: 0, overridden: 0, ms: 0 };
+}
+
+function count(report: RunPreReport, result: FunctionResult): void {
+  report.functions.push(result);
+  if (result.status === "matched") report.matched++;
+  else if (result.status === "allowed") report.allowed++;
+  else if (result.status === "overridden") report.overridden++;
+  else report.mismatched++;
 }
 
 export async function runPreCheck(
@@ -83,15 +98,7 @@ export async function runPreCheck(
   options: RunPreOptions,
 ): Promise<RunPreReport> {
   const started = performance.now();
-  const report: RunPreReport = {
-    sources: {},
-    functions: [],
-    matched: 0,
-    allowed: 0,
-    mismatched: 0,
-    overridden: 0,
-    ms: 0,
-  };
+  const report = emptyReport();
   for (const o of objects) {
     const code = await options.codeFor(o.target);
     report.sources[o.target] = code.source;
@@ -100,43 +107,61 @@ export async function runPreCheck(
       const sym = findFunction(o.orig, item.name);
       if (!sym || seen.has(item.name)) continue;
       seen.add(item.name);
-      const result = checkFunction(o, item, sym, code, options);
-      report.functions.push(result);
-      if (result.status === "matched") report.matched++;
-      else if (result.status === "allowed") report.allowed++;
-      else if (result.status === "overridden") report.overridden++;
-      else report.mismatched++;
+      count(report, checkFunction(o.path, o.target, item, functionCode(o.orig, sym), code, options));
     }
   }
   report.ms = performance.now() - started;
   return report;
 }
 
+/**
+ * The functions a module's run-pre record holds (runpre-record.ts) against a target's code;
+ * `codeFor` returns undefined for a target that cannot be read (a module not loaded).
+ */
+export function checkRecorded(
+  functions: readonly RecordedFunction[],
+  codeFor: (target: string) => TargetCode | undefined,
+  mode: CompareMode,
+): RunPreReport {
+  const started = performance.now();
+  const report = emptyReport();
+  for (const f of functions) {
+    const code = codeFor(f.object);
+    if (!code) continue;
+    report.sources[f.object] = code.source;
+    const item: CheckItem = { name: f.name, targetName: f.name, sympos: f.sympos, role: "replaced" };
+    count(report, checkFunction(f.object, f.object, item, f.code, code, { mode }));
+  }
+  report.ms = performance.now() - started;
+  return report;
+}
+
 function checkFunction(
-  o: RunPreObject,
+  path: string,
+  target: string,
   item: CheckItem,
-  sym: ElfSymbol,
+  ours: FunctionCode,
   code: TargetCode,
-  options: RunPreOptions,
+  options: Pick<RunPreOptions, "weakOverrideIsOk" | "mode">,
 ): FunctionResult {
-  const ours = functionCode(o.orig, sym);
   const name = item.targetName ?? item.name;
   const base = {
-    object: o.path,
-    target: o.target,
+    object: path,
+    target,
     function: name,
     sympos: 0,
     role: item.role,
     size: ours.bytes.length,
   };
-  const { theirs, at } = locate(code, ours, name, item.sympos);
+  const mode = options.mode ?? "image";
+  const { theirs, at } = locate(code, ours, name, item.sympos, mode);
   base.sympos = at;
   if (typeof theirs === "string") {
     const mismatch = { offset: 0, ours: `${ours.bytes.length} bytes`, theirs: "(not found)", reason: theirs };
     return { ...base, status: "mismatch", allowed: [], mismatch };
   }
   const address = `0x${theirs.address.toString(16)}`;
-  const cmp = compareCode(ours, theirs);
+  const cmp = compareCode(ours, theirs, mode);
   if (!cmp.mismatch) {
     return { ...base, address, status: cmp.allowed.length ? "allowed" : "matched", allowed: cmp.allowed };
   }
@@ -159,6 +184,7 @@ function locate(
   ours: FunctionCode,
   name: string,
   sympos: number | undefined,
+  mode: CompareMode,
 ): { theirs: TargetFunction | string; at: number } {
   const size = ours.bytes.length;
   if (sympos !== undefined) return { theirs: code.find(name, sympos, size), at: sympos };
@@ -168,7 +194,7 @@ function locate(
   for (let pos = 1; pos <= n; pos++) {
     const t = code.find(name, pos, size);
     if (typeof t === "string") continue;
-    if (!compareCode(ours, t).mismatch) return { theirs: t, at: pos };
+    if (!compareCode(ours, t, mode).mismatch) return { theirs: t, at: pos };
     first ??= { theirs: t, at: pos };
   }
   return first ?? { theirs: `${code.source} has ${n} ${name}, none readable`, at: 0 };

@@ -7,7 +7,7 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { readElf, STT_FUNC } from "../elf/index.js";
-import type { KernelImage } from "../kernel-image/index.js";
+import type { KernelImage, KernelSymbols } from "../kernel-image/index.js";
 import { KpatchError } from "../util/errors.js";
 import type { TheirCode } from "./compare-code.js";
 import { functionCode } from "./function-code.js";
@@ -28,7 +28,24 @@ export interface TargetCode {
   count(name: string): number;
 }
 
+/** Code read from memory or a file by address, located through a kernel symbol table. */
+export interface AddressedCode {
+  /** What the code is read from, for the report. */
+  readonly path: string;
+  symbols(): KernelSymbols;
+  /** `length` bytes at `address`, or undefined when not all of them are there. */
+  bytesAt(address: bigint, length: number): Uint8Array | undefined;
+}
+
 export function imageCode(image: KernelImage): TargetCode {
+  return addressedCode(image);
+}
+
+/**
+ * Code located through kernel symbols: the function's exact size when the table has sizes, else
+ * the bytes up to the next symbol (kallsyms' extent), which must be padding past our end.
+ */
+export function addressedCode(image: AddressedCode): TargetCode {
   return {
     source: image.path,
     count: (name) => image.symbols().named(name).length,

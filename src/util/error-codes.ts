@@ -84,7 +84,8 @@ export type KpatchErrorCode =
   | "KPATCH_NO_FILE"
   | "KPATCH_NO_LIVEPATCH"
   | "KPATCH_RMMOD_FAILED"
-  | "KPATCH_RUNPRE_MISMATCH" // the functions the module replaces are not where the livepatch core looks
+  | "KPATCH_RUNPRE_MISMATCH" // the functions the module replaces are not where the livepatch core looks, or not the code it recorded (exit 4)
+  | "KPATCH_RUNPRE_RECORD" // the module's .kpatch.runpre section is unreadable
   | "KPATCH_STATE_IO"
   | "KPATCH_SYSFS_WRITE"
   | "KPATCH_TRANSITION_STALLED" // a transition did not finish in time (exit 3)
