@@ -34,7 +34,12 @@ export function sampleModule(dir: "livepatch" | "kobject", name: string): string
 
 /** Builds test/fixtures/modules against the lab kernel once per source change; their paths. */
 export async function testModules(): Promise<Record<TestModule, string>> {
-  const dir = await labModules({ lab, name: "kpatch", sourceDir: FIXTURES, modules: TEST_MODULES });
+  const dir = await labModules({
+    kernel: { key: lab.key, kbuildDir: lab.buildDir },
+    name: "kpatch",
+    sourceDir: FIXTURES,
+    modules: TEST_MODULES,
+  });
   return Object.fromEntries(TEST_MODULES.map((m) => [m, join(dir, `${m}.ko`)])) as Record<TestModule, string>;
 }
 

@@ -1,9 +1,9 @@
 /**
- * Kernel modules built out of tree (kbuild's M=) against a lab kernel's build tree, once: our
- * test modules (test/fixtures/modules) and the kernel's livepatch selftest modules. The result
- * is cached under <cache>/test-modules/<name>-<lab key>-<hash>, the hash taken over the module
- * sources and the lab tree's .config and Module.symvers, so a changed source or a rebuilt lab
- * tree builds them anew. The directory is made complete under a temporary name and renamed into
+ * Kernel modules built out of tree (kbuild's M=) against a kernel's kbuild tree (a lab's build
+ * tree, a stock kernel's headers tree), once: our test modules (test/fixtures/modules) and the
+ * kernel's livepatch selftest modules. The result is cached under
+ * <cache>/test-modules/<name>-<kernel key>-<hash>, the hash taken over the module sources and the
+ * tree's .config and Module.symvers, so a changed source or a rebuilt tree builds them anew. The directory is made complete under a temporary name and renamed into
  * place: it is there whole or not at all.
  */
 import { createHash } from "node:crypto";
@@ -13,10 +13,10 @@ import { createAtomic } from "../util/atomic-write.js";
 import { cachePath } from "../util/cache-dir.js";
 import { KpatchError } from "../util/errors.js";
 import { execCheck } from "../util/exec.js";
-import type { Lab } from "./setup.js";
 
 export interface LabModulesOptions {
-  lab: Pick<Lab, "key" | "buildDir" | "config">;
+  /** The kbuild tree to build against (make -C), and the cache key of the setup it belongs to. */
+  kernel: { key: string; kbuildDir: string };
   /** A name for the set, part of the cache directory's name. */
   name: string;
   /** The directory of the sources (a Kbuild or kbuild Makefile and the .c files), not written. */
@@ -25,22 +25,22 @@ export interface LabModulesOptions {
   modules: readonly string[];
 }
 
-/** Builds the modules of `sourceDir` against the lab kernel once per source or tree change; their directory. */
+/** Builds the modules of `sourceDir` against the kernel once per source or tree change; their directory. */
 export async function labModules(options: LabModulesOptions): Promise<string> {
-  const { lab, name, sourceDir, modules } = options;
+  const { kernel, name, sourceDir, modules } = options;
   const hash = createHash("sha256");
   for (const f of readdirSync(sourceDir, { withFileTypes: true }).sort((a, b) =>
     a.name < b.name ? -1 : 1,
   )) {
     if (f.isFile()) hash.update(`${f.name}\0`).update(readFileSync(join(sourceDir, f.name)));
   }
-  for (const f of [lab.config, join(lab.buildDir, "Module.symvers")]) hash.update(readFileSync(f));
-  const dir = cachePath("test-modules", `${name}-${lab.key}-${hash.digest("hex").slice(0, 12)}`);
+  for (const f of [".config", "Module.symvers"]) hash.update(readFileSync(join(kernel.kbuildDir, f)));
+  const dir = cachePath("test-modules", `${name}-${kernel.key}-${hash.digest("hex").slice(0, 12)}`);
   if (existsSync(dir)) return dir;
   try {
     await createAtomic(dir, async (tmp) => {
       cpSync(sourceDir, tmp, { recursive: true });
-      await execCheck("make", ["-C", lab.buildDir, `M=${tmp}`, "-j2", "modules"], {
+      await execCheck("make", ["-C", kernel.kbuildDir, `M=${tmp}`, "-j2", "modules"], {
         what: `make (${name} modules)`,
       });
       const missing = modules.filter((m) => !existsSync(join(tmp, `${m}.ko`)));
