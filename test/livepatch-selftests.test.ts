@@ -38,7 +38,7 @@ test("the kernel's livepatch selftests in the lab guest", async (t) => {
   if (!skipAll) {
     const started = Date.now();
     const modulesDir = await labModules({
-      lab,
+      kernel: { key: lab.key, kbuildDir: lab.buildDir },
       name: "livepatch-selftests",
       sourceDir: join(suite.dir, "test_modules"),
       modules: suite.modules,
@@ -54,6 +54,11 @@ test("the kernel's livepatch selftests in the lab guest", async (t) => {
         commands: [run.setup, ...run.commands],
         append: run.append,
         timeoutMs: 900_000,
+        // two vCPUs: test-syscall hammers getpid from a process per CPU while the patch
+        // transitions; TCG single-threaded, as thread=multi can run a stale translation of code
+        // the livepatch core rewrites (src/lab/int3.ts)
+        cpus: 2,
+        tcgThread: "single",
       });
     } finally {
       rmSync(programsDir, { recursive: true, force: true });
