@@ -67,9 +67,34 @@ test("configSkipReason() names each option the lab kernel lacks", () => {
   assert.match(configSkipReason(suite, config) ?? "", /lacks CONFIG_DYNAMIC_DEBUG=y/);
 });
 
-test("scriptOutcome() takes the uptime line out of a script's output and gives its seconds", () => {
-  const r = scriptOutcome("TEST: a ... ok\nkplab-selftest-uptime 10.50 12.75\n");
-  assert.equal(r.output, "TEST: a ... ok\n");
-  assert.equal(r.seconds, 2.25);
-  assert.deepEqual(scriptOutcome("no line\n"), { output: "no line\n" });
+test("scriptOutcome() passes a script that exits 0 with every check ok, and times it", () => {
+  const o = scriptOutcome(0, "TEST: a ... ok\nTEST: b ... ok\nkplab-selftest-uptime 10.50 12.75\n");
+  assert.equal(o.verdict, "pass");
+  assert.deepEqual(o.checks, ["TEST: a ... ok", "TEST: b ... ok"]);
+  assert.equal(o.output, "TEST: a ... ok\nTEST: b ... ok\n");
+  assert.equal(o.seconds, 2.25);
+});
+
+test("scriptOutcome() fails a non-zero exit, a run without checks and a check not ok", () => {
+  assert.deepEqual(
+    [
+      scriptOutcome(1, "TEST: a ... not ok\n\nERROR: livepatch kselftest(s) failed\n"),
+      scriptOutcome(0, "nothing\n"),
+      scriptOutcome(0, "TEST: a ... ok\nTEST: b ... not ok\n"),
+    ].map((o) => [o.verdict, o.reason]),
+    [
+      ["fail", "exit status 1"],
+      ["fail", "it ran no check"],
+      ["fail", "checks not ok: TEST: b ... not ok"],
+    ],
+  );
+  assert.equal(scriptOutcome(0, "TEST: a ... ok\n").seconds, undefined);
+});
+
+test("scriptOutcome() skips on kselftest's exit 4 with the script's reason", () => {
+  const o = scriptOutcome(4, "SKIP: failed to set kernel.ftrace_enabled = 1\n");
+  assert.equal(o.verdict, "skip");
+  assert.equal(o.reason, "the script skips itself: failed to set kernel.ftrace_enabled = 1");
+  const root = scriptOutcome(4, "skip all tests: must be run as root\n");
+  assert.equal(root.reason, "the script skips itself: skip all tests: must be run as root");
 });

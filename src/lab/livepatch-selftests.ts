@@ -204,11 +204,45 @@ export async function selftestRun(options: {
   };
 }
 
-/** A script's output without the uptime line, and the seconds it ran (guest uptime). */
-export function scriptOutcome(output: string): { output: string; seconds?: number } {
-  const m = UPTIME_LINE.exec(output);
-  if (!m) return { output };
-  return { output: output.replace(UPTIME_LINE, ""), seconds: Number(m[2]) - Number(m[1]) };
+/** kselftest's exit status for "cannot run here" (functions.sh's ksft_skip). */
+const KSFT_SKIP = 4;
+
+export interface ScriptOutcome {
+  verdict: "pass" | "fail" | "skip";
+  /** Why it failed or skipped. */
+  reason?: string;
+  /** Its "TEST: name ... ok" lines. */
+  checks: string[];
+  /** The output without the runner's uptime line. */
+  output: string;
+  /** Seconds it ran (guest uptime). */
+  seconds?: number;
+}
+
+/**
+ * What a script's exit status and output say: it passes when it exits 0 having run at least one
+ * check and every check says "ok"; exit 4 is kselftest's skip (its "SKIP: why" line the reason).
+ */
+export function scriptOutcome(exitCode: number, raw: string): ScriptOutcome {
+  const m = UPTIME_LINE.exec(raw);
+  const output = m ? raw.replace(UPTIME_LINE, "") : raw;
+  const timed = m ? { seconds: Number(m[2]) - Number(m[1]) } : {};
+  const checks = output.split("\n").filter((l) => l.startsWith("TEST: "));
+  const base = { checks, output, ...timed };
+  if (exitCode === KSFT_SKIP) {
+    const why = /^SKIP: (.*)$/m.exec(output)?.[1] ?? output.trim().split("\n").at(-1) ?? "no reason given";
+    return { verdict: "skip", reason: `the script skips itself: ${why}`, ...base };
+  }
+  const notOk = checks.filter((l) => !l.endsWith(" ... ok"));
+  const reason =
+    exitCode !== 0
+      ? `exit status ${exitCode}`
+      : checks.length === 0
+        ? "it ran no check"
+        : notOk.length
+          ? `checks not ok: ${notOk.join("; ")}`
+          : undefined;
+  return reason ? { verdict: "fail", reason, ...base } : { verdict: "pass", ...base };
 }
 
 /** Compiles the selftests' C programs (test_klp-call_getpid) into `outDir`, static: the guest has no libc of its own. */
