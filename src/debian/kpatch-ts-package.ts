@@ -30,7 +30,10 @@ export function importClosure(entry: string): { files: string[]; packages: strin
     if (files.has(f)) continue;
     files.add(f);
     const text = readFileSync(f, "utf8");
-    for (const m of text.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*)["']([^"']+)["']/g)) {
+    // Static and dynamic imports, and a package loaded lazily through createRequire (iced-x86).
+    const specs =
+      /(?:\bfrom\s*|\bimport\s*\(?\s*|\bcreateRequire\(import\.meta\.url\)\(\s*)["']([^"']+)["']/g;
+    for (const m of text.matchAll(specs)) {
       const spec = m[1]!;
       if (spec.startsWith(".")) todo.push(join(dirname(f), spec));
       else if (!spec.startsWith("node:"))

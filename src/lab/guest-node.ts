@@ -59,6 +59,14 @@ function missingNodeOptions(lab: Pick<Lab, "config">): string[] {
  * A shell script for the guest that runs `script` (a file of this checkout's dist/) with the
  * host's node, copying everything into the guest's tmpfs on first use.
  */
+/** package.json's "dependencies": what dist/ needs at run time from node_modules. */
+function runtimeDependencies(): string[] {
+  const pkg = JSON.parse(readFileSync(join(CHECKOUT, "package.json"), "utf8")) as {
+    dependencies?: Record<string, string>;
+  };
+  return Object.keys(pkg.dependencies ?? {});
+}
+
 async function nodeWrapper(lab: Pick<Lab, "config">, script: string, comment: string): Promise<string> {
   const missing = missingNodeOptions(lab);
   if (missing.length) {
@@ -78,6 +86,11 @@ async function nodeWrapper(lab: Pick<Lab, "config">, script: string, comment: st
     `cp ${h(n.node)} ${d}/node`,
     `cp ${h(join(CHECKOUT, "package.json"))} ${d}/app/`,
     `cp -r ${h(join(CHECKOUT, "dist", "src"))} ${d}/app/dist/`,
+    // The runtime dependencies (iced-x86: kpatch load's run-pre check decodes instructions).
+    `mkdir -p ${d}/app/node_modules`,
+    ...runtimeDependencies().map(
+      (p) => `cp -r ${h(join(CHECKOUT, "node_modules", p))} ${d}/app/node_modules/`,
+    ),
     `touch ${d}/.ready`,
   ];
   const run = [`${d}/ld.so`, "--library-path", `${d}/lib`];
