@@ -1,16 +1,19 @@
 /**
- * The kernel's own livepatch selftests (tools/testing/selftests/livepatch of the lab's source,
- * the scripts unchanged) in the lab guest, one boot for all of them: one subtest per script,
- * which passes when the script exits 0 with every one of its checks "ok"; a script that cannot
- * run here is skipped saying why (a kernel option the lab lacks, or the script's own kselftest
- * SKIP, exit 4). How the busybox guest is given what the scripts need: src/lab/livepatch-selftests.ts.
+ * The kernel's own livepatch selftests (tools/testing/selftests/livepatch of the kernel's Debian
+ * source, the scripts unchanged) in the lab guest, on the lab kernel and on Debian's stock kernel
+ * of the test series (when set up), one boot per kernel: one subtest per script, which passes
+ * when the script exits 0 with every one of its checks "ok"; a script that cannot run there is
+ * skipped saying why (a kernel option the kernel lacks, or the script's own kselftest SKIP,
+ * exit 4). How the busybox guest is given what the scripts need: src/lab/livepatch-selftests.ts.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import test from "node:test";
-import { type GuestResult, runGuest } from "../src/lab/guest.js";
+import test, { type TestContext } from "node:test";
+import { unpackKernelSource } from "../src/debian/kernel-source.js";
+import { findDistroLab } from "../src/lab/distro.js";
+import { type GuestOptions, runGuest } from "../src/lab/guest.js";
 import { labModules } from "../src/lab/lab-modules.js";
 import {
   buildSelftestPrograms,
@@ -21,57 +24,69 @@ import {
 } from "../src/lab/livepatch-selftests.js";
 import { testSeries } from "../src/lab/paths.js";
 import { requireLab } from "../src/lab/setup.js";
+import { Progress } from "../src/util/progress.js";
 
-const lab = requireLab(testSeries());
+interface Target {
+  /** What boots: a kernel image and the initramfs. */
+  guest: GuestOptions["lab"];
+  /** Kernel source (the scripts), kbuild tree and its cache key (the modules), .config (skips). */
+  srcDir: string;
+  kernel: { key: string; kbuildDir: string };
+  config: string;
+  cpus: number;
+}
 
-test("the kernel's livepatch selftests in the lab guest", async (t) => {
-  const suite = readSelftests(lab.srcDir);
+async function runSelftests(t: TestContext, target: Target): Promise<void> {
+  const suite = readSelftests(target.srcDir);
   if ("missing" in suite) {
-    t.skip(`no livepatch selftests this runner can use in the ${lab.series} lab: ${suite.missing}`);
+    t.skip(`no livepatch selftests this runner can use: ${suite.missing}`);
     return;
   }
-  const skipAll = configSkipReason(suite, lab.config);
-  let result: GuestResult | undefined;
-  if (!skipAll) {
-    const started = Date.now();
-    const modulesDir = await labModules({
-      kernel: { key: lab.key, kbuildDir: lab.buildDir },
-      name: "livepatch-selftests",
-      sourceDir: join(suite.dir, "test_modules"),
-      modules: suite.modules,
-    });
-    const programsDir = mkdtempSync(join(tmpdir(), "kpatch-selftests-"));
-    try {
-      await buildSelftestPrograms(suite, programsDir);
-      const run = await selftestRun({ suite, scripts: suite.scripts, modulesDir, programsDir });
-      t.diagnostic(`modules and programs ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-      result = await runGuest({
-        lab,
-        files: run.files,
-        commands: [run.setup, ...run.commands],
-        append: run.append,
-        timeoutMs: 900_000,
-        // two vCPUs: test-syscall hammers getpid from a process per CPU while the patch
-        // transitions; TCG single-threaded, as thread=multi can run a stale translation of code
-        // the livepatch core rewrites (src/lab/int3.ts)
-        cpus: 2,
-        tcgThread: "single",
-      });
-    } finally {
-      rmSync(programsDir, { recursive: true, force: true });
-    }
-    const setup = result.commands[0]!;
-    assert.equal(setup.exitCode, 0, `installing the programs in the guest failed:\n${setup.output}`);
-    t.diagnostic(
-      `guest run ${(result.wallMs / 1000).toFixed(1)} s (${result.accel}), guest uptime ${result.guestReadyS} s to ${result.guestDoneS} s`,
-    );
+  const skipAll = configSkipReason(suite, target.config);
+  if (skipAll) {
+    for (const script of suite.scripts) await t.test(script, { skip: skipAll }, () => {});
+    return;
   }
+  const started = Date.now();
+  const modulesDir = await labModules({
+    kernel: target.kernel,
+    name: "livepatch-selftests",
+    sourceDir: join(suite.dir, "test_modules"),
+    modules: suite.modules,
+  });
+  const programsDir = mkdtempSync(join(tmpdir(), "kpatch-selftests-"));
+  let result: Awaited<ReturnType<typeof runGuest>>;
+  try {
+    await buildSelftestPrograms(suite, programsDir);
+    const run = await selftestRun({
+      suite,
+      scripts: suite.scripts,
+      modulesDir,
+      programsDir,
+      kernelConfig: target.config,
+    });
+    t.diagnostic(`modules and programs ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    result = await runGuest({
+      lab: target.guest,
+      files: run.files,
+      commands: [run.setup, ...run.commands],
+      ...(run.append ? { append: run.append } : {}),
+      timeoutMs: 900_000,
+      cpus: target.cpus,
+      // TCG single-threaded: thread=multi can run a stale translation of code the livepatch
+      // core rewrites with more than one vCPU (src/lab/int3.ts)
+      tcgThread: "single",
+    });
+  } finally {
+    rmSync(programsDir, { recursive: true, force: true });
+  }
+  const setup = result.commands[0]!;
+  assert.equal(setup.exitCode, 0, `installing the programs in the guest failed:\n${setup.output}`);
+  t.diagnostic(
+    `guest run ${(result.wallMs / 1000).toFixed(1)} s (${result.accel}, ${target.cpus} vCPU), guest uptime ${result.guestReadyS} s to ${result.guestDoneS} s`,
+  );
   for (const [i, script] of suite.scripts.entries()) {
-    if (skipAll) {
-      await t.test(script, { skip: skipAll }, () => {});
-      continue;
-    }
-    const r = result!.commands[i + 1]!;
+    const r = result.commands[i + 1]!;
     const o = scriptOutcome(r.exitCode, r.output);
     if (o.verdict === "skip") {
       await t.test(script, { skip: o.reason }, () => {});
@@ -84,4 +99,43 @@ test("the kernel's livepatch selftests in the lab guest", async (t) => {
       if (o.verdict === "fail") assert.fail(`${script}: ${o.reason}\n${o.output}`);
     });
   }
+}
+
+const lab = requireLab(testSeries());
+
+test(`livepatch selftests on the ${lab.series} lab kernel (${lab.kernelRelease})`, async (t) => {
+  // two vCPUs: test-syscall hammers getpid from a process per CPU while the patch transitions
+  await runSelftests(t, {
+    guest: lab,
+    srcDir: lab.srcDir,
+    kernel: { key: lab.key, kbuildDir: lab.buildDir },
+    config: lab.config,
+    cpus: 2,
+  });
+});
+
+const distro = findDistroLab(lab.series);
+
+test(`livepatch selftests on Debian's stock ${lab.series} kernel`, {
+  skip: distro
+    ? false
+    : `the stock ${lab.series} kernel is not set up (kpatch-lab setup --distro ${lab.series})`,
+}, async (t) => {
+  const d = distro!;
+  t.diagnostic(d.kernelRelease);
+  const srcDir = await unpackKernelSource({
+    series: d.series,
+    version: d.sourceVersion,
+    tarball: `/usr/src/linux-source-${d.series}.tar.xz`,
+    progress: new Progress({ quiet: true }),
+  });
+  // one vCPU: the stock kernel's test-syscall took 93 s on two (TCG single-threaded hands each
+  // vCPU its turn in slices), 3.6 s on one
+  await runSelftests(t, {
+    guest: d,
+    srcDir,
+    kernel: { key: `distro-${d.key}`, kbuildDir: d.headersDir },
+    config: d.config,
+    cpus: 1,
+  });
 });

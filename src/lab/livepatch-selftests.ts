@@ -15,9 +15,10 @@
  *   is a directory, because kselftest builds the modules there; ours are built already, so KDIR
  *   names their directory in the guest.
  * - Dynamic debug for kernel/livepatch (its pr_debug lines are in the expected logs): the
- *   scripts write set_dynamic_debug's queries to /sys/kernel/debug/dynamic_debug/control, which
- *   needs CONFIG_DEBUG_FS; without it the same queries, read from functions.sh, go on the kernel
- *   command line (dyndbg=) and the scripts' own writes fail harmlessly (an error on stderr).
+ *   scripts write set_dynamic_debug's queries to /sys/kernel/debug/dynamic_debug/control, so
+ *   debugfs is mounted there when the kernel has it (Debian's); the lab kernel has no
+ *   CONFIG_DEBUG_FS, so there the same queries, read from functions.sh, go on the kernel command
+ *   line (dyndbg=) and the scripts' own writes fail harmlessly (an error on stderr).
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -136,8 +137,8 @@ export interface SelftestRun {
   setup: string;
   /** One command per script, in `scripts` order. */
   commands: string[];
-  /** The kernel command line's dyndbg= for set_dynamic_debug's queries. */
-  append: string;
+  /** The kernel command line's dyndbg= for set_dynamic_debug's queries, when there is no debugfs. */
+  append?: string;
 }
 
 /** Marks the guest uptime around a script: "kplab-selftest-uptime START END". */
@@ -152,6 +153,8 @@ export async function selftestRun(options: {
   scripts: readonly string[];
   modulesDir: string;
   programsDir: string;
+  /** The guest kernel's .config. */
+  kernelConfig: string;
 }): Promise<SelftestRun> {
   const { suite, modulesDir, programsDir } = options;
   for (const p of PROGRAMS) {
@@ -191,6 +194,7 @@ export async function selftestRun(options: {
       "exit $rc",
     ].join("\n"),
   );
+  const debugfs = readConfig(options.kernelConfig).get("CONFIG_DEBUG_FS") === "y";
   const dyndbg = suite.dynamicDebug.join("; ");
   if (dyndbg.includes('"'))
     throw new KpatchError("LAB_FILE", `Cannot pass dyndbg=${dyndbg} on the command line`);
@@ -198,9 +202,14 @@ export async function selftestRun(options: {
     files,
     // dmesg -n 1: no kernel message on the console (the scripts and the runner read the log
     // with dmesg)
-    setup: `${host.setup} && ln -sfn /proc/self/fd /dev/fd && dmesg -n 1`,
+    setup: [
+      host.setup,
+      "ln -sfn /proc/self/fd /dev/fd",
+      ...(debugfs ? ["mount -t debugfs debugfs /sys/kernel/debug"] : []),
+      "dmesg -n 1",
+    ].join(" && "),
     commands,
-    append: `dyndbg="${dyndbg}"`,
+    ...(debugfs ? {} : { append: `dyndbg="${dyndbg}"` }),
   };
 }
 
