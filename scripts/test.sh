@@ -33,6 +33,12 @@ if ! command -v debootstrap >/dev/null || ! command -v apt-ftparchive >/dev/null
   apt-get -o DPkg::Lock::Timeout=600 update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends debootstrap apt-utils
 fi
+# The kernel's livepatch selftests (test/livepatch-selftests) run this machine's bash, kmod,
+# coreutils, getconf, diff and procps' sysctl in the guest; procps is not in a minimal image.
+if [ ! -x /usr/sbin/sysctl ]; then
+  apt-get -o DPkg::Lock::Timeout=600 update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends procps
+fi
 node dist/src/cli/kpatch-lab.js setup --distro 6.12 --debian
 # Only *.test.js: dist/test also holds helpers (fixture harnesses) that are not tests.
 exec node --test --test-concurrency=1 $(find dist/src dist/test -name "*.test.js" | sort)
