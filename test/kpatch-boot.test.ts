@@ -209,8 +209,12 @@ describe("boot-time loading from a persistent disk in the lab guest", () => {
     );
     assert.match(out("blocked", "unblock"), /unblocked livepatch_sample: it loads at the next boot/);
     assert.doesNotMatch(out("blocked", "unblock"), /BLOCKED/);
+    // The kernel's sample carries no run-pre record: one line says its code was not compared.
     assert.equal(
-      out("blocked", "load-all"),
+      out("blocked", "load-all").replace(
+        /^kpatch: \S+livepatch-sample\.ko: no run-pre record: code not compared[^\n]*\n/,
+        "",
+      ),
       `loaded livepatch_sample\n${PATCHED}\n`,
       "load --all loads it now",
     );
