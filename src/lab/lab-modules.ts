@@ -23,24 +23,28 @@ export interface LabModulesOptions {
   sourceDir: string;
   /** The modules the build must make, without .ko. */
   modules: readonly string[];
+  /** Variables for make's command line (CONFIG_TEST_LIVEPATCH=m). */
+  makeArgs?: readonly string[];
 }
 
 /** Builds the modules of `sourceDir` against the kernel once per source or tree change; their directory. */
 export async function labModules(options: LabModulesOptions): Promise<string> {
   const { kernel, name, sourceDir, modules } = options;
+  const makeArgs = options.makeArgs ?? [];
   const hash = createHash("sha256");
   for (const f of readdirSync(sourceDir, { withFileTypes: true }).sort((a, b) =>
     a.name < b.name ? -1 : 1,
   )) {
     if (f.isFile()) hash.update(`${f.name}\0`).update(readFileSync(join(sourceDir, f.name)));
   }
+  if (makeArgs.length) hash.update(`${makeArgs.join(" ")}\0`);
   for (const f of [".config", "Module.symvers"]) hash.update(readFileSync(join(kernel.kbuildDir, f)));
   const dir = cachePath("test-modules", `${name}-${kernel.key}-${hash.digest("hex").slice(0, 12)}`);
   if (existsSync(dir)) return dir;
   try {
     await createAtomic(dir, async (tmp) => {
       cpSync(sourceDir, tmp, { recursive: true });
-      await execCheck("make", ["-C", kernel.kbuildDir, `M=${tmp}`, "-j2", "modules"], {
+      await execCheck("make", ["-C", kernel.kbuildDir, `M=${tmp}`, "-j2", ...makeArgs, "modules"], {
         what: `make (${name} modules)`,
       });
       const missing = modules.filter((m) => !existsSync(join(tmp, `${m}.ko`)));

@@ -48,12 +48,31 @@ test("readSelftests() reads the scripts, files, programs, modules, config and dy
   assert.deepEqual(suite.dynamicDebug, ["file kernel/livepatch/* +p", "func klp_try_switch_task -p"]);
 });
 
-test("readSelftests() says why a tree without test_modules/ (6.1) has none to run", () => {
-  const suite = readSelftests(tree("old", false));
-  assert.ok("missing" in suite);
-  assert.match(suite.missing, /no test_modules\/ .*CONFIG_TEST_LIVEPATCH/);
-  const none = readSelftests(join(tmp, "nothing"));
-  assert.ok("missing" in none && /does not exist/.test(none.missing));
+test("readSelftests() takes 6.1's modules from lib/livepatch, loaded with modprobe", () => {
+  const src = tree("old", false);
+  mkdirSync(join(src, "lib", "livepatch"), { recursive: true });
+  writeFileSync(
+    join(src, "lib", "livepatch", "Makefile"),
+    "obj-$(CONFIG_TEST_LIVEPATCH) += test_klp_atomic_replace.o \\\n\t\t\t\ttest_klp_livepatch.o\n",
+  );
+  writeFileSync(join(src, SELFTESTS_DIR, "config"), "CONFIG_LIVEPATCH=y\nCONFIG_TEST_LIVEPATCH=m\n");
+  const suite = readSelftests(src);
+  assert.ok(!("missing" in suite));
+  assert.equal(suite.load, "modprobe");
+  assert.equal(suite.modulesSource, join(src, "lib", "livepatch"));
+  assert.deepEqual(suite.modules, ["test_klp_atomic_replace", "test_klp_livepatch"]);
+  assert.deepEqual(suite.makeArgs, ["CONFIG_TEST_LIVEPATCH=m"]);
+  // built here out of tree, so the kernel need not have it
+  assert.deepEqual([...suite.config.keys()], ["CONFIG_LIVEPATCH"]);
+  const full = readSelftests(tree("new"));
+  assert.ok(!("missing" in full) && full.load === "insmod" && full.makeArgs.length === 0);
+});
+
+test("readSelftests() says why a tree has none to run", () => {
+  const none = readSelftests(tree("bare", false));
+  assert.ok("missing" in none && /no test_modules\/ and .* no lib\/livepatch/.test(none.missing));
+  const nothing = readSelftests(join(tmp, "nothing"));
+  assert.ok("missing" in nothing && /does not exist/.test(nothing.missing));
 });
 
 test("configSkipReason() names each option the lab kernel lacks", () => {
@@ -95,6 +114,8 @@ test("scriptOutcome() skips on kselftest's exit 4 with the script's reason", () 
   const o = scriptOutcome(4, "SKIP: failed to set kernel.ftrace_enabled = 1\n");
   assert.equal(o.verdict, "skip");
   assert.equal(o.reason, "the script skips itself: failed to set kernel.ftrace_enabled = 1");
+  const inline = scriptOutcome(4, "TEST: basic ... SKIP: unable to load module test_klp_livepatch\n");
+  assert.equal(inline.reason, "the script skips itself: unable to load module test_klp_livepatch");
   const root = scriptOutcome(4, "skip all tests: must be run as root\n");
   assert.equal(root.reason, "the script skips itself: skip all tests: must be run as root");
 });

@@ -8,9 +8,13 @@
  *   (--values), getconf, diffutils' diff (--label, for a failure's report): this machine's
  *   programs with their loader and libraries (src/lab/host-programs.ts); /dev/fd for bash's
  *   process substitution.
- * - The test modules (test_modules/test_klp_*.ko), which the scripts insmod from
- *   ./test_modules: built out of tree against the lab's build tree (src/lab/lab-modules.ts);
- *   test_klp-call_getpid (test-syscall.sh) compiled here with gcc, static.
+ * - The test modules, built out of tree against the kernel's kbuild tree (src/lab/lab-modules.ts).
+ *   Since 6.2 they are test_modules/test_klp_*.c, which the scripts insmod from ./test_modules;
+ *   before, lib/livepatch's (in-tree with CONFIG_TEST_LIVEPATCH=m, which kernels such as
+ *   Debian's leave off: built here with that option on the make command line), which the
+ *   scripts modprobe by name: they go to /lib/modules/$(uname -r)/extra, indexed by depmod
+ *   (coreutils' mktemp and comm too, for 6.1's dmesg bookkeeping). test_klp-call_getpid
+ *   (test-syscall.sh) is compiled here with gcc, static.
  * - KDIR: functions.sh skips everything unless $KDIR (default /lib/modules/$(uname -r)/build)
  *   is a directory, because kselftest builds the modules there; ours are built already, so KDIR
  *   names their directory in the guest.
@@ -43,8 +47,13 @@ export interface LivepatchSelftests {
   support: string[];
   /** C programs the scripts run (TEST_GEN_FILES, each from <name>.c). */
   programs: string[];
-  /** The test modules (test_modules/Makefile's obj-m), without .ko. */
+  /** The test modules (test_modules/Makefile's obj-m, or lib/livepatch's), without .ko. */
   modules: string[];
+  /** Their sources, and what make needs on its command line to build them out of tree. */
+  modulesSource: string;
+  makeArgs: string[];
+  /** How the scripts load them: insmod test_modules/NAME.ko, or modprobe NAME. */
+  load: "insmod" | "modprobe";
   /** The kernel options the selftests' `config` file asks for. */
   config: Map<string, string>;
   /** set_dynamic_debug's queries from functions.sh. */
@@ -61,20 +70,28 @@ function makeVariable(text: string, name: string): string[] {
   return words;
 }
 
-/**
- * The livepatch selftests of a kernel source tree, or a reason why there are none this runner
- * can use (6.1 and older keep their modules in lib/livepatch, built in-tree with
- * CONFIG_TEST_LIVEPATCH and loaded with modprobe).
- */
+/** The test modules' sources: test_modules/ (6.2 and later) or lib/livepatch (before). */
+function testModules(srcDir: string, dir: string) {
+  const own = join(dir, "test_modules");
+  if (existsSync(join(own, "Makefile"))) {
+    const modules = makeVariable(readFileSync(join(own, "Makefile"), "utf8"), "obj-m");
+    return { modulesSource: own, modules, makeArgs: [], load: "insmod" as const };
+  }
+  const lib = join(srcDir, "lib", "livepatch");
+  if (!existsSync(join(lib, "Makefile"))) return undefined;
+  const modules = makeVariable(
+    readFileSync(join(lib, "Makefile"), "utf8"),
+    "obj-\\$\\(CONFIG_TEST_LIVEPATCH\\)",
+  );
+  return { modulesSource: lib, modules, makeArgs: ["CONFIG_TEST_LIVEPATCH=m"], load: "modprobe" as const };
+}
+
+/** The livepatch selftests of a kernel source tree, or a reason why there are none. */
 export function readSelftests(srcDir: string): LivepatchSelftests | { missing: string } {
   const dir = join(srcDir, SELFTESTS_DIR);
-  const modulesMakefile = join(dir, "test_modules", "Makefile");
   if (!existsSync(join(dir, "Makefile"))) return { missing: `${dir} does not exist` };
-  if (!existsSync(modulesMakefile)) {
-    return {
-      missing: `${dir} has no test_modules/ (before 6.2 the test modules are lib/livepatch's, built in-tree with CONFIG_TEST_LIVEPATCH)`,
-    };
-  }
+  const mods = testModules(srcDir, dir);
+  if (!mods) return { missing: `${dir} has no test_modules/ and ${srcDir} no lib/livepatch/` };
   const makefile = readFileSync(join(dir, "Makefile"), "utf8");
   const functions = readFileSync(join(dir, "functions.sh"), "utf8");
   const heredoc = /function set_dynamic_debug\(\)\s*\{\s*[^\n]*<<-EOF[^\n]*\n([\s\S]*?)\n\s*EOF/.exec(
@@ -86,13 +103,17 @@ export function readSelftests(srcDir: string): LivepatchSelftests | { missing: s
       `Cannot read set_dynamic_debug's queries from ${join(dir, "functions.sh")}`,
     );
   }
+  // CONFIG_TEST_LIVEPATCH (before 6.2) builds the modules in-tree: ours are built out of tree
+  const config = parseConfig(readFileSync(join(dir, "config"), "utf8"));
+  config.delete("CONFIG_TEST_LIVEPATCH");
   const suite: LivepatchSelftests = {
     dir,
+    ...mods,
+    modules: mods.modules.map((o) => o.replace(/\.o$/, "")),
     scripts: makeVariable(makefile, "TEST_PROGS"),
     support: [...makeVariable(makefile, "TEST_PROGS_EXTENDED"), ...makeVariable(makefile, "TEST_FILES")],
     programs: makeVariable(makefile, "TEST_GEN_FILES"),
-    modules: makeVariable(readFileSync(modulesMakefile, "utf8"), "obj-m").map((o) => o.replace(/\.o$/, "")),
-    config: parseConfig(readFileSync(join(dir, "config"), "utf8")),
+    config,
     dynamicDebug: heredoc[1]!
       .split("\n")
       .map((l) => l.trim())
@@ -120,15 +141,25 @@ export function configSkipReason(suite: LivepatchSelftests, labConfig: string): 
   return `the lab kernel lacks ${lacking.map((m) => `${m.option}=${m.wanted}`).join(", ")} (${labConfig})`;
 }
 
+/** Where the host's tools go in the guest: on PATH before busybox's /bin (see lab/initramfs/init). */
+const TOOLS = "/usr/local/bin";
+
 /** This machine's programs the scripts run, and where they go in the guest. */
 const PROGRAMS: readonly (GuestProgram & { pkg: string })[] = [
   { host: "/usr/bin/bash", guest: "/bin/bash", pkg: "bash" },
   { host: "/usr/bin/stat", guest: "/bin/stat", pkg: "coreutils" },
-  { host: "/usr/bin/date", guest: "/usr/local/bin/date", pkg: "coreutils" },
-  { host: "/usr/sbin/sysctl", guest: "/usr/local/bin/sysctl", pkg: "procps" },
-  { host: "/usr/bin/getconf", guest: "/usr/local/bin/getconf", pkg: "libc-bin" },
-  { host: "/usr/bin/diff", guest: "/usr/local/bin/diff", pkg: "diffutils" },
-  { host: "/usr/bin/kmod", guest: "/usr/local/bin/kmod", links: ["insmod", "rmmod", "modinfo"], pkg: "kmod" },
+  { host: "/usr/bin/date", guest: `${TOOLS}/date`, pkg: "coreutils" },
+  { host: "/usr/bin/mktemp", guest: `${TOOLS}/mktemp`, pkg: "coreutils" },
+  { host: "/usr/bin/comm", guest: `${TOOLS}/comm`, pkg: "coreutils" },
+  { host: "/usr/sbin/sysctl", guest: `${TOOLS}/sysctl`, pkg: "procps" },
+  { host: "/usr/bin/getconf", guest: `${TOOLS}/getconf`, pkg: "libc-bin" },
+  { host: "/usr/bin/diff", guest: `${TOOLS}/diff`, pkg: "diffutils" },
+  {
+    host: "/usr/bin/kmod",
+    guest: `${TOOLS}/kmod`,
+    links: ["insmod", "rmmod", "modinfo", "modprobe", "depmod"],
+    pkg: "kmod",
+  },
 ];
 
 export interface SelftestRun {
@@ -205,6 +236,15 @@ export async function selftestRun(options: {
     setup: [
       host.setup,
       "ln -sfn /proc/self/fd /dev/fd",
+      ...(suite.load === "modprobe"
+        ? [
+            'extra="/lib/modules/$(uname -r)/extra"',
+            'mkdir -p "$extra"',
+            `cp ${GUEST_DIR}/test_modules/*.ko "$extra"/`,
+            // by its path: busybox sh runs its own applets (depmod) before looking at PATH
+            `${TOOLS}/depmod`,
+          ]
+        : []),
       ...(debugfs ? ["mount -t debugfs debugfs /sys/kernel/debug"] : []),
       "dmesg -n 1",
     ].join(" && "),
@@ -239,7 +279,8 @@ export function scriptOutcome(exitCode: number, raw: string): ScriptOutcome {
   const checks = output.split("\n").filter((l) => l.startsWith("TEST: "));
   const base = { checks, output, ...timed };
   if (exitCode === KSFT_SKIP) {
-    const why = /^SKIP: (.*)$/m.exec(output)?.[1] ?? output.trim().split("\n").at(-1) ?? "no reason given";
+    // the SKIP line may follow "TEST: name ... " on the same line
+    const why = /SKIP: (.*)$/m.exec(output)?.[1] ?? output.trim().split("\n").at(-1) ?? "no reason given";
     return { verdict: "skip", reason: `the script skips itself: ${why}`, ...base };
   }
   const notOk = checks.filter((l) => !l.endsWith(" ... ok"));
