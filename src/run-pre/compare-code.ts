@@ -16,7 +16,7 @@
  * Against the running kernel (mode "live": kpatch load reading /proc/kcore) the sites the kernel
  * rewrites at boot or run time are allowed too, each only in the forms its rewrite produces
  * (site-kinds.ts has the list and the kernel's sources for each): an alternative's instrlen
- * bytes hold any whole instructions; a lock prefix may be a DS prefix; a return-thunk jmp may be
+ * bytes (a paravirt site's len) hold any whole instructions; a lock prefix may be a DS prefix; a return-thunk jmp may be
  * ret and int3s; a retpoline thunk call an indirect call or jmp (after an lfence, nops after); a
  * static call a call, jmp, nop5, xor5rax or ret and int3s; an endbr64 the IBT seal's poison nop.
  *
@@ -110,7 +110,8 @@ function allowedAt(
         (theirs.every(isNop) || (first!.kind === "call" && rest.length === 0))
       );
     case "alternative":
-      return true; // whole instructions over exactly instrlen bytes: run() checked that
+    case "paravirt":
+      return true; // whole instructions over exactly the site's length: run() checked that
     case "smp-lock": {
       const at = ours.offset;
       if (bytes.ours[at] !== 0xf0 || bytes.theirs[at] !== 0x3e) return false;

@@ -4,7 +4,7 @@
  * code), and the sites the build or the kernel may legitimately rewrite (site-kinds.ts), each
  * with the record that says so: static branches (a __jump_table entry's code field), ftrace call
  * sites (a relocation to __fentry__, or an __mcount_loc / __patchable_function_entries entry),
- * alternatives (.altinstructions), lock prefixes (.smp_locks), and the instructions objtool lists
+ * alternatives (.altinstructions), paravirt patch sites (.parainstructions, before 6.8), lock prefixes (.smp_locks), and the instructions objtool lists
  * only in its vmlinux.o pass (IBT kernels delay objtool to the link, so an object has no
  * .return_sites, .retpoline_sites, .static_call_sites or .ibt_endbr_seal of its own): found by
  * their relocation target (__x86_return_thunk, __x86_indirect_thunk_*, __SCT__*) and, for IBT,
@@ -101,6 +101,14 @@ function fileSites(file: ElfFile): Map<ElfSection, Map<number, Site>> {
       }
     } else if (base.name === ".altinstructions") {
       altSites(base, sec.relocs, add);
+    } else if (base.name === ".parainstructions") {
+      // struct paravirt_patch_site: a pointer (R_X86_64_64) at 0, type at 8, len at 9; 16 bytes.
+      for (const r of sec.relocs) {
+        const at = pointsAt(r.symbol, r.addend);
+        const length = base.data[r.offset + 9] ?? 0;
+        if (r.offset % 16 === 0 && at && length > 0)
+          add(at.section, at.offset, { kind: "paravirt", evidence: ".parainstructions entry", length });
+      }
     } else if (base.name === ".smp_locks") {
       for (const r of sec.relocs) {
         const at = pointsAt(r.symbol, r.addend);

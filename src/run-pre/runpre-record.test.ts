@@ -31,8 +31,17 @@ f:
 	call __x86_indirect_thunk_rax
 	call __SCT__tp_func_foo
 	cmpl $7, %eax
+771:	call *pv_ops+8(%rip)
+772:
 	jmp __x86_return_thunk
 	.size f, .-f
+	.pushsection .parainstructions,"a"
+	.balign 8
+	.quad 771b
+	.byte 5
+	.byte 772b-771b
+	.balign 8
+	.popsection
 	.pushsection .smp_locks,"a"
 	.long 671b - .
 	.popsection
@@ -50,7 +59,7 @@ f:
 `;
 
 // Offsets in f: endbr64 0, call 4, lock incl 9 (7 bytes), mov 16 (5), thunk call 21, static
-// call 26, cmpl 31 (3), jmp 34; size 39.
+// call 26, cmpl 31 (3), call *pv_ops+8(%rip) 34 (6), jmp 40; size 45.
 const SITES: [number, string][] = [
   [0, "endbr"],
   [4, "fentry"],
@@ -58,7 +67,8 @@ const SITES: [number, string][] = [
   [16, "alternative"],
   [21, "retpoline"],
   [26, "static-call"],
-  [34, "return-thunk"],
+  [34, "paravirt"],
+  [40, "return-thunk"],
 ];
 
 let object: ElfFile;
@@ -84,7 +94,8 @@ function live(code: FunctionCode, patch: Record<number, number[]> = {}): Uint8Ar
     16: [0x31, 0xc0, 0x0f, 0x1f, 0x00], // the replacement (xor) padded with a nop3
     21: [0xff, 0xd0, 0x0f, 0x1f, 0x00], // patch_retpoline(): call *%rax; nop3
     26: [0x2e, 0x2e, 0x2e, 0x31, 0xc0], // static call to __static_call_return0: xor5rax
-    34: [0xc3, 0xcc, 0xcc, 0xcc, 0xcc], // patch_return(): ret; int3...
+    34: [0xe8, 1, 2, 3, 4, 0x90], // apply_paravirt(): a direct call, padded with a nop
+    40: [0xc3, 0xcc, 0xcc, 0xcc, 0xcc], // patch_return(): ret; int3...
     ...patch,
   };
   for (const [at, bytes] of Object.entries(rewrites)) b.set(bytes, Number(at));
@@ -92,13 +103,14 @@ function live(code: FunctionCode, patch: Record<number, number[]> = {}): Uint8Ar
 }
 
 test("functionCode(): each site the running kernel rewrites is found in a gcc-assembled object", () => {
-  assert.equal(f.bytes.length, 39);
+  assert.equal(f.bytes.length, 45);
+  assert.equal(f.sites.get(34)!.length, 6, "a paravirt site covers its len");
   assert.deepEqual(
     [...f.sites].map(([at, s]) => [at, s.kind]).sort((a, b) => Number(a[0]) - Number(b[0])),
     SITES,
   );
   assert.equal(f.sites.get(16)!.length, 5, "an alternative covers its instrlen");
-  assert.ok(f.linked[5] && f.linked[12] && f.linked[22] && f.linked[27] && f.linked[35]);
+  assert.ok(f.linked[5] && f.linked[12] && f.linked[22] && f.linked[27] && f.linked[36] && f.linked[41]);
 });
 
 test("compareCode(): live, every rewritten site is allowed in the form its rewrite produces", () => {
@@ -123,7 +135,8 @@ test("compareCode(): live, a site holding what no rewrite writes is a mismatch a
     [16, [0x31, 0xc0, 0x48, 0x8b, 0x80]], // an instruction running past the alternative
     [21, [0xb8, 1, 0, 0, 0]], // mov, not an indirect call
     [26, [0xb8, 1, 0, 0, 0]],
-    [34, [0xc3, 0x90, 0x90, 0xcc, 0xcc]],
+    [34, [0xe8, 1, 2, 3, 4, 0x0f]], // a call, then a byte that is no whole instruction in the site
+    [40, [0xc3, 0x90, 0x90, 0xcc, 0xcc]],
   ];
   for (const [at, bytes] of cases) {
     const r = compareCode(f, { bytes: live(f, { [at]: bytes }) }, "live");

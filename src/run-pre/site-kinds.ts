@@ -19,7 +19,8 @@ export type SiteKind =
   | "return-thunk"
   | "retpoline"
   | "static-call"
-  | "endbr";
+  | "endbr"
+  | "paravirt";
 
 export interface SiteKindInfo {
   kind: SiteKind;
@@ -87,6 +88,13 @@ export const SITE_KINDS: readonly SiteKindInfo[] = [
     image: false,
     evidence:
       "endbr64 (CONFIG_X86_KERNEL_IBT): objtool --ibt lists the ENDBRs of functions whose address is not taken in .ibt_endbr_seal (vmlinux.o pass); apply_seal_endbr()/poison_endbr() (arch/x86/kernel/alternative.c) writes gen_endbr_poison(), osp nopl (%rax) (66 0f 1f 00)",
+  },
+  {
+    kind: "paravirt",
+    code: 9,
+    image: false,
+    evidence:
+      ".parainstructions entry (kernels before 6.8: struct paravirt_patch_site {u8 *instr; u8 type; u8 len;}, arch/x86/include/asm/paravirt_types.h): apply_paravirt() (arch/x86/kernel/alternative.c) writes paravirt_patch()'s code padded with nops over len bytes at boot and module load",
   },
 ];
 
