@@ -87,3 +87,16 @@ test("compareCode(): without a size, code past our end makes the kernel's functi
   assert.match(longer.mismatch?.reason ?? "", /longer/);
   assert.equal(longer.mismatch?.offset, CODE.length);
 });
+
+test("compareCode(): an aligned nameless function whose ftrace site is nopped is another function, not ours going on", () => {
+  // Debian 6.1's loadavg_proc_show: int3 padding to 16, then `nop5; ret; int3...` (live: its
+  // `call __fentry__; jmp __x86_return_thunk` rewritten); CODE is 22 bytes, so 10 of padding.
+  const at = 0xffffffff81000000n + BigInt(CODE.length);
+  const tail = [...Array(10).fill(0xcc), 0x0f, 0x1f, 0x44, 0x00, 0x00, 0xc3, 0xcc, 0xcc, 0xcc, 0xcc];
+  const r = compareCode(ours(), { bytes: theirs(), tail: Uint8Array.from(tail), tailAt: at }, "live");
+  assert.equal(r.mismatch, undefined);
+  // The same ret one byte off the alignment, after nops: the kernel's function goes on.
+  const off = [...Array(11).fill(0xcc), 0x0f, 0x1f, 0x44, 0x00, 0x00, 0xc3];
+  const longer = compareCode(ours(), { bytes: theirs(), tail: Uint8Array.from(off), tailAt: at }, "live");
+  assert.match(longer.mismatch?.reason ?? "", /longer/);
+});

@@ -209,11 +209,15 @@ function sizeMismatch(ours: FunctionCode, theirs: TheirCode): Mismatch | undefin
   if (theirs.tail && theirs.tail.length > 0) {
     // Code right at our end, or after padding but not where a function may start (16-byte
     // alignment), continues the kernel's function. Aligned code after padding is another function
-    // kallsyms has no name for (a weak definition the linker discarded in favour of another).
+    // kallsyms has no name for (a weak definition the linker discarded in favour of another),
+    // even when it starts with a nop: its ftrace site, nopped (seen on Debian's 6.1: a nameless
+    // `call __fentry__; jmp __x86_return_thunk` after loadavg_proc_show, live `nop5; ret`).
     const tail = x86Decoder().decodeRange(theirs.tail, 0, theirs.tail.length);
-    const extra = tail.find((i) => !isPadding(i));
-    const at = extra ? (theirs.tailAt ?? 0n) + BigInt(extra.offset) : 0n;
-    if (extra && (extra.offset === 0 || at % 16n !== 0n)) {
+    const base = theirs.tailAt ?? 0n;
+    const starts = (i: X86Instruction) =>
+      i.offset > 0 && (base + BigInt(i.offset)) % 16n === 0n && i.mnemonic !== "int3";
+    const extra = tail.find((i) => starts(i) || !isPadding(i));
+    if (extra && !starts(extra)) {
       return {
         offset: size,
         ours: "(end of function)",
