@@ -69,10 +69,12 @@ while [ "$cpu" -lt "$ncpu" ]; do
   # ash builtins only in the loop (read, test, case, arithmetic): no fork per call. After every
   # $BURST reads a reader sleeps 1 ms (a read with a timeout on a FIFO nobody writes), so its
   # vCPU halts now and then. Under TCG thread=single both vCPUs share one host thread, switched
-  # on a halt or on QEMU's 100 ms round-robin kick: each text_poke_bp sync IPI (3 a site, 223
-  # `call __SCT__cond_resched` sites rewritten at each transition's start and end) waited for
-  # the other vCPU's slice, and a transition took ~33 s with readers that never sleep (0.4 s
-  # without readers; the insmod's stack was in sched_dynamic_klp_disable's static_call_update).
+  # on a halt or on QEMU's round-robin kick: each text_poke_bp sync IPI (3 a site; the livepatch
+  # core rewrites the 228 cond_resched static-call sites at a transition's start, and at its end
+  # sched_dynamic_klp_disable re-applies preempt=voluntary: those 228, and the 437
+  # preempt_schedule, 852 preempt_schedule_notrace and 1 irqentry_exit_cond_resched sites twice)
+  # waited for the other vCPU's slice, and a transition took ~33 s with readers that never sleep
+  # (0.4 s without readers; the insmod's stack was in sched_dynamic_klp_disable).
   taskset -c "$cpu" sh -c '
     o=0 n=0 bad=0 k=0
     mkfifo /tmp/stress.f.$4 && exec 3<>/tmp/stress.f.$4

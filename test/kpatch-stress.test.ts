@@ -30,11 +30,14 @@ const CPUS = 2;
  * default here) a -smp 2 guest took "Oops: int3" within the first cycles, at static-call sites
  * the livepatch core itself rewrites with text_poke_bp at each transition's start and end
  * (sched_dynamic_klp_enable/disable, PREEMPT_DYNAMIC): task_work_run+0x5c `call
- * __SCT__cond_resched`, irqentry_exit+0x1b, earlier vfree+0x6b and force_qs_rnp+0x101; our
- * modules write no vmlinux text. Under thread=single the same cycles gave no oops (see
- * src/lab/int3.ts and the commit's figures): a vCPU running a stale translation of code another
- * vCPU rewrote is TCG's, so this test runs both vCPUs on one host thread. The readers still
- * interleave on two guest CPUs: the livepatch consistency model sees two CPUs either way.
+ * __SCT__cond_resched`, irqentry_exit+0x1b `jmp __SCT__irqentry_exit_cond_resched` (both
+ * scenarios of one thread=multi run, the replace one during its first load; the oops's Code:
+ * line shows the finished jmp, e9, at the byte the vCPU trapped on as an int3), earlier
+ * vfree+0x6b and force_qs_rnp+0x101; our modules write no vmlinux text. Under thread=single
+ * 100 cycles of each scenario gave no oops (see src/lab/int3.ts and the commits' figures): a
+ * vCPU running a stale translation of code another vCPU rewrote is TCG's, so this test runs
+ * both vCPUs on one host thread. The readers still interleave on two guest CPUs: the livepatch
+ * consistency model sees two CPUs either way.
  */
 const TCG_THREAD = process.env["KPATCH_LAB_TCG_THREAD"] ? {} : { tcgThread: "single" as const };
 
