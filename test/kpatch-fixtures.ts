@@ -10,37 +10,22 @@ import { dirname, join } from "node:path";
 import { readElf } from "../src/elf/index.js";
 import { type GuestCommandResult, type GuestOptions, type GuestResult, runGuest } from "../src/lab/guest.js";
 import { kpatchInGuest } from "../src/lab/guest-node.js";
-import { labModules } from "../src/lab/lab-modules.js";
 import { DEFAULT_SERIES } from "../src/lab/paths.js";
 import { requireLab } from "../src/lab/setup.js";
 import { execCheck } from "../src/util/exec.js";
+import { fixtureModules, type TestModule } from "./fixture-modules.js";
 
 export const lab = requireLab(DEFAULT_SERIES);
 
-const FIXTURES = join(import.meta.dirname, "..", "..", "test", "fixtures", "modules");
-export const TEST_MODULES = [
-  "kpatch-stall-target",
-  "kpatch-stall-patch",
-  "kpatch-info-patch",
-  "kpatch-crash",
-  "kpatch-replace-v9",
-  "kpatch-replace-v10",
-] as const;
-export type TestModule = (typeof TEST_MODULES)[number];
+export { TEST_MODULES, type TestModule } from "./fixture-modules.js";
 
 export function sampleModule(dir: "livepatch" | "kobject", name: string): string {
   return join(lab.buildDir, "samples", dir, `${name}.ko`);
 }
 
 /** Builds test/fixtures/modules against the lab kernel once per source change; their paths. */
-export async function testModules(): Promise<Record<TestModule, string>> {
-  const dir = await labModules({
-    kernel: { key: lab.key, kbuildDir: lab.buildDir },
-    name: "kpatch",
-    sourceDir: FIXTURES,
-    modules: TEST_MODULES,
-  });
-  return Object.fromEntries(TEST_MODULES.map((m) => [m, join(dir, `${m}.ko`)])) as Record<TestModule, string>;
+export function testModules(): Promise<Record<TestModule, string>> {
+  return fixtureModules({ key: lab.key, kbuildDir: lab.buildDir });
 }
 
 /**

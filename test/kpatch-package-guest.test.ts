@@ -6,15 +6,14 @@
  * A Debian guest with dpkg and apt is issue 12's item 3.
  */
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { GuestCommandResult } from "../src/lab/guest.js";
+import { replacePatchPackages } from "./fixture-modules.js";
 import { lab, runKpatchSteps, testModules } from "./kpatch-fixtures.js";
-
-const KPATCH = join(import.meta.dirname, "..", "src", "cli", "kpatch.js");
 
 describe("a patch package's maintainer scripts in the lab guest", () => {
   const work = mkdtempSync(join(tmpdir(), "kpatch-package-guest-"));
@@ -24,29 +23,9 @@ describe("a patch package's maintainer scripts in the lab guest", () => {
   before(async () => {
     const modules = await testModules();
     const files: string[] = [];
-    for (const [m, v] of [
-      ["kpatch-replace-v9", "1"],
-      ["kpatch-replace-v10", "2"],
-    ] as const) {
-      const r = spawnSync(
-        "node",
-        [
-          KPATCH,
-          "package",
-          "-n",
-          "fix",
-          "-V",
-          v,
-          "--maintainer",
-          "Jane Admin <jane@example.org>",
-          "-o",
-          work,
-          modules[m],
-        ],
-        { encoding: "utf8" },
-      );
-      assert.equal(r.status, 0, r.stderr);
-      const deb = join(work, `kpatch-patch-fix-${lab.kernelRelease}_${v}_amd64.deb`);
+    const debs = replacePatchPackages(modules, lab.kernelRelease, work, "Jane Admin <jane@example.org>");
+    for (const v of ["1", "2"] as const) {
+      const deb = debs[v];
       const x = join(work, `x${v}`);
       execFileSync("dpkg-deb", ["-R", deb, x]);
       for (const s of ["postinst", "prerm", "postrm"]) {

@@ -135,12 +135,16 @@ export async function withRootDisk<T>(
   if (!rootfs) return use(undefined);
   const dir = mkdtempSync(join(tmpdir(), "kplab-root-"));
   try {
-    const disk = join(dir, "rootfs.ext4");
-    await execCheck("cp", ["--sparse=always", rootfs.image, disk], { what: "cp (root disk)" });
-    return await use(disk);
+    return await use(await copyRootDisk(rootfs, join(dir, "rootfs.ext4")));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** A copy of the image at `dest` (sparse) for guests to boot and change, over several boots. */
+export async function copyRootDisk(rootfs: DebianRootfs, dest: string): Promise<string> {
+  await execCheck("cp", ["--sparse=always", rootfs.image, dest], { what: "cp (root disk)" });
+  return dest;
 }
 
 /** This machine's node binary as a Debian package named nodejs (what kpatch-ts depends on). */

@@ -1,0 +1,63 @@
+/**
+ * The C test modules of test/fixtures/modules, built against a kernel (the lab's build tree, or a
+ * stock kernel's headers tree), and the two versions of a patch package made from them.
+ */
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { labModules } from "../src/lab/lab-modules.js";
+
+const FIXTURES = join(import.meta.dirname, "..", "..", "test", "fixtures", "modules");
+export const TEST_MODULES = [
+  "kpatch-stall-target",
+  "kpatch-stall-patch",
+  "kpatch-info-patch",
+  "kpatch-crash",
+  "kpatch-replace-v9",
+  "kpatch-replace-v10",
+] as const;
+export type TestModule = (typeof TEST_MODULES)[number];
+
+/** Builds test/fixtures/modules against a kernel (src/lab/lab-modules.ts) once per change; their paths. */
+export async function fixtureModules(kernel: {
+  key: string;
+  kbuildDir: string;
+}): Promise<Record<TestModule, string>> {
+  const dir = await labModules({ kernel, name: "kpatch", sourceDir: FIXTURES, modules: TEST_MODULES });
+  return Object.fromEntries(TEST_MODULES.map((m) => [m, join(dir, `${m}.ko`)])) as Record<TestModule, string>;
+}
+
+/**
+ * Two versions of one patch package, as `kpatch package -n fix` makes them: version 1 from
+ * kpatch-replace-v9, version 2 from kpatch-replace-v10 (atomic replace), into outDir; the .debs.
+ */
+export function replacePatchPackages(
+  modules: Record<TestModule, string>,
+  kernelRelease: string,
+  outDir: string,
+  maintainer: string,
+): { "1": string; "2": string } {
+  const kpatch = join(import.meta.dirname, "..", "src", "cli", "kpatch.js");
+  const debs = { "1": "", "2": "" };
+  for (const [m, v] of [
+    ["kpatch-replace-v9", "1"],
+    ["kpatch-replace-v10", "2"],
+  ] as const) {
+    const args = [
+      kpatch,
+      "package",
+      "-n",
+      "fix",
+      "-V",
+      v,
+      "--maintainer",
+      maintainer,
+      "-o",
+      outDir,
+      modules[m],
+    ];
+    const r = spawnSync("node", args, { encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`kpatch package ${modules[m]} failed: ${r.stderr}`);
+    debs[v] = join(outDir, `kpatch-patch-fix-${kernelRelease}_${v}_amd64.deb`);
+  }
+  return debs;
+}
