@@ -32,7 +32,8 @@ const CPUS = 2;
  * (sched_dynamic_klp_enable/disable, PREEMPT_DYNAMIC): task_work_run+0x5c `call
  * __SCT__cond_resched`, irqentry_exit+0x1b `jmp __SCT__irqentry_exit_cond_resched` (both
  * scenarios of one thread=multi run, the replace one during its first load; the oops's Code:
- * line shows the finished jmp, e9, at the byte the vCPU trapped on as an int3), earlier
+ * line shows the finished jmp, e9, at the byte the vCPU trapped on as an int3), __dentry_kill+0xd2
+ * `call __SCT__cond_resched` (sample, cycle 6's insmod; a finished call, e8, there), earlier
  * vfree+0x6b and force_qs_rnp+0x101; our modules write no vmlinux text. Under thread=single
  * 100 cycles of each scenario gave no oops (see src/lab/int3.ts and the commits' figures): a
  * vCPU running a stale translation of code another vCPU rewrote is TCG's, so this test runs

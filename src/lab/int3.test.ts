@@ -36,3 +36,22 @@ test("int3Explanation() names the site, its kind and the TCG mode, and points to
     /an ftrace site: .*; accelerator tcg,thread=single, 2 vCPU/,
   );
 });
+
+test("int3Site() reads the byte memory held at the site from the oops's Code: line; the explanation says what it means", async () => {
+  // Seen under tcg,thread=multi (test/kpatch-stress): a finished `call` (e8) where the vCPU trapped.
+  const oops = [
+    "[  136.246316] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI",
+    "[  136.246856] RIP: 0010:__dentry_kill+0xd3/0x200",
+    "[  136.247099] Code: 7f 0f 85 a8 00 00 00 e8 <69> 28 e8 ff 48 8b 6b 18",
+    "[  136.248076] Code: 0f 05 <3d> 00 f0 ff ff",
+  ].join("\n");
+  const s = await int3Site(oops, "/nonexistent/arch/x86/boot/bzImage");
+  assert.deepEqual(s, { site: "__dentry_kill+0xd2", byteAtSite: 0xe8, kind: "unknown" });
+  assert.match(
+    int3Explanation(s!, "tcg,thread=multi", 2),
+    /Code: line shows e8 at the site, not the int3: the kernel had finished/,
+  );
+  const pending = await int3Site(oops.replace("e8 <69>", "cc <69>"), "/x/bzImage");
+  assert.equal(pending?.byteAtSite, 0xcc);
+  assert.match(int3Explanation(pending!, "tcg,thread=multi", 2), /still shows the int3/);
+});

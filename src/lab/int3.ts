@@ -23,6 +23,12 @@ const RIP = /RIP: 00\d\d:([A-Za-z0-9_.$]+)\+0x([0-9a-f]+)\/0x[0-9a-f]+/;
 export interface Int3Site {
   /** sym+0xoff of the int3 byte. */
   site: string;
+  /**
+   * The byte memory held at the site when the oops was printed (the one before the <..> byte of
+   * the oops's Code: line). Not 0xcc: the kernel had finished rewriting the site, yet a vCPU
+   * trapped on an int3 there.
+   */
+  byteAtSite?: number;
   address?: bigint;
   instruction?: string;
   kind: "static call" | "ftrace" | "other" | "unknown";
@@ -41,6 +47,14 @@ function symbolAddress(systemMap: string, name: string): bigint | undefined {
   return m ? BigInt(`0x${m[1]}`) : undefined;
 }
 
+/** The byte before the RIP byte (<xx>) of the first Code: line of an oops's text. */
+function codeByteBefore(text: string): number | undefined {
+  const code = /Code: ([0-9a-f <>]+)/.exec(text)?.[1]?.trim().split(/\s+/);
+  const at = code?.findIndex((b) => b.startsWith("<")) ?? -1;
+  const before = at > 0 ? code?.[at - 1] : undefined;
+  return before && /^[0-9a-f]{2}$/.test(before) ? Number.parseInt(before, 16) : undefined;
+}
+
 /** Finds the int3 site of an oops log and, with the lab's vmlinux, what instruction is there. */
 export async function int3Site(log: string, bzImage: string): Promise<Int3Site | undefined> {
   const after = log.slice(log.search(/Oops: int3/));
@@ -48,7 +62,12 @@ export async function int3Site(log: string, bzImage: string): Promise<Int3Site |
   if (!rip) return undefined;
   const [, sym, offHex] = rip;
   const off = Number.parseInt(offHex!, 16) - 1;
-  const site: Int3Site = { site: `${sym}+0x${off.toString(16)}`, kind: "unknown" };
+  const byteAtSite = codeByteBefore(after.slice(rip.index));
+  const site: Int3Site = {
+    site: `${sym}+0x${off.toString(16)}`,
+    ...(byteAtSite !== undefined ? { byteAtSite } : {}),
+    kind: "unknown",
+  };
   const vmlinux = vmlinuxOf(bzImage);
   const map = vmlinux && join(dirname(vmlinux), "System.map");
   if (!vmlinux || !map || !existsSync(map)) return site;
@@ -84,8 +103,16 @@ export function int3Explanation(s: Int3Site, accel: string, cpus: number): strin
         : s.kind === "other"
           ? "neither a static call nor an ftrace site (a jump label or an alternative?)"
           : "not resolved (no vmlinux beside the kernel image)";
+  const memory =
+    s.byteAtSite === undefined
+      ? ""
+      : s.byteAtSite === 0xcc
+        ? "The oops's Code: line still shows the int3 at the site (a rewrite in progress, or a stray int3). "
+        : `The oops's Code: line shows ${s.byteAtSite.toString(16)} at the site, not the int3: the kernel had ` +
+          "finished rewriting it, and a CPU trapped on the int3 all the same (text_poke_bp's sync forbids that on " +
+          "hardware; a vCPU running a translation made while the int3 was there does it). ";
   return (
-    `int3 at ${s.site}${where}: ${who}; accelerator ${mode}. ` +
+    `int3 at ${s.site}${where}: ${who}; accelerator ${mode}. ${memory}` +
     "A leftover text_poke_bp int3 is a known hazard of QEMU TCG thread=multi (one vCPU runs a stale " +
     "translation of code another rewrote); our modules write no vmlinux text. See src/lab/int3.ts; " +
     "retry with KPATCH_LAB_TCG_THREAD=single to tell TCG from the kernel."
