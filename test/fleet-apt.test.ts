@@ -142,6 +142,11 @@ describe("fleet delivery through apt in a Debian 12 guest with systemd (stock 6.
         command:
           "systemctl show -p ActiveState -p Result kpatch.service; journalctl -b -u kpatch.service -o cat --no-pager",
       },
+      { name: "timer", command: "systemctl is-active kpatch-confirm.timer" },
+      {
+        name: "confirm",
+        command: "systemctl start kpatch-confirm.service && systemctl show -p Result kpatch-confirm.service",
+      },
       { name: "upgrade", command: `${apt} install ${pkg}` },
       { name: "upgraded", command: "cat /proc/cmdline; ls /sys/kernel/livepatch; ls /var/lib/kpatch/*/" },
       { name: "version", command: `dpkg-query -W -f '\${Version}\\n' ${pkg}` },
@@ -200,12 +205,14 @@ describe("fleet delivery through apt in a Debian 12 guest with systemd (stock 6.
     );
   });
 
-  it("after a reboot the patch is live again, loaded by kpatch.service under systemd", () => {
+  it("after a reboot the patch is live again, loaded by kpatch.service under systemd; the confirm timer is active", () => {
     assert.equal(ok("reboot", "at-boot"), "kpatch-replace v9\nkpatch_replace_v9\n");
     const unit = ok("reboot", "unit");
     assert.match(unit, /ActiveState=active/);
     assert.match(unit, /Result=success/);
     assert.match(unit, /kpatch_replace_v9/);
+    assert.equal(ok("reboot", "timer"), "active\n", "the confirm timer runs");
+    assert.equal(ok("reboot", "confirm"), "Result=success\n", "kpatch-confirm.service confirms");
   });
 
   it("version 2 upgrades it in place: v10 live, v9 unloaded and uninstalled", () => {
