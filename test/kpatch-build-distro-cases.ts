@@ -26,11 +26,6 @@ export interface DistroCase {
   log?: RegExp[];
   /** The output of the step that loads the target module while the patch is in. */
   loadedAfter?: RegExp;
-  /**
-   * A refusal of the differ that is known and being worked on: the case is then skipped with the
-   * refusal as the reason (and runs as soon as the differ carries the construct).
-   */
-  pending?: RegExp;
 }
 
 const distro = (series: string, name: string) => join(FIXTURES, `distro-${series}`, `${name}.patch`);
@@ -47,7 +42,6 @@ function cases(series: string): DistroCase[] {
       probe: "cat /proc/cmdline",
       old: /[^g]\n$/,
       new: / kpatch-ts=debug\n$/,
-      pending: /__dyndbg.*\[DIFF_UNSUPPORTED_SECTION\]/,
     },
     {
       name: "comm-tracepoint",
