@@ -20,8 +20,8 @@
  *   names their directory in the guest.
  * - Dynamic debug for kernel/livepatch (its pr_debug lines are in the expected logs): the
  *   scripts write set_dynamic_debug's queries to /sys/kernel/debug/dynamic_debug/control, so
- *   debugfs is mounted there when the kernel has it (Debian's); the lab kernel has no
- *   CONFIG_DEBUG_FS, so there the same queries, read from functions.sh, go on the kernel command
+ *   debugfs is mounted there when the kernel has it (Debian's, and the lab's); on a kernel
+ *   without CONFIG_DEBUG_FS the same queries, read from functions.sh, go on the kernel command
  *   line (dyndbg=) and the scripts' own writes fail harmlessly (an error on stderr).
  */
 import { existsSync, readFileSync } from "node:fs";
