@@ -3,16 +3,22 @@
  * systemd and apt, booted from its ext4 image on Debian's stock kernel with systemd as PID 1,
  * the system up, this machine's node as the nodejs package, and QEMU's user network reaching an
  * HTTP server on this machine (apt's own HTTP method fetches a file from it). Builds the root
- * file system when it is not cached (as root, ~1 min with the mirror reachable).
+ * file system when it is not cached (as root, ~1 min with the mirror reachable). The same root
+ * file system boots on the lab kernel too (kpatch-lab run --kernel --debian), which installs the
+ * lab kernel's image package (linux-image-<release>) in it first.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "node:test";
 import { buildDebianRootfs, withRootDisk } from "../src/lab/debian-rootfs.js";
 import { findDistroLab } from "../src/lab/distro.js";
-import { runGuest } from "../src/lab/guest.js";
+import { type GuestResult, runGuest } from "../src/lab/guest.js";
+import { labImagePackageName } from "../src/lab/lab-image-package.js";
+import { testSeries } from "../src/lab/paths.js";
+import { findLab } from "../src/lab/setup.js";
 import { serveDirectory } from "./http-server.js";
 
 const distro = findDistroLab("6.12");
@@ -57,6 +63,67 @@ test("Debian 12 boots with systemd on the stock 6.12 kernel, node 20 installed, 
       "the host's server saw the guest",
     );
     assert.equal(image, "install ok installed", "the kernel's own image package is installed");
+    t.diagnostic(
+      `guest run ${Math.round(result.wallMs)} ms (systemd up, commands start at ${result.guestReadyS} s uptime)`,
+    );
+  } finally {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const lab = findLab(testSeries());
+const labSkip = !lab
+  ? `the ${testSeries()} lab is not set up (kpatch-lab setup)`
+  : !findDistroLab(lab.series)
+    ? `the stock ${lab.series} kernel is not set up (kpatch-lab setup --distro ${lab.series} --debian): its root file system is the lab guest's`
+    : false;
+
+test("the same Debian 12 boots with systemd on the lab kernel (kpatch-lab run --kernel --debian), the lab kernel's image package installed first", {
+  skip: labSkip,
+}, async (t) => {
+  await buildDebianRootfs(findDistroLab(lab!.series)!);
+  const dir = mkdtempSync(join(tmpdir(), "lab-debian-"));
+  writeFileSync(join(dir, "hello.txt"), "hello from the host\n");
+  const server = await serveDirectory(dir);
+  try {
+    const cli = join(import.meta.dirname, "..", "src", "cli", "kpatch-lab.js");
+    const run = spawnSync(
+      "node",
+      [
+        cli,
+        "run",
+        "--kernel",
+        lab!.series,
+        "--debian",
+        "--network",
+        "--json",
+        "--timeout",
+        "300",
+        "--",
+        "uname -r",
+        "cat /proc/1/comm",
+        "systemctl is-system-running --wait || systemctl --failed --no-legend",
+        `dpkg-query -W -f '\${Status} \${Version}\\n' ${labImagePackageName(lab!)}`,
+        `/usr/lib/apt/apt-helper download-file ${server.guestUrl}/hello.txt /tmp/hello.txt >/dev/null && cat /tmp/hello.txt`,
+        "ls -1 /proc/kcore /sys/kernel/debug/dynamic_debug/control",
+      ],
+      { encoding: "utf8", maxBuffer: 64 << 20 },
+    );
+    assert.equal(
+      run.status,
+      0,
+      `kpatch-lab run exited ${run.status}: ${run.stderr}${run.stdout.slice(-4000)}`,
+    );
+    const result = JSON.parse(run.stdout) as GuestResult;
+    const [release, init, running, image, http, files] = result.commands.map((c) => c.output.trim());
+    assert.equal(result.commands.length, 6, "the image package's install is not reported as a command");
+    assert.equal(release, lab!.kernelRelease);
+    assert.equal(init, "systemd");
+    assert.equal(running, "running", "no unit failed");
+    assert.match(image!, /^install ok installed \S+\+kplab1$/);
+    assert.equal(http, "hello from the host");
+    assert.equal(files, "/proc/kcore\n/sys/kernel/debug/dynamic_debug/control");
     t.diagnostic(
       `guest run ${Math.round(result.wallMs)} ms (systemd up, commands start at ${result.guestReadyS} s uptime)`,
     );

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { buildDebianRootfs, requireDebianRootfs, withRootDisk } from "../lab/debian-rootfs.js";
+import { buildDebianRootfs, debianGuest, withRootDisk } from "../lab/debian-rootfs.js";
 /**
  * kpatch-lab: the QEMU lab. A real livepatch-capable kernel built from Debian's source
  * package, booted under QEMU, where patches are tried before they touch a server.
@@ -9,6 +9,7 @@ import { type DistroLab, requireDistroLab, setupDistroLab } from "../lab/distro.
 import { runGuest } from "../lab/guest.js";
 import { DEFAULT_SERIES, KERNEL_SERIES, type KernelSeries } from "../lab/paths.js";
 import { type Lab, requireLab, setupLab } from "../lab/setup.js";
+import { KpatchError } from "../util/errors.js";
 import { formatDuration, Progress } from "../util/progress.js";
 import { checkUserFile } from "../util/user-file.js";
 import { parseCommandLine } from "./args.js";
@@ -33,12 +34,14 @@ Commands:
         --debian, also a Debian 12 root file system for that kernel (debootstrap
         minbase, systemd, apt, the kernel's image package, this machine's node),
         an ext4 image booted with systemd as init (as root; cached).
-  run [--kernel K | --distro S [--debian] [--network]] [--file PATH]... [--share-host] [--timeout SEC] [--json] -- COMMAND...
+  run [--kernel K | --distro S] [--debian] [--network] [--file PATH]... [--share-host] [--timeout SEC] [--json] -- COMMAND...
         Boot the lab kernel with the files (in /lab/files, the working directory),
         run each COMMAND (one shell command per argument) and print its output and
         exit status. Exit status: 0 when every command exited 0, 1 otherwise.
         --debian boots a copy of the Debian root file system with systemd (the
-        commands run once the system is up, from /var/lib/kplab/run/files);
+        commands run once the system is up, from /var/lib/kplab/run/files); with
+        the lab kernel, the stock kernel's root file system of that series, with
+        the lab kernel's image package (linux-image-<release>) installed first;
         --network adds QEMU's user network (this machine is 10.0.2.2).
   demo [--distro S | --kernel K]
         Build a livepatch module from a source patch (examples/) with kpatch-build
@@ -157,21 +160,27 @@ async function main(argv: string[]): Promise<number> {
       const timeout = values.timeout === undefined ? undefined : count("run", "--timeout", values.timeout);
       const choice = kernelChoice(values);
       for (const f of values.file ?? []) checkUserFile(f, "LAB_FILE");
-      if (values.debian && !choice.distro) throw new UsageError("run: --debian needs --distro");
       const lab = guestKernel(choice);
-      const result = await withRootDisk(
-        values.debian ? requireDebianRootfs(lab as DistroLab) : undefined,
-        (rootDisk) =>
-          runGuest({
-            lab,
-            files: values.file ?? [],
-            commands: positionals,
-            shareHost: values["share-host"] ?? false,
-            network: values.network ?? false,
-            ...(rootDisk ? { rootDisk } : {}),
-            ...(timeout ? { timeoutMs: timeout * 1000 } : {}),
-          }),
+      const debian = values.debian ? await debianGuest(lab) : undefined;
+      const prepare = debian?.prepare ? [debian.prepare] : [];
+      const result = await withRootDisk(debian?.rootfs, (rootDisk) =>
+        runGuest({
+          lab,
+          files: [...(debian?.files ?? []), ...(values.file ?? [])],
+          commands: [...prepare, ...positionals],
+          shareHost: values["share-host"] ?? false,
+          network: values.network ?? false,
+          ...(rootDisk ? { rootDisk } : {}),
+          ...(timeout ? { timeoutMs: timeout * 1000 } : {}),
+        }),
       );
+      const installed = result.commands.splice(0, prepare.length)[0];
+      if (installed && installed.exitCode !== 0) {
+        throw new KpatchError(
+          "GUEST_SETUP",
+          `Cannot install the lab kernel's image package in the Debian guest: ${installed.output.trim() || `exit status ${installed.exitCode}`}`,
+        );
+      }
       if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       else {
         for (const c of result.commands) {

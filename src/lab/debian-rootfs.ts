@@ -23,7 +23,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildDeb } from "../debian/deb-build.js";
 import { findDebianPackage } from "../debian/debian-package.js";
@@ -32,8 +32,10 @@ import { cachePath } from "../util/cache-dir.js";
 import { KpatchError } from "../util/errors.js";
 import { execCheck } from "../util/exec.js";
 import { Progress } from "../util/progress.js";
-import type { DistroLab } from "./distro.js";
+import { type DistroLab, findDistroLab } from "./distro.js";
+import { labImagePackage, labImagePackageName } from "./lab-image-package.js";
 import { readJsonIfExists } from "./paths.js";
+import type { Lab } from "./setup.js";
 
 /** Bump when the recipe changes in a way the key does not see. */
 const ROOTFS_FORMAT = 1;
@@ -288,4 +290,43 @@ export async function buildDebianRootfs(distro: DistroLab, progress = new Progre
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/** The lab kernel or a stock kernel, as the guest runner boots them. */
+type GuestKernel = Lab | DistroLab;
+
+function isStock(kernel: GuestKernel): kernel is DistroLab {
+  return "image" in kernel;
+}
+
+export interface DebianGuest {
+  rootfs: DebianRootfs;
+  /** Files the guest needs besides the user's (the lab kernel's image package). */
+  files: string[];
+  /** A command to run before the user's, or undefined: installs the lab kernel's image package. */
+  prepare?: string;
+}
+
+/**
+ * What a Debian guest of `kernel` boots: the root file system of its series' stock kernel (set
+ * up with `kpatch-lab setup --distro S --debian`); on the lab kernel, whose own image package
+ * (src/lab/lab-image-package.ts) the guest installs first, unless a former boot of its disk did,
+ * as a machine running that kernel has it installed.
+ */
+export async function debianGuest(kernel: GuestKernel): Promise<DebianGuest> {
+  if (isStock(kernel)) return { rootfs: requireDebianRootfs(kernel), files: [] };
+  const stock = findDistroLab(kernel.series);
+  if (!stock) {
+    throw new KpatchError(
+      "LAB_NOT_SET_UP",
+      `Cannot boot Debian on the ${kernel.series} lab kernel: its root file system is made with the stock kernel's; run 'kpatch-lab setup --distro ${kernel.series} --debian'`,
+    );
+  }
+  const deb = await labImagePackage(kernel);
+  const name = labImagePackageName(kernel);
+  return {
+    rootfs: requireDebianRootfs(stock),
+    files: [deb],
+    prepare: `dpkg-query -W -f '\${Status}\\n' ${name} 2>/dev/null | grep -qx 'install ok installed' || dpkg -i ${basename(deb)} >/dev/null`,
+  };
 }
