@@ -115,7 +115,7 @@ function findDebianRootfs(distro: DistroLab): DebianRootfs | undefined {
   return info && { ...info, dir, image: join(dir, "rootfs.ext4") };
 }
 
-export function requireDebianRootfs(distro: DistroLab): DebianRootfs {
+function requireDebianRootfs(distro: DistroLab): DebianRootfs {
   const rootfs = findDebianRootfs(distro);
   if (!rootfs) {
     throw new KpatchError(
