@@ -41,7 +41,7 @@ describe("the kpatch-ts package (npm run deb)", () => {
     assert.equal(f("Package"), "kpatch-ts");
     assert.equal(f("Version"), version);
     assert.equal(f("Architecture"), "all");
-    assert.equal(f("Depends"), "nodejs (>= 20)");
+    assert.equal(f("Depends"), "nodejs (>= 18.20)", "Debian 12's own nodejs is 18.20.4");
     assert.equal(f("Maintainer"), MAINTAINER);
   });
 

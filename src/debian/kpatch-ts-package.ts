@@ -19,6 +19,13 @@ import { buildDate, buildDeb, changelogGz, type DebFile, GPL2_STANZA, maintainer
 
 const LIB = "/usr/lib/kpatch-ts";
 const UNITS = ["kpatch.service", "kpatch-confirm.service", "kpatch-confirm.timer"];
+/**
+ * The kpatch command runs on Debian 12's own nodejs (18.20.4): test/fleet-apt and test/lab-debian
+ * run it there (load with the /proc/kcore check, list, unload, install, kpatch.service, the
+ * crash-loop guard), so a Debian 12 machine needs nothing from outside its archive but the
+ * fleet's repository. Building kpatch-ts itself needs Node.js 20 (package.json).
+ */
+const NODEJS = "nodejs (>= 18.20)";
 
 /** The .js files `entry` imports, directly or not (relative imports), and the npm packages. */
 export function importClosure(entry: string): { files: string[]; packages: string[] } {
@@ -113,7 +120,7 @@ export async function buildKpatchTsPackage(options: {
     architecture: "all",
     fields: [
       ["Maintainer", maintainer],
-      ["Depends", "nodejs (>= 20)"],
+      ["Depends", NODEJS],
       ["Section", "admin"],
       ["Priority", "optional"],
       [

@@ -2,8 +2,8 @@
  * A Debian 12 root file system for the lab guest, booted with systemd as init on Debian's stock
  * kernel (src/lab/guest.ts, `rootDisk`): debootstrap's minbase with systemd-sysv, udev and apt,
  * the stock kernel's own image package installed (its modules, and the package a patch
- * package depends on), this machine's Node.js as a package named nodejs (the kpatch-ts package
- * needs nodejs >= 20, Debian 12 has 18), systemd-networkd on QEMU's user network, and the lab's
+ * package depends on), Debian's own nodejs (18.20, what the kpatch-ts package depends on),
+ * systemd-networkd on QEMU's user network, and the lab's
  * command runner (lab/debian/). Made into an ext4 image by mke2fs -d, without mounting anything.
  * Cached, keyed by everything that goes in:
  *
@@ -25,7 +25,6 @@ import {
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { buildDeb } from "../debian/deb-build.js";
 import { findDebianPackage } from "../debian/debian-package.js";
 import { syncDir } from "../util/atomic-write.js";
 import { cachePath } from "../util/cache-dir.js";
@@ -38,10 +37,18 @@ import { readJsonIfExists } from "./paths.js";
 import type { Lab } from "./setup.js";
 
 /** Bump when the recipe changes in a way the key does not see. */
-const ROOTFS_FORMAT = 1;
+const ROOTFS_FORMAT = 2;
 const SUITE = "bookworm";
 /** What debootstrap installs on top of minbase (the image package's dependencies among them). */
-const ROOTFS_PACKAGES = ["systemd-sysv", "udev", "kmod", "initramfs-tools", "linux-base", "ca-certificates"];
+const ROOTFS_PACKAGES = [
+  "systemd-sysv",
+  "udev",
+  "kmod",
+  "initramfs-tools",
+  "linux-base",
+  "ca-certificates",
+  "nodejs",
+];
 /** Free room in the image beyond what the tree takes (apt's lists and archives, patches). */
 const FREE_MB = 384;
 const LAB_DEBIAN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "lab", "debian");
@@ -87,7 +94,7 @@ function aptSources(): string {
   return files.map((f) => (existsSync(f) ? readFileSync(f, "utf8") : "")).join("\n\n");
 }
 
-function rootfsKey(distro: DistroLab, mirror: string, nodeVersion: string): string {
+function rootfsKey(distro: DistroLab, mirror: string): string {
   const runner = RUNNER_FILES.map((f) => readFileSync(join(LAB_DEBIAN, f), "utf8"));
   return createHash("sha256")
     .update(
@@ -98,7 +105,6 @@ function rootfsKey(distro: DistroLab, mirror: string, nodeVersion: string): stri
         ROOTFS_PACKAGES,
         distro.image,
         distro.sourceVersion,
-        nodeVersion,
         runner,
       ]),
     )
@@ -110,7 +116,7 @@ function rootfsKey(distro: DistroLab, mirror: string, nodeVersion: string): stri
 function findDebianRootfs(distro: DistroLab): DebianRootfs | undefined {
   const mirror = debianMirror(aptSources());
   if (!mirror) return undefined;
-  const dir = cachePath("lab", `debian-12-${rootfsKey(distro, mirror, process.versions.node)}`);
+  const dir = cachePath("lab", `debian-12-${rootfsKey(distro, mirror)}`);
   const info = readJsonIfExists<DebianRootfsInfo>(join(dir, "ready.json"));
   return info && { ...info, dir, image: join(dir, "rootfs.ext4") };
 }
@@ -149,27 +155,6 @@ export async function copyRootDisk(rootfs: DebianRootfs, dest: string): Promise<
   return dest;
 }
 
-/** This machine's node binary as a Debian package named nodejs (what kpatch-ts depends on). */
-async function nodePackage(outDir: string): Promise<string> {
-  const version = `${process.versions.node}-0kplab1`;
-  return buildDeb({
-    name: "nodejs",
-    version,
-    architecture: "amd64",
-    fields: [
-      ["Maintainer", "kpatch-ts lab <lab@kpatch-ts.invalid>"],
-      ["Depends", "libc6, libgcc-s1, libstdc++6"],
-      ["Section", "javascript"],
-      ["Priority", "optional"],
-      ["Description", "Node.js of the machine that built this lab guest (kpatch-ts lab)"],
-    ],
-    files: [{ path: "/usr/bin/node", data: readFileSync(process.execPath), mode: 0o755 }],
-    scripts: {},
-    outDir,
-    compression: "none",
-  });
-}
-
 async function chroot(root: string, args: string[], what: string, env: NodeJS.ProcessEnv = {}) {
   return execCheck("chroot", [root, ...args], {
     what,
@@ -190,7 +175,7 @@ export async function buildDebianRootfs(distro: DistroLab, progress = new Progre
   const image = findDebianPackage(distro.image, distro.sourceVersion);
   if (!image)
     throw new KpatchError("DISTRO_IMAGE", `Cannot find ${distro.image}=${distro.sourceVersion} in the cache`);
-  const key = rootfsKey(distro, mirror, process.versions.node);
+  const key = rootfsKey(distro, mirror);
   const dir = cachePath("lab", `debian-12-${key}`);
   const tmp = `${dir}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
@@ -205,18 +190,17 @@ export async function buildDebianRootfs(distro: DistroLab, progress = new Progre
     );
     progress.end();
 
-    progress.begin("packages", `${distro.image} and nodejs ${process.versions.node} (this machine's node)`);
+    progress.begin("packages", distro.image);
     const debs = join(root, "tmp", "kplab-debs");
     mkdirSync(debs, { recursive: true });
     cpSync(image.deb, join(debs, "linux-image.deb"));
-    const node = await nodePackage(debs);
     // INITRD=No: the kernel's postinst hook makes no initramfs (the lab brings its own).
-    await chroot(
-      root,
-      ["dpkg", "-i", "/tmp/kplab-debs/linux-image.deb", `/tmp/kplab-debs/${node.split("/").pop()}`],
-      "dpkg -i in the root",
-      { INITRD: "No" },
-    );
+    await chroot(root, ["dpkg", "-i", "/tmp/kplab-debs/linux-image.deb"], "dpkg -i in the root", {
+      INITRD: "No",
+    });
+    const nodeVersion = (
+      await chroot(root, ["dpkg-query", "-W", "-f", `\${Version}`, "nodejs"], "dpkg-query nodejs")
+    ).stdout.trim();
     rmSync(debs, { recursive: true, force: true });
     progress.end();
 
@@ -277,7 +261,7 @@ export async function buildDebianRootfs(distro: DistroLab, progress = new Progre
       packages: ROOTFS_PACKAGES,
       kernelRelease: distro.kernelRelease,
       imagePackage: distro.image,
-      nodeVersion: process.versions.node,
+      nodeVersion,
       sizeBytes: statSync(img).size,
       timings: { ...progress.timings },
       createdAt: new Date().toISOString(),
