@@ -29,12 +29,14 @@ export async function fixtureModules(kernel: {
 /**
  * Two versions of one patch package, as `kpatch package -n fix` makes them: version 1 from
  * kpatch-replace-v9, version 2 from kpatch-replace-v10 (atomic replace), into outDir; the .debs.
+ * With imageVersion, they depend on that build of the kernel's image package only.
  */
 export function replacePatchPackages(
   modules: Record<TestModule, string>,
   kernelRelease: string,
   outDir: string,
   maintainer: string,
+  imageVersion?: string,
 ): { "1": string; "2": string } {
   const kpatch = join(import.meta.dirname, "..", "src", "cli", "kpatch.js");
   const debs = { "1": "", "2": "" };
@@ -53,6 +55,7 @@ export function replacePatchPackages(
       maintainer,
       "-o",
       outDir,
+      ...(imageVersion ? ["--image-version", imageVersion] : []),
       modules[m],
     ];
     const r = spawnSync("node", args, { encoding: "utf8" });

@@ -17,13 +17,14 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { buildDebianRootfs, copyRootDisk, debianGuest } from "../src/lab/debian-rootfs.js";
 import { type DistroLab, findDistroLab } from "../src/lab/distro.js";
 import { type GuestCommandResult, runGuest } from "../src/lab/guest.js";
+import { labImagePackageVersion } from "../src/lab/lab-image-package.js";
 import { testSeries } from "../src/lab/paths.js";
 import { findLab, type Lab } from "../src/lab/setup.js";
 import { fixtureModules, replacePatchPackages } from "./fixture-modules.js";
@@ -119,13 +120,14 @@ describe(`fleet delivery through apt to two Debian 12 guests with systemd (stock
     nodeVersion = rootfs.nodeVersion;
     mkdirSync(repo);
     run("node", [KPATCH_DEB, "-o", repo, "--maintainer", MAINTAINER]);
-    for (const [name, kernel, kbuildDir, key] of [
-      ["stock", distro!, distro!.headersDir, `distro-${distro!.key}`],
-      ["lab", lab!, lab!.buildDir, lab!.key],
+    // Each patch depends on exactly the build of the kernel's image package the machine runs.
+    for (const [name, kernel, kbuildDir, key, imageVersion] of [
+      ["stock", distro!, distro!.headersDir, `distro-${distro!.key}`, distro!.sourceVersion],
+      ["lab", lab!, lab!.buildDir, lab!.key, labImagePackageVersion(lab!)],
     ] as const) {
       const modules = await fixtureModules({ key, kbuildDir });
       if (name === "stock") crashModule = modules["kpatch-crash"];
-      replacePatchPackages(modules, kernel.kernelRelease, repo, MAINTAINER);
+      replacePatchPackages(modules, kernel.kernelRelease, repo, MAINTAINER, imageVersion);
       const guest = await debianGuest(kernel);
       machines[name] = {
         name,
@@ -324,8 +326,18 @@ describe(`fleet delivery through apt to two Debian 12 guests with systemd (stock
     assert.equal(out("stock", "after-crash", "active"), "active\n");
   });
 
-  it("the repository holds what the fleet needs: kpatch-ts and two versions of the patch for each kernel", () => {
+  it("the repository holds what the fleet needs: kpatch-ts and two versions of the patch for each kernel, each depending on that kernel's image build", () => {
     const debs = readdirSync(repo).filter((f) => f.endsWith(".deb"));
     assert.equal(debs.length, 5, debs.join(" "));
+    const packages = readFileSync(join(repo, "Packages"), "utf8");
+    const v = re(distro!.sourceVersion);
+    const k = re(distro!.kernelRelease);
+    assert.match(
+      packages,
+      new RegExp(
+        `^Depends: linux-image-${k} \\(= ${v}\\) \\| linux-image-${k}-unsigned \\(= ${v}\\), kpatch-ts$`,
+        "m",
+      ),
+    );
   });
 });

@@ -110,6 +110,10 @@ describe("kpatch package", { skip: noLab }, () => {
       [["-k", "6.1.0-57-amd64", modules["kpatch-replace-v9"]!], /built for kernel .*KPATCH_VERMAGIC/],
       [["-V", "one two", modules["kpatch-replace-v9"]!], /not a Debian version/],
       [["-n", "../x", modules["kpatch-replace-v9"]!], /is not a patch name/],
+      [
+        ["--image-version", "1) | x (", modules["kpatch-replace-v9"]!],
+        /--image-version .* is not a Debian version/,
+      ],
     ];
     for (const [args, message] of cases) {
       const r = kpatch(["package", "--maintainer", MAINTAINER, "-o", bad, ...args]);

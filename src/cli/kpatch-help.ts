@@ -233,6 +233,9 @@ Options:
   -n, --name NAME             the patch's name in the package name (default:
                               the module's name)
   -V, --package-version VER   the package's Debian version (default 1)
+  --image-version VER         depend on that build of the kernel's image package
+                              only (its Debian version, e.g. 6.12.117-1~deb12u1;
+                              default: any build of linux-image-<KVER>)
   --maintainer 'Name <email>' the Maintainer field (default: DEBFULLNAME and
                               DEBEMAIL, else kpatch-ts <root@localhost>)
   -o, --output DIR            where the .deb is written (default .)

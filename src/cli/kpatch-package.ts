@@ -2,6 +2,7 @@
  * kpatch package: a built live patch module as a Debian package (src/debian/patch-package.ts),
  * for apt to deliver to every machine running that kernel.
  */
+import { isPackageVersion } from "../debian/debian-package.js";
 import { buildPatchPackage } from "../debian/patch-package.js";
 import { badKernelReleaseReason } from "../kernel/kernel-paths.js";
 import { badModuleNameReason } from "../util/module-name.js";
@@ -13,6 +14,7 @@ export async function cmdPackage(args: string[]): Promise<number> {
     "kernel-version": { type: "string", short: "k" },
     name: { type: "string", short: "n" },
     "package-version": { type: "string", short: "V" },
+    "image-version": { type: "string" },
     maintainer: { type: "string" },
     output: { type: "string", short: "o" },
   });
@@ -25,11 +27,17 @@ export async function cmdPackage(args: string[]): Promise<number> {
   const bad = n === undefined ? undefined : badModuleNameReason(n);
   if (bad)
     throw new UsageError(`package: --name '${JSON.stringify(n).slice(1, -1)}' is not a patch name: ${bad}`);
+  const iv = values["image-version"];
+  if (iv !== undefined && !isPackageVersion(iv))
+    throw new UsageError(
+      `package: --image-version '${JSON.stringify(iv).slice(1, -1)}' is not a Debian version (e.g. 6.12.117-1~deb12u1)`,
+    );
   const p = await buildPatchPackage({
     module: positionals[0]!,
     kernelRelease: k,
     patchName: n,
     version: values["package-version"],
+    imageVersion: values["image-version"],
     maintainer: values.maintainer,
     outDir: values.output ?? ".",
   });

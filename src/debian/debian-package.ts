@@ -37,8 +37,12 @@ export function checkPackageName(name: string): string {
   return name;
 }
 
+export function isPackageVersion(version: string): boolean {
+  return PACKAGE_VERSION.test(version) && version.length <= 200;
+}
+
 export function checkPackageVersion(version: string): string {
-  if (!PACKAGE_VERSION.test(version) || version.length > 200)
+  if (!isPackageVersion(version))
     throw new KpatchError("DEBIAN_BAD_NAME", `Cannot use package version '${version}': not a Debian version`);
   return version;
 }

@@ -32,6 +32,11 @@ test("patchDepends() names exactly that kernel's image package and kpatch-ts", (
     patchDepends("6.12.57+deb13-amd64"),
     "linux-image-6.12.57+deb13-amd64 | linux-image-6.12.57+deb13-amd64-unsigned, kpatch-ts",
   );
+  assert.equal(
+    patchDepends("6.12.117+deb12-amd64", "6.12.117-1~deb12u1"),
+    "linux-image-6.12.117+deb12-amd64 (= 6.12.117-1~deb12u1) | linux-image-6.12.117+deb12-amd64-unsigned (= 6.12.117-1~deb12u1), kpatch-ts",
+  );
+  assert.throws(() => patchDepends("6.12.117+deb12-amd64", "1) | evil ("), { code: "DEBIAN_BAD_NAME" });
 });
 
 // The maintainer scripts themselves, run by sh with a stub kpatch (it logs its arguments and

@@ -6,7 +6,8 @@
  *     /usr/share/doc/<package>/{copyright,changelog.gz}
  *     DEBIAN/{control,md5sums,postinst,prerm,postrm}   (src/debian/patch-scripts.ts)
  *
- * It depends on exactly that kernel's image package (linux-image-KVER, or its -unsigned build)
+ * It depends on exactly that kernel's image package (linux-image-KVER, or its -unsigned build;
+ * with imageVersion, only that build of it, as Debian can rebuild a release under one name)
  * and on kpatch-ts (the kpatch command the scripts run). The patch name and the kernel release
  * are checked as a module name and a release before they reach a path or a script; the package
  * name and version against Debian's rules. The .deb is written under a temporary name and
@@ -29,6 +30,11 @@ export interface PatchPackageOptions {
   kernelRelease?: string | undefined;
   /** The patch's name in the package name; by default the module's name. */
   patchName?: string | undefined;
+  /**
+   * The kernel image package's exact Debian version (6.12.117-1~deb12u1): the package then
+   * depends on that build only. Default: any build of linux-image-KVER.
+   */
+  imageVersion?: string | undefined;
   /** The package version (Debian syntax); default 1. */
   version?: string | undefined;
   /** "Name <email>"; by default DEBFULLNAME and DEBEMAIL, as Debian's tools read them. */
@@ -56,10 +62,11 @@ export function patchPackageName(patchName: string, kernelRelease: string): stri
   return checkPackageName(`kpatch-patch-${patch}-${release}`.toLowerCase().replace(/[_~]/g, "-"));
 }
 
-/** The Depends: field: the kernel's image package, then the kpatch command. */
-export function patchDepends(kernelRelease: string): string {
+/** The Depends: field: the kernel's image package (that build, given its version), then kpatch-ts. */
+export function patchDepends(kernelRelease: string, imageVersion?: string): string {
   const release = checkKernelRelease(kernelRelease);
-  return `linux-image-${release} | linux-image-${release}-unsigned, ${KPATCH_PACKAGE}`;
+  const exactly = imageVersion === undefined ? "" : ` (= ${checkPackageVersion(imageVersion)})`;
+  return `linux-image-${release}${exactly} | linux-image-${release}-unsigned${exactly}, ${KPATCH_PACKAGE}`;
 }
 
 /** Builds the package; throws (nothing written) on a module that cannot be packaged. */
@@ -75,6 +82,8 @@ export async function buildPatchPackage(options: PatchPackageOptions): Promise<P
   const maintainer = maintainerOf(options.maintainer);
   const architecture = "amd64";
   const moduleDir = `/usr/lib/kpatch-ts/patches/${kernelRelease}`;
+  const imageVersion = options.imageVersion;
+  if (imageVersion !== undefined) checkPackageVersion(imageVersion);
   const values: PatchScriptValues = {
     package: name,
     kernelRelease,
@@ -86,7 +95,7 @@ export async function buildPatchPackage(options: PatchPackageOptions): Promise<P
     name,
     version,
     architecture,
-    fields: controlFields(values, maintainer, info.description),
+    fields: controlFields(values, maintainer, info.description, imageVersion),
     files: [
       { path: values.module, data: bytes },
       { path: `/usr/share/doc/${name}/copyright`, data: copyright(values, info.license, maintainer) },
@@ -109,11 +118,12 @@ function controlFields(
   v: PatchScriptValues,
   maintainer: string,
   description: string | undefined,
+  imageVersion: string | undefined,
 ): [string, string][] {
   const about = description?.replace(/\s+/g, " ").trim();
   return [
     ["Maintainer", maintainer],
-    ["Depends", patchDepends(v.kernelRelease)],
+    ["Depends", patchDepends(v.kernelRelease, imageVersion)],
     ["Section", "kernel"],
     ["Priority", "optional"],
     [

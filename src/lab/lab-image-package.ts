@@ -17,10 +17,15 @@ export function labImagePackageName(lab: Pick<Lab, "kernelRelease">): string {
   return `linux-image-${lab.kernelRelease}`;
 }
 
+/** Its Debian version: the source package's, marked as the lab's build. */
+export function labImagePackageVersion(lab: Pick<Lab, "sourceVersion">): string {
+  return `${lab.sourceVersion}+kplab1`;
+}
+
 /** The lab kernel's image package (built on first use); its path. */
 export async function labImagePackage(lab: Lab): Promise<string> {
   const name = labImagePackageName(lab);
-  const version = `${lab.sourceVersion}+kplab1`;
+  const version = labImagePackageVersion(lab);
   const deb = join(lab.dir, `${name}_${version}_amd64.deb`);
   if (existsSync(deb)) return deb;
   const rel = lab.kernelRelease;
