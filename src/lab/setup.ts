@@ -64,6 +64,8 @@ const COMMON_PACKAGES = [
   "bison",
   "libelf-dev",
   "libssl-dev",
+  // kbuild makes the lab's module signing key (CONFIG_MODULE_SIG) with openssl req
+  "openssl",
   "xz-utils",
   "kmod",
   "cpio",
