@@ -82,6 +82,10 @@ jump labels, static calls, alternatives, lock prefixes, return and retpoline
 thunks, IBT sealing). Without /proc/kcore (not root, no CONFIG_PROC_KCORE) or
 without a record, it says so and goes on.
 
+On a kernel that enforces module signatures (sig_enforce: CONFIG_MODULE_SIG_FORCE
+or module.sig_enforce=1) an unsigned module is refused before insmod; sign it
+with kpatch-build --sign KEY CERT (kpatch info says whether a module is signed).
+
 A patch that is loaded but disabled is enabled again instead.
 
 Options:

@@ -6,6 +6,7 @@ import { existsSync } from "node:fs";
 import { runningRelease } from "../kernel/kernel-paths.js";
 import { findPatch } from "../kernel/livepatch-sysfs.js";
 import { type ModuleInfo, readModuleFile } from "../kernel/modinfo.js";
+import { type ModuleSignature, moduleSignature } from "../kernel/module-signature.js";
 import { findPatchMetadata, type PatchMetadata } from "../kernel/patch-metadata.js";
 import { findInstalled } from "../manage/install.js";
 import { KpatchError } from "../util/errors.js";
@@ -32,9 +33,11 @@ export async function cmdInfo(args: string[]): Promise<number> {
   }
   let info: ModuleInfo | undefined;
   let metadata: PatchMetadata | undefined;
+  let signature: ModuleSignature | undefined;
   if (file) {
     const m = readModuleFile(file);
     info = m.info;
+    signature = moduleSignature(m.bytes);
     metadata = findPatchMetadata(m.elf);
   }
   const patchName = info?.name ?? name!;
@@ -52,6 +55,7 @@ export async function cmdInfo(args: string[]): Promise<number> {
       file,
       livepatch: info?.livepatch,
       vermagic: info?.vermagic,
+      signature: info ? (signature ?? null) : undefined,
       patch: metadata,
       modinfo: info ? Object.fromEntries(groupFields(info.fields)) : undefined,
       loaded,
@@ -63,6 +67,9 @@ export async function cmdInfo(args: string[]): Promise<number> {
   if (info) {
     out.push(`  livepatch module: ${info.livepatch ? "yes" : "NO (no livepatch=Y in its modinfo)"}`);
     out.push(`  built for:        ${info.vermagic ?? "(no vermagic)"}`);
+    out.push(
+      `  signed:           ${signature ? `yes (${signature.kind}, ${signature.length} bytes)` : "no"}`,
+    );
     if (info.description) out.push(`  description:      ${info.description}`);
   }
   out.push(

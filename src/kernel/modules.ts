@@ -69,9 +69,13 @@ export async function insertModule(path: string, name: string): Promise<void> {
   if (r.code === 0) return;
   const said = `${r.stderr}${r.stdout}`.trim().replace(/^insmod: (ERROR: )?/, "");
   const kernel = await kernelLogAbout(name);
+  // EKEYREJECTED, ENOKEY: module_sig_check() refused the signature (the kernel logs no name).
+  const signature = /Key was rejected by service|Required key not available/.test(said)
+    ? " (the kernel enforces module signatures and does not accept this module's: unsigned, or signed with a key not in its keyring)"
+    : "";
   throw new KpatchError(
     "KPATCH_INSMOD_FAILED",
-    `Cannot load ${name}: insmod failed: ${said || `exit status ${r.code}`}${kernel ? `\nkernel log:\n${kernel}` : ""}`,
+    `Cannot load ${name}: insmod failed: ${said || `exit status ${r.code}`}${signature}${kernel ? `\nkernel log:\n${kernel}` : ""}`,
     { file: path },
   );
 }

@@ -19,6 +19,7 @@ import {
 } from "./kernel-paths.js";
 import { findPatch, isPatchRegistered, patchInTransition, setPatchEnabled } from "./livepatch-sysfs.js";
 import { type ModuleInfo, readModuleFile, vermagicRelease } from "./modinfo.js";
+import { moduleSignature, signaturesEnforced } from "./module-signature.js";
 import {
   findLoadedModule,
   insertModule,
@@ -94,7 +95,7 @@ export async function loadPatch(file: string, options: PatchOpOptions = {}): Pro
   const paths = options.paths ?? KERNEL_PATHS;
   requireRoot(`load ${file}`);
   requireLivepatch(`load ${file}`, paths);
-  const { info, elf } = readModuleFile(file);
+  const { info, elf, bytes } = readModuleFile(file);
   checkPatchModule(info, runningRelease());
   const name = info.name;
   const busy = patchInTransition(paths);
@@ -121,6 +122,13 @@ export async function loadPatch(file: string, options: PatchOpOptions = {}): Pro
       );
     }
     requireRealKernel(paths, `load ${name}`);
+    if (signaturesEnforced(paths) && !moduleSignature(bytes)) {
+      throw new KpatchError(
+        "KPATCH_UNSIGNED",
+        `Cannot load ${name}: the kernel enforces module signatures (sig_enforce) and ${file} is not signed; build it with 'kpatch-build --sign KEY CERT' and a key the kernel trusts`,
+        { file },
+      );
+    }
     runPre = verifyBeforeLoad(elf, paths.proc, {
       ...(options.log ? { log: options.log } : {}),
       ...(options.skipRunPre ? { skipRunPre: true } : {}),
