@@ -41,11 +41,13 @@ interface Target {
 async function runSelftests(t: TestContext, target: Target): Promise<void> {
   const suite = readSelftests(target.srcDir);
   if ("missing" in suite) {
+    // Skipped, saying why: the kernel source has no tools/testing/selftests/livepatch we can run.
     t.skip(`no livepatch selftests this runner can use: ${suite.missing}`);
     return;
   }
   const skipAll = configSkipReason(suite, target.config);
   if (skipAll) {
+    // Skipped, saying why: the kernel lacks an option every script needs (the reason names it).
     for (const script of suite.scripts) await t.test(script, { skip: skipAll }, () => {});
     return;
   }
@@ -92,6 +94,7 @@ async function runSelftests(t: TestContext, target: Target): Promise<void> {
     const r = result.commands[i + 1]!;
     const o = scriptOutcome(r.exitCode, r.output);
     if (o.verdict === "skip") {
+      // Skipped, saying why: the script itself reported kselftest SKIP (its reason is shown).
       await t.test(script, { skip: o.reason }, () => {});
       continue;
     }
@@ -127,6 +130,8 @@ for (const series of KERNEL_SERIES) {
     : series !== lab.series && !unpacked
       ? `Debian's ${series} source ${distro.sourceVersion} is not unpacked in the cache`
       : false;
+  // Skipped only with the reason above (that stock kernel not set up, or its source not
+  // unpacked); CI sets up both and runs both.
   test(`livepatch selftests on Debian's stock ${series} kernel`, { skip }, async (t) => {
     const d = distro!;
     t.diagnostic(d.kernelRelease);
