@@ -12,20 +12,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { readConfig } from "../src/kpatch-build/kernel-config.js";
+import { fixturePatch, KPATCH_BUILD } from "./kpatch-build-fixtures.js";
 import { lab, runKpatchSteps, type Step } from "./kpatch-fixtures.js";
 
-const BUILD = join(import.meta.dirname, "..", "src", "cli", "kpatch-build.js");
 const KPATCH = join(import.meta.dirname, "..", "src", "cli", "kpatch.js");
-const PATCH = join(
-  import.meta.dirname,
-  "..",
-  "..",
-  "test",
-  "fixtures",
-  "patches",
-  lab.series,
-  "cmdline.patch",
-);
+const PATCH = fixturePatch("cmdline");
 const KEY = join(lab.buildDir, "certs", "signing_key.pem");
 const CERT = join(lab.buildDir, "certs", "signing_key.x509");
 
@@ -38,7 +29,7 @@ const skip =
 
 function build(out: string, name: string, sign?: [string, string]) {
   const args = [
-    BUILD,
+    KPATCH_BUILD,
     "--kernel",
     lab.series,
     "-n",

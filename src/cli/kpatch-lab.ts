@@ -32,7 +32,7 @@ Commands:
         linux-source version, make an initramfs with the modules the guest needs,
         and build the kernel's livepatch-sample against the headers. With
         --debian, also a Debian 12 root file system for that kernel (debootstrap
-        minbase, systemd, apt, the kernel's image package, this machine's node),
+        minbase, systemd, apt, the kernel's image package, Debian's nodejs),
         an ext4 image booted with systemd as init (as root; cached).
   run [--kernel K | --distro S] [--debian] [--network] [--file PATH]... [--share-host] [--timeout SEC] [--json] -- COMMAND...
         Boot the lab kernel with the files (in /lab/files, the working directory),

@@ -82,8 +82,6 @@ export async function buildPatchPackage(options: PatchPackageOptions): Promise<P
   const maintainer = maintainerOf(options.maintainer);
   const architecture = "amd64";
   const moduleDir = `/usr/lib/kpatch-ts/patches/${kernelRelease}`;
-  const imageVersion = options.imageVersion;
-  if (imageVersion !== undefined) checkPackageVersion(imageVersion);
   const values: PatchScriptValues = {
     package: name,
     kernelRelease,
@@ -95,7 +93,7 @@ export async function buildPatchPackage(options: PatchPackageOptions): Promise<P
     name,
     version,
     architecture,
-    fields: controlFields(values, maintainer, info.description, imageVersion),
+    fields: controlFields(values, maintainer, info.description, options.imageVersion),
     files: [
       { path: values.module, data: bytes },
       { path: `/usr/share/doc/${name}/copyright`, data: copyright(values, info.license, maintainer) },

@@ -34,18 +34,13 @@ export async function labImagePackage(lab: Lab): Promise<string> {
     { path: `/boot/System.map-${rel}`, data: readFileSync(join(lab.buildDir, "System.map")) },
     { path: `/boot/config-${rel}`, data: readFileSync(lab.config) },
   ];
-  const order = readFileSync(join(lab.buildDir, "modules.order"), "utf8").split("\n").filter(Boolean);
-  for (const obj of order) {
-    const ko = obj.replace(/\.o$/, ".ko");
+  // modules.order names objects (.o); installed, as modules_install writes it, the .ko files.
+  const order = readFileSync(join(lab.buildDir, "modules.order"), "utf8").replace(/\.o$/gm, ".ko");
+  for (const ko of order.split("\n").filter(Boolean))
     files.push({ path: `/lib/modules/${rel}/kernel/${ko}`, data: readFileSync(join(lab.buildDir, ko)) });
-  }
-  for (const f of ["modules.order", "modules.builtin", "modules.builtin.modinfo"]) {
-    const text = readFileSync(join(lab.buildDir, f), "utf8");
-    files.push({
-      path: `/lib/modules/${rel}/${f}`,
-      data: f === "modules.order" ? text.replace(/\.o$/gm, ".ko") : text,
-    });
-  }
+  files.push({ path: `/lib/modules/${rel}/modules.order`, data: order });
+  for (const f of ["modules.builtin", "modules.builtin.modinfo"])
+    files.push({ path: `/lib/modules/${rel}/${f}`, data: readFileSync(join(lab.buildDir, f)) });
   return buildDeb({
     name,
     version,
@@ -63,7 +58,8 @@ export async function labImagePackage(lab: Lab): Promise<string> {
     files,
     scripts: {
       postinst: `#!/bin/sh\nset -e\nif [ "$1" = configure ]; then depmod -a ${rel}; fi\n`,
-      postrm: `#!/bin/sh\nset -e\nif [ "$1" = remove ] || [ "$1" = purge ]; then rm -f /lib/modules/${rel}/modules.dep /lib/modules/${rel}/modules.dep.bin /lib/modules/${rel}/modules.alias /lib/modules/${rel}/modules.alias.bin /lib/modules/${rel}/modules.symbols /lib/modules/${rel}/modules.symbols.bin /lib/modules/${rel}/modules.builtin.bin /lib/modules/${rel}/modules.builtin.alias.bin /lib/modules/${rel}/modules.devname /lib/modules/${rel}/modules.softdep; fi\n`,
+      // After dpkg removed the package's files, what is left of modules.* is depmod's.
+      postrm: `#!/bin/sh\nset -e\nif [ "$1" = remove ] || [ "$1" = purge ]; then rm -f /lib/modules/${rel}/modules.*; fi\n`,
     },
     outDir: lab.dir,
     compression: "none",
