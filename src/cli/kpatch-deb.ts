@@ -6,6 +6,7 @@
 import { join } from "node:path";
 import { buildKpatchTsPackage } from "../debian/kpatch-ts-package.js";
 import { parseCommandLine } from "./args.js";
+import { USAGE } from "./kpatch-help.js";
 import { EXIT, runCli, UsageError } from "./main.js";
 
 async function main(argv: string[]): Promise<number> {
@@ -19,6 +20,7 @@ async function main(argv: string[]): Promise<number> {
     repo: join(import.meta.dirname, "..", "..", ".."),
     outDir: values.output ?? ".",
     maintainer: values.maintainer,
+    usage: USAGE,
   });
   process.stdout.write(`${deb}\n`);
   return EXIT.ok;

@@ -13,7 +13,6 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { gzipSync } from "node:zlib";
-import { USAGE } from "../cli/kpatch-help.js";
 import { KpatchError } from "../util/errors.js";
 import { buildDate, buildDeb, changelogGz, type DebFile, GPL2_STANZA, maintainerOf } from "./deb-build.js";
 
@@ -62,6 +61,8 @@ export async function buildKpatchTsPackage(options: {
   repo: string;
   outDir: string;
   maintainer?: string | undefined;
+  /** kpatch's usage text (the CLI's own), the body of the man page. */
+  usage: string;
 }): Promise<string> {
   const pkg = JSON.parse(readFileSync(join(options.repo, "package.json"), "utf8")) as {
     version: string;
@@ -102,7 +103,10 @@ export async function buildKpatchTsPackage(options: {
     },
     ...UNITS.map((u) => ({ path: `/usr/lib/systemd/system/${u}`, data: data(u) })),
     { path: "/etc/init.d/kpatch", data: data("kpatch.init"), mode: 0o755 },
-    { path: "/usr/share/man/man8/kpatch.8.gz", data: gzipSync(manPage(pkg.version), { level: 9 }) },
+    {
+      path: "/usr/share/man/man8/kpatch.8.gz",
+      data: gzipSync(manPage(pkg.version, options.usage), { level: 9 }),
+    },
     { path: "/usr/share/doc/kpatch-ts/copyright", data: copyright(maintainer) },
     // The init script serves busybox systems too (the lab guest): no lsb-base to source.
     {
@@ -165,8 +169,8 @@ fi
 exit 0
 `;
 
-function manPage(version: string): string {
-  const body = USAGE.replace(/\\/g, "\\e").replace(/^([.'])/gm, "\\&$1");
+function manPage(version: string, usage: string): string {
+  const body = usage.replace(/\\/g, "\\e").replace(/^([.'])/gm, "\\&$1");
   return `.TH KPATCH 8 "${buildDate().toISOString().slice(0, 10)}" "kpatch-ts ${version}" "System Administration"
 .SH NAME
 kpatch \\- manage live patch modules on the running Linux kernel
