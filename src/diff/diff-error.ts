@@ -32,6 +32,12 @@ export const REFUSAL_CODES: ReadonlySet<string> = new Set<DiffErrorCode>([
   "DIFF_BAD_DIRECTIVE",
 ]);
 
+declare module "../util/error-codes.js" {
+  interface ErrorCodeRegistry {
+    diff: DiffErrorCode;
+  }
+}
+
 export class DiffError extends KpatchError {
   declare readonly code: DiffErrorCode;
 

@@ -25,6 +25,12 @@ export type ElfErrorCode =
   | "ELF_SECTION_IN_USE" // removing a section something still refers to
   | "ELF_SYMBOL_IN_USE"; // removing a symbol something still refers to
 
+declare module "../util/error-codes.js" {
+  interface ErrorCodeRegistry {
+    elf: ElfErrorCode;
+  }
+}
+
 export class ElfError extends KpatchError {
   declare readonly code: ElfErrorCode;
 

@@ -7,9 +7,9 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { LabErrorCode } from "../util/error-codes.js";
 import { KpatchError } from "../util/errors.js";
 import { exec } from "../util/exec.js";
+import type { LabErrorCode } from "./error-codes.js";
 import { type GuestFile, runArchive } from "./initramfs.js";
 import { int3Explanation, int3Site } from "./int3.js";
 import type { Lab } from "./setup.js";
