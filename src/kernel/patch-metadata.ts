@@ -11,6 +11,7 @@
  * entry but the last has its pointers and the last (the terminator) is empty.
  */
 import { type ElfFile, type ElfReloc, type ElfSection, type ElfSymbol, R_X86_64_64 } from "../elf/index.js";
+import { CALLBACK_KINDS, type CallbackKind } from "../klp/format.js";
 
 export interface PatchedFunctionInfo {
   /** The function replaced (klp_func.old_name). */
@@ -26,7 +27,7 @@ export interface PatchedObjectInfo {
   name: string;
   functions: PatchedFunctionInfo[];
   /** klp_callbacks that are set, by field name (pre_patch, post_patch, ...). */
-  callbacks: Record<string, string>;
+  callbacks: Partial<Record<CallbackKind, string>>;
 }
 
 export interface PatchMetadata {
@@ -39,8 +40,8 @@ export interface PatchMetadata {
 
 /** Field offsets of the external parts of the livepatch structures (x86-64). */
 const KLP_PATCH = { mod: 0, objs: 8, states: 16, replace: 24 } as const;
+/** klp_object.callbacks holds one pointer per CALLBACK_KINDS entry, in that order. */
 const KLP_OBJECT = { name: 0, funcs: 8, callbacks: 16, externalSize: 56 } as const;
-const KLP_CALLBACKS = ["pre_patch", "post_patch", "pre_unpatch", "post_unpatch"] as const;
 const KLP_FUNC = { oldName: 0, newFunc: 8, oldSympos: 16, externalSize: 24 } as const;
 const KLP_STATE = { id: 0, version: 8, size: 24 } as const;
 
@@ -82,8 +83,8 @@ function readObjects(elf: ElfFile, relocs: RelocIndex, at: Place): PatchedObject
     const funcs = relocs.target(at.section, base + KLP_OBJECT.funcs)!;
     const functions = readFunctions(elf, relocs, funcs);
     if (!functions) return undefined;
-    const callbacks: Record<string, string> = {};
-    KLP_CALLBACKS.forEach((field, k) => {
+    const callbacks: Partial<Record<CallbackKind, string>> = {};
+    CALLBACK_KINDS.forEach((field, k) => {
       const r = relocs.at(at.section, base + KLP_OBJECT.callbacks + 8 * k);
       if (r) callbacks[field] = symbolName(elf, r);
     });
