@@ -5,13 +5,14 @@
  */
 import { cpus } from "node:os";
 import { resolve } from "node:path";
+import { isSourceFile, withImage } from "../kpatch-build/check-only.js";
 import { kpatchBuild } from "../kpatch-build/kpatch-build.js";
 import { RunPreError } from "../run-pre/run-pre-check.js";
 import { formatRunPre } from "../run-pre/run-pre-format.js";
 import { formatDuration, Progress } from "../util/progress.js";
 import { checkUserDir, checkUserFile } from "../util/user-file.js";
 import { parseCommandLine } from "./args.js";
-import { checkOnly, isSourceFile, withImage } from "./kpatch-build-check.js";
+import { checkOnlyCommand } from "./kpatch-build-check.js";
 import { chooseTarget } from "./kpatch-build-target.js";
 import { EXIT, UsageError } from "./main.js";
 
@@ -179,7 +180,7 @@ export async function buildMain(argv: string[]): Promise<number> {
   try {
     if (values["check-only"]) {
       const json = values.json ?? false;
-      return await checkOnly({
+      return await checkOnlyCommand({
         tree,
         inputs: positionals,
         json,

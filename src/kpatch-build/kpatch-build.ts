@@ -11,7 +11,6 @@ import type { DiffReport } from "../diff/index.js";
 import { buildModule, type DiffOutput, type ModuleSigning } from "../klp/build-module.js";
 import type { PatchedTarget } from "../klp/module-source.js";
 import type { RunPreReport } from "../run-pre/run-pre-check.js";
-import { cachePath } from "../util/cache-dir.js";
 import { KpatchError } from "../util/errors.js";
 import { MODULE_NAME_MAX } from "../util/module-name.js";
 import type { Progress } from "../util/progress.js";
@@ -19,7 +18,7 @@ import { checkTree } from "./check-tree.js";
 import { throwIfAborted } from "./interrupt.js";
 import type { KernelTree } from "./kernel-tree.js";
 import { readPatch } from "./patch-file.js";
-import { buildPatchedObjects } from "./patched-objects.js";
+import { buildPatchedObjects, buildTreeOf } from "./patched-objects.js";
 import { runPreRecord, runPreStep } from "./run-pre-step.js";
 import { TreeDiffer } from "./tree-differ.js";
 
@@ -89,12 +88,7 @@ export async function kpatchBuild(options: KpatchBuildOptions): Promise<KpatchBu
   progress.begin("check", `${kernel.buildDir}/.config`);
   await checkTree(join(kernel.buildDir, ".config"));
   progress.end("livepatch, ftrace, kallsyms, compiler: ok");
-  const tree = {
-    srcDir: kernel.srcDir,
-    buildDir: kernel.buildDir,
-    cacheDir: cachePath("objects", kernel.cacheKey),
-    ...(kernel.findObjects ? { findObjects: kernel.findObjects } : {}),
-  };
+  const tree = buildTreeOf(kernel);
   const workDir = mkdtempSync(join(workParent(progress), `kpatch-build-${name}-`));
   options.onWorkDir?.(workDir);
   try {

@@ -19,6 +19,7 @@ import {
 } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { createAtomic } from "../util/atomic-write.js";
+import { cachePath } from "../util/cache-dir.js";
 import type { Progress } from "../util/progress.js";
 import { throwIfAborted } from "./interrupt.js";
 import { type KbuildObject, kernelObjects, objectsDependingOn, readKbuildCmd } from "./kbuild-tree.js";
@@ -50,6 +51,16 @@ export interface BuildTree {
   cacheDir: string;
   /** How to find the objects the touched files reach (default: the build tree's records). */
   findObjects?: KernelTree["findObjects"];
+}
+
+/** The build tree of a kernel tree: its original objects cached under the tree's cache key. */
+export function buildTreeOf(kernel: KernelTree): BuildTree {
+  return {
+    srcDir: kernel.srcDir,
+    buildDir: kernel.buildDir,
+    cacheDir: cachePath("objects", kernel.cacheKey),
+    ...(kernel.findObjects ? { findObjects: kernel.findObjects } : {}),
+  };
 }
 
 export interface PatchedBuildOptions {
