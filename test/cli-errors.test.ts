@@ -10,8 +10,8 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync 
 import { release, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { fakeModule } from "../src/kernel/testing.js";
 import { exec } from "../src/util/exec.js";
+import { fakeModule } from "./helpers/fake-kernel.js";
 
 const CLI = join(import.meta.dirname, "..", "src", "cli");
 const work = mkdtempSync(join(tmpdir(), "kpatch-cli-errors-"));

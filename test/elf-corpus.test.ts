@@ -13,14 +13,14 @@
 import assert from "node:assert/strict";
 import { readFileSync, rmSync } from "node:fs";
 import { test } from "node:test";
-import { compareElf } from "../src/elf/compare-elf.js";
 import { ELFCLASS32 } from "../src/elf/constants.js";
 import { EI } from "../src/elf/layout.js";
 import { readElf } from "../src/elf/read-elf.js";
 import { writeElf } from "../src/elf/write-elf.js";
 import { labObjectTrees, listObjects } from "../src/lab/paths.js";
-import { compareReadelf } from "./elf/readelf-compare.js";
-import { run, saveBytes } from "./elf/tools.js";
+import { compareElf } from "./helpers/compare-elf.js";
+import { run, saveBytes } from "./helpers/elf-tools.js";
+import { compareReadelf } from "./helpers/readelf-compare.js";
 
 const CONCURRENCY = 3;
 /** Objects per readelf run: spawning readelf twice per object costs more than reading them. */

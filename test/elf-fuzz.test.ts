@@ -10,7 +10,6 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { compareElf } from "../src/elf/compare-elf.js";
 import {
   SHT_GROUP,
   SHT_NOTE,
@@ -26,7 +25,8 @@ import { createElf } from "../src/elf/elf-file.js";
 import { EHDR, NHDR, RELA, SHDR, SYM } from "../src/elf/layout.js";
 import { readElf } from "../src/elf/read-elf.js";
 import { writeElf } from "../src/elf/write-elf.js";
-import { assemble, compileC } from "./elf/tools.js";
+import { compareElf } from "./helpers/compare-elf.js";
+import { assemble, compileC } from "./helpers/elf-tools.js";
 
 const CASES = Number(process.env["KPATCH_FUZZ_CASES"] ?? 10_000);
 const SEED = Number(process.env["KPATCH_FUZZ_SEED"] ?? 0x6b706174);

@@ -26,8 +26,8 @@ import { type GuestCommandResult, runGuest } from "../src/lab/guest.js";
 import { labImagePackageVersion } from "../src/lab/lab-image-package.js";
 import { testSeries } from "../src/lab/paths.js";
 import { findLab, type Lab } from "../src/lab/setup.js";
-import { fixtureModules, replacePatchPackages } from "./fixture-modules.js";
-import { type HttpServer, serveDirectory } from "./http-server.js";
+import { fixtureModules, replacePatchPackages } from "./helpers/fixture-modules.js";
+import { type HttpServer, serveDirectory } from "./helpers/http-server.js";
 
 const REPO = join(import.meta.dirname, "..", "..");
 const KPATCH_DEB = join(REPO, "dist", "src", "cli", "kpatch-deb.js");

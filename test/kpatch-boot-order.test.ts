@@ -9,7 +9,7 @@ import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { GuestCommandResult } from "../src/lab/guest.js";
 import { kpatchInGuest } from "../src/lab/guest-node.js";
-import { diskImage, lab, runKpatchSteps, testModules } from "./kpatch-fixtures.js";
+import { diskImage, lab, runKpatchSteps, testModules } from "./helpers/kpatch-fixtures.js";
 
 const INIT_SCRIPT = readFileSync(
   join(import.meta.dirname, "..", "..", "data", "kpatch", "kpatch.init"),

@@ -14,7 +14,14 @@ import type { GuestCommandResult, GuestOptions, GuestResult } from "../src/lab/g
 import { kpatchInGuest } from "../src/lab/guest-node.js";
 import { isKpatchError } from "../src/util/errors.js";
 import { exec } from "../src/util/exec.js";
-import { diskImage, lab, runKpatchSteps, type Step, sampleModule, testModules } from "./kpatch-fixtures.js";
+import {
+  diskImage,
+  lab,
+  runKpatchSteps,
+  type Step,
+  sampleModule,
+  testModules,
+} from "./helpers/kpatch-fixtures.js";
 
 const PATCHED = "this has been live patched";
 const KVER = lab.kernelRelease;

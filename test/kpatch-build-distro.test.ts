@@ -19,8 +19,8 @@ import { type GuestResult, runGuest } from "../src/lab/guest.js";
 import { kpatchInGuest } from "../src/lab/guest-node.js";
 import { testSeries } from "../src/lab/paths.js";
 import { cachePath } from "../src/util/cache-dir.js";
-import { CASES, type DistroCase, OTHER_RELEASE, REFUSED } from "./kpatch-build-distro-cases.js";
-import { cleanTreeState, lockHolder } from "./tree-state.js";
+import { CASES, type DistroCase, OTHER_RELEASE, REFUSED } from "./helpers/kpatch-build-distro-cases.js";
+import { cleanTreeState, lockHolder } from "./helpers/tree-state.js";
 
 const run = promisify(execFile);
 const series = testSeries();

@@ -12,8 +12,8 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "node:test";
-import { fixturePatch, KPATCH_BUILD, lab } from "./kpatch-build-fixtures.js";
-import { cleanTreeState, lockHolder } from "./tree-state.js";
+import { fixturePatch, KPATCH_BUILD, lab } from "./helpers/kpatch-build-fixtures.js";
+import { cleanTreeState, lockHolder } from "./helpers/tree-state.js";
 
 const cli = KPATCH_BUILD;
 const patch = fixturePatch("proc-header");

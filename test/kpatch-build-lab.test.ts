@@ -19,7 +19,7 @@ import { requireLab } from "../src/lab/setup.js";
 import { waitTransition } from "../src/lab/smoke.js";
 import { normalizeModuleName } from "../src/util/module-name.js";
 import { Progress } from "../src/util/progress.js";
-import { cleanTreeState } from "./tree-state.js";
+import { cleanTreeState } from "./helpers/tree-state.js";
 
 /** 6.12 by default; KPATCH_LAB_SERIES=6.1 runs the same cases on the 6.1 lab. */
 const lab = requireLab(testSeries());

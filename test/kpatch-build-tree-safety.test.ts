@@ -19,8 +19,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "node:test";
 import { promisify } from "node:util";
-import { fixturePatch, KPATCH_BUILD, lab } from "./kpatch-build-fixtures.js";
-import { cleanTreeState } from "./tree-state.js";
+import { fixturePatch, KPATCH_BUILD, lab } from "./helpers/kpatch-build-fixtures.js";
+import { cleanTreeState } from "./helpers/tree-state.js";
 
 const run = promisify(execFile);
 const cli = KPATCH_BUILD;

@@ -12,7 +12,7 @@ import test from "node:test";
 import { promisify } from "node:util";
 import { runGuest } from "../src/lab/guest.js";
 import { waitTransition } from "../src/lab/smoke.js";
-import { fixturePatch, KPATCH_BUILD, lab } from "./kpatch-build-fixtures.js";
+import { fixturePatch, KPATCH_BUILD, lab } from "./helpers/kpatch-build-fixtures.js";
 
 const run = promisify(execFile);
 const cli = KPATCH_BUILD;

@@ -19,7 +19,7 @@ import {
   testModules,
   withOtherVermagic,
   withSympos,
-} from "./kpatch-fixtures.js";
+} from "./helpers/kpatch-fixtures.js";
 
 const ORIGINAL = /console=ttyS0 .*kplab\.share=host/;
 const PATCHED = "this has been live patched";

@@ -11,7 +11,7 @@ import test from "node:test";
 import { readModuleFile } from "../src/kernel/modinfo.js";
 import { findPatchMetadata } from "../src/kernel/patch-metadata.js";
 import { exec } from "../src/util/exec.js";
-import { sampleModule, testModules } from "./kpatch-fixtures.js";
+import { sampleModule, testModules } from "./helpers/kpatch-fixtures.js";
 
 const DATA = join(import.meta.dirname, "..", "..", "data", "kpatch");
 const UNITS = ["kpatch.service", "kpatch-confirm.service", "kpatch-confirm.timer"];

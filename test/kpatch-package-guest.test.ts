@@ -12,8 +12,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { GuestCommandResult } from "../src/lab/guest.js";
-import { replacePatchPackages } from "./fixture-modules.js";
-import { lab, runKpatchSteps, testModules } from "./kpatch-fixtures.js";
+import { replacePatchPackages } from "./helpers/fixture-modules.js";
+import { lab, runKpatchSteps, testModules } from "./helpers/kpatch-fixtures.js";
 
 describe("a patch package's maintainer scripts in the lab guest", () => {
   const work = mkdtempSync(join(tmpdir(), "kpatch-package-guest-"));

@@ -37,7 +37,7 @@ describe("kpatch package", { skip: noLab }, () => {
   const deb = (v: string) => join(out, `kpatch-patch-fix-${kver}_${v}_amd64.deb`);
 
   before(async () => {
-    const { testModules, lab } = await import("./kpatch-fixtures.js");
+    const { testModules, lab } = await import("./helpers/kpatch-fixtures.js");
     modules = await testModules();
     kver = lab.kernelRelease;
     for (const [m, v] of [

@@ -12,8 +12,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { readConfig } from "../src/kpatch-build/kernel-config.js";
-import { fixturePatch, KPATCH_BUILD } from "./kpatch-build-fixtures.js";
-import { lab, runKpatchSteps, type Step } from "./kpatch-fixtures.js";
+import { fixturePatch, KPATCH_BUILD } from "./helpers/kpatch-build-fixtures.js";
+import { lab, runKpatchSteps, type Step } from "./helpers/kpatch-fixtures.js";
 
 const KPATCH = join(import.meta.dirname, "..", "src", "cli", "kpatch.js");
 const PATCH = fixturePatch("cmdline");

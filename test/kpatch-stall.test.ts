@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import type { GuestCommandResult, GuestResult } from "../src/lab/guest.js";
-import { runKpatchSteps, testModules } from "./kpatch-fixtures.js";
+import { runKpatchSteps, testModules } from "./helpers/kpatch-fixtures.js";
 
 const STEPS = [
   { name: "target", command: "insmod kpatch-stall-target.ko && ps -o pid,comm | grep '[k]patch-stall'" },

@@ -18,7 +18,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { runKpatchSteps, sampleModule, testModules } from "./kpatch-fixtures.js";
+import { runKpatchSteps, sampleModule, testModules } from "./helpers/kpatch-fixtures.js";
 
 const SCRIPT = join(import.meta.dirname, "..", "..", "test", "kpatch-stress.sh");
 const CYCLES = Number(process.env["KPATCH_STRESS_CYCLES"] ?? 10);

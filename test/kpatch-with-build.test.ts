@@ -12,7 +12,7 @@ import { kpatchBuild } from "../src/kpatch-build/kpatch-build.js";
 import { labTree } from "../src/lab/lab-tree.js";
 import { normalizeModuleName } from "../src/util/module-name.js";
 import { Progress } from "../src/util/progress.js";
-import { lab, runKpatchSteps } from "./kpatch-fixtures.js";
+import { lab, runKpatchSteps } from "./helpers/kpatch-fixtures.js";
 
 test("kpatch info/load/list/unload of a kpatch-build module, in the lab guest", async () => {
   const out = mkdtempSync(join(tmpdir(), "kpatch-with-build-"));

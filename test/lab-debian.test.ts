@@ -19,7 +19,7 @@ import { type GuestResult, runGuest } from "../src/lab/guest.js";
 import { labImagePackageName } from "../src/lab/lab-image-package.js";
 import { testSeries } from "../src/lab/paths.js";
 import { findLab } from "../src/lab/setup.js";
-import { serveDirectory } from "./http-server.js";
+import { serveDirectory } from "./helpers/http-server.js";
 
 const distro = findDistroLab("6.12");
 const skip = distro ? false : "the stock 6.12 kernel is not set up (kpatch-lab setup --distro 6.12)";

@@ -23,7 +23,7 @@ import { kpatchInGuest } from "../src/lab/guest-node.js";
 import { testSeries } from "../src/lab/paths.js";
 import { decodeRunPreRecord, encodeRunPreRecord, RUNPRE_SECTION } from "../src/run-pre/runpre-record.js";
 import { x86Decoder } from "../src/x86/index.js";
-import { CASES } from "./kpatch-build-distro-cases.js";
+import { CASES } from "./helpers/kpatch-build-distro-cases.js";
 
 const run = promisify(execFile);
 const series = testSeries();

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { assemble, compileC, run, saveBytes } from "../../test/elf/tools.js";
+import { assemble, compileC, run, saveBytes } from "../../test/helpers/elf-tools.js";
 import { R_X86_64_64, SHF_GROUP, SHT_PROGBITS, STB_GLOBAL, STT_FUNC, STT_OBJECT } from "./constants.js";
 import { ElfError } from "./elf-error.js";
 import { createElf } from "./elf-file.js";

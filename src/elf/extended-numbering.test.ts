@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { assemble, readelf, run, saveBytes } from "../../test/elf/tools.js";
-import { compareElf } from "./compare-elf.js";
+import { compareElf } from "../../test/helpers/compare-elf.js";
+import { assemble, readelf, run, saveBytes } from "../../test/helpers/elf-tools.js";
 import {
   SHN_LORESERVE,
   SHN_XINDEX,

@@ -1,5 +1,4 @@
 /** The ELF64 object library: read, look up, change and write x86-64 relocatable objects. */
-export * from "./compare-elf.js";
 export * from "./constants.js";
 export { ElfError, type ElfErrorCode, isElfError } from "./elf-error.js";
 export { createElf, ElfFile, type ElfHeader, isOrdinaryRela } from "./elf-file.js";

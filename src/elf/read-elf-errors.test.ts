@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { compileC } from "../../test/elf/tools.js";
+import { compileC } from "../../test/helpers/elf-tools.js";
 import { ELFDATA2MSB, ET_CORE, SHT_SYMTAB } from "./constants.js";
 import { ElfError } from "./elf-error.js";
 import { EHDR, EI, RELA, SHDR, SYM } from "./layout.js";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { assemble, compileC, linkExecutable, linkShared } from "../../test/elf/tools.js";
+import { assemble, compileC, linkExecutable, linkShared } from "../../test/helpers/elf-tools.js";
 import {
   ET_DYN,
   ET_EXEC,

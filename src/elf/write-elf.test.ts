@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { assemble, compileC, linkExecutable, readelf, run, saveBytes } from "../../test/elf/tools.js";
-import { compareElf } from "./compare-elf.js";
+import { compareElf } from "../../test/helpers/compare-elf.js";
+import { assemble, compileC, linkExecutable, readelf, run, saveBytes } from "../../test/helpers/elf-tools.js";
 import {
   R_X86_64_PC32,
   R_X86_64_PLT32,

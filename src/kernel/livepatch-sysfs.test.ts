@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import test from "node:test";
+import { fakeKernel } from "../../test/helpers/fake-kernel.js";
 import { requireLivepatch } from "./kernel-paths.js";
 import { findPatch, listPatches, patchInTransition, setPatchEnabled } from "./livepatch-sysfs.js";
-import { fakeKernel } from "./testing.js";
 
 test("findPatch() reads enabled, transition, objects and function,sympos directories", () => {
   const k = fakeKernel({

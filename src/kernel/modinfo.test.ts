@@ -3,8 +3,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "node:test";
+import { fakeModule } from "../../test/helpers/fake-kernel.js";
 import { parseModinfo, readModuleFile, vermagicRelease } from "./modinfo.js";
-import { fakeModule } from "./testing.js";
 
 const dir = mkdtempSync(join(tmpdir(), "kpatch-modinfo-"));
 

@@ -3,10 +3,10 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "node:test";
+import { fakeKernel, fakeModule } from "../../test/helpers/fake-kernel.js";
 import { requireRoot } from "./kernel-paths.js";
 import { readModuleFile } from "./modinfo.js";
 import { checkPatchModule, loadPatch, unloadPatch } from "./patch-ops.js";
-import { fakeKernel, fakeModule } from "./testing.js";
 
 const dir = mkdtempSync(join(tmpdir(), "kpatch-ops-"));
 function module(name: string, fields: Record<string, string>): string {

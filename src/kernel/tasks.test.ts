@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import test from "node:test";
+import { fakeKernel } from "../../test/helpers/fake-kernel.js";
 import { findPatch } from "./livepatch-sysfs.js";
 import { blockingTasks, describeTask, frameFunction, readTasks, statFlags } from "./tasks.js";
-import { fakeKernel } from "./testing.js";
 
 test("statFlags() reads the flags field even when the comm holds spaces and parentheses", () => {
   assert.equal(statFlags("12 (a (b) c) S 2 0 0 0 -1 2129984 0 0"), 2129984);

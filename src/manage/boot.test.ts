@@ -3,7 +3,7 @@ import { cpSync, mkdirSync, mkdtempSync, readlinkSync, symlinkSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "node:test";
-import { fakeKernel, fakeModule } from "../kernel/testing.js";
+import { fakeKernel, fakeModule } from "../../test/helpers/fake-kernel.js";
 import { exec } from "../util/exec.js";
 import { bootDisabled, confirmBoot, enableBootService, loadInstalled } from "./boot.js";
 import { blockCrashedPatches, markPending, pendingMarks, readBlocked, unblock } from "./crash-guard.js";

@@ -13,7 +13,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "node:test";
-import { fakeModule } from "../kernel/testing.js";
+import { fakeModule } from "../../test/helpers/fake-kernel.js";
 import { block } from "./crash-guard.js";
 import {
   allInstalledPatches,

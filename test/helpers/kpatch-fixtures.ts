@@ -7,12 +7,17 @@
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { readElf } from "../src/elf/index.js";
-import { type GuestCommandResult, type GuestOptions, type GuestResult, runGuest } from "../src/lab/guest.js";
-import { kpatchInGuest } from "../src/lab/guest-node.js";
-import { DEFAULT_SERIES } from "../src/lab/paths.js";
-import { requireLab } from "../src/lab/setup.js";
-import { execCheck } from "../src/util/exec.js";
+import { readElf } from "../../src/elf/index.js";
+import {
+  type GuestCommandResult,
+  type GuestOptions,
+  type GuestResult,
+  runGuest,
+} from "../../src/lab/guest.js";
+import { kpatchInGuest } from "../../src/lab/guest-node.js";
+import { DEFAULT_SERIES } from "../../src/lab/paths.js";
+import { requireLab } from "../../src/lab/setup.js";
+import { execCheck } from "../../src/util/exec.js";
 import { fixtureModules, type TestModule } from "./fixture-modules.js";
 
 export const lab = requireLab(DEFAULT_SERIES);

@@ -4,11 +4,11 @@
  * string tables, SHT_SYMTAB_SHNDX) are compared through the model, not as bytes. Used to check
  * that read → write → read gives the model back.
  */
-import { SHT_SYMTAB, SHT_SYMTAB_SHNDX } from "./constants.js";
-import type { ElfFile } from "./elf-file.js";
-import type { ElfSection } from "./elf-section.js";
-import type { ElfSymbol } from "./elf-symbol.js";
-import { RelocCursor } from "./relocs.js";
+import { SHT_SYMTAB, SHT_SYMTAB_SHNDX } from "../../src/elf/constants.js";
+import type { ElfFile } from "../../src/elf/elf-file.js";
+import type { ElfSection } from "../../src/elf/elf-section.js";
+import type { ElfSymbol } from "../../src/elf/elf-symbol.js";
+import { RelocCursor } from "../../src/elf/relocs.js";
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;

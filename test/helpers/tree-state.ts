@@ -4,8 +4,8 @@
  */
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { touchedFiles } from "../src/kpatch-build/patch-file.js";
-import { LOCK_NAME, TreeLock } from "../src/kpatch-build/tree-lock.js";
+import { touchedFiles } from "../../src/kpatch-build/patch-file.js";
+import { LOCK_NAME, TreeLock } from "../../src/kpatch-build/tree-lock.js";
 
 /** Bytes, mode and mtime of each touched file, the entries of their directories, our files at the top. */
 function treeState(src: string, patchFile: string): string {

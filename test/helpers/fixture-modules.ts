@@ -4,9 +4,9 @@
  */
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { labModules } from "../src/lab/lab-modules.js";
+import { labModules } from "../../src/lab/lab-modules.js";
 
-const FIXTURES = join(import.meta.dirname, "..", "..", "test", "fixtures", "modules");
+const FIXTURES = join(import.meta.dirname, "..", "..", "..", "test", "fixtures", "modules");
 export const TEST_MODULES = [
   "kpatch-stall-target",
   "kpatch-stall-patch",
@@ -38,7 +38,7 @@ export function replacePatchPackages(
   maintainer: string,
   imageVersion?: string,
 ): { "1": string; "2": string } {
-  const kpatch = join(import.meta.dirname, "..", "src", "cli", "kpatch.js");
+  const kpatch = join(import.meta.dirname, "..", "..", "src", "cli", "kpatch.js");
   const debs = { "1": "", "2": "" };
   for (const [m, v] of [
     ["kpatch-replace-v9", "1"],

@@ -5,9 +5,9 @@
  * image); the lab set of the same source version (test/fixtures/patches/<series>/) adds the rest.
  */
 import { join } from "node:path";
-import type { KernelSeries } from "../src/lab/paths.js";
+import type { KernelSeries } from "../../src/lab/paths.js";
 
-const FIXTURES = join(import.meta.dirname, "..", "..", "test", "fixtures", "patches");
+const FIXTURES = join(import.meta.dirname, "..", "..", "..", "test", "fixtures", "patches");
 
 export interface DistroCase {
   name: string;

@@ -6,8 +6,8 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createElf, SHT_PROGBITS, writeElf } from "../elf/index.js";
-import type { KernelPaths } from "./kernel-paths.js";
+import { createElf, SHT_PROGBITS, writeElf } from "../../src/elf/index.js";
+import type { KernelPaths } from "../../src/kernel/kernel-paths.js";
 
 /** The bytes of an ET_REL object whose .modinfo holds `fields` (key=value\0 ...). */
 export function fakeModule(fields: Record<string, string>): Uint8Array {
