@@ -13,22 +13,11 @@ import { join } from "node:path";
 import { kpatchBuild } from "../src/kpatch-build/kpatch-build.js";
 import { compileObject } from "../src/kpatch-build/object-compile.js";
 import { labTree } from "../src/lab/lab-tree.js";
-import { DEFAULT_SERIES } from "../src/lab/paths.js";
-import { requireLab } from "../src/lab/setup.js";
 import { Progress } from "../src/util/progress.js";
+import { fixturePatch, lab } from "../test/helpers/kpatch-build-fixtures.js";
 
 const runs = Number(process.argv[2] ?? 3);
-const lab = requireLab(DEFAULT_SERIES);
-const patch = join(
-  import.meta.dirname,
-  "..",
-  "..",
-  "test",
-  "fixtures",
-  "patches",
-  lab.series,
-  "cmdline.patch",
-);
+const patch = fixturePatch("cmdline");
 const out = mkdtempSync(join(tmpdir(), "bench-build-"));
 const t0 = performance.now();
 await compileObject(lab.buildDir, "fs/proc/cmdline.o", join(out, "cmdline.o"));
