@@ -10,35 +10,39 @@ npm run lint
 node dist/src/cli/kpatch-lab.js setup
 # Debian's stock 6.12 kernel for test/lab-distro (downloads ~125 MB of packages once, no build).
 node dist/src/cli/kpatch-lab.js setup --distro 6.12
-# kpatch-build --kernel-release (test/kpatch-build-distro) prepares a tree with Debian's config,
-# whose BTF options depend on pahole: without dwarves, olddefconfig would drop them (refused).
-# The first run prepares the 6.12.117 and 6.12.115 trees (~3 min each) and caches them.
-if ! command -v pahole >/dev/null; then
+# What the tests need beyond kpatch-lab setup's packages: one list (a command, or a file, and
+# the Debian package that has it), one apt-get install of those missing.
+#   pahole            kpatch-build --kernel-release (test/kpatch-build-distro) prepares a tree with
+#                     Debian's config, whose BTF options depend on pahole: without it olddefconfig
+#                     would drop them (refused). The first run prepares the 6.12.117 and 6.12.115
+#                     trees (~3 min each) and caches them.
+#   systemd-analyze   checks the kpatch units (systemd is installed, never booted).
+#   lintian           checks the packages kpatch package builds (test/kpatch-package).
+#   debootstrap       builds the Debian 12 guest's root file system (test/lab-debian,
+#                     test/fleet-apt; ~1 min with the mirror reachable, cached);
+#   apt-ftparchive    makes those tests' apt repository.
+#   sysctl            the kernel's livepatch selftests (test/livepatch-selftests) run this
+#                     machine's bash, kmod, coreutils, getconf, diff and procps' sysctl in the
+#                     guest; procps is not in a minimal image.
+#   clang             the differ's clang cases (test/diff-corpus: a clang-built kernel's objects).
+NEEDED=(
+  "pahole dwarves"
+  "systemd-analyze systemd"
+  "lintian lintian"
+  "debootstrap debootstrap"
+  "apt-ftparchive apt-utils"
+  "/usr/sbin/sysctl procps"
+  "clang clang"
+)
+missing=()
+for entry in "${NEEDED[@]}"; do
+  read -r program package <<<"$entry"
+  command -v "$program" >/dev/null || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
   apt-get -o DPkg::Lock::Timeout=600 update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends dwarves
-fi
-# systemd-analyze checks the kpatch units (systemd is installed, never booted).
-if ! command -v systemd-analyze >/dev/null; then
-  apt-get -o DPkg::Lock::Timeout=600 update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends systemd
-fi
-# lintian checks the packages kpatch package builds (test/kpatch-package).
-if ! command -v lintian >/dev/null; then
-  apt-get -o DPkg::Lock::Timeout=600 update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends lintian
-fi
-# The Debian 12 guest (test/lab-debian, test/fleet-apt): debootstrap builds its root file system
-# (~1 min with the mirror reachable, cached), apt-ftparchive makes the tests' apt repository.
-if ! command -v debootstrap >/dev/null || ! command -v apt-ftparchive >/dev/null; then
-  apt-get -o DPkg::Lock::Timeout=600 update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends debootstrap apt-utils
-fi
-# The kernel's livepatch selftests (test/livepatch-selftests) run this machine's bash, kmod,
-# coreutils, getconf, diff and procps' sysctl in the guest; procps is not in a minimal image.
-if [ ! -x /usr/sbin/sysctl ]; then
-  apt-get -o DPkg::Lock::Timeout=600 update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends procps
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}"
 fi
 node dist/src/cli/kpatch-lab.js setup --distro 6.12 --debian
-# Only *.test.js: dist/test also holds helpers (fixture harnesses) that are not tests.
+# Only *.test.js: dist/test also holds helpers (dist/test/helpers, the fixture harnesses).
 exec node --test --test-concurrency=1 $(find dist/src dist/test -name "*.test.js" | sort)
