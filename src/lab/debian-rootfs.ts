@@ -163,10 +163,8 @@ async function chroot(root: string, args: string[], what: string, env: NodeJS.Pr
   });
 }
 
-/** Builds (or finds) the Debian 12 root file system image for the stock kernel `distro`. */
-export async function buildDebianRootfs(distro: DistroLab, progress = new Progress()): Promise<DebianRootfs> {
-  const found = findDebianRootfs(distro);
-  if (found) return found;
+/** What the root file system is made from: this machine's Debian mirror and the stock image package. */
+function rootfsSources(distro: DistroLab): { mirror: string; imageDeb: string } {
   if (process.getuid?.() !== 0)
     throw new KpatchError("LAB_NOT_ROOT", "Cannot build the Debian root file system: debootstrap needs root");
   const mirror = debianMirror(aptSources());
@@ -175,6 +173,81 @@ export async function buildDebianRootfs(distro: DistroLab, progress = new Progre
   const image = findDebianPackage(distro.image, distro.sourceVersion);
   if (!image)
     throw new KpatchError("DISTRO_IMAGE", `Cannot find ${distro.image}=${distro.sourceVersion} in the cache`);
+  return { mirror, imageDeb: image.deb };
+}
+
+/** Installs the stock kernel's image package in `root`; the nodejs version the root has. */
+async function installStockImage(root: string, imageDeb: string): Promise<string> {
+  const debs = join(root, "tmp", "kplab-debs");
+  mkdirSync(debs, { recursive: true });
+  cpSync(imageDeb, join(debs, "linux-image.deb"));
+  // INITRD=No: the kernel's postinst hook makes no initramfs (the lab brings its own).
+  await chroot(root, ["dpkg", "-i", "/tmp/kplab-debs/linux-image.deb"], "dpkg -i in the root", {
+    INITRD: "No",
+  });
+  const nodeVersion = (
+    await chroot(root, ["dpkg-query", "-W", "-f", `\${Version}`, "nodejs"], "dpkg-query nodejs")
+  ).stdout.trim();
+  rmSync(debs, { recursive: true, force: true });
+  return nodeVersion;
+}
+
+/** The lab's runner files (lab/debian) where systemd and networkd look for them. */
+function installRunner(root: string): void {
+  for (const f of RUNNER_FILES) {
+    const text = readFileSync(join(LAB_DEBIAN, f));
+    const to = f.endsWith(".network")
+      ? join(root, "etc", "systemd", "network", f)
+      : f.endsWith(".service")
+        ? join(root, "etc", "systemd", "system", f)
+        : join(root, "usr", "local", "sbin", f);
+    mkdirSync(dirname(to), { recursive: true });
+    writeFileSync(to, text, { mode: f.endsWith(".service") || f.endsWith(".network") ? 0o644 : 0o755 });
+  }
+}
+
+/** networkd and the lab's runner enabled, no gettys or apt timers, apt's lists and archives emptied. */
+async function configureGuestSystem(root: string): Promise<void> {
+  installRunner(root);
+  writeFileSync(join(root, "etc", "hostname"), "kplab\n");
+  writeFileSync(join(root, "etc", "fstab"), "LABEL=kplab-root / ext4 rw,errors=remount-ro 0 0\n");
+  writeFileSync(join(root, "etc", "apt", "sources.list"), "");
+  writeFileSync(join(root, "etc", "apt", "apt.conf.d", "90kplab"), 'Acquire::Languages "none";\n');
+  await chroot(
+    root,
+    ["systemctl", "enable", "systemd-networkd.service", "kplab-run.service"],
+    "systemctl enable",
+  );
+  const masked = [
+    "serial-getty@ttyS0.service",
+    "getty@tty1.service",
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+  ];
+  await chroot(root, ["systemctl", "mask", ...masked], "systemctl mask");
+  await chroot(root, ["apt-get", "clean"], "apt-get clean");
+  rmSync(join(root, "var", "lib", "apt", "lists"), { recursive: true, force: true });
+  mkdirSync(join(root, "var", "lib", "apt", "lists", "partial"), { recursive: true });
+}
+
+/** The tree at `root` as an ext4 image `img` (mke2fs -d, no mount), FREE_MB to spare; `root` removed. */
+async function makeExt4Image(root: string, img: string): Promise<void> {
+  const du = await execCheck("du", ["-sxm", root], { what: "du" });
+  const usedMb = Number(du.stdout.split(/\s/)[0]);
+  await execCheck(
+    "mke2fs",
+    ["-q", "-t", "ext4", "-L", "kplab-root", "-d", root, img, `${Math.ceil(usedMb * 1.15) + FREE_MB}M`],
+    { what: "mke2fs -d" },
+  );
+  rmSync(root, { recursive: true, force: true });
+  await execCheck("sync", [img], { what: "sync" });
+}
+
+/** Builds (or finds) the Debian 12 root file system image for the stock kernel `distro`. */
+export async function buildDebianRootfs(distro: DistroLab, progress = new Progress()): Promise<DebianRootfs> {
+  const found = findDebianRootfs(distro);
+  if (found) return found;
+  const { mirror, imageDeb } = rootfsSources(distro);
   const key = rootfsKey(distro, mirror);
   const dir = cachePath("lab", `debian-12-${key}`);
   const tmp = `${dir}.tmp-${process.pid}`;
@@ -189,69 +262,15 @@ export async function buildDebianRootfs(distro: DistroLab, progress = new Progre
       { what: "debootstrap", timeoutMs: 1_800_000 },
     );
     progress.end();
-
     progress.begin("packages", distro.image);
-    const debs = join(root, "tmp", "kplab-debs");
-    mkdirSync(debs, { recursive: true });
-    cpSync(image.deb, join(debs, "linux-image.deb"));
-    // INITRD=No: the kernel's postinst hook makes no initramfs (the lab brings its own).
-    await chroot(root, ["dpkg", "-i", "/tmp/kplab-debs/linux-image.deb"], "dpkg -i in the root", {
-      INITRD: "No",
-    });
-    const nodeVersion = (
-      await chroot(root, ["dpkg-query", "-W", "-f", `\${Version}`, "nodejs"], "dpkg-query nodejs")
-    ).stdout.trim();
-    rmSync(debs, { recursive: true, force: true });
+    const nodeVersion = await installStockImage(root, imageDeb);
     progress.end();
-
     progress.begin("configure", "networkd, the lab's runner, no gettys or apt timers");
-    for (const f of RUNNER_FILES) {
-      const text = readFileSync(join(LAB_DEBIAN, f));
-      const to = f.endsWith(".network")
-        ? join(root, "etc", "systemd", "network", f)
-        : f.endsWith(".service")
-          ? join(root, "etc", "systemd", "system", f)
-          : join(root, "usr", "local", "sbin", f);
-      mkdirSync(dirname(to), { recursive: true });
-      writeFileSync(to, text, { mode: f.endsWith(".service") || f.endsWith(".network") ? 0o644 : 0o755 });
-    }
-    writeFileSync(join(root, "etc", "hostname"), "kplab\n");
-    writeFileSync(join(root, "etc", "fstab"), "LABEL=kplab-root / ext4 rw,errors=remount-ro 0 0\n");
-    writeFileSync(join(root, "etc", "apt", "sources.list"), "");
-    writeFileSync(join(root, "etc", "apt", "apt.conf.d", "90kplab"), 'Acquire::Languages "none";\n');
-    await chroot(
-      root,
-      ["systemctl", "enable", "systemd-networkd.service", "kplab-run.service"],
-      "systemctl enable",
-    );
-    await chroot(
-      root,
-      [
-        "systemctl",
-        "mask",
-        "serial-getty@ttyS0.service",
-        "getty@tty1.service",
-        "apt-daily.timer",
-        "apt-daily-upgrade.timer",
-      ],
-      "systemctl mask",
-    );
-    await chroot(root, ["apt-get", "clean"], "apt-get clean");
-    rmSync(join(root, "var", "lib", "apt", "lists"), { recursive: true, force: true });
-    mkdirSync(join(root, "var", "lib", "apt", "lists", "partial"), { recursive: true });
+    await configureGuestSystem(root);
     progress.end();
-
     progress.begin("image", "ext4 by mke2fs -d");
-    const du = await execCheck("du", ["-sxm", root], { what: "du" });
-    const usedMb = Number(du.stdout.split(/\s/)[0]);
     const img = join(tmp, "rootfs.ext4");
-    await execCheck(
-      "mke2fs",
-      ["-q", "-t", "ext4", "-L", "kplab-root", "-d", root, img, `${Math.ceil(usedMb * 1.15) + FREE_MB}M`],
-      { what: "mke2fs -d" },
-    );
-    rmSync(root, { recursive: true, force: true });
-    await execCheck("sync", [img], { what: "sync" });
+    await makeExt4Image(root, img);
     progress.end();
 
     const info: DebianRootfsInfo = {
