@@ -67,77 +67,100 @@ function pointsAt(sym: ElfSymbol, addend: bigint): { section: ElfSection; offset
   return { section: sym.section, offset: Number(sym.value + addend) };
 }
 
+type SiteRelocs = readonly { offset: number; symbol: ElfSymbol; addend: bigint }[];
+type AddSite = (section: ElfSection, offset: number, site: Site) => void;
+
 /** Every site of every section of `file`, indexed once per file. */
 function fileSites(file: ElfFile): Map<ElfSection, Map<number, Site>> {
   let all = sitesCache.get(file);
   if (all) return all;
-  all = new Map();
-  const add = (section: ElfSection, offset: number, site: Site) => {
-    const m = all!.get(section) ?? new Map<number, Site>();
-    all!.set(section, m);
+  const sites = new Map<ElfSection, Map<number, Site>>();
+  const add: AddSite = (section, offset, site) => {
+    const m = sites.get(section) ?? new Map<number, Site>();
+    sites.set(section, m);
     if (!m.has(offset)) m.set(offset, site);
   };
   for (const sec of file.sections) {
     const base = sec.base;
     if (!base || !sec.relocs.length) continue;
-    if (base.name === "__jump_table") {
-      // struct jump_entry { s32 code; s32 target; long key; }: 16 bytes, code at 0, key at 8.
-      const keys = new Map<number, string>();
-      for (const r of sec.relocs) if (r.offset % 16 === 8) keys.set(r.offset - 8, r.symbol.name);
-      for (const r of sec.relocs) {
-        if (r.offset % 16 !== 0) continue;
-        const at = pointsAt(r.symbol, r.addend);
-        const key = keys.get(r.offset);
-        if (at)
-          add(at.section, at.offset, {
-            kind: "static-branch",
-            evidence: `__jump_table entry${key ? ` (key ${key})` : ""}`,
-          });
-      }
-    } else if (base.name === "__mcount_loc" || base.name === "__patchable_function_entries") {
-      for (const r of sec.relocs) {
-        const at = pointsAt(r.symbol, r.addend);
-        if (at) add(at.section, at.offset, { kind: "fentry", evidence: `${base.name} entry` });
-      }
-    } else if (base.name === ".altinstructions") {
-      altSites(base, sec.relocs, add);
-    } else if (base.name === ".parainstructions") {
-      // struct paravirt_patch_site: a pointer (R_X86_64_64) at 0, type at 8, len at 9; 16 bytes.
-      for (const r of sec.relocs) {
-        const at = pointsAt(r.symbol, r.addend);
-        const length = base.data[r.offset + 9] ?? 0;
-        if (r.offset % 16 === 0 && at && length > 0)
-          add(at.section, at.offset, { kind: "paravirt", evidence: ".parainstructions entry", length });
-      }
-    } else if (base.name === ".smp_locks") {
-      for (const r of sec.relocs) {
-        const at = pointsAt(r.symbol, r.addend);
-        if (at) add(at.section, at.offset, { kind: "smp-lock", evidence: ".smp_locks entry" });
-      }
-    } else if (base.flags & SHF_EXECINSTR) {
-      for (const r of sec.relocs) {
-        const name = r.symbol.name;
-        if (r.offset < 1) continue;
-        if (name === "__fentry__") {
-          add(base, r.offset - 1, { kind: "fentry", evidence: "call __fentry__ (relocation)" });
-          continue;
-        }
-        const kind = kindOfCallTarget(name);
-        // call/jmp rel32 (opcode e8/e9 before the field) or jcc rel32 (0f 8x).
-        if (!kind) continue;
-        const op = base.data[r.offset - 1]!;
-        const at =
-          op === 0xe8 || op === 0xe9
-            ? r.offset - 1
-            : r.offset >= 2 && base.data[r.offset - 2] === 0x0f && (op & 0xf0) === 0x80
-              ? r.offset - 2
-              : -1;
-        if (at >= 0) add(base, at, { kind, evidence: `${op === 0xe8 ? "call" : "jmp"} ${name}` });
-      }
-    }
+    const reader = SITE_SECTIONS.get(base.name);
+    if (reader) reader(base, sec.relocs, add);
+    else if (base.flags & SHF_EXECINSTR) callSites(base, sec.relocs, add);
   }
+  all = sites;
   sitesCache.set(file, all);
   return all;
+}
+
+/** An entry that is one pointer to a site of `kind` (every relocation of the section). */
+function pointerSites(kind: SiteKind) {
+  return (base: ElfSection, relocs: SiteRelocs, add: AddSite): void => {
+    for (const r of relocs) {
+      const at = pointsAt(r.symbol, r.addend);
+      if (at) add(at.section, at.offset, { kind, evidence: `${base.name} entry` });
+    }
+  };
+}
+
+/** The sections whose entries point at sites, each with its reader. */
+const SITE_SECTIONS = new Map<string, (base: ElfSection, relocs: SiteRelocs, add: AddSite) => void>([
+  ["__jump_table", jumpTableSites],
+  ["__mcount_loc", pointerSites("fentry")],
+  ["__patchable_function_entries", pointerSites("fentry")],
+  [".altinstructions", altSites],
+  [".parainstructions", paravirtSites],
+  [".smp_locks", pointerSites("smp-lock")],
+]);
+
+/** struct jump_entry { s32 code; s32 target; long key; }: 16 bytes, code at 0, key at 8. */
+function jumpTableSites(_base: ElfSection, relocs: SiteRelocs, add: AddSite): void {
+  const keys = new Map<number, string>();
+  for (const r of relocs) if (r.offset % 16 === 8) keys.set(r.offset - 8, r.symbol.name);
+  for (const r of relocs) {
+    if (r.offset % 16 !== 0) continue;
+    const at = pointsAt(r.symbol, r.addend);
+    const key = keys.get(r.offset);
+    if (at)
+      add(at.section, at.offset, {
+        kind: "static-branch",
+        evidence: `__jump_table entry${key ? ` (key ${key})` : ""}`,
+      });
+  }
+}
+
+/** struct paravirt_patch_site: a pointer (R_X86_64_64) at 0, type at 8, len at 9; 16 bytes. */
+function paravirtSites(base: ElfSection, relocs: SiteRelocs, add: AddSite): void {
+  for (const r of relocs) {
+    const at = pointsAt(r.symbol, r.addend);
+    const length = base.data[r.offset + 9] ?? 0;
+    if (r.offset % 16 === 0 && at && length > 0)
+      add(at.section, at.offset, { kind: "paravirt", evidence: ".parainstructions entry", length });
+  }
+}
+
+/** Calls the kernel rewrites, found in code by their relocations: __fentry__, thunks, static calls. */
+function callSites(base: ElfSection, relocs: SiteRelocs, add: AddSite): void {
+  for (const r of relocs) {
+    const name = r.symbol.name;
+    if (r.offset < 1) continue;
+    if (name === "__fentry__") {
+      add(base, r.offset - 1, { kind: "fentry", evidence: "call __fentry__ (relocation)" });
+      continue;
+    }
+    const kind = kindOfCallTarget(name);
+    if (!kind) continue;
+    const at = callOpcodeAt(base.data, r.offset);
+    const op = base.data[r.offset - 1]!;
+    if (at >= 0) add(base, at, { kind, evidence: `${op === 0xe8 ? "call" : "jmp"} ${name}` });
+  }
+}
+
+/** The opcode's offset of a call/jmp rel32 (e8/e9) or jcc rel32 (0f 8x) whose field is at `field`; -1 if none. */
+function callOpcodeAt(data: Uint8Array, field: number): number {
+  const op = data[field - 1]!;
+  if (op === 0xe8 || op === 0xe9) return field - 1;
+  if (field >= 2 && data[field - 2] === 0x0f && (op & 0xf0) === 0x80) return field - 2;
+  return -1;
 }
 
 /**
@@ -145,11 +168,7 @@ function fileSites(file: ElfFile): Map<ElfSection, Map<number, Site>> {
  * 4), instrlen and replacementlen its last two bytes: 12 bytes before 6.3, 14 since (ft_flags).
  * The entry size is the section's size over its entries, so no kernel header is needed.
  */
-function altSites(
-  base: ElfSection,
-  relocs: readonly { offset: number; symbol: ElfSymbol; addend: bigint }[],
-  add: (section: ElfSection, offset: number, site: Site) => void,
-): void {
+function altSites(base: ElfSection, relocs: SiteRelocs, add: AddSite): void {
   const entries = relocs.length / 2;
   const size = entries > 0 ? base.data.length / entries : 0;
   if (size !== 12 && size !== 14) return;
