@@ -15,7 +15,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fullObjectIndex } from "../src/kpatch-build/distro-objects.js";
+import { fullObjectIndex } from "../src/kpatch-build/distro/distro-objects.js";
 import { cachePath } from "../src/util/cache-dir.js";
 
 const kver = process.argv[2] ?? "6.12.117+deb12-amd64";

@@ -4,7 +4,7 @@
  * none of them: the running kernel when it is a Debian packaged kernel, else the 6.12 lab kernel
  * (said in a note, with how to pick another target).
  */
-import { defaultRelease, distroKernelTree } from "../kpatch-build/distro-target.js";
+import { defaultRelease, distroKernelTree } from "../kpatch-build/distro/distro-target.js";
 import { type KernelTree, userTree } from "../kpatch-build/kernel-tree.js";
 import { labTree } from "../lab/lab-tree.js";
 import { DEFAULT_SERIES, KERNEL_SERIES, type KernelSeries } from "../lab/paths.js";
@@ -57,8 +57,8 @@ export async function chooseTarget(
       throw new UsageError("-v is for a tree given with -s or a Debian kernel (--kernel-release)");
     return labTree(requireLab(series(values.kernel)));
   }
-  let kver = values["kernel-release"];
-  if (!kver) {
+  let kernelRelease = values["kernel-release"];
+  if (!kernelRelease) {
     const running = defaultRelease();
     if ("why" in running) {
       if (values.vmlinux)
@@ -70,8 +70,13 @@ export async function chooseTarget(
       );
       return labTree(requireLab(DEFAULT_SERIES));
     }
-    kver = running.release.kver;
-    progress.note(`target: the running kernel ${kver}`);
+    kernelRelease = running.release.kernelRelease;
+    progress.note(`target: the running kernel ${kernelRelease}`);
   }
-  return distroKernelTree({ kver, ...(values.vmlinux ? { vmlinux: values.vmlinux } : {}), jobs, progress });
+  return distroKernelTree({
+    kernelRelease,
+    ...(values.vmlinux ? { vmlinux: values.vmlinux } : {}),
+    jobs,
+    progress,
+  });
 }

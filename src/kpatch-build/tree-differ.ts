@@ -6,12 +6,12 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { findInModulesOrder } from "../debian/image-modules.js";
 import { type DiffReport, diffObjects, type EntrySizes, ExportTable, TargetSymbols } from "../diff/index.js";
 import type { ElfFile } from "../elf/elf-file.js";
 import { readElf } from "../elf/read-elf.js";
 import { isElfFile, KernelImage } from "../kernel-image/index.js";
 import { KpatchError } from "../util/errors.js";
-import { moduleNameOf } from "../util/module-name.js";
 import { probeEntrySizes } from "./entry-size-probe.js";
 import type { KernelTree } from "./kernel-tree.js";
 import type { ObjectPair } from "./patched-objects.js";
@@ -28,14 +28,13 @@ export interface DiffVerdict {
 export function targetFile(tree: Pick<KernelTree, "buildDir" | "vmlinux">, target: string): string {
   if (target === "vmlinux") return tree.vmlinux;
   const order = join(tree.buildDir, "modules.order");
-  const lines = existsSync(order) ? readFileSync(order, "utf8").split("\n") : [];
-  const ko = lines.map((l) => l.trim().replace(/\.o$/, ".ko")).find((l) => l && moduleNameOf(l) === target);
-  if (!ko)
+  const listed = existsSync(order) ? findInModulesOrder(readFileSync(order, "utf8"), target) : undefined;
+  if (!listed)
     throw new KpatchError(
       "TARGET_NOT_FOUND",
       `Cannot find the module ${target} in ${tree.buildDir}/modules.order`,
     );
-  return join(tree.buildDir, ko);
+  return join(tree.buildDir, listed.replace(/\.o$/, ".ko"));
 }
 
 export class TreeDiffer {

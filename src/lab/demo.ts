@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { distroKernelTree } from "../kpatch-build/distro-target.js";
+import { distroKernelTree } from "../kpatch-build/distro/distro-target.js";
 import { kpatchBuild } from "../kpatch-build/kpatch-build.js";
 import { normalizeModuleName } from "../util/module-name.js";
 import { formatDuration, Progress } from "../util/progress.js";
@@ -57,7 +57,7 @@ export async function runDemo(
     const progress = new Progress();
     const tree =
       "sampleModule" in lab
-        ? await distroKernelTree({ kver: lab.kernelRelease, jobs: 2, progress })
+        ? await distroKernelTree({ kernelRelease: lab.kernelRelease, jobs: 2, progress })
         : labTree(lab);
     const built = await kpatchBuild({
       tree,

@@ -16,35 +16,8 @@ import {
   type DistroPackages,
   findImagePackage,
   headersDependencies,
-  imageRelease,
   joinHeaders,
-  parseMadison,
 } from "./distro-packages.js";
-
-test("imageRelease() takes plain amd64 images of the series only", () => {
-  assert.equal(imageRelease("linux-image-6.12.117+deb12-amd64-unsigned", "6.12"), "6.12.117+deb12-amd64");
-  assert.equal(imageRelease("linux-image-6.1.0-57-amd64-unsigned", "6.1"), "6.1.0-57-amd64");
-  for (const [name, series] of [
-    ["linux-image-6.12.117+deb12-cloud-amd64-unsigned", "6.12"],
-    ["linux-image-6.12.117+deb12-rt-amd64-unsigned", "6.12"],
-    ["linux-image-6.12.117+deb12-amd64", "6.12"],
-    ["linux-image-6.1.0-57-amd64-unsigned", "6.12"],
-    ["linux-image-6.12.117+deb12-amd64-unsigned", "6.1"],
-    ["linux-image-6.12.117+deb12/../x-amd64-unsigned", "6.12"],
-  ] as const) {
-    assert.equal(imageRelease(name, series), undefined, name);
-  }
-});
-
-test("parseMadison() reads apt-cache madison's rows", () => {
-  const text = ` linux-image-6.1.0-57-amd64-unsigned |  6.1.192-3 | http://deb.debian.org/debian-security bookworm-security/main amd64 Packages
-linux-image-6.12.117+deb12-amd64-unsigned | 6.12.117-1~deb12u1 | http://deb.debian.org/debian-security bookworm-security/main amd64 Packages
-`;
-  assert.deepEqual(parseMadison(text), [
-    { pkg: "linux-image-6.1.0-57-amd64-unsigned", version: "6.1.192-3" },
-    { pkg: "linux-image-6.12.117+deb12-amd64-unsigned", version: "6.12.117-1~deb12u1" },
-  ]);
-});
 
 test("headersDependencies() finds -common and kbuild in a headers package's Depends", () => {
   const depends =
@@ -78,12 +51,12 @@ test("joinHeaders() leaves nothing behind when the headers' Makefile includes no
       }
       return { name, version: "1", deb: `${root}.deb`, root };
     };
-    const kver = "6.12.117+deb12-amd64";
+    const kernelRelease = "6.12.117+deb12-amd64";
     const pkgs: DistroPackages = {
-      kernelRelease: kver,
+      kernelRelease,
       image: pkg("image", {}),
       headers: pkg("headers", {
-        [`usr/src/linux-headers-${kver}/Makefile`]: "include /elsewhere/Makefile\n",
+        [`usr/src/linux-headers-${kernelRelease}/Makefile`]: "include /elsewhere/Makefile\n",
       }),
       common: pkg("common", { "usr/src/linux-headers-6.12.117+deb12-common/Makefile": "all:\n" }),
       kbuild: pkg("kbuild", { "usr/lib/linux-kbuild-6.12.117+deb12/scripts/x": "" }),
@@ -96,7 +69,7 @@ test("joinHeaders() leaves nothing behind when the headers' Makefile includes no
     assert.deepEqual(readdirSync(dir).sort(), ["common", "headers", "kbuild"]);
 
     writeFileSync(
-      join(dir, "headers", "usr", "src", `linux-headers-${kver}`, "Makefile"),
+      join(dir, "headers", "usr", "src", `linux-headers-${kernelRelease}`, "Makefile"),
       "include /usr/src/linux-headers-6.12.117+deb12-common/Makefile\n",
     );
     const build = await joinHeaders(pkgs, out);
@@ -106,7 +79,7 @@ test("joinHeaders() leaves nothing behind when the headers' Makefile includes no
     );
     // The package's own Makefile is untouched (the joined one was unlinked, not written through).
     assert.match(
-      readFileSync(join(dir, "headers", "usr", "src", `linux-headers-${kver}`, "Makefile"), "utf8"),
+      readFileSync(join(dir, "headers", "usr", "src", `linux-headers-${kernelRelease}`, "Makefile"), "utf8"),
       /^include \/usr\/src/,
     );
     assert.ok(existsSync(join(out, "usr", "lib", "linux-kbuild-6.12.117+deb12", "scripts", "x")));

@@ -9,6 +9,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type DebianPackage, fetchDebianPackage } from "../debian/debian-package.js";
+import { imageRelease, parseMadison } from "../debian/kernel-release.js";
 import { syncDir } from "../util/atomic-write.js";
 import { KpatchError } from "../util/errors.js";
 import { exec, execCheck } from "../util/exec.js";
@@ -24,30 +25,18 @@ export interface DistroPackages {
   kbuild: DebianPackage;
 }
 
-/** A Debian amd64 release: 6.12.117+deb12-amd64 (version in the name) or 6.1.0-57-amd64 (ABI). */
-const KERNEL_RELEASE = /^(\d+\.\d+)\.\d+(?:\+deb\d+|-\d+)-amd64$/;
-
-/** The kernel release an image package name carries, when it is a plain amd64 image of `series`. */
-export function imageRelease(pkg: string, series: KernelSeries): string | undefined {
-  const m = /^linux-image-(\S+)-unsigned$/.exec(pkg);
-  const kver = m?.[1];
-  return kver && KERNEL_RELEASE.exec(kver)?.[1] === series ? kver : undefined;
-}
-
-/** Rows of `apt-cache madison`: package | version | source. */
-export function parseMadison(text: string): { pkg: string; version: string }[] {
-  return text
-    .split("\n")
-    .map((l) => l.split("|").map((f) => f.trim()))
-    .filter((f) => f.length >= 3 && f[0] && f[1])
-    .map((f) => ({ pkg: f[0]!, version: f[1]! }));
-}
+/** The Debian flavour the lab boots when none is asked for. */
+const DEFAULT_FLAVOUR = "amd64";
 
 /**
- * The linux-image-*-amd64-unsigned package of `series` at exactly `version`: apt's names of
+ * The linux-image-*-<flavour>-unsigned package of `series` at exactly `version`: apt's names of
  * the series' images, then their versions, and the one at `version`. Throws DISTRO_NO_IMAGE.
  */
-export async function findImagePackage(series: KernelSeries, version: string): Promise<string> {
+export async function findImagePackage(
+  series: KernelSeries,
+  version: string,
+  flavour = DEFAULT_FLAVOUR,
+): Promise<string> {
   const search = await execCheck(
     "apt-cache",
     ["search", "--names-only", `^linux-image-${series.replace(".", "\\.")}\\..*-amd64-unsigned$`],
@@ -56,7 +45,10 @@ export async function findImagePackage(series: KernelSeries, version: string): P
   const names = search.stdout
     .split("\n")
     .map((l) => l.split(" ")[0] ?? "")
-    .filter((n) => imageRelease(n, series));
+    .filter((n) => {
+      const release = imageRelease(n);
+      return release?.series === series && release.flavour === flavour;
+    });
   const madison = names.length ? await exec("apt-cache", ["madison", ...names]) : undefined;
   const rows = madison ? parseMadison(madison.stdout) : [];
   const found = [...new Set(rows.filter((r) => r.version === version).map((r) => r.pkg))];
@@ -66,7 +58,7 @@ export async function findImagePackage(series: KernelSeries, version: string): P
       : "apt knows none (apt-get update may be needed)";
     throw new KpatchError(
       "DISTRO_NO_IMAGE",
-      `Cannot find Debian's ${series} amd64 kernel image at version ${version} (the linux-source-${series} version): ${why}`,
+      `Cannot find Debian's ${series} ${flavour} kernel image at version ${version} (the linux-source-${series} version): ${why}`,
     );
   }
   return found[0]!;
@@ -103,7 +95,7 @@ export async function fetchDistroPackages(
     await execCheck("apt-get", ["-o", "DPkg::Lock::Timeout=600", "update", "-q"], { what: "apt-get update" });
     imageName = await findImagePackage(series, version);
   }
-  const kernelRelease = imageRelease(imageName, series)!;
+  const kernelRelease = imageRelease(imageName)!.kernelRelease;
   const fetch = (name: string) => {
     progress.update(`${name}=${version}`);
     return fetchDebianPackage(name, version);

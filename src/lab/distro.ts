@@ -1,8 +1,8 @@
 /**
  * `kpatch-lab setup --distro 6.12|6.1`: the lab on Debian's own kernel image, never built
  * here. The image package at the installed linux-source version gives the vmlinuz, its config
- * and the modules the guest needs (src/lab/distro-modules.ts); the headers packages give the
- * tree the kernel's livepatch-sample is built against. Keyed by the package versions, the
+ * and the modules the guest needs (src/lab/distro-modules.ts, src/debian/image-modules.ts); the
+ * headers packages give the tree the kernel's livepatch-sample is built against. Keyed by the package versions, the
  * guest module list and the compiler:
  *
  *   lab/distro-<series>-<key>/headers/         the headers packages joined (hard links)
@@ -16,20 +16,13 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { findDebianPackage } from "../debian/debian-package.js";
+import { loadOrder, modulesDep, parseBuiltin, parseModulesDep } from "../debian/image-modules.js";
 import { createAtomic, syncDir, writeFileAtomic } from "../util/atomic-write.js";
 import { cachePath } from "../util/cache-dir.js";
 import { KpatchError } from "../util/errors.js";
 import { buildErrors, exec, execCheck } from "../util/exec.js";
 import { Progress } from "../util/progress.js";
-import {
-  GUEST_MODULES,
-  guestModulePath,
-  loadOrder,
-  moduleEntries,
-  modulesDep,
-  parseBuiltin,
-  parseModulesDep,
-} from "./distro-modules.js";
+import { GUEST_MODULES, guestModulePath, moduleEntries } from "./distro-modules.js";
 import { fetchDistroPackages, joinHeaders } from "./distro-packages.js";
 import { buildBaseInitramfs, initramfsIsCurrent } from "./initramfs.js";
 import { type KernelSeries, readJsonIfExists } from "./paths.js";
@@ -94,14 +87,14 @@ export function requireDistroLab(series: KernelSeries): DistroLab {
 function distroLabAt(dir: string, info: DistroLabInfo): DistroLab | undefined {
   const image = findDebianPackage(info.image, info.sourceVersion);
   if (!image) return undefined;
-  const kver = info.kernelRelease;
+  const { kernelRelease } = info;
   return {
     ...info,
     dir,
-    bzImage: join(image.root, "boot", `vmlinuz-${kver}`),
+    bzImage: join(image.root, "boot", `vmlinuz-${kernelRelease}`),
     initramfs: join(dir, "initramfs.cpio"),
-    config: join(image.root, "boot", `config-${kver}`),
-    modulesDir: join(image.root, "lib", "modules", kver),
+    config: join(image.root, "boot", `config-${kernelRelease}`),
+    modulesDir: join(image.root, "lib", "modules", kernelRelease),
     headersDir: join(dir, "headers", "usr", "src", info.headers),
     sampleModule: join(dir, "sample", "livepatch-sample.ko"),
   };
@@ -128,8 +121,8 @@ export async function setupDistroLab(options: DistroSetupOptions): Promise<Distr
     .digest("hex")
     .slice(0, 12);
   const dir = cachePath("lab", `distro-${series}-${key}`);
-  const kver = pkgs.kernelRelease;
-  const modulesDir = join(pkgs.image.root, "lib", "modules", kver);
+  const { kernelRelease } = pkgs;
+  const modulesDir = join(pkgs.image.root, "lib", "modules", kernelRelease);
 
   mkdirSync(dir, { recursive: true });
   const initramfs = join(dir, "initramfs.cpio");
@@ -137,7 +130,7 @@ export async function setupDistroLab(options: DistroSetupOptions): Promise<Distr
   let order: string[] = [];
   if (!ready || !initramfsIsCurrent(initramfs)) {
     progress.begin("modules", `${GUEST_MODULES.join(", ")} and what they need`);
-    const dep = await modulesDep(modulesDir, kver, join(dir, "depmod"));
+    const dep = await modulesDep(modulesDir, kernelRelease, join(dir, "depmod"));
     order = loadOrder(
       parseModulesDep(readFileSync(dep, "utf8")),
       parseBuiltin(readFileSync(join(modulesDir, "modules.builtin"), "utf8")),
@@ -145,7 +138,7 @@ export async function setupDistroLab(options: DistroSetupOptions): Promise<Distr
     );
     progress.end(`${order.length} to load`);
     progress.begin("initramfs", "busybox-static and the guest modules");
-    buildBaseInitramfs(initramfs, moduleEntries(modulesDir, kver, order));
+    buildBaseInitramfs(initramfs, moduleEntries(modulesDir, kernelRelease, order));
     progress.end();
   }
   if (!ready) {
@@ -160,11 +153,11 @@ export async function setupDistroLab(options: DistroSetupOptions): Promise<Distr
     series,
     key,
     sourceVersion: version,
-    kernelRelease: kver,
+    kernelRelease,
     image: pkgs.image.name,
     headers: pkgs.headers.name,
     compiler,
-    modules: order.map((p) => guestModulePath(kver, p)),
+    modules: order.map((p) => guestModulePath(kernelRelease, p)),
     timings: { ...progress.timings },
     createdAt: new Date().toISOString(),
   };
@@ -172,7 +165,7 @@ export async function setupDistroLab(options: DistroSetupOptions): Promise<Distr
   await createAtomic(currentDistroLink(series), (tmp) => symlinkSync(dir, tmp));
   const lab = distroLabAt(dir, info);
   if (!lab) throw new KpatchError("DISTRO_IMAGE", `Cannot find ${info.image}=${version} in the cache`);
-  if (ready) progress.note(`stock ${series} kernel ready (cached): ${kver}, ${dir}`);
+  if (ready) progress.note(`stock ${series} kernel ready (cached): ${kernelRelease}, ${dir}`);
   return lab;
 }
 

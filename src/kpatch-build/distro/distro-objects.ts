@@ -8,10 +8,11 @@
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { writeFileAtomic } from "../util/atomic-write.js";
-import { KpatchError } from "../util/errors.js";
-import { exec } from "../util/exec.js";
-import { cmdFile, type KbuildObject, parseKbuildCmd } from "./kbuild-tree.js";
+import { writeFileAtomic } from "../../util/atomic-write.js";
+import { KpatchError } from "../../util/errors.js";
+import { exec } from "../../util/exec.js";
+import { normalizeModuleName } from "../../util/module-name.js";
+import { cmdFile, type KbuildObject, parseKbuildCmd } from "../kbuild-tree.js";
 
 export interface IndexedObject {
   /** Relative to the build tree, e.g. "fs/ext4/inode.o". */
@@ -39,7 +40,7 @@ export function parseDryRunLine(line: string, srcDir: string): IndexedObject | u
   const source = src.startsWith(prefix) ? src.slice(prefix.length) : src.replace(/^\.\//, "");
   if (!m[1]) return { path, source, target: "vmlinux" };
   const mod = /-DKBUILD_MODNAME='"([\w-]+)"'/.exec(line)?.[1];
-  return mod ? { path, source, target: mod.replace(/-/g, "_") } : undefined;
+  return mod ? { path, source, target: normalizeModuleName(mod) } : undefined;
 }
 
 /** Run kbuild's dry run over `tree` and write the index; returns the number of objects. */
@@ -100,7 +101,7 @@ function recordedObject(tree: { buildDir: string; srcDir: string }, path: string
   const rel = source.startsWith(prefix) ? source.slice(prefix.length) : source;
   if (!/\s-DMODULE(\s|$)/.test(command)) return { path, source: rel, target: "vmlinux" };
   const mod = /-DKBUILD_MODNAME='"([\w-]+)"'/.exec(command)?.[1];
-  return mod ? { path, source: rel, target: mod.replace(/-/g, "_") } : undefined;
+  return mod ? { path, source: rel, target: normalizeModuleName(mod) } : undefined;
 }
 
 /**

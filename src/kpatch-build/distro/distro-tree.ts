@@ -13,32 +13,16 @@
 import { createHash } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { unpackKernelSource } from "../debian/kernel-source.js";
-import { writeFileAtomic } from "../util/atomic-write.js";
-import { cachePath } from "../util/cache-dir.js";
-import { KpatchError } from "../util/errors.js";
-import { execCheck } from "../util/exec.js";
-import type { Progress } from "../util/progress.js";
-import { kernelCompiler } from "./check-tree.js";
-import type { DistroRelease } from "./distro-release.js";
-import { type KernelConfig, parseConfig, readConfig } from "./kernel-config.js";
-
-/** Everything kpatch-build takes from Debian's packages for one kernel release. */
-export interface DistroInputs {
-  release: DistroRelease;
-  /** Debian package versions: all three must be the same. */
-  versions: { image: string; headers: string; source: string };
-  /** linux-source-<series>.tar.xz of `versions.source`. */
-  sourceTarball: string;
-  /** /usr/src/linux-headers-<kver> (unpacked or installed): .config, Module.symvers, vmlinux. */
-  headersDir: string;
-  /** config-<kver> from the image package or /boot. */
-  imageConfig: string;
-  /** vmlinuz-<kver> from the image package or /boot. */
-  vmlinuz: string;
-  /** lib/modules/<kver> of the image package (the modules a patch may target). */
-  modulesDir: string;
-}
+import type { DistroInputs } from "../../debian/kernel-packages.js";
+import { upstreamVersion } from "../../debian/kernel-release.js";
+import { unpackKernelSource } from "../../debian/kernel-source.js";
+import { writeFileAtomic } from "../../util/atomic-write.js";
+import { cachePath } from "../../util/cache-dir.js";
+import { KpatchError } from "../../util/errors.js";
+import { execCheck } from "../../util/exec.js";
+import type { Progress } from "../../util/progress.js";
+import { kernelCompiler } from "../check-tree.js";
+import { type KernelConfig, parseConfig, readConfig } from "../kernel-config.js";
 
 export interface DistroTree {
   inputs: DistroInputs;
@@ -83,7 +67,7 @@ function checkInputs(inputs: DistroInputs): void {
   if (image !== headers || image !== source) {
     throw new KpatchError(
       "DISTRO_VERSION_MISMATCH",
-      `Cannot build for ${inputs.release.kver}: its packages are of different versions (image ${image}, headers ${headers}, linux-source-${inputs.release.series} ${source}); kpatch-build needs the source at exactly the image's version`,
+      `Cannot build for ${inputs.release.kernelRelease}: its packages are of different versions (image ${image}, headers ${headers}, linux-source-${inputs.release.series} ${source}); kpatch-build needs the source at exactly the image's version`,
     );
   }
   const full = readConfig(join(inputs.headersDir, ".config"));
@@ -92,14 +76,10 @@ function checkInputs(inputs: DistroInputs): void {
   if (bad.length) {
     throw new KpatchError(
       "DISTRO_CONFIG_MISMATCH",
-      `Cannot build for ${inputs.release.kver}: ${inputs.imageConfig} and the headers' .config differ (${bad.length} options, e.g. ${bad.slice(0, 3).join("; ")})`,
+      `Cannot build for ${inputs.release.kernelRelease}: ${inputs.imageConfig} and the headers' .config differ (${bad.length} options, e.g. ${bad.slice(0, 3).join("; ")})`,
       { file: inputs.imageConfig },
     );
   }
-}
-
-function upstreamOf(debianVersion: string): string {
-  return debianVersion.replace(/-[^-]*$/, "");
 }
 
 function makefileVersion(srcDir: string): string {
@@ -119,15 +99,15 @@ export async function prepareDistroTree(inputs: DistroInputs, progress: Progress
   const configText = readFileSync(configPath, "utf8");
   const config = parseConfig(configText);
   const cc = await kernelCompiler(config, configPath);
-  const { kver, series } = inputs.release;
+  const { kernelRelease, series } = inputs.release;
   const key = createHash("sha256")
     .update(JSON.stringify([inputs.versions, config.get("CONFIG_CC_VERSION_TEXT"), "distro-tree-1"]))
     .update(configText)
     .digest("hex")
     .slice(0, 12);
-  const top = cachePath("distro", `${kver}-${key}`);
+  const top = cachePath("distro", `${kernelRelease}-${key}`);
   const buildDir = join(top, "build");
-  const makeArgs = [`CC=${cc}`, `KERNELRELEASE=${kver}`];
+  const makeArgs = [`CC=${cc}`, `KERNELRELEASE=${kernelRelease}`];
   const srcDir = await unpackKernelSource({
     series,
     version: inputs.versions.source,
@@ -135,7 +115,7 @@ export async function prepareDistroTree(inputs: DistroInputs, progress: Progress
     progress,
   });
   const tree: DistroTree = { inputs, srcDir, buildDir, cc, makeArgs, key };
-  const upstream = upstreamOf(inputs.versions.source);
+  const upstream = upstreamVersion(inputs.versions.source);
   if (makefileVersion(srcDir) !== upstream) {
     throw new KpatchError(
       "DISTRO_VERSION_MISMATCH",
@@ -143,7 +123,7 @@ export async function prepareDistroTree(inputs: DistroInputs, progress: Progress
     );
   }
   const ready = join(top, "ready.json");
-  progress.begin("prepare tree", `${kver} (${buildDir})`);
+  progress.begin("prepare tree", `${kernelRelease} (${buildDir})`);
   if (existsSync(ready)) {
     progress.end("cached");
     return tree;
@@ -156,7 +136,7 @@ export async function prepareDistroTree(inputs: DistroInputs, progress: Progress
   if (changed.length) {
     throw new KpatchError(
       "DISTRO_CONFIG_CHANGED",
-      `Cannot prepare ${kver}: make olddefconfig changes Debian's config, so this source does not match it (${changed.slice(0, 5).join("; ")})${changed.some((c) => c.startsWith("CONFIG_PAHOLE_VERSION")) ? "; pahole decides BTF: apt-get install dwarves" : ""}`,
+      `Cannot prepare ${kernelRelease}: make olddefconfig changes Debian's config, so this source does not match it (${changed.slice(0, 5).join("; ")})${changed.some((c) => c.startsWith("CONFIG_PAHOLE_VERSION")) ? "; pahole decides BTF: apt-get install dwarves" : ""}`,
       { file: configPath },
     );
   }
@@ -170,7 +150,7 @@ export async function prepareDistroTree(inputs: DistroInputs, progress: Progress
   // kernel checks against its own; without it kbuild builds them without BTF, which loads too.
   const btfBase = join(inputs.headersDir, "vmlinux");
   if (existsSync(btfBase)) copyFileSync(btfBase, join(buildDir, "vmlinux"));
-  writeFileAtomic(ready, `${JSON.stringify({ kver, versions: inputs.versions, cc }, null, 2)}\n`);
+  writeFileAtomic(ready, `${JSON.stringify({ kernelRelease, versions: inputs.versions, cc }, null, 2)}\n`);
   progress.end("ready");
   return tree;
 }

@@ -1,19 +1,24 @@
 /**
  * kpatch-build's target for a stock Debian kernel (`--kernel-release KVER`, or the running
- * kernel): the packages (distro-inputs), the prepared tree (distro-tree), the objects a patch
- * reaches (the config's object index, header users), the kernel's own symbols (/proc/kallsyms
- * on the target, else the kallsyms tables of the image, or a -dbg vmlinux given with -v), and
- * the image's modules as the targets' symbol tables. The result is a KernelTree like any other.
+ * kernel): the packages (src/debian/kernel-packages.ts), the prepared tree (distro-tree), the
+ * objects a patch reaches (the config's object index, header users), the kernel's own symbols
+ * (/proc/kallsyms on the target, else the kallsyms tables of the image, or a -dbg vmlinux given
+ * with -v), and the image's modules as the targets' symbol tables. The result is a KernelTree like any other.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { release as unameRelease } from "node:os";
 import { dirname, join } from "node:path";
-import { extractVmlinux } from "../kernel-image/index.js";
-import { createAtomic, writeFileAtomic } from "../util/atomic-write.js";
-import { KpatchError } from "../util/errors.js";
-import { exec, execCheck } from "../util/exec.js";
-import type { Progress } from "../util/progress.js";
-import { findDistroInputs } from "./distro-inputs.js";
+import { findImageModule, readModule } from "../../debian/image-modules.js";
+import { findDistroInputs } from "../../debian/kernel-packages.js";
+import { type DistroRelease, parseRelease, runningDebianKernel } from "../../debian/kernel-release.js";
+import { extractVmlinux } from "../../kernel-image/index.js";
+import { writeFileAtomic } from "../../util/atomic-write.js";
+import { KpatchError } from "../../util/errors.js";
+import { exec } from "../../util/exec.js";
+import type { Progress } from "../../util/progress.js";
+import { cachedIncludeScan, includersOf } from "../header-users.js";
+import { cmdFile, objectsDependingOn } from "../kbuild-tree.js";
+import type { KernelObjects, KernelTree } from "../kernel-tree.js";
 import {
   directoryObjects,
   fullObjectIndex,
@@ -21,11 +26,7 @@ import {
   type IndexedObject,
   kbuildObject,
 } from "./distro-objects.js";
-import { type DistroRelease, parseRelease, runningDebianKernel } from "./distro-release.js";
 import { type DistroTree, distroMake, prepareDistroTree } from "./distro-tree.js";
-import { cachedIncludeScan, includersOf } from "./header-users.js";
-import { cmdFile, objectsDependingOn } from "./kbuild-tree.js";
-import type { KernelObjects, KernelTree } from "./kernel-tree.js";
 
 /** The release kpatch-build targets without -s: the running kernel when Debian packaged it. */
 export function defaultRelease(): { release: DistroRelease } | { why: string } {
@@ -33,14 +34,14 @@ export function defaultRelease(): { release: DistroRelease } | { why: string } {
 }
 
 export async function distroKernelTree(options: {
-  kver: string;
+  kernelRelease: string;
   /** A vmlinux with its symbol table (the -dbg package's), instead of the image's kallsyms. */
   vmlinux?: string;
   jobs: number;
   progress: Progress;
 }): Promise<KernelTree> {
-  const release = parseRelease(options.kver);
-  const onTarget = release.kver === unameRelease();
+  const release = parseRelease(options.kernelRelease);
+  const onTarget = release.kernelRelease === unameRelease();
   const inputs = await findDistroInputs(release, onTarget, options.progress);
   const tree = await prepareDistroTree(inputs, options.progress);
   const vmlinux = options.vmlinux ?? (await vmlinuxSymbols(tree, onTarget, options.progress));
@@ -50,10 +51,10 @@ export async function distroKernelTree(options: {
     vmlinux,
     // The run-pre check reads the code from the image itself (the vmlinux may be a symbol list).
     image: tree.inputs.vmlinuz,
-    cacheKey: `distro-${release.kver}-${tree.key}`,
+    cacheKey: `distro-${release.kernelRelease}-${tree.key}`,
     makeArgs: tree.makeArgs,
     findObjects: (touched, progress) => distroObjects(tree, touched, options.jobs, progress),
-    moduleFile: (target) => imageModule(tree, target),
+    moduleFile: async (target) => imageModule(tree, target),
   };
 }
 
@@ -78,35 +79,11 @@ async function vmlinuxSymbols(tree: DistroTree, onTarget: boolean, progress: Pro
 }
 
 /** The image's .ko of module `target` (decompressed into the tree once), for its symbol table. */
-async function imageModule(tree: DistroTree, target: string): Promise<string> {
-  const dir = tree.inputs.modulesDir;
-  const order = join(dir, "modules.order");
-  const lines = existsSync(order) ? readFileSync(order, "utf8").split("\n") : [];
-  const rel = lines
-    .map((l) => l.trim())
-    .find((l) => l && l.split("/").pop()!.replace(/\.ko$/, "").replace(/-/g, "_") === target);
-  if (!rel || rel.includes("..")) {
-    throw new KpatchError(
-      "TARGET_NOT_FOUND",
-      `Cannot find the module ${target} in ${order}: the image does not ship it as a module`,
-    );
-  }
+function imageModule(tree: DistroTree, target: string): string {
+  const file = findImageModule(tree.inputs.modulesDir, target);
   const out = join(tree.buildDir, "image-modules", `${target}.ko`);
-  if (existsSync(out)) return out;
-  const plain = join(dir, rel);
-  for (const [file, cmd] of [
-    [plain, "cat"],
-    [`${plain}.xz`, "xz -dc"],
-    [`${plain}.zst`, "zstd -dc"],
-    [`${plain}.gz`, "gzip -dc"],
-  ] as const) {
-    if (!existsSync(file)) continue;
-    await createAtomic(out, (tmp) =>
-      execCheck("sh", ["-c", `${cmd} -- "$1" > "$2"`, "sh", file, tmp], { what: `${cmd} ${file}` }),
-    );
-    return out;
-  }
-  throw new KpatchError("TARGET_NOT_FOUND", `Cannot find ${plain} (or a compressed copy) in the image`);
+  if (!existsSync(out)) writeFileAtomic(out, readModule(file));
+  return out;
 }
 
 /**

@@ -1,17 +1,33 @@
 /**
  * Finding the Debian packages of a kernel release: installed ones when they are there (building
  * on the target: /boot, /lib/modules, /usr/src), otherwise the same packages at the image's
- * version, fetched into the cache by the one Debian-package helper (src/debian). The image's
+ * version, fetched into the cache by the one Debian-package helper (debian-package.ts). The image's
  * version decides; the headers and the source must be at exactly that version.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { fetchDebianPackage } from "../debian/debian-package.js";
 import { KpatchError } from "../util/errors.js";
 import { exec } from "../util/exec.js";
 import type { Progress } from "../util/progress.js";
-import { type DistroRelease, releasePackages } from "./distro-release.js";
-import type { DistroInputs } from "./distro-tree.js";
+import { fetchDebianPackage } from "./debian-package.js";
+import { type DistroRelease, parseMadison, releasePackages } from "./kernel-release.js";
+
+/** Everything kpatch-build takes from Debian's packages for one kernel release. */
+export interface DistroInputs {
+  release: DistroRelease;
+  /** Debian package versions: all three must be the same. */
+  versions: { image: string; headers: string; source: string };
+  /** linux-source-<series>.tar.xz of `versions.source`. */
+  sourceTarball: string;
+  /** /usr/src/linux-headers-<KVER> (unpacked or installed): .config, Module.symvers, vmlinux. */
+  headersDir: string;
+  /** config-<KVER> from the image package or /boot. */
+  imageConfig: string;
+  /** vmlinuz-<KVER> from the image package or /boot. */
+  vmlinuz: string;
+  /** lib/modules/<KVER> of the image package (the modules a patch may target). */
+  modulesDir: string;
+}
 
 /** The installed version of `pkg`, or undefined. */
 async function installedVersion(pkg: string): Promise<string | undefined> {
@@ -31,10 +47,7 @@ async function candidateVersion(pkg: string): Promise<string | undefined> {
 /** Every version apt knows of `pkg` (for the message when the one needed is missing). */
 async function knownVersions(pkg: string): Promise<string[]> {
   const r = await exec("apt-cache", ["madison", pkg]);
-  return r.stdout
-    .split("\n")
-    .map((l) => l.split("|")[1]?.trim())
-    .filter((v): v is string => Boolean(v));
+  return parseMadison(r.stdout).map((row) => row.version);
 }
 
 async function fetch(pkg: string, version: string, progress: Progress): Promise<string> {
@@ -47,12 +60,12 @@ async function fetch(pkg: string, version: string, progress: Progress): Promise<
  * without a reboot keeps the release name (6.12's names carry no Debian revision) but not the
  * code. /proc/version says which Debian version is running.
  */
-function checkRunningVersion(kver: string, image: string): void {
+function checkRunningVersion(kernelRelease: string, image: string): void {
   const running = /\(Debian ([^)\s]+)\)/.exec(readFileSync("/proc/version", "utf8"))?.[1];
   if (running && running !== image) {
     throw new KpatchError(
       "DISTRO_VERSION_MISMATCH",
-      `Cannot build for the running ${kver}: it is Debian's ${running}, the installed package is ${image} (reboot into it first, or build on a machine with ${running}'s packages)`,
+      `Cannot build for the running ${kernelRelease}: it is Debian's ${running}, the installed package is ${image} (reboot into it first, or build on a machine with ${running}'s packages)`,
     );
   }
 }
@@ -66,11 +79,11 @@ export async function findDistroInputs(
   onTarget: boolean,
   progress: Progress,
 ): Promise<DistroInputs> {
-  const { kver, series } = release;
+  const { kernelRelease, series } = release;
   const names = releasePackages(release);
-  progress.begin("packages", kver);
+  progress.begin("packages", kernelRelease);
   const installedImage =
-    (await installedVersion(`linux-image-${kver}`)) ?? (await installedVersion(names.image));
+    (await installedVersion(`linux-image-${kernelRelease}`)) ?? (await installedVersion(names.image));
   const image = installedImage ?? (await candidateVersion(names.image));
   if (!image) {
     throw new KpatchError(
@@ -78,13 +91,20 @@ export async function findDistroInputs(
       `Cannot find ${names.image} in apt's package lists: no such Debian kernel, or apt-get update is needed`,
     );
   }
-  if (onTarget) checkRunningVersion(kver, image);
+  if (onTarget) checkRunningVersion(kernelRelease, image);
   let boot = "/boot";
-  let modulesDir = `/lib/modules/${kver}`;
-  if (!(onTarget && installedImage && existsSync(join(boot, `config-${kver}`)) && existsSync(modulesDir))) {
+  let modulesDir = `/lib/modules/${kernelRelease}`;
+  if (
+    !(
+      onTarget &&
+      installedImage &&
+      existsSync(join(boot, `config-${kernelRelease}`)) &&
+      existsSync(modulesDir)
+    )
+  ) {
     const root = await fetch(names.image, image, progress);
     boot = join(root, "boot");
-    modulesDir = join(root, "lib", "modules", kver);
+    modulesDir = join(root, "lib", "modules", kernelRelease);
   }
 
   const installedHeaders = await installedVersion(names.headers);
@@ -102,7 +122,7 @@ export async function findDistroInputs(
     if (!known.includes(image)) {
       throw new KpatchError(
         "DISTRO_NO_SOURCE",
-        `Cannot build for ${kver}: it needs ${names.source} at ${image}, which apt does not offer (installed: ${installedSource ?? "none"}; available: ${known.join(", ") || "none"})`,
+        `Cannot build for ${kernelRelease}: it needs ${names.source} at ${image}, which apt does not offer (installed: ${installedSource ?? "none"}; available: ${known.join(", ") || "none"})`,
       );
     }
     const root = await fetch(names.source, image, progress);
@@ -115,8 +135,8 @@ export async function findDistroInputs(
     versions: { image, headers: headersVersion, source: sourceVersion! },
     sourceTarball,
     headersDir: join(headersRoot, "usr", "src", names.headers),
-    imageConfig: join(boot, `config-${kver}`),
-    vmlinuz: join(boot, `vmlinuz-${kver}`),
+    imageConfig: join(boot, `config-${kernelRelease}`),
+    vmlinuz: join(boot, `vmlinuz-${kernelRelease}`),
     modulesDir,
   };
 }

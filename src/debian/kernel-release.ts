@@ -1,0 +1,96 @@
+/**
+ * A Debian kernel release as `uname -r` prints it (6.12.117+deb12-amd64, 6.1.0-57-cloud-amd64),
+ * the one place that knows its shape: the flavours (amd64, cloud-amd64, rt-amd64), the package
+ * names of a release, the release an image package carries, Debian's package versions of it and
+ * `apt-cache madison`'s rows. A release is checked before it names a path or a package: only the
+ * shapes Debian uses pass.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { KpatchError } from "../util/errors.js";
+
+export interface DistroRelease {
+  /** As uname -r prints it. */
+  kernelRelease: string;
+  /** The source series: "6.12", "6.1". */
+  series: string;
+  /** The upstream version the release's name says, when it says one (6.12.117; not for 6.1.0-57). */
+  upstream?: string;
+  /** amd64, cloud-amd64 or rt-amd64. */
+  flavour: string;
+}
+
+/** 6.12.117+deb12-amd64 (upstream version in the name) or 6.1.0-57-amd64 (ABI number). */
+const KERNEL_RELEASE = /^(\d+)\.(\d+)\.(\d+)(?:\+deb(\d+)|-(\d+))-((?:cloud-|rt-)?amd64)$/;
+
+/** The release `kernelRelease` names, or undefined when it is not a Debian amd64 release. */
+function findRelease(kernelRelease: string): DistroRelease | undefined {
+  const m = KERNEL_RELEASE.exec(kernelRelease);
+  if (!m) return undefined;
+  return {
+    kernelRelease,
+    series: `${m[1]}.${m[2]}`,
+    ...(m[4] !== undefined ? { upstream: `${m[1]}.${m[2]}.${m[3]}` } : {}),
+    flavour: m[6]!,
+  };
+}
+
+/** The release `kernelRelease` names; a DISTRO_BAD_RELEASE error when it is not Debian's. */
+export function parseRelease(kernelRelease: string): DistroRelease {
+  const release = findRelease(kernelRelease);
+  if (!release) {
+    throw new KpatchError(
+      "DISTRO_BAD_RELEASE",
+      `Cannot use '${kernelRelease}' as a Debian kernel release: expected the form uname -r prints for a Debian amd64 kernel, such as 6.12.117+deb12-amd64, 6.12.117+deb12-cloud-amd64 or 6.1.0-57-amd64`,
+    );
+  }
+  return release;
+}
+
+/** The Debian package names for a release. */
+export function releasePackages(r: DistroRelease): { image: string; headers: string; source: string } {
+  return {
+    image: `linux-image-${r.kernelRelease}-unsigned`,
+    headers: `linux-headers-${r.kernelRelease}`,
+    source: `linux-source-${r.series}`,
+  };
+}
+
+/** The release an image package (linux-image-<KVER>-unsigned) carries, when it is a Debian release. */
+export function imageRelease(pkg: string): DistroRelease | undefined {
+  const m = /^linux-image-(\S+)-unsigned$/.exec(pkg);
+  return m ? findRelease(m[1]!) : undefined;
+}
+
+/** The upstream version of a Debian package version: 6.12.117 of 6.12.117-1~deb12u1. */
+export function upstreamVersion(debianVersion: string): string {
+  return debianVersion.replace(/-[^-]*$/, "");
+}
+
+/** Rows of `apt-cache madison`: package | version | source. */
+export function parseMadison(text: string): { pkg: string; version: string }[] {
+  return text
+    .split("\n")
+    .map((l) => l.split("|").map((f) => f.trim()))
+    .filter((f) => f.length >= 3 && f[0] && f[1])
+    .map((f) => ({ pkg: f[0]!, version: f[1]! }));
+}
+
+/**
+ * Whether the running kernel is one of Debian's packaged kernels: its release has Debian's shape
+ * and its config (in /boot) is one a Debian package installed. Returns the release, or a
+ * sentence saying why not (for the message when kpatch-build falls back to another target).
+ */
+export function runningDebianKernel(
+  uname: string,
+  bootDir = "/boot",
+): { release: DistroRelease } | { why: string } {
+  if (!existsSync("/etc/debian_version")) return { why: "this machine is not a Debian system" };
+  const release = findRelease(uname);
+  if (!release) return { why: `the running kernel ${uname} is not a Debian packaged kernel` };
+  const config = `${bootDir}/config-${uname}`;
+  if (!existsSync(config)) return { why: `the running kernel ${uname} has no ${config}` };
+  if (!/^# Linux\/x86 \S+ Kernel Configuration$/m.test(readFileSync(config, "utf8").slice(0, 400))) {
+    return { why: `${config} is not a kernel configuration` };
+  }
+  return { release };
+}
