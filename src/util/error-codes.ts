@@ -52,7 +52,8 @@ export type DistroErrorCode =
   | "DISTRO_NO_IMAGE"
   | "DISTRO_NO_PACKAGE"
   | "DISTRO_NO_SOURCE"
-  | "DISTRO_VERSION_MISMATCH";
+  | "DISTRO_VERSION_MISMATCH"
+  | "TRIAGE_SOURCE"; // the update's two source trees cannot be compared
 
 /** The run-pre check: the original build against the target kernel's code (src/run-pre). */
 export type RunPreErrorCode = "RUNPRE_MISMATCH" | "RUNPRE_NO_TARGET";
