@@ -10,6 +10,10 @@ async function main(argv: string[]): Promise<number> {
     const { diffObjectMain } = await import("./diff-object.js");
     return diffObjectMain(argv.slice(1));
   }
+  if (argv[0] === "triage") {
+    const { triageMain } = await import("./triage-command.js");
+    return triageMain(argv.slice(1));
+  }
   const { buildMain } = await import("./build-command.js");
   return buildMain(argv);
 }

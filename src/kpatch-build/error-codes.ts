@@ -20,6 +20,7 @@ export type BuildErrorCode =
   | "TARGET_NOT_FOUND" // a module the patch changes is not in the tree
   | "NAME_TOO_LONG"
   | "NO_CHANGES" // nothing to patch (exit 3)
+  | "TRIAGE_SOURCE" // triage: the update's two source trees cannot be compared
   | "INTERRUPTED"; // Ctrl-C, SIGTERM, SIGHUP (exit 130)
 
 // Registered with every other area's codes: src/util/error-codes.ts.
