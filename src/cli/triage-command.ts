@@ -132,7 +132,10 @@ export async function triageMain(argv: string[]): Promise<number> {
     progress,
   });
   if (resolve(newDir) === resolve(tree.srcDir)) {
-    throw new KpatchError("TRIAGE_SOURCE", `Cannot triage: ${to} is ${release.kernelRelease}'s own source version`);
+    throw new KpatchError(
+      "TRIAGE_SOURCE",
+      `Cannot triage: ${to} is ${release.kernelRelease}'s own source version`,
+    );
   }
   const pairDir = cachePath("triage", tree.cacheKey, to);
   progress.begin("compare", `${tree.srcDir} -> ${newDir}`);
@@ -152,7 +155,9 @@ export async function triageMain(argv: string[]): Promise<number> {
     ...(values.fresh ? { fresh: true } : {}),
   });
   if (values.json)
-    process.stdout.write(`${JSON.stringify({ kernelRelease: release.kernelRelease, to, changes, fixes }, null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ kernelRelease: release.kernelRelease, to, changes, fixes }, null, 2)}\n`,
+    );
   else process.stdout.write(formatTriage(fixes, changes));
   progress.note(`triage of ${fixes.length} fixes in ${formatDuration(performance.now() - started)}`);
   return EXIT.ok;
