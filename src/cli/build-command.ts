@@ -6,7 +6,7 @@
 import { cpus } from "node:os";
 import { resolve } from "node:path";
 import { isSourceFile, withImage } from "../kpatch-build/check-only.js";
-import { kpatchBuild } from "../kpatch-build/kpatch-build.js";
+import { type KpatchBuildResult, kpatchBuild } from "../kpatch-build/kpatch-build.js";
 import { RunPreError } from "../run-pre/run-pre-check.js";
 import { formatRunPre } from "../run-pre/run-pre-format.js";
 import { formatDuration, Progress } from "../util/progress.js";
@@ -166,17 +166,7 @@ export async function buildMain(argv: string[]): Promise<number> {
   const started = performance.now();
   const tree = withImage(await chooseTarget(values, jobs, progress), values.image);
   let workDir: string | undefined;
-  // Ctrl-C, SIGTERM, a closed terminal (SIGHUP): stop; the failure path restores the tree.
-  const stop = new AbortController();
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (!stop.signal.aborted) progress.note(`${signal}: stopping, restoring the source tree...`);
-    stop.abort(signal);
-  };
-  // With the terminal gone, writing to it fails: that must not end the run before the restore.
-  const ignore = () => {};
-  process.stdout.on("error", ignore);
-  process.stderr.on("error", ignore);
-  for (const s of STOP_SIGNALS) process.on(s, onSignal);
+  const stop = stopOnSignals(progress);
   try {
     if (values["check-only"]) {
       const json = values.json ?? false;
@@ -206,14 +196,7 @@ export async function buildMain(argv: string[]): Promise<number> {
         workDir = d;
       },
     });
-    if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-    else {
-      for (const t of result.targets) {
-        for (const f of t.funcs)
-          process.stdout.write(`${t.name}: ${f.oldName}${f.sympos ? `,${f.sympos}` : ""}\n`);
-      }
-      process.stdout.write(`${result.module}\n`);
-    }
+    printBuildResult(result, values.json ?? false);
     progress.note(`built ${result.module} in ${formatDuration(performance.now() - started)}`);
     if (values["skip-cleanup"] && workDir) progress.note(`work directory kept: ${workDir}`);
     return EXIT.ok;
@@ -222,6 +205,40 @@ export async function buildMain(argv: string[]): Promise<number> {
     if (e instanceof RunPreError) process.stderr.write(`${formatRunPre(e.report)}\n`);
     throw e;
   } finally {
-    for (const s of STOP_SIGNALS) process.off(s, onSignal);
+    stop.release();
   }
+}
+
+/**
+ * Ctrl-C, SIGTERM, a closed terminal (SIGHUP) abort `signal`: the run stops and its failure path
+ * restores the tree. `release` stops listening.
+ */
+function stopOnSignals(progress: Progress): { signal: AbortSignal; release: () => void } {
+  const stop = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!stop.signal.aborted) progress.note(`${signal}: stopping, restoring the source tree...`);
+    stop.abort(signal);
+  };
+  // With the terminal gone, writing to it fails: that must not end the run before the restore.
+  const ignore = () => {};
+  process.stdout.on("error", ignore);
+  process.stderr.on("error", ignore);
+  for (const s of STOP_SIGNALS) process.on(s, onSignal);
+  const release = () => {
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
+  };
+  return { signal: stop.signal, release };
+}
+
+/** The patched functions, one `target: function[,sympos]` a line, and the module; or --json. */
+function printBuildResult(result: KpatchBuildResult, json: boolean): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    return;
+  }
+  for (const t of result.targets) {
+    for (const f of t.funcs)
+      process.stdout.write(`${t.name}: ${f.oldName}${f.sympos ? `,${f.sympos}` : ""}\n`);
+  }
+  process.stdout.write(`${result.module}\n`);
 }

@@ -6,7 +6,7 @@ import { buildDebianRootfs, debianGuest, withRootDisk } from "../lab/debian-root
  */
 import { runDemo } from "../lab/demo.js";
 import { type DistroLab, requireDistroLab, setupDistroLab } from "../lab/distro.js";
-import { runGuest } from "../lab/guest.js";
+import { type GuestResult, runGuest } from "../lab/guest.js";
 import { DEFAULT_SERIES, KERNEL_SERIES, type KernelSeries } from "../lab/paths.js";
 import { type Lab, requireLab, setupLab } from "../lab/setup.js";
 import { KpatchError } from "../util/errors.js";
@@ -90,146 +90,161 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return cmd ? EXIT.ok : EXIT.usage;
   }
-  switch (cmd) {
-    case "setup": {
-      const { values, positionals } = parseCommandLine(
-        rest,
-        {
-          kernel: { type: "string" },
-          distro: { type: "string" },
-          debian: { type: "boolean" },
-          jobs: { type: "string", short: "j" },
-          "no-install": { type: "boolean" },
-          help: { type: "boolean", short: "h" },
-        },
-        "setup",
-      );
-      if (values.help) return help();
-      noArguments("setup", positionals);
-      const jobs = values.jobs === undefined ? undefined : count("setup", "--jobs", values.jobs);
-      const choice = kernelChoice(values);
-      const progress = new Progress();
-      const started = performance.now();
-      if (values.debian && !choice.distro) throw new UsageError("setup: --debian needs --distro");
-      if (choice.distro) {
-        const lab = await setupDistroLab({
-          series: choice.series,
-          progress,
-          installPackages: !values["no-install"],
-        });
-        progress.note(
-          `stock kernel ready in ${formatDuration(performance.now() - started)}: Linux ${lab.kernelRelease} (${lab.image} ${lab.sourceVersion})\n  kernel ${lab.bzImage}\n  headers ${lab.headersDir}`,
-        );
-        if (values.debian) {
-          const rootfs = await buildDebianRootfs(lab, progress);
-          progress.note(
-            `Debian root file system ready: ${rootfs.image} (${Math.round(rootfs.sizeBytes / 2 ** 20)} MiB)`,
-          );
-        }
-        return EXIT.ok;
-      }
-      const lab = await setupLab({
-        series: choice.series,
-        progress,
-        installPackages: !values["no-install"],
-        ...(jobs ? { jobs } : {}),
-      });
-      progress.note(
-        `lab ready in ${formatDuration(performance.now() - started)}: Linux ${lab.kernelRelease}\n  kernel ${lab.bzImage}\n  build tree ${lab.buildDir}`,
-      );
-      return EXIT.ok;
-    }
-    case "run": {
-      const { values, positionals } = parseCommandLine(
-        rest,
-        {
-          kernel: { type: "string" },
-          distro: { type: "string" },
-          debian: { type: "boolean" },
-          network: { type: "boolean" },
-          file: { type: "string", multiple: true },
-          "share-host": { type: "boolean" },
-          timeout: { type: "string" },
-          json: { type: "boolean" },
-          help: { type: "boolean", short: "h" },
-        },
-        "run",
-      );
-      if (values.help) return help();
-      if (positionals.length === 0) throw new UsageError("run: no command given (put commands after --)");
-      const timeout = values.timeout === undefined ? undefined : count("run", "--timeout", values.timeout);
-      const choice = kernelChoice(values);
-      for (const f of values.file ?? []) checkUserFile(f, "LAB_FILE");
-      const lab = guestKernel(choice);
-      const debian = values.debian ? await debianGuest(lab) : undefined;
-      const prepare = debian?.prepare ? [debian.prepare] : [];
-      const result = await withRootDisk(debian?.rootfs, (rootDisk) =>
-        runGuest({
-          lab,
-          files: [...(debian?.files ?? []), ...(values.file ?? [])],
-          commands: [...prepare, ...positionals],
-          shareHost: values["share-host"] ?? false,
-          network: values.network ?? false,
-          ...(rootDisk ? { rootDisk } : {}),
-          ...(timeout ? { timeoutMs: timeout * 1000 } : {}),
-        }),
-      );
-      const installed = result.commands.splice(0, prepare.length)[0];
-      if (installed && installed.exitCode !== 0) {
-        throw new KpatchError(
-          "GUEST_SETUP",
-          `Cannot install the lab kernel's image package in the Debian guest: ${installed.output.trim() || `exit status ${installed.exitCode}`}`,
-        );
-      }
-      if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-      else {
-        for (const c of result.commands) {
-          process.stdout.write(
-            `$ ${c.command}\n${c.output}${c.output.endsWith("\n") || !c.output ? "" : "\n"}`,
-          );
-          if (c.exitCode !== 0) process.stdout.write(`[exit status ${c.exitCode}]\n`);
-        }
-        process.stderr.write(`guest ran in ${formatDuration(result.wallMs)} (${result.accel})\n`);
-      }
-      return result.commands.every((c) => c.exitCode === 0) ? EXIT.ok : EXIT.error;
-    }
-    case "demo": {
-      const { values, positionals } = parseCommandLine(
-        rest,
-        { kernel: { type: "string" }, distro: { type: "string" }, help: { type: "boolean", short: "h" } },
-        "demo",
-      );
-      if (values.help) return help();
-      noArguments("demo", positionals);
-      // The story a user cares about: the kernel they run. --kernel picks the lab kernel.
-      const choice =
-        values.kernel === undefined
-          ? kernelChoice({ distro: values.distro ?? DEFAULT_SERIES })
-          : kernelChoice(values);
-      return (await runDemo(choice)) ? EXIT.ok : EXIT.error;
-    }
-    case "info": {
-      const { values, positionals } = parseCommandLine(
-        rest,
-        {
-          kernel: { type: "string" },
-          distro: { type: "string" },
-          json: { type: "boolean" },
-          help: { type: "boolean", short: "h" },
-        },
-        "info",
-      );
-      if (values.help) return help();
-      noArguments("info", positionals);
-      const lab = guestKernel(kernelChoice(values));
-      if (values.json) process.stdout.write(`${JSON.stringify(lab, null, 2)}\n`);
-      else process.stdout.write(formatInfo(lab));
-      return EXIT.ok;
-    }
-    default:
-      throw new UsageError(`unknown command '${cmd}'`);
-  }
+  const command = COMMANDS.get(cmd);
+  if (!command) throw new UsageError(`unknown command '${cmd}'`);
+  return await command(rest);
 }
+
+/** kpatch-lab setup: the lab kernel, or with --distro Debian's stock kernel (and with --debian its root file system). */
+async function cmdSetup(rest: string[]): Promise<number> {
+  const { values, positionals } = parseCommandLine(
+    rest,
+    {
+      kernel: { type: "string" },
+      distro: { type: "string" },
+      debian: { type: "boolean" },
+      jobs: { type: "string", short: "j" },
+      "no-install": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+    "setup",
+  );
+  if (values.help) return help();
+  noArguments("setup", positionals);
+  const jobs = values.jobs === undefined ? undefined : count("setup", "--jobs", values.jobs);
+  const choice = kernelChoice(values);
+  const progress = new Progress();
+  const started = performance.now();
+  if (values.debian && !choice.distro) throw new UsageError("setup: --debian needs --distro");
+  if (choice.distro) {
+    const lab = await setupDistroLab({
+      series: choice.series,
+      progress,
+      installPackages: !values["no-install"],
+    });
+    progress.note(
+      `stock kernel ready in ${formatDuration(performance.now() - started)}: Linux ${lab.kernelRelease} (${lab.image} ${lab.sourceVersion})\n  kernel ${lab.bzImage}\n  headers ${lab.headersDir}`,
+    );
+    if (values.debian) {
+      const rootfs = await buildDebianRootfs(lab, progress);
+      progress.note(
+        `Debian root file system ready: ${rootfs.image} (${Math.round(rootfs.sizeBytes / 2 ** 20)} MiB)`,
+      );
+    }
+    return EXIT.ok;
+  }
+  const lab = await setupLab({
+    series: choice.series,
+    progress,
+    installPackages: !values["no-install"],
+    ...(jobs ? { jobs } : {}),
+  });
+  progress.note(
+    `lab ready in ${formatDuration(performance.now() - started)}: Linux ${lab.kernelRelease}\n  kernel ${lab.bzImage}\n  build tree ${lab.buildDir}`,
+  );
+  return EXIT.ok;
+}
+
+/** kpatch-lab run: commands in a guest of the lab or stock kernel, their output and exit statuses. */
+async function cmdRun(rest: string[]): Promise<number> {
+  const { values, positionals } = parseCommandLine(
+    rest,
+    {
+      kernel: { type: "string" },
+      distro: { type: "string" },
+      debian: { type: "boolean" },
+      network: { type: "boolean" },
+      file: { type: "string", multiple: true },
+      "share-host": { type: "boolean" },
+      timeout: { type: "string" },
+      json: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+    "run",
+  );
+  if (values.help) return help();
+  if (positionals.length === 0) throw new UsageError("run: no command given (put commands after --)");
+  const timeout = values.timeout === undefined ? undefined : count("run", "--timeout", values.timeout);
+  const choice = kernelChoice(values);
+  for (const f of values.file ?? []) checkUserFile(f, "LAB_FILE");
+  const lab = guestKernel(choice);
+  const debian = values.debian ? await debianGuest(lab) : undefined;
+  const prepare = debian?.prepare ? [debian.prepare] : [];
+  const result = await withRootDisk(debian?.rootfs, (rootDisk) =>
+    runGuest({
+      lab,
+      files: [...(debian?.files ?? []), ...(values.file ?? [])],
+      commands: [...prepare, ...positionals],
+      shareHost: values["share-host"] ?? false,
+      network: values.network ?? false,
+      ...(rootDisk ? { rootDisk } : {}),
+      ...(timeout ? { timeoutMs: timeout * 1000 } : {}),
+    }),
+  );
+  const installed = result.commands.splice(0, prepare.length)[0];
+  if (installed && installed.exitCode !== 0) {
+    throw new KpatchError(
+      "GUEST_SETUP",
+      `Cannot install the lab kernel's image package in the Debian guest: ${installed.output.trim() || `exit status ${installed.exitCode}`}`,
+    );
+  }
+  if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  else printGuestRun(result);
+  return result.commands.every((c) => c.exitCode === 0) ? EXIT.ok : EXIT.error;
+}
+
+/** Each command as a shell would show it, its output, a non-zero status; the guest's time on stderr. */
+function printGuestRun(result: GuestResult): void {
+  for (const c of result.commands) {
+    process.stdout.write(`$ ${c.command}\n${c.output}${c.output.endsWith("\n") || !c.output ? "" : "\n"}`);
+    if (c.exitCode !== 0) process.stdout.write(`[exit status ${c.exitCode}]\n`);
+  }
+  process.stderr.write(`guest ran in ${formatDuration(result.wallMs)} (${result.accel})\n`);
+}
+
+/** kpatch-lab demo: the story on the kernel a user runs (Debian's stock one), or --kernel the lab's. */
+async function cmdDemo(rest: string[]): Promise<number> {
+  const { values, positionals } = parseCommandLine(
+    rest,
+    { kernel: { type: "string" }, distro: { type: "string" }, help: { type: "boolean", short: "h" } },
+    "demo",
+  );
+  if (values.help) return help();
+  noArguments("demo", positionals);
+  // The story a user cares about: the kernel they run. --kernel picks the lab kernel.
+  const choice =
+    values.kernel === undefined
+      ? kernelChoice({ distro: values.distro ?? DEFAULT_SERIES })
+      : kernelChoice(values);
+  return (await runDemo(choice)) ? EXIT.ok : EXIT.error;
+}
+
+/** kpatch-lab info: what is set up for a series. */
+async function cmdInfo(rest: string[]): Promise<number> {
+  const { values, positionals } = parseCommandLine(
+    rest,
+    {
+      kernel: { type: "string" },
+      distro: { type: "string" },
+      json: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+    "info",
+  );
+  if (values.help) return help();
+  noArguments("info", positionals);
+  const lab = guestKernel(kernelChoice(values));
+  if (values.json) process.stdout.write(`${JSON.stringify(lab, null, 2)}\n`);
+  else process.stdout.write(formatInfo(lab));
+  return EXIT.ok;
+}
+
+const COMMANDS = new Map<string, (rest: string[]) => Promise<number>>([
+  ["setup", cmdSetup],
+  ["run", cmdRun],
+  ["demo", cmdDemo],
+  ["info", cmdInfo],
+]);
 
 function noArguments(cmd: string, positionals: string[]): void {
   if (positionals.length) throw new UsageError(`${cmd}: unexpected argument '${positionals[0]}'`);

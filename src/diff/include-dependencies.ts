@@ -15,6 +15,7 @@
  * time; a function without endbr64, or one the kernel may have sealed, is refused.
  */
 import { type ElfReloc, type ElfSection, R_X86_64_PLT32, STB_LOCAL } from "../elf/index.js";
+import type { ErrorLocation } from "../util/errors.js";
 import { codePieceJumpRefusal, codePieceProblem, codePieceRefusal, findCodePiece } from "./code-pieces.js";
 import type { DiffContext } from "./context.js";
 import { DiffError } from "./diff-error.js";
@@ -57,6 +58,48 @@ export function includeDependencies(ctx: DiffContext): void {
   }
 }
 
+/** A relocation being followed: where it is and what the refusals name. */
+interface Reference {
+  from: Unit;
+  base: ElfSection;
+  r: ElfReloc;
+  /** `base` is a code piece `from` jumps into, not `from`'s own section. */
+  inPiece: boolean;
+  loc: ErrorLocation;
+}
+
+/**
+ * A reference to a unit: new or changed ones are included; __init ones are refused when changed
+ * (warned about when not); a code piece may not jump to a function; an unchanged function whose
+ * address is taken is checked (checkAddressTaken).
+ */
+function followUnitReference(ctx: DiffContext, ref: Reference, unit: Unit, include: (u: Unit) => void): void {
+  const { from, base, r, loc } = ref;
+  const status = ctx.status.get(unit);
+  const kind = ctx.patched.info.get(unit.section)?.kind;
+  if (kind === "init") {
+    if (status !== "same") {
+      throw new DiffError(
+        "DIFF_INIT_CHANGED",
+        `Cannot patch ${from.sym.name}: it refers to ${unit.sym.name}, new or changed __init code or data`,
+        loc,
+      );
+    }
+    ctx.warn(
+      `${from.sym.name} refers to __init symbol ${unit.sym.name}, which the running kernel may have freed`,
+    );
+    return;
+  }
+  if (status === "new" || status === "changed") {
+    include(unit.parent ?? unit);
+    return;
+  }
+  if (ref.inPiece && unit.sym.isFunction)
+    throw codePieceJumpRefusal(from.sym.name, base, r.offset, unit.sym.name, loc.file);
+  if (unit.sym.isFunction && from.sym.isFunction && !isDirectBranch(from, r))
+    checkAddressTaken(ctx, from, unit, loc);
+}
+
 /** Follows `r` of `base`: the section of `from`, or a code piece `from` jumps into. */
 function followReloc(
   ctx: DiffContext,
@@ -76,32 +119,9 @@ function followReloc(
         offset: r.offset - Number(from.sym.value),
       };
   switch (t.kind) {
-    case "unit": {
-      const status = ctx.status.get(t.unit);
-      const kind = ctx.patched.info.get(t.unit.section)?.kind;
-      if (kind === "init") {
-        if (status !== "same") {
-          throw new DiffError(
-            "DIFF_INIT_CHANGED",
-            `Cannot patch ${from.sym.name}: it refers to ${t.unit.sym.name}, new or changed __init code or data`,
-            loc,
-          );
-        }
-        ctx.warn(
-          `${from.sym.name} refers to __init symbol ${t.unit.sym.name}, which the running kernel may have freed`,
-        );
-        return;
-      }
-      if (status === "new" || status === "changed") {
-        include(t.unit.parent ?? t.unit);
-        return;
-      }
-      if (inPiece && t.unit.sym.isFunction)
-        throw codePieceJumpRefusal(from.sym.name, base, r.offset, t.unit.sym.name, loc.file);
-      if (t.unit.sym.isFunction && from.sym.isFunction && !isDirectBranch(from, r))
-        checkAddressTaken(ctx, from, t.unit, loc);
+    case "unit":
+      followUnitReference(ctx, { from, base, r, inPiece, loc }, t.unit, include);
       return;
-    }
     case "string":
       ctx.includedSections.add(t.section);
       return;

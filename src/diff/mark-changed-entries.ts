@@ -23,41 +23,64 @@ export function markChangedEntries(ctx: DiffContext): void {
     const size = entrySizeOf(kind.size, ctx.options.entrySizes ?? {});
     const secO = ctx.orig.file.findSection(kind.name);
     const secP = ctx.patched.file.findSection(kind.name);
-    if (size === undefined || !secO || !secP) continue;
-    const entriesO = entriesByFunction(ctx, ctx.orig, secO, kind, size);
-    const entriesP = entriesByFunction(ctx, ctx.patched, secP, kind, size);
-    const payloadO = kind.payload ? ctx.orig.file.findSection(kind.payload) : undefined;
-    const payloadP = kind.payload ? ctx.patched.file.findSection(kind.payload) : undefined;
-    const pieces =
-      payloadO && payloadP
-        ? {
-            o: new PayloadPieces(ctx, ctx.orig.file, payloadO),
-            p: new PayloadPieces(ctx, ctx.patched.file, payloadP),
-          }
-        : undefined;
-    for (const [p, listP] of entriesP) {
-      if (ctx.status.get(p) !== "same") continue;
-      const twin = ctx.twinOf(p.sym);
-      const o = twin && ctx.orig.unitOf.get(twin);
-      const listO = (o && entriesO.get(o)) ?? [];
-      let at = listP.findIndex((e, i) => e.key !== listO[i]?.key);
-      let what = "entry";
-      if (at < 0 && listO.length === listP.length) {
-        if (!pieces) continue;
-        at = listP.findIndex((e, i) => !samePayload(ctx, secO, listO[i]!, secP, e, size, pieces.o, pieces.p));
-        if (at < 0) continue;
-        what = `entry's ${kind.payload}`;
-      }
-      if (ignoresChange(ctx, p)) continue;
-      const e = listP[at < 0 ? listO.length : at] ?? listP[0]!;
-      ctx.status.set(p, "changed");
-      ctx.why.set(p, {
-        offset: e.offset,
-        instruction: "",
-        detail: `its ${kind.name} ${what} at +0x${e.offset.toString(16)} changed (${kind.why})`,
-      });
-    }
+    if (size !== undefined && secO && secP) markChangedEntriesOf(ctx, kind, { size, secO, secP });
   }
+}
+
+/** Marks each unchanged function whose entries of `kind` (or their payload) changed. */
+function markChangedEntriesOf(
+  ctx: DiffContext,
+  kind: SpecialKind,
+  sections: { size: number; secO: ElfSection; secP: ElfSection },
+): void {
+  const { size, secO, secP } = sections;
+  const entriesO = entriesByFunction(ctx, ctx.orig, secO, kind, size);
+  const entriesP = entriesByFunction(ctx, ctx.patched, secP, kind, size);
+  const payloadO = kind.payload ? ctx.orig.file.findSection(kind.payload) : undefined;
+  const payloadP = kind.payload ? ctx.patched.file.findSection(kind.payload) : undefined;
+  const pieces =
+    payloadO && payloadP
+      ? {
+          o: new PayloadPieces(ctx, ctx.orig.file, payloadO),
+          p: new PayloadPieces(ctx, ctx.patched.file, payloadP),
+        }
+      : undefined;
+  const payloadDiffers = pieces
+    ? (eO: Entry, eP: Entry) => !samePayload(ctx, secO, eO, secP, eP, size, pieces.o, pieces.p)
+    : undefined;
+  for (const [p, listP] of entriesP) {
+    if (ctx.status.get(p) !== "same") continue;
+    const twin = ctx.twinOf(p.sym);
+    const o = twin && ctx.orig.unitOf.get(twin);
+    const change = firstChangedEntry((o && entriesO.get(o)) ?? [], listP, payloadDiffers);
+    if (!change || ignoresChange(ctx, p)) continue;
+    const what = change.payload ? `entry's ${kind.payload}` : "entry";
+    ctx.status.set(p, "changed");
+    ctx.why.set(p, {
+      offset: change.entry.offset,
+      instruction: "",
+      detail: `its ${kind.name} ${what} at +0x${change.entry.offset.toString(16)} changed (${kind.why})`,
+    });
+  }
+}
+
+/**
+ * The first entry of a function that differs between the original's list and the patched one's
+ * (an entry added, removed or changed; else, when `payloadDiffers` is given, one whose payload
+ * changed), or undefined when none does.
+ */
+function firstChangedEntry(
+  listO: readonly Entry[],
+  listP: readonly Entry[],
+  payloadDiffers: ((eO: Entry, eP: Entry) => boolean) | undefined,
+): { entry: Entry; payload: boolean } | undefined {
+  const at = listP.findIndex((e, i) => e.key !== listO[i]?.key);
+  if (at >= 0 || listO.length !== listP.length) {
+    return { entry: listP[at < 0 ? listO.length : at] ?? listP[0]!, payload: false };
+  }
+  if (!payloadDiffers) return undefined;
+  const changed = listP.findIndex((e, i) => payloadDiffers(listO[i]!, e));
+  return changed < 0 ? undefined : { entry: listP[changed]!, payload: true };
 }
 
 interface Entry {

@@ -22,48 +22,52 @@ const INIT_MOVED =
 const LINE_CALLEES = new Set(LINE_MACRO_CALLEES.map((c) => c.name));
 
 export function markChangedFunctions(ctx: DiffContext): void {
+  for (const p of ctx.patched.functions) markFunction(ctx, p);
+  markParentsOfChangedParts(ctx);
+  // A changed parent takes its children along (they are reached only through it).
   for (const p of ctx.patched.functions) {
-    const twin = ctx.twinOf(p.sym);
-    const o = twin ? ctx.orig.unitOf.get(twin) : undefined;
-    if (!o) {
-      ctx.status.set(p, "new");
-      continue;
-    }
-    let why = compareUnits(ctx, o, p);
-    if (why && ctx.patched.info.get(p.section)?.kind === "init" && onlyMovedReferences(ctx, o, p)) {
-      ctx.ignored.set(p.sym.name, INIT_MOVED);
-      why = undefined;
-    }
-    if (why && ignoresChange(ctx, p)) why = undefined;
-    ctx.status.set(p, why ? "changed" : "same");
-    if (why) ctx.why.set(p, why);
+    if (p.parent && ctx.status.get(p.parent) !== "same" && ctx.status.get(p) === "same")
+      ctx.status.set(p, "changed");
   }
-  // A function whose .cold part changed, appeared or went away has changed too.
+}
+
+/** A patched function is new (no twin), changed (with why) or the same. */
+function markFunction(ctx: DiffContext, p: Unit): void {
+  const twin = ctx.twinOf(p.sym);
+  const o = twin ? ctx.orig.unitOf.get(twin) : undefined;
+  if (!o) {
+    ctx.status.set(p, "new");
+    return;
+  }
+  let why = compareUnits(ctx, o, p);
+  if (why && ctx.patched.info.get(p.section)?.kind === "init" && onlyMovedReferences(ctx, o, p)) {
+    ctx.ignored.set(p.sym.name, INIT_MOVED);
+    why = undefined;
+  }
+  if (why && ignoresChange(ctx, p)) why = undefined;
+  ctx.status.set(p, why ? "changed" : "same");
+  if (why) ctx.why.set(p, why);
+}
+
+/** A function whose .cold part changed, appeared or went away has changed too. */
+function markParentsOfChangedParts(ctx: DiffContext): void {
+  const markChanged = (parent: Unit, detail: string) => {
+    if (ctx.status.get(parent) !== "same" || ignoresChange(ctx, parent)) return;
+    ctx.status.set(parent, "changed");
+    ctx.why.set(parent, { offset: 0, instruction: "", detail });
+  };
   for (const p of ctx.patched.functions) {
     if (!p.parent || ctx.status.get(p) === "same") continue;
-    const parent = p.parent;
-    if (ctx.status.get(parent) === "same" && !ignoresChange(ctx, parent)) {
-      ctx.status.set(parent, "changed");
-      ctx.why.set(parent, {
-        offset: 0,
-        instruction: "",
-        detail: `its split-out part ${p.sym.name} ${ctx.status.get(p) === "new" ? "is new" : "changed"}`,
-      });
-    }
+    markChanged(
+      p.parent,
+      `its split-out part ${p.sym.name} ${ctx.status.get(p) === "new" ? "is new" : "changed"}`,
+    );
   }
   for (const o of ctx.orig.functions) {
     if (!o.parent || ctx.twinOf(o.sym)) continue;
     const parentTwin = ctx.twinOf(o.parent.sym);
     const parent = parentTwin ? ctx.patched.unitOf.get(parentTwin) : undefined;
-    if (parent && ctx.status.get(parent) === "same" && !ignoresChange(ctx, parent)) {
-      ctx.status.set(parent, "changed");
-      ctx.why.set(parent, { offset: 0, instruction: "", detail: `its split-out part ${o.sym.name} is gone` });
-    }
-  }
-  // A changed parent takes its children along (they are reached only through it).
-  for (const p of ctx.patched.functions) {
-    if (p.parent && ctx.status.get(p.parent) !== "same" && ctx.status.get(p) === "same")
-      ctx.status.set(p, "changed");
+    if (parent) markChanged(parent, `its split-out part ${o.sym.name} is gone`);
   }
 }
 

@@ -69,17 +69,7 @@ function callersOf(ctx: DiffContext, unit: Unit): Map<Unit, number> {
     );
   };
   if (!unit.sym.isLocal) refuse("it is global, so code outside this object may call it");
-  const twin = ctx.twinOf(unit.sym);
-  const orig = twin ? ctx.orig.unitOf.get(twin) : undefined;
-  if (orig) {
-    for (const r of referencesTo(ctx, ctx.orig, orig)) {
-      if (r.branch || r.kind === "special" || r.kind === "companion" || r.kind === "ignored") continue;
-      if (r.from === orig || orig.children.includes(r.from!)) continue;
-      refuse(
-        `the running kernel takes its address (${where(r.section.name, r.from, r.reloc.offset)}), so the old copy stays reachable through a pointer`,
-      );
-    }
-  }
+  refuseOriginalAddressTaken(ctx, unit, refuse);
   const callers = new Map<Unit, number>();
   for (const r of referencesTo(ctx, ctx.patched, unit)) {
     if (r.kind === "pieces") continue; // its own static_cpu_has() pieces jumping back
@@ -102,6 +92,20 @@ function callersOf(ctx: DiffContext, unit: Unit): Map<Unit, number> {
   }
   if (callers.size === 0) refuse("nothing in this object calls it");
   return callers;
+}
+
+/** Refuses when the running kernel's copy of `unit` has its address taken (not just called). */
+function refuseOriginalAddressTaken(ctx: DiffContext, unit: Unit, refuse: (reason: string) => never): void {
+  const twin = ctx.twinOf(unit.sym);
+  const orig = twin ? ctx.orig.unitOf.get(twin) : undefined;
+  if (!orig) return;
+  for (const r of referencesTo(ctx, ctx.orig, orig)) {
+    if (r.branch || r.kind === "special" || r.kind === "companion" || r.kind === "ignored") continue;
+    if (r.from === orig || orig.children.includes(r.from!)) continue;
+    refuse(
+      `the running kernel takes its address (${where(r.section.name, r.from, r.reloc.offset)}), so the old copy stays reachable through a pointer`,
+    );
+  }
 }
 
 function where(section: string, from: Unit | undefined, offset: number): string {

@@ -17,70 +17,77 @@ import { bytesEqual, sameRelocTarget } from "./reloc-target.js";
 import { FIXED_TABLES } from "./special/dyndbg.js";
 
 export function verifyChanges(ctx: DiffContext): void {
-  const file = ctx.patched.file.path;
   reachThroughCallers(ctx);
-  for (const [unit, status] of ctx.status) {
-    if (status !== "changed") continue;
-    const kind = ctx.patched.info.get(unit.section)?.kind;
-    const name = unit.sym.name;
-    const why = ctx.why.get(unit)?.detail ?? "changed";
-    const loc = { file, section: unit.section.name, symbol: name };
-    if (kind === "init") {
-      throw new DiffError(
-        "DIFF_INIT_CHANGED",
-        `Cannot patch ${name}: it is __init ${unit.sym.isFunction ? "code" : "data"} (${unit.section.name}), which has already run and been freed (${why})`,
-        loc,
-      );
-    }
-    if (!unit.sym.isFunction && (kind === "data" || kind === "bss")) {
-      const users = forcedUsers(ctx, unit);
-      if (users) {
-        // The author forced every user: they get a fresh copy with the new contents.
-        ctx.status.set(unit, "new");
-        ctx.warn(
-          `${FORCE_UNSAFE}: ${name} changed and only forced functions use it (${users.join(", ")}): the patch carries a fresh copy, the running kernel's value is not carried over`,
-        );
-        continue;
-      }
+  for (const [unit, status] of ctx.status) if (status === "changed") verifyChangedUnit(ctx, unit);
+  for (const sec of ctx.patched.file.sections) verifySectionKind(ctx, sec);
+}
+
+/** A changed unit: refused when __init, when data the kernel holds (unless forced), or without fentry. */
+function verifyChangedUnit(ctx: DiffContext, unit: Unit): void {
+  const kind = ctx.patched.info.get(unit.section)?.kind;
+  const name = unit.sym.name;
+  const why = ctx.why.get(unit)?.detail ?? "changed";
+  const loc = { file: ctx.patched.file.path, section: unit.section.name, symbol: name };
+  if (kind === "init") {
+    throw new DiffError(
+      "DIFF_INIT_CHANGED",
+      `Cannot patch ${name}: it is __init ${unit.sym.isFunction ? "code" : "data"} (${unit.section.name}), which has already run and been freed (${why})`,
+      loc,
+    );
+  }
+  if (!unit.sym.isFunction && (kind === "data" || kind === "bss")) {
+    const users = forcedUsers(ctx, unit);
+    if (!users) {
       throw new DiffError(
         "DIFF_DATA_CHANGED",
         `Cannot patch ${name}: it is data the running kernel already holds (${unit.section.name}: ${why}); change the code that uses it instead, or use a shadow variable${unit.sym.isLocal ? ` (or, if a fresh copy is right, mark every function that uses it ${FORCE_UNSAFE})` : ""}`,
         loc,
       );
     }
-    if (unit.sym.isFunction && !unit.parent && !ctx.carried.has(unit) && !hasFentryCall(unit)) {
-      throw new DiffError(
-        "DIFF_NO_FENTRY",
-        `Cannot patch ${name}: it does not call __fentry__ (notrace, noinstr or built without -pg), so ftrace cannot redirect it (${why})`,
-        loc,
-      );
-    }
+    // The author forced every user: they get a fresh copy with the new contents.
+    ctx.status.set(unit, "new");
+    ctx.warn(
+      `${FORCE_UNSAFE}: ${name} changed and only forced functions use it (${users.join(", ")}): the patch carries a fresh copy, the running kernel's value is not carried over`,
+    );
+    return;
   }
-  for (const sec of ctx.patched.file.sections) {
-    const kind = ctx.patched.info.get(sec)?.kind;
-    if (kind === "ignored") {
-      ctx.ignored.set(sec.name, ctx.patched.info.get(sec)!.why ?? "ignored");
-      continue;
-    }
-    if (kind === "directive") {
-      if (!ctx.directives.callbacks.some((c) => c.section === sec))
-        ctx.ignored.set(sec.name, "a differ directive (kpatch-macros.h): read, never copied");
-      continue;
-    }
-    if (kind !== "unknown" || ctx.directives.ignoredSections.has(sec.name)) continue;
-    const twin = ctx.sectionTwins.get(sec);
-    if (!twin || !sameSection(ctx, twin, sec)) {
-      const fixed = FIXED_TABLES.find((t) => t.name === sec.name);
-      throw new DiffError(
-        "DIFF_UNSUPPORTED_SECTION",
-        fixed
-          ? `Cannot patch ${sec.name}: it ${twin ? "changed" : "is new"}, and it holds ${fixed.why}`
-          : `Cannot patch ${sec.name}: the section ${twin ? "changed" : "is new"} and the differ does not know what it holds`,
-        { file, section: sec.name },
-      );
-    }
-    ctx.ignored.set(sec.name, "unchanged, and not a section the differ copies");
+  if (unit.sym.isFunction && !unit.parent && !ctx.carried.has(unit) && !hasFentryCall(unit)) {
+    throw new DiffError(
+      "DIFF_NO_FENTRY",
+      `Cannot patch ${name}: it does not call __fentry__ (notrace, noinstr or built without -pg), so ftrace cannot redirect it (${why})`,
+      loc,
+    );
   }
+}
+
+/**
+ * Ignored sections and directives are noted as ignored; a section the differ does not know is
+ * refused when it changed or is new (unless KPATCH_IGNORE_SECTION names it), else noted.
+ */
+function verifySectionKind(ctx: DiffContext, sec: ElfSection): void {
+  const kind = ctx.patched.info.get(sec)?.kind;
+  if (kind === "ignored") {
+    ctx.ignored.set(sec.name, ctx.patched.info.get(sec)!.why ?? "ignored");
+    return;
+  }
+  if (kind === "directive") {
+    if (!ctx.directives.callbacks.some((c) => c.section === sec))
+      ctx.ignored.set(sec.name, "a differ directive (kpatch-macros.h): read, never copied");
+    return;
+  }
+  if (kind !== "unknown" || ctx.directives.ignoredSections.has(sec.name)) return;
+  const twin = ctx.sectionTwins.get(sec);
+  if (!twin || !sameSection(ctx, twin, sec)) {
+    const fixed = FIXED_TABLES.find((t) => t.name === sec.name);
+    throw new DiffError(
+      "DIFF_UNSUPPORTED_SECTION",
+      fixed
+        ? `Cannot patch ${sec.name}: it ${twin ? "changed" : "is new"}, and it holds ${fixed.why}`
+        : `Cannot patch ${sec.name}: the section ${twin ? "changed" : "is new"} and the differ does not know what it holds`,
+      { file: ctx.patched.file.path, section: sec.name },
+    );
+  }
+  ctx.ignored.set(sec.name, "unchanged, and not a section the differ copies");
 }
 
 function sameSection(ctx: DiffContext, o: ElfSection, p: ElfSection): boolean {

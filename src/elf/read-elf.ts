@@ -85,47 +85,53 @@ class Reader {
 
   /** Section objects with names and contents; sh_link resolved, sh_info per type. */
   makeSections(shstrndx: number): void {
-    const { input, shdrs } = this;
-    let names: StringTableReader | undefined;
-    if (shstrndx > 0) {
-      const sh = shdrs[shstrndx]!;
-      if (sh.type !== SHT_STRTAB) {
-        throw this.fail(
-          "ELF_BAD_SECTION_INDEX",
-          shstrndx,
-          `Cannot read section names: e_shstrndx ${shstrndx} is not a string table`,
-        );
-      }
-      names = new StringTableReader(input, sh.offset, sh.size, `section #${shstrndx} (.shstrtab)`);
+    const names = this.sectionNames(shstrndx);
+    for (let i = 0; i < this.shdrs.length; i++) this.sections.push(this.makeSection(i, names));
+    for (let i = 1; i < this.shdrs.length; i++) this.linkSection(i);
+  }
+
+  /** The section name table e_shstrndx names (none when it is 0). */
+  sectionNames(shstrndx: number): StringTableReader | undefined {
+    if (shstrndx === 0) return undefined;
+    const sh = this.shdrs[shstrndx]!;
+    if (sh.type !== SHT_STRTAB) {
+      throw this.fail(
+        "ELF_BAD_SECTION_INDEX",
+        shstrndx,
+        `Cannot read section names: e_shstrndx ${shstrndx} is not a string table`,
+      );
     }
-    const n = shdrs.length;
-    for (let i = 0; i < n; i++) {
-      const sh = shdrs[i]!;
-      const name = i === 0 || !names ? "" : names.get(sh.name, `section #${i}`, { section: `#${i}` });
-      const carriesBytes = i > 0 && sh.type !== SHT_NOBITS && sh.type !== SHT_NULL;
-      const sec = new ElfSection({
-        name,
-        type: i === 0 ? SHT_NULL : sh.type,
-        flags: i === 0 ? 0n : sh.flags,
-        addr: i === 0 ? 0n : sh.addr,
-        addralign: i === 0 ? 0 : sh.addralign,
-        entsize: i === 0 ? 0 : sh.entsize,
-        data: carriesBytes ? input.bytes.subarray(sh.offset, sh.offset + sh.size) : undefined,
-        size: carriesBytes || i === 0 ? 0 : sh.size,
-      });
-      this.sections.push(sec);
-    }
-    for (let i = 1; i < n; i++) {
-      const sh = shdrs[i]!;
-      const sec = this.sections[i]!;
-      if (sh.link !== 0) sec.link = this.sectionAt(sh.link, i, "sh_link");
-      const infoIsSection = sec.isRela || (sh.flags & SHF_INFO_LINK) !== 0n;
-      if (infoIsSection && sh.info !== 0) {
-        sec.base = this.sectionAt(sh.info, i, "sh_info");
-        if (isOrdinaryRela(sec) && sec.base.rela === undefined) sec.base.rela = sec;
-      } else if (sec.type !== SHT_SYMTAB && sec.type !== SHT_GROUP) {
-        sec.info = sh.info; // symtab and group sh_info are derived from the model when written
-      }
+    return new StringTableReader(this.input, sh.offset, sh.size, `section #${shstrndx} (.shstrtab)`);
+  }
+
+  /** Section `i` with its name and bytes (section 0 is the null section, whatever its header says). */
+  makeSection(i: number, names: StringTableReader | undefined): ElfSection {
+    const sh = this.shdrs[i]!;
+    const name = i === 0 || !names ? "" : names.get(sh.name, `section #${i}`, { section: `#${i}` });
+    const carriesBytes = i > 0 && sh.type !== SHT_NOBITS && sh.type !== SHT_NULL;
+    return new ElfSection({
+      name,
+      type: i === 0 ? SHT_NULL : sh.type,
+      flags: i === 0 ? 0n : sh.flags,
+      addr: i === 0 ? 0n : sh.addr,
+      addralign: i === 0 ? 0 : sh.addralign,
+      entsize: i === 0 ? 0 : sh.entsize,
+      data: carriesBytes ? this.input.bytes.subarray(sh.offset, sh.offset + sh.size) : undefined,
+      size: carriesBytes || i === 0 ? 0 : sh.size,
+    });
+  }
+
+  /** Section `i`'s sh_link and sh_info: the sections they name, or sh_info's value kept. */
+  linkSection(i: number): void {
+    const sh = this.shdrs[i]!;
+    const sec = this.sections[i]!;
+    if (sh.link !== 0) sec.link = this.sectionAt(sh.link, i, "sh_link");
+    const infoIsSection = sec.isRela || (sh.flags & SHF_INFO_LINK) !== 0n;
+    if (infoIsSection && sh.info !== 0) {
+      sec.base = this.sectionAt(sh.info, i, "sh_info");
+      if (isOrdinaryRela(sec) && sec.base.rela === undefined) sec.base.rela = sec;
+    } else if (sec.type !== SHT_SYMTAB && sec.type !== SHT_GROUP) {
+      sec.info = sh.info; // symtab and group sh_info are derived from the model when written
     }
   }
 

@@ -34,48 +34,66 @@ export function removeSections(
   ] as const) {
     if (table && doomed.has(table)) throw inUse(file, table, what);
   }
-  const all = file.sections;
-  if (options.cascade) {
-    for (let grew = true; grew; ) {
-      grew = false;
-      for (const sec of all) {
-        if (doomed.has(sec)) continue;
-        const emptyGroup = sec.isGroup && sec.members.length > 0 && sec.members.every((m) => doomed.has(m));
-        if ((sec.base && doomed.has(sec.base)) || (sec.link && doomed.has(sec.link)) || emptyGroup) {
-          doomed.add(sec);
-          grew = true;
-        }
-      }
-    }
-  }
-
+  if (options.cascade) addDependentSections(file, doomed);
   const symbols = new Set<ElfSymbol>();
   for (const sym of file.symbols) if (sym.section && doomed.has(sym.section)) symbols.add(sym);
+  refuseKeptReferences(file, doomed, symbols, options);
+  cutSectionReferences(file, doomed, symbols);
+  return { sections: file.sections.filter((s) => !doomed.has(s)), symbols };
+}
 
-  for (const sec of all) {
+/** Widens `doomed` to every section that applies to, links to, or (a group) only lists doomed ones. */
+function addDependentSections(file: ElfFile, doomed: Set<ElfSection>): void {
+  const dependsOnDoomed = (sec: ElfSection) =>
+    (sec.base && doomed.has(sec.base)) ||
+    (sec.link && doomed.has(sec.link)) ||
+    (sec.isGroup && sec.members.length > 0 && sec.members.every((m) => doomed.has(m)));
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const sec of file.sections) {
+      if (doomed.has(sec) || !dependsOnDoomed(sec)) continue;
+      doomed.add(sec);
+      grew = true;
+    }
+  }
+}
+
+/**
+ * A kept section that refers to a doomed one (without cascade), a kept group whose signature
+ * goes with a doomed section (cascade or not), a symbol defined in a doomed section (without
+ * cascade): each refuses, in that order, section by section.
+ */
+function refuseKeptReferences(
+  file: ElfFile,
+  doomed: Set<ElfSection>,
+  symbols: Set<ElfSymbol>,
+  options: RemoveOptions,
+): void {
+  for (const sec of file.sections) {
     if (doomed.has(sec)) continue;
-    if (!options.cascade) {
-      if (sec.base && doomed.has(sec.base)) throw inUse(file, sec.base, `${sec.name} applies to it`);
-      if (sec.link && doomed.has(sec.link)) throw inUse(file, sec.link, `${sec.name} links to it (sh_link)`);
-      const member = sec.members.find((m) => doomed.has(m));
-      if (member) throw inUse(file, member, `group ${sec.name} lists it`);
-    }
+    if (!options.cascade) refuseReferenceToDoomed(file, sec, doomed);
     if (sec.isGroup && sec.signature && symbols.has(sec.signature)) {
-      throw inUse(
-        file,
-        sec.signature.section!,
-        `it defines ${sec.signature.name}, the signature of group ${sec.name}`,
-      );
+      const why = `it defines ${sec.signature.name}, the signature of group ${sec.name}`;
+      throw inUse(file, sec.signature.section!, why);
     }
   }
-  if (!options.cascade) {
-    for (const sym of symbols) {
-      const name = sym.displayName || `symbol ${sym.index}`;
-      throw inUse(file, sym.section!, `symbol ${name} is defined in it`);
-    }
+  if (options.cascade) return;
+  for (const sym of symbols) {
+    const name = sym.displayName || `symbol ${sym.index}`;
+    throw inUse(file, sym.section!, `symbol ${name} is defined in it`);
   }
+}
 
-  for (const sec of all) {
+function refuseReferenceToDoomed(file: ElfFile, sec: ElfSection, doomed: Set<ElfSection>): void {
+  if (sec.base && doomed.has(sec.base)) throw inUse(file, sec.base, `${sec.name} applies to it`);
+  if (sec.link && doomed.has(sec.link)) throw inUse(file, sec.link, `${sec.name} links to it (sh_link)`);
+  const member = sec.members.find((m) => doomed.has(m));
+  if (member) throw inUse(file, member, `group ${sec.name} lists it`);
+}
+
+/** The kept sections' back-pointers, group members and relocations to doomed things, cut. */
+function cutSectionReferences(file: ElfFile, doomed: Set<ElfSection>, symbols: Set<ElfSymbol>): void {
+  for (const sec of file.sections) {
     if (doomed.has(sec)) continue;
     if (sec.rela && doomed.has(sec.rela)) sec.rela = undefined;
     if (sec.group && doomed.has(sec.group)) {
@@ -85,7 +103,6 @@ export function removeSections(
     if (sec.isGroup) sec.members = sec.members.filter((m) => !doomed.has(m));
     if (sec.isRela && symbols.size > 0) sec.relocs = sec.relocs.filter((r) => !symbols.has(r.symbol));
   }
-  return { sections: all.filter((s) => !doomed.has(s)), symbols };
 }
 
 /** Cuts (with `cascade`) or refuses the references to symbols about to be removed. */

@@ -34,22 +34,27 @@ export function convertKlpRelocations(ko: ElfFile): PostLinkStats {
     throw new KpatchError("KLP_NO_SYMTAB", "Cannot post-link the module: it has no symbol table", {
       file: ko.path,
     });
-  let klpSymbols = 0;
-  for (const sym of ko.symbols) {
-    if (!sym.name.startsWith(KLP_SYM_PREFIX) || sym.section) continue;
-    if (!parseKlpSymbolName(sym.name)) {
-      throw new KpatchError("KLP_BAD_SYMBOL", `Cannot read the livepatch symbol name '${sym.name}'`, {
-        file: ko.path,
-        symbol: sym.name,
-      });
-    }
-    if (sym.shndx === SHN_UNDEF) {
-      sym.shndx = SHN_LIVEPATCH;
-      klpSymbols++;
-    }
-  }
+  const klpSymbols = markKlpSymbols(ko);
   let klpRelocs = 0;
   const created = new Map<string, ElfSection>();
+  /** The .klp.rela section of `base` for `objname`, made on first use. */
+  const klpRelaFor = (objname: string, base: ElfSection): ElfSection => {
+    const name = klpRelaSectionName(objname, base.name);
+    let klpRela = created.get(name);
+    if (!klpRela) {
+      klpRela = ko.addSection({
+        name,
+        type: SHT_RELA,
+        flags: SHF_ALLOC | SHF_INFO_LINK | SHF_RELA_LIVEPATCH,
+        addralign: 8,
+        entsize: RELA.SIZE,
+        link: symtab,
+      });
+      klpRela.base = base;
+      created.set(name, klpRela);
+    }
+    return klpRela;
+  };
   for (const rela of [...ko.sections]) {
     if (rela.type !== SHT_RELA || !rela.base || rela.flags & SHF_RELA_LIVEPATCH) continue;
     const base = rela.base;
@@ -67,21 +72,7 @@ export function convertKlpRelocations(ko: ElfFile): PostLinkStats {
           { file: ko.path, section: base.name, symbol: r.symbol.name, offset: r.offset },
         );
       }
-      const name = klpRelaSectionName(klp.objname, base.name);
-      let klpRela = created.get(name);
-      if (!klpRela) {
-        klpRela = ko.addSection({
-          name,
-          type: SHT_RELA,
-          flags: SHF_ALLOC | SHF_INFO_LINK | SHF_RELA_LIVEPATCH,
-          addralign: 8,
-          entsize: RELA.SIZE,
-          link: symtab,
-        });
-        klpRela.base = base;
-        created.set(name, klpRela);
-      }
-      klpRela.relocs.push(r);
+      klpRelaFor(klp.objname, base).relocs.push(r);
       klpRelocs++;
     }
     rela.relocs = keep;
@@ -93,4 +84,23 @@ export function convertKlpRelocations(ko: ElfFile): PostLinkStats {
   for (const s of empty) if (s.base) s.base.rela = undefined;
   if (empty.length) ko.removeSections(empty);
   return { klpRelocs, klpSymbols, klpSections: created.size };
+}
+
+/** The undefined `.klp.sym.*` symbols become SHN_LIVEPATCH (a malformed name refuses); how many. */
+function markKlpSymbols(ko: ElfFile): number {
+  let count = 0;
+  for (const sym of ko.symbols) {
+    if (!sym.name.startsWith(KLP_SYM_PREFIX) || sym.section) continue;
+    if (!parseKlpSymbolName(sym.name)) {
+      throw new KpatchError("KLP_BAD_SYMBOL", `Cannot read the livepatch symbol name '${sym.name}'`, {
+        file: ko.path,
+        symbol: sym.name,
+      });
+    }
+    if (sym.shndx === SHN_UNDEF) {
+      sym.shndx = SHN_LIVEPATCH;
+      count++;
+    }
+  }
+  return count;
 }

@@ -88,6 +88,35 @@ function gitNames(rest: string): string[] {
 }
 
 /**
+ * The index of a hunk's last line, the hunk's header at `header`: its lines are consumed by the
+ * header's counts (`old` lines before, `added` after), so content that looks like a header is not
+ * read as one.
+ */
+function skipHunk(
+  lines: readonly string[],
+  hunk: { header: number; old: number; added: number; patchPath: string },
+): number {
+  let { header: i, old, added } = hunk;
+  while ((old > 0 || added > 0) && i + 1 < lines.length) {
+    const l = lines[++i]!;
+    if (l.startsWith("\\")) continue; // "\ No newline at end of file"
+    if (l.startsWith("-")) old--;
+    else if (l.startsWith("+")) added--;
+    else if (l.startsWith(" ") || l === "") {
+      old--;
+      added--;
+    } else {
+      throw new KpatchError("PATCH_CORRUPT", `Cannot read the patch: line ${i + 1} is inside a hunk`, {
+        file: hunk.patchPath,
+      });
+    }
+  }
+  // GNU patch reads "\ No newline" after the last line too.
+  if (lines[i + 1]?.startsWith("\\")) i++;
+  return i;
+}
+
+/**
  * Files a unified diff touches, relative to the tree top (-p1): the ---/+++ headers, and git's
  * extended headers (renames, copies, mode changes). Hunks are consumed by their line counts, so
  * a removed line that reads "-- x" or an added one that reads "++ x" is content, not a header.
@@ -102,24 +131,7 @@ export function touchedFiles(text: string, patchPath = "patch"): string[] {
     const line = lines[i]!;
     const hunk = /^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@/.exec(line);
     if (hunk) {
-      let old = Number(hunk[1] ?? 1);
-      let added = Number(hunk[2] ?? 1);
-      while ((old > 0 || added > 0) && i + 1 < lines.length) {
-        const l = lines[++i]!;
-        if (l.startsWith("\\")) continue; // "\ No newline at end of file"
-        if (l.startsWith("-")) old--;
-        else if (l.startsWith("+")) added--;
-        else if (l.startsWith(" ") || l === "") {
-          old--;
-          added--;
-        } else {
-          throw new KpatchError("PATCH_CORRUPT", `Cannot read the patch: line ${i + 1} is inside a hunk`, {
-            file: patchPath,
-          });
-        }
-      }
-      // GNU patch reads "\ No newline" after the last line too.
-      if (lines[i + 1]?.startsWith("\\")) i++;
+      i = skipHunk(lines, { header: i, old: Number(hunk[1] ?? 1), added: Number(hunk[2] ?? 1), patchPath });
       continue;
     }
     if (line === "***************") {

@@ -132,40 +132,62 @@ export function qemuArgs(options: GuestOptions, initrd: string, accel: string): 
   return args;
 }
 
+/** What the console has said so far, mark by mark. */
+interface ConsoleState {
+  results: GuestCommandResult[];
+  current: { index: number; lines: string[] } | undefined;
+  inDmesg: boolean;
+  dmesg: string[];
+  ready: number | undefined;
+  done: number | undefined;
+  finished: boolean;
+  errors: string[];
+}
+
+/** One mark of lab/initramfs/init (READY, BEGIN, END, DMESG, DONE, ERROR) applied to the state. */
+function applyMark(
+  state: ConsoleState,
+  kind: string | undefined,
+  arg: string,
+  commands: readonly string[],
+): void {
+  if (kind === "READY") state.ready = Number(arg);
+  else if (kind === "BEGIN") state.current = { index: Number(arg), lines: [] };
+  else if (kind === "END" && state.current) {
+    const rc = Number(arg.trim().split(/\s+/)[1]);
+    const lines = state.current.lines;
+    const output = lines.length ? `${lines.join("\n")}\n` : "";
+    state.results.push({ command: commands[state.current.index] ?? "", output, exitCode: rc });
+    state.current = undefined;
+  } else if (kind === "DMESG") state.inDmesg = true;
+  else if (kind === "DONE") {
+    state.inDmesg = false;
+    state.finished = true;
+    state.done = Number(arg);
+  } else if (kind === "ERROR") state.errors.push(arg.trim());
+}
+
 /** Parse the console of a run into per-command results (see lab/initramfs/init). */
 export function parseConsole(console: string, commands: readonly string[]) {
-  const results: GuestCommandResult[] = [];
-  let current: { index: number; lines: string[] } | undefined;
-  let inDmesg = false;
-  const dmesg: string[] = [];
-  let ready: number | undefined;
-  let done: number | undefined;
-  let finished = false;
-  const errors: string[] = [];
+  const state: ConsoleState = {
+    results: [],
+    current: undefined,
+    inDmesg: false,
+    dmesg: [],
+    ready: undefined,
+    done: undefined,
+    finished: false,
+    errors: [],
+  };
   for (const raw of console.split("\n")) {
     const line = raw.replace(/\r$/, "");
     const m = MARK.exec(line);
-    if (m) {
-      const [, kind, arg = ""] = m;
-      if (kind === "READY") ready = Number(arg);
-      else if (kind === "BEGIN") current = { index: Number(arg), lines: [] };
-      else if (kind === "END" && current) {
-        const rc = Number(arg.trim().split(/\s+/)[1]);
-        const output = current.lines.length ? `${current.lines.join("\n")}\n` : "";
-        results.push({ command: commands[current.index] ?? "", output, exitCode: rc });
-        current = undefined;
-      } else if (kind === "DMESG") inDmesg = true;
-      else if (kind === "DONE") {
-        inDmesg = false;
-        finished = true;
-        done = Number(arg);
-      } else if (kind === "ERROR") errors.push(arg.trim());
-      continue;
-    }
-    if (inDmesg) dmesg.push(line);
-    else if (current && !PRINTK.test(line)) current.lines.push(line);
+    if (m) applyMark(state, m[1], m[2] ?? "", commands);
+    else if (state.inDmesg) state.dmesg.push(line);
+    else if (state.current && !PRINTK.test(line)) state.current.lines.push(line);
   }
-  return { results, kernelLog: dmesg.join("\n"), ready, done, finished, errors };
+  const { results, ready, done, finished, errors } = state;
+  return { results, kernelLog: state.dmesg.join("\n"), ready, done, finished, errors };
 }
 
 /** What in a kernel log means the run failed, or undefined. */
