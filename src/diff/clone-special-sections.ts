@@ -210,10 +210,9 @@ class PayloadCopier {
 
   addReloc(outBase: ElfSection, r: ElfReloc, at: number): void {
     const src = this.src!;
-    const start = Number(r.addend);
+    const { start, end: next } = this.pieces!.pieceOf(r, this.ctx.patched.file.path);
     let copied = this.copied.get(start);
     if (copied === undefined) {
-      const next = this.pieces!.endOf(start);
       const out = this.section();
       copied = out.data.length;
       const grown = new Uint8Array(copied + (next - start));

@@ -91,17 +91,13 @@ function samePayload(
   pp: PayloadPieces,
 ): boolean {
   const into = (sec: ElfSection, e: Entry, pieces: PayloadPieces) =>
-    ctx
-      .relocsIn(sec, e.start, e.start + size)
-      .filter((r) => r.symbol.section === pieces.section && r.symbol.isSectionSymbol);
+    ctx.relocsIn(sec, e.start, e.start + size).filter((r) => r.symbol.section === pieces.section);
   const ro = into(secO, eo, po);
   const rp = into(secP, ep, pp);
   if (ro.length !== rp.length) return false;
   return ro.every((r, i) => {
-    const startO = Number(r.addend);
-    const startP = Number(rp[i]!.addend);
-    const endO = po.endOf(startO);
-    const endP = pp.endOf(startP);
+    const { start: startO, end: endO } = po.pieceOf(r, ctx.orig.file.path);
+    const { start: startP, end: endP } = pp.pieceOf(rp[i]!, ctx.patched.file.path);
     if (!bytesEqual(po.section.data.subarray(startO, endO), pp.section.data.subarray(startP, endP)))
       return false;
     const inO = ctx.relocsIn(po.section, startO, endO);
