@@ -9,7 +9,7 @@ import type { DiffContext } from "./context.js";
 import { DiffError } from "./diff-error.js";
 
 /** Where a relocation into a payload lands: its symbol's place plus the addend. */
-export function payloadOffset(r: ElfReloc): number {
+function payloadOffset(r: ElfReloc): number {
   return Number((r.symbol.isSectionSymbol ? 0n : r.symbol.value) + r.addend);
 }
 
