@@ -4,9 +4,7 @@ import { test } from "node:test";
 import { x86Decoder } from "./decoder.js";
 
 // endbr64; nopl 0(%rax,%rax); call rel32; mov $0x939,%edx; jne rel8; lfence; xor %eax,%eax; ret; int3
-const code = Uint8Array.from(
-  Buffer.from("f30f1efa0f1f440000e800000000ba39090000750b0faee831c0c3cc", "hex"),
-);
+const code = Uint8Array.from(Buffer.from("f30f1efa0f1f440000e800000000ba39090000750b0faee831c0c3cc", "hex"));
 
 const icedLoaded = () =>
   Object.keys(createRequire(import.meta.url).cache).some((p) => p.includes("iced-x86"));
