@@ -4,29 +4,46 @@
  * every recorded function, in live mode, with bytes that differ from it at each fentry site (a
  * running kernel's nop5), so the x86 decoder (iced-x86, WebAssembly) is loaded and used as it
  * is at a real load. /proc/kcore's reads are a few pread()s and not counted. Modules: the
- * arguments, else the lab patches cmdline and meminfo-inline built by kpatch-build.
+ * arguments (a patch module, or any kernel module: its functions of 1.5 to 2.5 KB), else the lab
+ * patches cmdline and meminfo-inline built by kpatch-build. Prints wall and CPU time, and whether
+ * iced-x86 had to start.
  *
  *   node dist/bench/run-pre-load.js [MODULE.ko...]
  */
 import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { readElf } from "../src/elf/index.js";
+import { type ElfFile, readElf } from "../src/elf/index.js";
 import { compareCode } from "../src/run-pre/compare-code.js";
+import { type FunctionCode, functionCode } from "../src/run-pre/function-code.js";
 import { decodeRunPreRecord, RUNPRE_SECTION } from "../src/run-pre/runpre-record.js";
 
 const run = promisify(execFile);
 const root = join(import.meta.dirname, "..", "..");
 
+/**
+ * The functions to compare: a patch module's .kpatch.runpre record, or (any other object, a
+ * kernel module) its functions of 1.5 to 2.5 KB, as run-pre would record them.
+ */
+function functionsOf(elf: ElfFile, path: string): { name: string; code: FunctionCode }[] {
+  const sec = elf.sections.find((s) => s.name === RUNPRE_SECTION);
+  if (sec) return decodeRunPreRecord(sec.data, path);
+  return elf.symbols
+    .filter((s) => s.isFunction && s.section && s.size >= 1536n && s.size <= 2560n)
+    .slice(0, 8)
+    .map((s) => ({ name: s.name, code: functionCode(elf, s) }));
+}
+
 /** In the child: one module, timed from the record's read to the last comparison. */
 function measureOne(ko: string): void {
   const started = performance.now();
+  const cpu = process.cpuUsage();
   const elf = readElf(readFileSync(ko), ko);
-  const sec = elf.sections.find((s) => s.name === RUNPRE_SECTION);
-  if (!sec) throw new Error(`${ko} has no ${RUNPRE_SECTION}`);
-  const record = decodeRunPreRecord(sec.data, ko);
+  const record = functionsOf(elf, ko);
+  const compareCpu = process.cpuUsage();
   let allowed = 0;
   for (const f of record) {
     const live = Uint8Array.from(f.code.bytes);
@@ -36,10 +53,15 @@ function measureOne(ko: string): void {
     if (r.mismatch) throw new Error(`${f.name}: ${r.mismatch.reason}`);
     allowed += r.allowed.length;
   }
+  const compared = process.cpuUsage(compareCpu);
+  const compareCpuMs = (compared.user + compared.system) / 1000;
   const ms = performance.now() - started;
+  const used = process.cpuUsage(cpu);
+  const cpuMs = (used.user + used.system) / 1000;
   const size = record.reduce((n, f) => n + f.code.bytes.length, 0);
+  const iced = Object.keys(createRequire(import.meta.url).cache).some((p) => p.includes("iced-x86"));
   process.stdout.write(
-    `${JSON.stringify({ functions: record.length, codeBytes: size, recordBytes: sec.data.length, allowed, ms })}\n`,
+    `${JSON.stringify({ functions: record.length, codeBytes: size, allowed, ms, cpuMs, compareCpuMs, iced })}\n`,
   );
 }
 
@@ -59,16 +81,22 @@ async function main(): Promise<void> {
     modules = modules.filter(Boolean);
     for (const ko of modules) {
       const times: number[] = [];
+      const cpus: number[] = [];
+      const compares: number[] = [];
       let last = "";
       for (let i = 0; i < 5; i++) {
         const r = await run("node", [import.meta.filename, "--one", ko]);
         last = r.stdout.trim();
         times.push(JSON.parse(last).ms);
+        cpus.push(JSON.parse(last).cpuMs);
+        compares.push(JSON.parse(last).compareCpuMs);
       }
       const m = JSON.parse(last);
       times.sort((a, b) => a - b);
+      cpus.sort((a, b) => a - b);
+      compares.sort((a, b) => a - b);
       process.stdout.write(
-        `${ko.split("/").pop()}: ${m.functions} functions, ${m.codeBytes} bytes of code, ${m.recordBytes}-byte record; comparison ${times[2]!.toFixed(1)} ms median of 5 fresh processes (min ${times[0]!.toFixed(1)}, max ${times[4]!.toFixed(1)})\n`,
+        `${ko.split("/").pop()}: ${m.functions} functions, ${m.codeBytes} bytes of code; comparison ${times[2]!.toFixed(1)} ms wall, ${cpus[2]!.toFixed(1)} ms CPU (${compares[2]!.toFixed(1)} of them comparing), median of 5 fresh processes (wall min ${times[0]!.toFixed(1)}, max ${times[4]!.toFixed(1)}); iced-x86 ${m.iced ? "started" : "not started"}\n`,
       );
     }
   } finally {

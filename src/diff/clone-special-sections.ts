@@ -7,9 +7,7 @@
 import {
   type ElfReloc,
   type ElfSection,
-  R_X86_64_64,
   R_X86_64_PC32,
-  R_X86_64_PC64,
   SHF_EXECINSTR,
   SHF_GROUP,
   SHF_LINK_ORDER,
@@ -19,6 +17,7 @@ import { DiffError } from "./diff-error.js";
 import { findUnitAt, type Unit } from "./object-index.js";
 import type { OutputBuilder } from "./output-builder.js";
 import { PayloadPieces } from "./payload-pieces.js";
+import { checkEntryLayout } from "./special/entry-layout.js";
 import { rewriteRuntimePtrSite, runtimeConstVariable } from "./special/runtime-const.js";
 import { entrySizeOf, type SpecialKind } from "./special/special-kind.js";
 
@@ -63,7 +62,7 @@ function cloneEntries(ctx: DiffContext, b: OutputBuilder, sec: ElfSection, kind:
       { file, section: sec.name },
     );
   }
-  checkEntryLayout(ctx, sec, size);
+  checkEntryLayout({ file, sec, relocs, size, anchor: kind.anchor });
   const kept: Kept[] = [];
   for (const r of relocs) {
     if (r.offset % size !== kind.anchor) continue;
@@ -106,39 +105,6 @@ function cloneEntries(ctx: DiffContext, b: OutputBuilder, sec: ElfSection, kind:
     }
   });
   if (kind.parallel) cloneParallel(ctx, b, kind, kept);
-}
-
-/**
- * The entry size must fit the section: every entry's relocations at the same offsets within it
- * (the assembler emits each entry alike), which a wrong size breaks at once. The last entry may
- * be shorter than the stride by its tail padding (older kernels' .parainstructions end without
- * the alignment), but never cut inside a field that has a relocation.
- */
-function checkEntryLayout(ctx: DiffContext, sec: ElfSection, size: number): void {
-  const bad = (why: string) =>
-    new DiffError(
-      "DIFF_BAD_ENTRY_SIZE",
-      `Cannot cut ${sec.name} into entries of ${size} bytes: ${why}; the entry size does not fit this section (a wrong --entry-sizes or kernel tree?)`,
-      { file: ctx.patched.file.path, section: sec.name },
-    );
-  const count = Math.ceil(sec.size / size);
-  const layouts: number[][] = Array.from({ length: count }, () => []);
-  let lastField = 0;
-  for (const r of ctx.relocsOf(sec)) {
-    const i = Math.floor(r.offset / size);
-    if (i >= count) throw bad(`a relocation at 0x${r.offset.toString(16)} lies past the section's end`);
-    layouts[i]!.push(r.offset - i * size);
-    const width = r.type === R_X86_64_64 || r.type === R_X86_64_PC64 ? 8 : 4;
-    lastField = Math.max(lastField, r.offset - i * size + width);
-  }
-  const first = layouts[0]!.join(",");
-  layouts.forEach((l, i) => {
-    if (l.join(",") !== first)
-      throw bad(`entry ${i} has relocations at offsets [${l.join(", ")}], entry 0 at [${first}]`);
-  });
-  const tail = sec.size - (count - 1) * size;
-  if (tail < size && tail < lastField)
-    throw bad(`its size ${sec.size} cuts the last entry (${tail} of ${size} bytes) inside a relocated field`);
 }
 
 /**
@@ -244,10 +210,9 @@ class PayloadCopier {
 
   addReloc(outBase: ElfSection, r: ElfReloc, at: number): void {
     const src = this.src!;
-    const start = Number(r.addend);
+    const { start, end: next } = this.pieces!.pieceOf(r, this.ctx.patched.file.path);
     let copied = this.copied.get(start);
     if (copied === undefined) {
-      const next = this.pieces!.endOf(start);
       const out = this.section();
       copied = out.data.length;
       const grown = new Uint8Array(copied + (next - start));

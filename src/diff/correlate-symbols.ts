@@ -66,8 +66,17 @@ function compatible(o: Unit, p: Unit): boolean {
  * Returns the statics some function uses: they never pair by name.
  */
 function correlateByUsers(ctx: DiffContext): Set<Unit> {
+  // clang names a function's static locals <function>.<name>, .1, .2...: the first is numbered too.
+  const clangLocal = (index: ObjectIndex, u: Unit) => {
+    const dot = u.sym.name.indexOf(".");
+    return dot > 0 && index.file.findSymbols(u.sym.name.slice(0, dot)).some((s) => s.isFunction);
+  };
   const numbered = (index: ObjectIndex) =>
-    new Set(index.objects.filter((u) => u.sym.isLocal && baseName(u.sym.name) !== u.sym.name));
+    new Set(
+      index.objects.filter(
+        (u) => u.sym.isLocal && (baseName(u.sym.name) !== u.sym.name || clangLocal(index, u)),
+      ),
+    );
   const usesO = staticUses(ctx, ctx.orig, numbered(ctx.orig));
   const usesP = staticUses(ctx, ctx.patched, numbered(ctx.patched));
   const settled = new Set<Unit>();

@@ -9,12 +9,14 @@
  * the targets of its relocations, wherever the piece sits in its section, so that a patch that
  * changes only what an alternative puts in place is not missed.
  */
-import { type ElfSection, R_X86_64_64, R_X86_64_PC64 } from "../elf/index.js";
+import type { ElfSection } from "../elf/index.js";
+import { relocWidth } from "../x86/reloc-width.js";
 import type { DiffContext } from "./context.js";
 import { ignoresChange } from "./directives.js";
 import type { ObjectIndex, Unit } from "./object-index.js";
 import { PayloadPieces } from "./payload-pieces.js";
 import { bytesEqual, resolveRelocTarget, sameRelocTarget } from "./reloc-target.js";
+import { checkEntryLayout } from "./special/entry-layout.js";
 import { entrySizeOf, type SpecialKind } from "./special/special-kind.js";
 import { SPECIAL_KINDS } from "./special/table.js";
 
@@ -23,7 +25,13 @@ export function markChangedEntries(ctx: DiffContext): void {
     const size = entrySizeOf(kind.size, ctx.options.entrySizes ?? {});
     const secO = ctx.orig.file.findSection(kind.name);
     const secP = ctx.patched.file.findSection(kind.name);
-    if (size !== undefined && secO && secP) markChangedEntriesOf(ctx, kind, { size, secO, secP });
+    if (size === undefined || !secO || !secP) continue;
+    for (const [file, sec] of [
+      [ctx.orig.file.path, secO],
+      [ctx.patched.file.path, secP],
+    ] as const)
+      checkEntryLayout({ file, sec, relocs: ctx.relocsOf(sec), size, anchor: kind.anchor });
+    markChangedEntriesOf(ctx, kind, { size, secO, secP });
   }
 }
 
@@ -107,17 +115,13 @@ function samePayload(
   pp: PayloadPieces,
 ): boolean {
   const into = (sec: ElfSection, e: Entry, pieces: PayloadPieces) =>
-    ctx
-      .relocsIn(sec, e.start, e.start + size)
-      .filter((r) => r.symbol.section === pieces.section && r.symbol.isSectionSymbol);
+    ctx.relocsIn(sec, e.start, e.start + size).filter((r) => r.symbol.section === pieces.section);
   const ro = into(secO, eo, po);
   const rp = into(secP, ep, pp);
   if (ro.length !== rp.length) return false;
   return ro.every((r, i) => {
-    const startO = Number(r.addend);
-    const startP = Number(rp[i]!.addend);
-    const endO = po.endOf(startO);
-    const endP = pp.endOf(startP);
+    const { start: startO, end: endO } = po.pieceOf(r, ctx.orig.file.path);
+    const { start: startP, end: endP } = pp.pieceOf(rp[i]!, ctx.patched.file.path);
     if (!bytesEqual(po.section.data.subarray(startO, endO), pp.section.data.subarray(startP, endP)))
       return false;
     const inO = ctx.relocsIn(po.section, startO, endO);
@@ -147,11 +151,10 @@ function entriesByFunction(
     const t = resolveRelocTarget(index, sec, r);
     if (t.kind !== "unit" || !t.unit.sym.isFunction) continue;
     const start = r.offset - kind.anchor;
-    const bytes = sec.data.slice(start, start + size);
-    for (const f of ctx.relocsIn(sec, start, start + size)) {
-      const width = f.type === R_X86_64_64 || f.type === R_X86_64_PC64 ? 8 : 4;
-      bytes.fill(0, f.offset - start, f.offset - start + width);
-    }
+    // A copy (never the input's bytes, which may be a Buffer), relocated fields zeroed.
+    const bytes = new Uint8Array(sec.data.subarray(start, start + size));
+    for (const f of ctx.relocsIn(sec, start, start + size))
+      bytes.fill(0, f.offset - start, Math.min(bytes.length, f.offset - start + relocWidth(f.type)));
     const offset = Number(t.addend);
     const list = byUnit.get(t.unit) ?? [];
     list.push({ offset, start, key: `${offset}:${Buffer.from(bytes).toString("hex")}` });

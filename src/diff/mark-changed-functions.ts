@@ -13,13 +13,15 @@ import type { ChangeWhy, DiffContext } from "./context.js";
 import { ignoresChange } from "./directives.js";
 import { onlyMovedReferences } from "./moved-references.js";
 import type { Unit } from "./object-index.js";
-import { LINE_ARGUMENT_REGISTERS, LINE_CALL_WINDOW, LINE_MACRO_CALLEES } from "./policy.js";
+import { ARGUMENT_REGISTERS, LINE_CALL_WINDOW, LINE_MACRO_CALLEES, MAX_LINE_NUMBER } from "./policy.js";
 import { describeTarget, resolveRelocTarget, sameRelocTarget } from "./reloc-target.js";
 
 const INIT_MOVED =
   "__init code that differs only in where anonymous data it refers to sits (UBSAN data renumbered, a piece or string moved): not a change";
 
-const LINE_CALLEES = new Set(LINE_MACRO_CALLEES.map((c) => c.name));
+const LINE_ONLY = "only __LINE__ immediates changed (a moved line, not a change)";
+
+const LINE_CALLEES = new Map(LINE_MACRO_CALLEES.map((c) => [c.name, c]));
 
 export function markChangedFunctions(ctx: DiffContext): void {
   for (const p of ctx.patched.functions) markFunction(ctx, p);
@@ -28,6 +30,15 @@ export function markChangedFunctions(ctx: DiffContext): void {
   for (const p of ctx.patched.functions) {
     if (p.parent && ctx.status.get(p.parent) !== "same" && ctx.status.get(p) === "same")
       ctx.status.set(p, "changed");
+  }
+  forgetLinesOfPatched(ctx);
+}
+
+/** A moved line is no longer worth reporting in a function patched anyway (with its parent or part). */
+function forgetLinesOfPatched(ctx: DiffContext): void {
+  for (const p of ctx.patched.functions) {
+    if (ctx.status.get(p) !== "same" && ctx.ignored.get(p.sym.name)?.startsWith(LINE_ONLY))
+      ctx.ignored.delete(p.sym.name);
   }
 }
 
@@ -40,6 +51,10 @@ function markFunction(ctx: DiffContext, p: Unit): void {
     return;
   }
   let why = compareUnits(ctx, o, p);
+  if (typeof why === "string") {
+    ctx.ignored.set(p.sym.name, why);
+    why = undefined;
+  }
   if (why && ctx.patched.info.get(p.section)?.kind === "init" && onlyMovedReferences(ctx, o, p)) {
     ctx.ignored.set(p.sym.name, INIT_MOVED);
     why = undefined;
@@ -71,8 +86,11 @@ function markParentsOfChangedParts(ctx: DiffContext): void {
   }
 }
 
-/** Undefined when the units are the same; else where they first differ. */
-function compareUnits(ctx: DiffContext, o: Unit, p: Unit): ChangeWhy | undefined {
+/**
+ * Undefined when the units are the same; why a difference is none (only moved line numbers);
+ * else where they first differ.
+ */
+function compareUnits(ctx: DiffContext, o: Unit, p: Unit): ChangeWhy | string | undefined {
   const entryO = Number(o.sym.value);
   const entryP = Number(p.sym.value);
   // Compare from the entry: the padding before it is NOPs whose length may differ.
@@ -111,7 +129,8 @@ function compareUnits(ctx: DiffContext, o: Unit, p: Unit): ChangeWhy | undefined
   const firstByte = diffs[0] ?? (lenO !== lenP ? Math.min(lenO, lenP) : Number.POSITIVE_INFINITY);
   if (relocDiff === Number.POSITIVE_INFINITY && lenO === lenP) {
     if (diffs.length === 0) return undefined;
-    if (onlyLineNumbers(ctx, o, p, diffs)) return undefined;
+    const fed = onlyLineNumbers(ctx, o, p, diffs);
+    if (fed) return `${LINE_ONLY}: passed to ${fed.join(", ")}`;
   }
   const at = Math.min(firstByte, relocDiff);
   let detail: string;
@@ -186,17 +205,18 @@ function instructionAt(u: Unit, offset: number): X86Instruction | undefined {
 }
 
 /**
- * True when every differing byte lies in the immediate of a `mov $imm, %reg` into an argument
- * register, followed within a few instructions by a call to a line-bearing function.
+ * The line-bearing callees when every differing byte lies in the immediate of a `mov $imm, %reg`
+ * whose old and new values can both be line numbers, into the register of the line argument of
+ * the call that follows within a few instructions; else undefined.
  */
-function onlyLineNumbers(ctx: DiffContext, o: Unit, p: Unit, diffs: number[]): boolean {
+function onlyLineNumbers(ctx: DiffContext, o: Unit, p: Unit, diffs: number[]): string[] | undefined {
   const entryO = Number(o.sym.value);
   const entryP = Number(p.sym.value);
   // No line-bearing call, no moved line: decide before paying for the decoder.
-  if (!ctx.relocsIn(p.section, entryP, p.end).some((r) => LINE_CALLEES.has(r.symbol.name))) return false;
+  if (!ctx.relocsIn(p.section, entryP, p.end).some((r) => LINE_CALLEES.has(r.symbol.name))) return undefined;
   const insnsO = x86Decoder().decodeRange(o.section.data, entryO, o.end);
   const insnsP = x86Decoder().decodeRange(p.section.data, entryP, p.end);
-  if (insnsO.length !== insnsP.length) return false;
+  if (insnsO.length !== insnsP.length) return undefined;
   const relocsP = ctx.relocsIn(p.section, entryP, p.end);
   const callees = new Map<number, string>();
   for (const r of relocsP) {
@@ -204,37 +224,65 @@ function onlyLineNumbers(ctx: DiffContext, o: Unit, p: Unit, diffs: number[]): b
     const name = t.kind === "unit" ? t.unit.sym.name : t.kind === "symbol" ? t.sym.name : "";
     callees.set(r.offset, name);
   }
+  const fed = new Set<string>();
   let k = 0;
   for (let i = 0; i < insnsP.length && k < diffs.length; i++) {
     const ip = insnsP[i]!;
     const io = insnsO[i]!;
     const rel = ip.offset - entryP;
     if (diffs[k]! >= rel + ip.length) continue;
-    if (diffs[k]! < rel) return false;
+    if (diffs[k]! < rel) return undefined;
     // This instruction holds differing bytes: they must all be in its immediate.
-    if (io.length !== ip.length || io.mnemonic !== ip.mnemonic || ip.mnemonic !== "mov" || !ip.immediate)
-      return false;
-    if (!ip.destRegister || !LINE_ARGUMENT_REGISTERS.has(ip.destRegister)) return false;
-    const immStart = ip.immediate.offset - entryP;
-    const immEnd = immStart + ip.immediate.size;
+    const line = lineImmediate(io, ip);
+    if (!line) return undefined;
+    const { argument } = line;
+    const immStart = line.offset - entryP;
+    const immEnd = immStart + line.size;
     while (k < diffs.length && diffs[k]! < rel + ip.length) {
-      if (diffs[k]! < immStart || diffs[k]! >= immEnd) return false;
+      if (diffs[k]! < immStart || diffs[k]! >= immEnd) return undefined;
       k++;
     }
-    if (!lineCallFollows(insnsP, i, callees)) return false;
+    const callee = lineCallFollows(insnsP, i, callees);
+    if (!callee || (callee.line !== "any" && callee.line !== argument)) return undefined;
+    fed.add(callee.name);
   }
-  return k === diffs.length;
+  return k === diffs.length ? [...fed] : undefined;
 }
 
-function lineCallFollows(insns: X86Instruction[], from: number, callees: Map<number, string>): boolean {
+/**
+ * Where the immediate of `mov $line, %reg` sits and which argument register it loads, when the
+ * original and patched instructions are that mov with line-number-like values; else undefined.
+ */
+function lineImmediate(
+  io: X86Instruction,
+  ip: X86Instruction,
+): { argument: number; offset: number; size: number } | undefined {
+  if (io.length !== ip.length || io.mnemonic !== ip.mnemonic || ip.mnemonic !== "mov") return undefined;
+  if (!ip.immediate || !io.immediate) return undefined;
+  if (!isLineNumber(ip.immediate.value) || !isLineNumber(io.immediate.value)) return undefined;
+  const argument = ip.destRegister ? ARGUMENT_REGISTERS.get(ip.destRegister) : undefined;
+  if (argument === undefined) return undefined;
+  return { argument, offset: ip.immediate.offset, size: ip.immediate.size };
+}
+
+function isLineNumber(v: bigint): boolean {
+  return v > 0n && v < BigInt(MAX_LINE_NUMBER);
+}
+
+/** The line-bearing callee of the first call (or tail jump) within the window after `from`. */
+function lineCallFollows(
+  insns: X86Instruction[],
+  from: number,
+  callees: Map<number, string>,
+): (typeof LINE_MACRO_CALLEES)[number] | undefined {
   for (let j = from + 1; j < insns.length && j <= from + LINE_CALL_WINDOW; j++) {
     const insn = insns[j]!;
     if (insn.kind !== "call" && insn.kind !== "jump") continue;
     for (let at = insn.offset; at < insn.offset + insn.length; at++) {
-      const name = callees.get(at);
-      if (name !== undefined && LINE_CALLEES.has(name)) return true;
+      const callee = LINE_CALLEES.get(callees.get(at) ?? "");
+      if (callee) return callee;
     }
-    if (insn.kind === "call") return false;
+    if (insn.kind === "call") return undefined;
   }
-  return false;
+  return undefined;
 }

@@ -66,35 +66,69 @@ export const INIT_SECTION_PREFIXES: readonly string[] = [
 ];
 
 /**
- * Calls whose argument list carries __LINE__ (or a line-derived constant): a changed immediate
- * loaded into an argument register before one of these is a moved line, not a changed function.
+ * Calls whose argument list carries __LINE__: a changed immediate loaded into the line's argument
+ * register before one of these is a moved line, not a changed function (kpatch keeps such a list
+ * too). `line` is the argument's position (1-based, SysV x86-64), or "any" for a printk-style
+ * call whose format may print __LINE__ in any argument.
  */
-export const LINE_MACRO_CALLEES: readonly { name: string; why: string }[] = [
-  { name: "__might_sleep", why: "might_sleep(): __might_sleep(__FILE__, __LINE__)" },
-  { name: "__might_resched", why: "cond_resched() and friends: __might_resched(__FILE__, __LINE__, ...)" },
-  { name: "__might_fault", why: "might_fault(): __might_fault(__FILE__, __LINE__)" },
-  { name: "__cant_sleep", why: "cant_sleep(): __cant_sleep(__FILE__, __LINE__, ...)" },
-  { name: "__cant_migrate", why: "cant_migrate(): __cant_migrate(__FILE__, __LINE__)" },
-  { name: "__warn_printk", why: "WARN() formats may print __LINE__" },
-  { name: "_printk", why: "pr_*() messages that print __LINE__" },
-  { name: "printk", why: "older kernels' printk" },
+export const LINE_MACRO_CALLEES: readonly { name: string; line: number | "any"; why: string }[] = [
+  { name: "__might_sleep", line: 2, why: "might_sleep(): __might_sleep(__FILE__, __LINE__)" },
+  {
+    name: "___might_sleep",
+    line: 2,
+    why: "might_sleep() before 5.16: ___might_sleep(__FILE__, __LINE__, 0)",
+  },
+  {
+    name: "__might_resched",
+    line: 2,
+    why: "cond_resched() and friends: __might_resched(__FILE__, __LINE__, ...)",
+  },
+  { name: "__might_fault", line: 2, why: "might_fault(): __might_fault(__FILE__, __LINE__)" },
+  { name: "__cant_sleep", line: 2, why: "cant_sleep(): __cant_sleep(__FILE__, __LINE__, ...)" },
+  { name: "__cant_migrate", line: 2, why: "cant_migrate(): __cant_migrate(__FILE__, __LINE__)" },
+  { name: "__warn_printk", line: "any", why: "WARN() formats may print __LINE__" },
+  { name: "_printk", line: "any", why: "pr_*() messages that print __LINE__" },
+  { name: "printk", line: "any", why: "older kernels' printk" },
   {
     name: "lockdep_rcu_suspicious",
+    line: 2,
     why: "RCU_LOCKDEP_WARN: lockdep_rcu_suspicious(__FILE__, __LINE__, ...)",
   },
-  { name: "__warn", why: "__warn(file, line, ...)" },
-  { name: "__ubsan_handle_out_of_bounds", why: "UBSAN source locations" },
+  { name: "__warn", line: 2, why: "__warn(file, line, ...)" },
+  { name: "__ubsan_handle_out_of_bounds", line: "any", why: "UBSAN source locations" },
+  {
+    name: "__btrfs_abort_transaction",
+    line: 3,
+    why: "btrfs_abort_transaction(): __btrfs_abort_transaction(trans, __func__, __LINE__, errno, ...)",
+  },
+  {
+    name: "__btrfs_handle_fs_error",
+    line: 3,
+    why: "btrfs_handle_fs_error(): __btrfs_handle_fs_error(fs_info, __func__, __LINE__, errno, fmt, ...)",
+  },
+  {
+    name: "__btrfs_panic",
+    line: 3,
+    why: "btrfs_panic(): __btrfs_panic(fs_info, __func__, __LINE__, errno, fmt, ...)",
+  },
 ];
 
-/** Registers that carry the second to fourth integer argument (SysV x86-64): where __LINE__ goes. */
-export const LINE_ARGUMENT_REGISTERS: ReadonlySet<string> = new Set([
-  "esi",
-  "rsi",
-  "edx",
-  "rdx",
-  "ecx",
-  "rcx",
+/** The registers of the SysV x86-64 integer arguments 2 to 6 (where __LINE__ goes), by position. */
+export const ARGUMENT_REGISTERS: ReadonlyMap<string, number> = new Map([
+  ["esi", 2],
+  ["rsi", 2],
+  ["edx", 3],
+  ["rdx", 3],
+  ["ecx", 4],
+  ["rcx", 4],
+  ["r8d", 5],
+  ["r8", 5],
+  ["r9d", 6],
+  ["r9", 6],
 ]);
+
+/** Immediates that can be a line number (a moved line changes one of these into another). */
+export const MAX_LINE_NUMBER = 1_000_000;
 
 /** How many instructions after a line immediate the line-bearing call may come. */
 export const LINE_CALL_WINDOW = 8;

@@ -142,7 +142,8 @@ export function verifyNewStatics(ctx: DiffContext): void {
     const base = baseName(p.sym.name);
     const orig = orphans.get(base);
     if (orig === undefined) continue;
-    if (FRESH.has(base)) {
+    // clang names a static local <function>.<name> (dev_setup.__key.1), gcc <name>.<N> (__key.3).
+    if (FRESH.has(base) || FRESH.has(base.slice(base.lastIndexOf(".") + 1))) {
       ctx.warn(
         `${p.sym.name} starts fresh in the patch (it may be the original ${orig.join(" or ")}): ${base} only keeps bookkeeping`,
       );

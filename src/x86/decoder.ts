@@ -1,44 +1,22 @@
 /**
  * x86-64 instruction decoding behind a small interface: lengths, text, branch kind, and where the
  * immediate and displacement fields sit (so a differ can tell a changed constant from a moved
- * relocation). The implementation uses iced-x86 (WebAssembly); its objects are freed here and
- * never leak out.
+ * relocation). Our own length decoder answers first (fast-decoder.ts); iced-x86 (WebAssembly)
+ * the rest, its objects freed here and never leaking out.
  */
 import { createRequire } from "node:module";
+import { FastDecoder } from "./fast-decoder.js";
+import type { InstructionDecoder, X86Instruction } from "./x86-instruction.js";
 
-/** One decoded instruction, as plain data. Offsets are relative to the code array given. */
-export interface X86Instruction {
-  offset: number;
-  length: number;
-  /** Lower-case mnemonic: "mov", "call", "endbr64", ... ("(bad)" for bytes that do not decode). */
-  mnemonic: string;
-  /** AT&T syntax, the way objdump prints it (branch targets as offsets in the code array). */
-  text: string;
-  kind: "call" | "jump" | "ret" | "other";
-  /** The first immediate field in the instruction bytes, if any. */
-  immediate?: { offset: number; size: number; value: bigint };
-  /** The displacement field (memory operand or rip-relative), if any. */
-  displacement?: { offset: number; size: number };
-  /** For `mov $imm, %reg` and the like: the destination register ("esi", "rdx"...). */
-  destRegister?: string;
-  /** True when the bytes did not decode to a valid instruction. */
-  invalid: boolean;
-}
-
-export interface InstructionDecoder {
-  /** Decodes the instruction at `offset`; `end` bounds it (default: the array's end). */
-  decode(code: Uint8Array, offset: number, end?: number): X86Instruction;
-  /** Decodes every instruction in [start, end). */
-  decodeRange(code: Uint8Array, start: number, end: number): X86Instruction[];
-}
+export type { InstructionDecoder, X86Instruction } from "./x86-instruction.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: iced-x86 is CommonJS with a generated API.
 type Iced = any;
-let iced: Iced | undefined;
+let icedModule: Iced | undefined;
 
 function loadIced(): Iced {
-  if (iced === undefined) iced = createRequire(import.meta.url)("iced-x86");
-  return iced;
+  if (icedModule === undefined) icedModule = createRequire(import.meta.url)("iced-x86");
+  return icedModule;
 }
 
 class IcedDecoder implements InstructionDecoder {
@@ -132,11 +110,21 @@ function immediateOf(x: Iced, insn: Iced): bigint {
   return 0n;
 }
 
+let iced: InstructionDecoder | undefined;
 let shared: InstructionDecoder | undefined;
 
-/** The process-wide decoder (the WebAssembly module loads on first use). */
+/** iced-x86 alone (the WebAssembly module loads on first use): every field at once. */
+export function icedDecoder(): InstructionDecoder {
+  iced ??= new IcedDecoder();
+  return iced;
+}
+
+/**
+ * The process-wide decoder: our length decoder, with iced-x86 started only for what it does not
+ * know (fast-decoder.ts).
+ */
 export function x86Decoder(): InstructionDecoder {
-  shared ??= new IcedDecoder();
+  shared ??= new FastDecoder(icedDecoder());
   return shared;
 }
 
