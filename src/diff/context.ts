@@ -52,6 +52,11 @@ export class DiffContext {
    * callers (listed) are patched instead (reachThroughCallers).
    */
   readonly carried = new Map<Unit, string[]>();
+  /**
+   * Unchanged locals the output carries a copy of, and why: the target has several symbols of
+   * the name and which is ours cannot be told (copy-ambiguous-locals.ts).
+   */
+  readonly copied = new Map<Unit, string>();
   /** Patched units that go into the output. */
   readonly included = new Set<Unit>();
   /** Patched sections copied whole (string literals, anonymous read-only data). */

@@ -11,12 +11,16 @@
  * it refers to is followed as if the function referred to it, and a piece that jumps into a
  * function the patch does not carry is refused (it would land in the running kernel's copy).
  *
+ * An unchanged local whose copy in the running kernel cannot be told apart from others of its
+ * name is copied or refused (copy-ambiguous-locals.ts).
+ *
  * IBT: taking the address of an existing function is only safe when its endbr64 is there at run
  * time; a function without endbr64, or one the kernel may have sealed, is refused.
  */
 import { type ElfReloc, type ElfSection, R_X86_64_PLT32, STB_LOCAL } from "../elf/index.js";
 import { codePieceJumpRefusal, codePieceProblem, codePieceRefusal, findCodePiece } from "./code-pieces.js";
 import type { DiffContext } from "./context.js";
+import { copyWhenAmbiguous } from "./copy-ambiguous-locals.js";
 import { DiffError } from "./diff-error.js";
 import { findUnitAt, hasEndbr, type Unit } from "./object-index.js";
 import { isAnonymousData } from "./policy.js";
@@ -93,6 +97,10 @@ function followReloc(
         return;
       }
       if (status === "new" || status === "changed") {
+        include(t.unit.parent ?? t.unit);
+        return;
+      }
+      if (!inPiece && t.unit.sym.isLocal && copyWhenAmbiguous(ctx, from, r, t.unit)) {
         include(t.unit.parent ?? t.unit);
         return;
       }

@@ -10,7 +10,7 @@ import { baseName } from "./correlate-symbols.js";
 import { DiffError } from "./diff-error.js";
 import { FORCE_UNSAFE } from "./directives.js";
 import { hasFentryCall, type Unit } from "./object-index.js";
-import { FRESH_STATIC_LOCALS } from "./policy.js";
+import { isFreshStatic } from "./policy.js";
 import { reachThroughCallers } from "./reach-through-callers.js";
 import { referencesTo } from "./references.js";
 import { bytesEqual, sameRelocTarget } from "./reloc-target.js";
@@ -108,8 +108,6 @@ function forcedUsers(ctx: DiffContext, unit: Unit): string[] | undefined {
   return users.size > 0 ? [...users] : undefined;
 }
 
-const FRESH = new Set(FRESH_STATIC_LOCALS.map((f) => f.name));
-
 /**
  * After includeDependencies: a new static variable the patch carries whose base name an unpaired
  * original variable also has is most likely the same variable under a renumbered name that could
@@ -135,7 +133,7 @@ export function verifyNewStatics(ctx: DiffContext): void {
     const base = baseName(p.sym.name);
     const orig = orphans.get(base);
     if (orig === undefined) continue;
-    if (FRESH.has(base)) {
+    if (isFreshStatic(base)) {
       ctx.warn(
         `${p.sym.name} starts fresh in the patch (it may be the original ${orig.join(" or ")}): ${base} only keeps bookkeeping`,
       );
