@@ -137,6 +137,12 @@ function checkDirectives(c: Case, report: DiffReport): void {
     [...(e.forced ?? [])].sort(),
     `${c.name}: forced`,
   );
+  for (const n of e.notes ?? []) {
+    assert.ok(
+      report.notes.some((x) => new RegExp(n).test(x)),
+      `${c.name}: no note matches /${n}/ (${report.notes.join(" | ")})`,
+    );
+  }
   for (const w of e.warnings ?? []) {
     assert.ok(
       report.warnings.some((x) => new RegExp(w).test(x)),

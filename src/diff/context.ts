@@ -68,6 +68,8 @@ export class DiffContext {
   /** Functions named by KPATCH_FORCE_UNSAFE and what forcing did, for the report. */
   readonly forced = new Map<string, string>();
   readonly warnings: string[] = [];
+  /** What the patched code does differently besides the change, for the module's info (a silenced tracepoint). */
+  readonly notes = new Set<string>();
   #sortedRelocs = new Map<ElfSection, ElfReloc[]>();
   #sameBytes = new Map<ElfSection, boolean>();
 

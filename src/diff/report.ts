@@ -94,6 +94,11 @@ export interface DiffReport {
   /** Functions named by KPATCH_FORCE_UNSAFE and what forcing did (each also a warning). */
   forced: { name: string; why: string }[];
   warnings: string[];
+  /**
+   * What the patched code does differently besides the change ("tracepoint xfs_iomap_alloc will not
+   * fire in xfs_iomap_write_direct while patched"): kpatch-build puts them in the module's modinfo.
+   */
+  notes: string[];
 }
 
 export function makeReport(ctx: DiffContext, b: OutputBuilder | undefined): DiffReport {
@@ -119,6 +124,7 @@ export function makeReport(ctx: DiffContext, b: OutputBuilder | undefined): Diff
     ignored: [...ctx.ignored].map(([name, why]) => ({ name, why })),
     forced: [...ctx.forced].map(([name, why]) => ({ name, why })),
     warnings: ctx.warnings,
+    notes: [...ctx.notes],
   };
   for (const u of ctx.included) {
     if (u.sym.isFunction || ctx.copied.has(u)) continue;
@@ -215,5 +221,6 @@ export function formatReport(r: DiffReport): string {
   for (const i of r.ignored) byWhy.set(i.why, [...(byWhy.get(i.why) ?? []), i.name]);
   for (const [why, names] of byWhy) lines.push(`${obj}: ignored: ${names.join(", ")}: ${why}`);
   for (const w of r.warnings) lines.push(`${obj}: warning: ${w}`);
+  for (const n of r.notes) lines.push(`${obj}: note: ${n}`);
   return lines.length > 0 ? `${lines.join("\n")}\n` : "";
 }
