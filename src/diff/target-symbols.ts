@@ -10,7 +10,7 @@
  * our object's link-order run (src/kernel-image/object-run.ts), or none, never a guess.
  */
 import { basename } from "node:path";
-import { type ElfFile, ET_REL, readElf, STT_FILE } from "../elf/index.js";
+import { type ElfFile, ET_REL, readElf, STT_FILE, STT_FUNC, STT_OBJECT } from "../elf/index.js";
 import {
   isElf,
   isLocalType,
@@ -118,7 +118,7 @@ export class TargetSymbols {
     const locals = same.filter((s) => isLocalType(s.type));
     if (locals.length === 1) return locals[0];
     if (this.kernel.blocks.length === 0) {
-      const { pick } = findInObjectRun(this.kernel, locals, objectNames(orig));
+      const { pick } = findInObjectRun(this.kernel, locals, objectRunNames(orig.file));
       if (pick) return pick;
       throw new DiffError(
         "DIFF_SYMPOS_AMBIGUOUS",
@@ -183,10 +183,21 @@ export class TargetSymbols {
   }
 }
 
-/** Every function and object name our object defines, local or global: its link-order anchors. */
-function objectNames(orig: ObjectIndex): Set<string> {
+const runNames = new WeakMap<ElfFile, Set<string>>();
+
+/**
+ * Every function and object name an object defines, local or global: its link-order anchors
+ * (src/kernel-image/object-run.ts).
+ */
+export function objectRunNames(file: ElfFile): ReadonlySet<string> {
+  const have = runNames.get(file);
+  if (have) return have;
   const names = new Set<string>();
-  for (const u of [...orig.functions, ...orig.objects]) if (!isIgnoredSymbol(u.sym)) names.add(u.sym.name);
+  runNames.set(file, names);
+  for (const s of file.symbols) {
+    if (s.isUndefined || s.isSectionSymbol || (s.type !== STT_FUNC && s.type !== STT_OBJECT)) continue;
+    if (s.name !== "" && !isIgnoredSymbol(s)) names.add(s.name);
+  }
   return names;
 }
 
