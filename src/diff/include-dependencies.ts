@@ -100,7 +100,10 @@ function followReloc(
         include(t.unit.parent ?? t.unit);
         return;
       }
-      if (!inPiece && t.unit.sym.isLocal && copyWhenAmbiguous(ctx, from, r, t.unit)) {
+      if (
+        ctx.copied.has(t.unit) ||
+        (!inPiece && t.unit.sym.isLocal && copyWhenAmbiguous(ctx, from, r, t.unit))
+      ) {
         include(t.unit.parent ?? t.unit);
         return;
       }
