@@ -16,6 +16,7 @@ import {
   ExportTable,
   isDiffError,
   parseEntrySizes,
+  TargetSymbols,
 } from "../src/diff/index.js";
 import { type ElfFile, readElf, SHF_EXECINSTR, writeElf } from "../src/elf/index.js";
 import { takeCallbacks } from "../src/klp/callbacks.js";
@@ -34,6 +35,7 @@ function check(c: Case, origPath: string, patchedPath: string, entrySizes: Entry
     entrySizes: { ...entrySizes, ...(e.entrySizes ? parseEntrySizes(e.entrySizes) : {}) },
     ...(e.target ? { target: e.target } : {}),
     ...(e.exports ? { exports: exportTable(e.exports) } : {}),
+    ...(e.systemMap ? { symbols: TargetSymbols.fromSystemMap(e.systemMap.join("\n")) } : {}),
   };
   if (e.error) {
     assert.throws(
@@ -51,6 +53,8 @@ function check(c: Case, origPath: string, patchedPath: string, entrySizes: Entry
   assert.deepEqual(added, [...(e.new ?? [])].sort(), `${c.name}: new functions`);
   const carried = result.report.carried.map((f) => f.name).sort();
   assert.deepEqual(carried, [...(e.carried ?? [])].sort(), `${c.name}: carried functions`);
+  const copied = result.report.copied.map((f) => f.name).sort();
+  assert.deepEqual(copied, [...(e.copied ?? [])].sort(), `${c.name}: copied locals`);
   checkDirectives(c, result.report);
   if (e.status === "unchanged") {
     assert.equal(result.changed, false, `${c.name}: expected no change`);
@@ -66,7 +70,7 @@ function check(c: Case, origPath: string, patchedPath: string, entrySizes: Entry
   // The output must be a valid object that reads back.
   const bytes = writeElf(result.output!);
   const back = readElf(bytes, `${c.name}/out.o`);
-  for (const f of [...changed, ...added, ...carried])
+  for (const f of [...changed, ...added, ...carried, ...copied])
     assert.ok(back.findSymbol(f), `${c.name}: ${f} not in the output`);
   for (const k of e.klp ?? []) assert.ok(back.findSymbol(k), `${c.name}: ${k} not in the output`);
   for (const d of e.defined ?? [])
@@ -133,6 +137,12 @@ function checkDirectives(c: Case, report: DiffReport): void {
     [...(e.forced ?? [])].sort(),
     `${c.name}: forced`,
   );
+  for (const n of e.notes ?? []) {
+    assert.ok(
+      report.notes.some((x) => new RegExp(n).test(x)),
+      `${c.name}: no note matches /${n}/ (${report.notes.join(" | ")})`,
+    );
+  }
   for (const w of e.warnings ?? []) {
     assert.ok(
       report.warnings.some((x) => new RegExp(w).test(x)),

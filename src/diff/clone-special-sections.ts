@@ -2,7 +2,8 @@
  * cloneSpecialSections(): for every special section of the patched object (special/table.ts),
  * keep exactly the entries whose anchor relocation lands in included code, with their payload
  * (alternative replacements) and parallel entries (ORC), relocations mapped into the output.
- * Entries the module loader reads before klp relocations are applied must not need one.
+ * Entries the module loader reads before klp relocations are applied must not need one (a module
+ * target's tracepoint and pr_debug sites are left at their default: module-tracepoint-sites.ts).
  */
 import {
   type ElfReloc,
@@ -14,6 +15,7 @@ import {
 } from "../elf/index.js";
 import type { DiffContext } from "./context.js";
 import { DiffError } from "./diff-error.js";
+import { silenceModuleTracepoints } from "./module-tracepoint-sites.js";
 import { findUnitAt, type Unit } from "./object-index.js";
 import type { OutputBuilder } from "./output-builder.js";
 import { PayloadPieces } from "./payload-pieces.js";
@@ -63,12 +65,13 @@ function cloneEntries(ctx: DiffContext, b: OutputBuilder, sec: ElfSection, kind:
     );
   }
   checkEntryLayout({ file, sec, relocs, size, anchor: kind.anchor });
-  const kept: Kept[] = [];
+  let kept: Kept[] = [];
   for (const r of relocs) {
     if (r.offset % size !== kind.anchor) continue;
     const unit = anchored(r);
     if (unit) kept.push({ index: (r.offset - kind.anchor) / size, unit, anchor: r });
   }
+  if (kind.loadTime) kept = silenceModuleTracepoints(ctx, b, sec, size, kept);
   if (kept.length === 0) return;
   if (kind.refuse) {
     const u = kept[0]!.unit;
@@ -126,7 +129,7 @@ function checkLoadTimeKlp(
   if (ctx.target === "vmlinux") return;
   throw new DiffError(
     "DIFF_SPECIAL_NEEDS_KLP",
-    `Cannot patch ${unit.sym.name}: its ${sec.name} entry refers to ${name} of module ${ctx.target}, which only a livepatch relocation reaches, and livepatch writes those for a module only when the module is there, after the patch module's ${sec.name} has been read (${kind.why})`,
+    `Cannot patch ${unit.sym.name}: its ${sec.name} entry refers to ${name} of module ${ctx.target}, which only a livepatch relocation reaches, and livepatch writes those for a module only when the module is there, after the patch module's ${sec.name} has been read (${kind.why})${sec.name === "__jump_table" ? "; test the key with static_key_enabled() in the patched code instead of a static branch" : ""}`,
     { file: ctx.patched.file.path, section: sec.name, symbol: unit.sym.name },
   );
 }

@@ -52,6 +52,11 @@ export class DiffContext {
    * callers (listed) are patched instead (reachThroughCallers).
    */
   readonly carried = new Map<Unit, string[]>();
+  /**
+   * Unchanged locals the output carries a copy of, and why: the target has several symbols of
+   * the name and which is ours cannot be told (copy-ambiguous-locals.ts).
+   */
+  readonly copied = new Map<Unit, string>();
   /** Patched units that go into the output. */
   readonly included = new Set<Unit>();
   /** Patched sections copied whole (string literals, anonymous read-only data). */
@@ -63,6 +68,8 @@ export class DiffContext {
   /** Functions named by KPATCH_FORCE_UNSAFE and what forcing did, for the report. */
   readonly forced = new Map<string, string>();
   readonly warnings: string[] = [];
+  /** What the patched code does differently besides the change, for the module's info (a silenced tracepoint). */
+  readonly notes = new Set<string>();
   #sortedRelocs = new Map<ElfSection, ElfReloc[]>();
   #sameBytes = new Map<ElfSection, boolean>();
 

@@ -13,6 +13,7 @@ export type DiffErrorCode =
   | "DIFF_SPECIAL_NEEDS_KLP" // a special-section entry refers to a symbol only a klp relocation can reach
   | "DIFF_SYMBOL_MISMATCH" // a changed function's twin has another type or binding, or no unique match
   | "DIFF_SYMPOS_AMBIGUOUS" // cannot tell which same-named symbol of the target is ours
+  | "DIFF_DATA_AMBIGUOUS" // data with state the new code uses: which same-named copy of the target is ours cannot be told, and a copy would split its state
   | "DIFF_SYMBOL_NOT_IN_TARGET" // a symbol the new code refers to is not in the target's symbol table
   | "DIFF_ENTRY_SIZE_UNKNOWN" // a special section must be split and its entry size is not known
   | "DIFF_BAD_ENTRY_SIZE" // a special section's size is not a multiple of its entry size
@@ -29,6 +30,7 @@ export const REFUSAL_CODES: ReadonlySet<string> = new Set<DiffErrorCode>([
   "DIFF_IBT_SEALED",
   "DIFF_SPECIAL_NEEDS_KLP",
   "DIFF_SYMBOL_MISMATCH",
+  "DIFF_DATA_AMBIGUOUS",
   "DIFF_BAD_DIRECTIVE",
 ]);
 

@@ -11,6 +11,9 @@
  * it refers to is followed as if the function referred to it, and a piece that jumps into a
  * function the patch does not carry is refused (it would land in the running kernel's copy).
  *
+ * An unchanged local whose copy in the running kernel cannot be told apart from others of its
+ * name is copied or refused (copy-ambiguous-locals.ts).
+ *
  * IBT: taking the address of an existing function is only safe when its endbr64 is there at run
  * time; a function without endbr64, or one the kernel may have sealed, is refused.
  */
@@ -18,6 +21,7 @@ import { type ElfReloc, type ElfSection, R_X86_64_PLT32, STB_LOCAL } from "../el
 import type { ErrorLocation } from "../util/errors.js";
 import { codePieceJumpRefusal, codePieceProblem, codePieceRefusal, findCodePiece } from "./code-pieces.js";
 import type { DiffContext } from "./context.js";
+import { copyWhenAmbiguous } from "./copy-ambiguous-locals.js";
 import { DiffError } from "./diff-error.js";
 import { findUnitAt, hasEndbr, type Unit } from "./object-index.js";
 import { isAnonymousData } from "./policy.js";
@@ -91,6 +95,11 @@ function followUnitReference(ctx: DiffContext, ref: Reference, unit: Unit, inclu
     return;
   }
   if (status === "new" || status === "changed") {
+    include(unit.parent ?? unit);
+    return;
+  }
+  // A local the target's symbols cannot tell apart, taken along as a copy of the patch's own.
+  if (ctx.copied.has(unit) || (!ref.inPiece && unit.sym.isLocal && copyWhenAmbiguous(ctx, from, r, unit))) {
     include(unit.parent ?? unit);
     return;
   }

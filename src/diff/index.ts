@@ -12,7 +12,9 @@
  *  5. markChangedData      the same for data; users of changed read-only data change too
  *  6. applyDirectives      callbacks become new code; KPATCH_FORCE_UNSAFE overrides
  *  7. verifyChanges        refusals: data, __init, no fentry, unknown sections
- *  8. includeDependencies  what the new code needs that the running kernel lacks (IBT checks);
+ *  8. includeDependencies  what the new code needs that the running kernel lacks (IBT checks),
+ *                          and copies of unchanged locals the target cannot tell apart;
+ *                          verifyCopiedFunctions: no copied function's address taken;
  *                          verifyNewStatics: a new writable static that may split an original's state
  *     — the original object is dead after this phase —
  *  9. cloneIncluded        units and sections into the output, relocations mapped
@@ -26,6 +28,7 @@ import { cloneCallbacks } from "./clone-callbacks.js";
 import { cloneIncluded } from "./clone-included.js";
 import { cloneSpecialSections } from "./clone-special-sections.js";
 import { DiffContext, type DiffOptions } from "./context.js";
+import { verifyCopiedFunctions } from "./copy-ambiguous-locals.js";
 import { correlateSymbols } from "./correlate-symbols.js";
 import { includeDependencies } from "./include-dependencies.js";
 import { markChangedData } from "./mark-changed-data.js";
@@ -71,6 +74,7 @@ export function diffObjects(orig: ElfFile, patched: ElfFile, options: DiffOption
   applyDirectives(ctx);
   verifyChanges(ctx);
   includeDependencies(ctx);
+  verifyCopiedFunctions(ctx);
   verifyNewStatics(ctx);
   if (ctx.included.size === 0)
     return { changed: false, output: undefined, report: makeReport(ctx, undefined) };

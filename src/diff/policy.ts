@@ -153,7 +153,7 @@ export const IGNORED_SYMBOL_PREFIXES: readonly { prefix: string; why: string }[]
  * patch module starts fresh, which is what the patched code expects. Matched on the base name
  * (without the .N suffix).
  */
-export const FRESH_STATIC_LOCALS: readonly { name: string; why: string }[] = [
+const FRESH_STATIC_LOCALS: readonly { name: string; why: string }[] = [
   { name: "__warned", why: "WARN_ONCE()'s once flag: a new one just warns once more" },
   { name: "__already_done", why: "printk_once()/DO_ONCE flag" },
   { name: "__print_once", why: "older kernels' printk_once flag" },
@@ -162,6 +162,18 @@ export const FRESH_STATIC_LOCALS: readonly { name: string; why: string }[] = [
   { name: "__func__", why: "the function's name string" },
   { name: "descriptor", why: "dynamic debug descriptors" },
 ];
+
+const FRESH_BASES = new Set(FRESH_STATIC_LOCALS.map((f) => f.name));
+
+/**
+ * True for a static local (by its base name: correlate-symbols.ts baseName) that needs no identity with the running kernel's copy (its base name
+ * is on FRESH_STATIC_LOCALS, or a macro-made `__UNIQUE_ID_*`): where the target's symbols cannot
+ * tell which same-named copy is ours (kallsyms has no file symbols), the patch takes its own copy,
+ * as kpatch does for every one of them.
+ */
+export function isFreshStatic(base: string): boolean {
+  return FRESH_BASES.has(base) || base.startsWith("__UNIQUE_ID_");
+}
 
 /**
  * Writable data sections the compiler makes with no symbol (`.L` private globals): the running

@@ -15,6 +15,7 @@ import {
   R_X86_64_PC64,
   R_X86_64_PLT32,
   R_X86_64_REX_GOTPCRELX,
+  SHF_EXECINSTR,
 } from "../elf/index.js";
 import { upperBound } from "../util/binary-search.js";
 import { x86Decoder } from "../x86/index.js";
@@ -103,7 +104,7 @@ export function pcAdjust(index: ObjectIndex, base: ElfSection, reloc: ElfReloc):
     const insn = findCodePieceInsn(base, reloc.offset);
     return insn ? insn.offset + insn.length - reloc.offset : REL32_SIZE;
   }
-  if (info?.kind !== "text") return 0;
+  if (!isCode(base, info?.kind)) return 0;
   const unit = findUnitAt(index, base, reloc.offset);
   if (!unit) return REL32_SIZE;
   let ends = insnEnds.get(unit);
@@ -114,6 +115,14 @@ export function pcAdjust(index: ObjectIndex, base: ElfSection, reloc: ElfReloc):
   }
   const end = ends[upperBound(ends, reloc.offset, (e) => e)];
   return end === undefined ? REL32_SIZE : end - reloc.offset;
+}
+
+/**
+ * Code: a text section, or __init code (.init.text: its references to statics renumbered by an
+ * edit elsewhere must resolve to the static they name, as from any code).
+ */
+function isCode(base: ElfSection, kind: string | undefined): boolean {
+  return kind === "text" || (kind === "init" && (base.flags & SHF_EXECINSTR) !== 0n);
 }
 
 /** Resolves `reloc` (applying to `base` of the object `index`) to what it points to. */
@@ -131,7 +140,7 @@ export function resolveRelocTarget(index: ObjectIndex, base: ElfSection, reloc: 
   // The exact offset matters only to tell apart what shares the section: strings, code pieces,
   // several units (decoding the referring instruction costs the x86 decoder's start-up).
   const shared = kind === "string" || kind === "pieces" || (index.bySection.get(sec)?.length ?? 0) > 1;
-  const fromCode = index.info.get(base)?.kind === "text";
+  const fromCode = isCode(base, index.info.get(base)?.kind);
   const guess = fromCode && isPcRelative(reloc.type) ? 4 : 0;
   const offset = Number(addend) + (shared ? pcAdjust(index, base, reloc) : guess);
   if (kind === "string") return { kind: "string", section: sec, offset, text: stringAt(sec, offset), addend };

@@ -82,6 +82,11 @@ export interface DiffReport {
   callbacks: CallbackReport[];
   data: IncludedData[];
   klp: KlpReference[];
+  /**
+   * Unchanged locals the output carries a copy of, because the target has several of the name and
+   * which is ours cannot be told (copy-ambiguous-locals.ts): name and why.
+   */
+  copied: { name: string; why: string }[];
   /** Symbols the output refers to by their plain name (exported, or defined by the patch module). */
   external: string[];
   /** Sections and symbols left out, and why (KPATCH_IGNORE_FUNCTION, KPATCH_IGNORE_SECTION, policy). */
@@ -89,6 +94,11 @@ export interface DiffReport {
   /** Functions named by KPATCH_FORCE_UNSAFE and what forcing did (each also a warning). */
   forced: { name: string; why: string }[];
   warnings: string[];
+  /**
+   * What the patched code does differently besides the change ("tracepoint xfs_iomap_alloc will not
+   * fire in xfs_iomap_write_direct while patched"): kpatch-build puts them in the module's modinfo.
+   */
+  notes: string[];
 }
 
 export function makeReport(ctx: DiffContext, b: OutputBuilder | undefined): DiffReport {
@@ -109,13 +119,15 @@ export function makeReport(ctx: DiffContext, b: OutputBuilder | undefined): Diff
     })),
     data: [],
     klp: [],
+    copied: [...ctx.copied].map(([u, why]) => ({ name: u.sym.name, why })),
     external: [],
     ignored: [...ctx.ignored].map(([name, why]) => ({ name, why })),
     forced: [...ctx.forced].map(([name, why]) => ({ name, why })),
     warnings: ctx.warnings,
+    notes: [...ctx.notes],
   };
   for (const u of ctx.included) {
-    if (u.sym.isFunction) continue;
+    if (u.sym.isFunction || ctx.copied.has(u)) continue;
     const status = ctx.status.get(u);
     report.data.push({
       name: u.sym.name,
@@ -204,9 +216,11 @@ export function formatReport(r: DiffReport): string {
   for (const c of r.callbacks) lines.push(`${obj}: ${c.kind} callback: ${c.name}`);
   for (const d of r.data) lines.push(`${obj}: included data: ${d.name} (${d.why}, ${d.size} bytes)`);
   for (const k of r.klp) lines.push(`${obj}: klp reference: ${k.symbol}`);
+  for (const c of r.copied) lines.push(`${obj}: copied: ${c.name}: ${c.why}`);
   const byWhy = new Map<string, string[]>();
   for (const i of r.ignored) byWhy.set(i.why, [...(byWhy.get(i.why) ?? []), i.name]);
   for (const [why, names] of byWhy) lines.push(`${obj}: ignored: ${names.join(", ")}: ${why}`);
   for (const w of r.warnings) lines.push(`${obj}: warning: ${w}`);
+  for (const n of r.notes) lines.push(`${obj}: note: ${n}`);
   return lines.length > 0 ? `${lines.join("\n")}\n` : "";
 }

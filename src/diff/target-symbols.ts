@@ -6,10 +6,11 @@
  *
  * Which of several same-named locals is ours: the one in the STT_FILE block of the target's
  * symtab that fits our object best, by source file name, then by how many of our object's local
- * names the block also has.
+ * names the block also has. Without STT_FILE blocks (kallsyms, a System.map): the one lying in
+ * our object's link-order run (src/kernel-image/object-run.ts), or none, never a guess.
  */
 import { basename } from "node:path";
-import { type ElfFile, ET_REL, readElf, STT_FILE } from "../elf/index.js";
+import { type ElfFile, ET_REL, readElf, STT_FILE, STT_FUNC, STT_OBJECT } from "../elf/index.js";
 import {
   isElf,
   isLocalType,
@@ -18,6 +19,7 @@ import {
   KernelSymbols,
   readEndbrSeal,
 } from "../kernel-image/index.js";
+import { findInObjectRun } from "../kernel-image/object-run.js";
 import { baseName } from "./correlate-symbols.js";
 import { DiffError } from "./diff-error.js";
 import { isIgnoredSymbol, type ObjectIndex } from "./object-index.js";
@@ -116,9 +118,11 @@ export class TargetSymbols {
     const locals = same.filter((s) => isLocalType(s.type));
     if (locals.length === 1) return locals[0];
     if (this.kernel.blocks.length === 0) {
+      const { pick } = findInObjectRun(this.kernel, locals, objectRunNames(orig.file));
+      if (pick) return pick;
       throw new DiffError(
         "DIFF_SYMPOS_AMBIGUOUS",
-        `Cannot tell which of the ${locals.length} local symbols named ${name} in ${this.path} is ours: it has no STT_FILE symbols (pass vmlinux or the module with --symbols)`,
+        `Cannot tell which of the ${locals.length} local symbols named ${name} in ${this.path} is ours (${this.describeCandidates(locals)}): it has no STT_FILE symbols and link order does not settle it`,
         { symbol: name },
       );
     }
@@ -147,6 +151,11 @@ export class TargetSymbols {
     return best;
   }
 
+  /** `ffffffff81000010 (sympos 1), ...`: the candidates as a message names them. */
+  describeCandidates(list: readonly KernelSymbol[]): string {
+    return list.map((s) => `${s.address.toString(16)} (sympos ${this.kernel.sympos(s)})`).join(", ");
+  }
+
   #base(): Map<string, KernelSymbol[]> {
     if (this.#byBase) return this.#byBase;
     const map = new Map<string, KernelSymbol[]>();
@@ -172,6 +181,24 @@ export class TargetSymbols {
       return undefined;
     }
   }
+}
+
+const runNames = new WeakMap<ElfFile, Set<string>>();
+
+/**
+ * Every function and object name an object defines, local or global: its link-order anchors
+ * (src/kernel-image/object-run.ts).
+ */
+export function objectRunNames(file: ElfFile): ReadonlySet<string> {
+  const have = runNames.get(file);
+  if (have) return have;
+  const names = new Set<string>();
+  runNames.set(file, names);
+  for (const s of file.symbols) {
+    if (s.isUndefined || s.isSectionSymbol || (s.type !== STT_FUNC && s.type !== STT_OBJECT)) continue;
+    if (s.name !== "" && !isIgnoredSymbol(s)) names.add(s.name);
+  }
+  return names;
 }
 
 /** Our object's source file name and its local function and object names. */

@@ -10,7 +10,7 @@ import { baseName } from "./correlate-symbols.js";
 import { DiffError } from "./diff-error.js";
 import { FORCE_UNSAFE } from "./directives.js";
 import { hasFentryCall, type Unit } from "./object-index.js";
-import { FRESH_STATIC_LOCALS } from "./policy.js";
+import { isFreshStatic } from "./policy.js";
 import { reachThroughCallers } from "./reach-through-callers.js";
 import { referencesTo } from "./references.js";
 import { bytesEqual, sameRelocTarget } from "./reloc-target.js";
@@ -115,8 +115,6 @@ function forcedUsers(ctx: DiffContext, unit: Unit): string[] | undefined {
   return users.size > 0 ? [...users] : undefined;
 }
 
-const FRESH = new Set(FRESH_STATIC_LOCALS.map((f) => f.name));
-
 /**
  * After includeDependencies: a new static variable the patch carries whose base name an unpaired
  * original variable also has is most likely the same variable under a renumbered name that could
@@ -143,7 +141,7 @@ export function verifyNewStatics(ctx: DiffContext): void {
     const orig = orphans.get(base);
     if (orig === undefined) continue;
     // clang names a static local <function>.<name> (dev_setup.__key.1), gcc <name>.<N> (__key.3).
-    if (FRESH.has(base) || FRESH.has(base.slice(base.lastIndexOf(".") + 1))) {
+    if (isFreshStatic(base) || isFreshStatic(base.slice(base.lastIndexOf(".") + 1))) {
       ctx.warn(
         `${p.sym.name} starts fresh in the patch (it may be the original ${orig.join(" or ")}): ${base} only keeps bookkeeping`,
       );

@@ -26,6 +26,8 @@ export interface DiffOutput {
   target: string;
   /** Changed functions: name in the object, name and sympos of the original in the target. */
   funcs: { name: string; oldName: string; sympos: number }[];
+  /** What the patched code does differently besides the change (the differ's report notes). */
+  notes?: readonly string[];
 }
 
 export interface ModuleBuild {
@@ -159,7 +161,8 @@ export async function buildModule(options: {
       `savedcmd_${objects[i]} := # made by the kpatch-ts differ\n`,
     );
   });
-  const spec: ModuleSpec = { name, targets, replace: options.replace, objects };
+  const notes = [...new Set(outputs.flatMap((o) => o.notes ?? []))];
+  const spec: ModuleSpec = { name, targets, replace: options.replace, objects, notes };
   writeFileSync(join(dir, "patch-main.c"), moduleSource(spec));
   writeFileSync(join(dir, "Kbuild"), moduleMakefile(spec));
   const makeArgs = [

@@ -33,6 +33,8 @@ export interface ModuleSpec {
   /** The differ's output objects, relative to the module directory. */
   objects: string[];
   description?: string;
+  /** Each becomes MODULE_INFO(kpatch_note, ...), which `kpatch info` shows: "tracepoint X will not fire ...". */
+  notes?: readonly string[];
 }
 
 const cString = (s: string): string => JSON.stringify(s);
@@ -93,6 +95,7 @@ export function moduleSource(spec: ModuleSpec): string {
     'MODULE_LICENSE("GPL");',
     'MODULE_INFO(livepatch, "Y");',
     `MODULE_DESCRIPTION(${cString(spec.description ?? `live patch ${spec.name} (kpatch-ts)`)});`,
+    ...(spec.notes ?? []).map((n) => `MODULE_INFO(kpatch_note, ${cString(n)});`),
     "",
   );
   return lines.join("\n");

@@ -114,7 +114,8 @@ export async function kpatchBuild(options: KpatchBuildOptions): Promise<KpatchBu
       progress.update(pair.path);
       const v = await differ.diff(pair);
       objects.push({ path: pair.path, target: pair.target, report: v.report });
-      if (v.output && v.funcs.length) outputs.push({ object: v.output, target: pair.target, funcs: v.funcs });
+      if (v.output && v.funcs.length)
+        outputs.push({ object: v.output, target: pair.target, funcs: v.funcs, notes: v.report.notes });
     }
     progress.end(`${outputs.reduce((n, o) => n + o.funcs.length, 0)} functions changed`);
     if (outputs.length === 0) {
