@@ -10,6 +10,7 @@ import { requireLivepatch, requireRoot, runningRelease } from "../kernel/kernel-
 import { type LoadedPatch, listPatches, patchInTransition } from "../kernel/livepatch-sysfs.js";
 import { isLivepatchModule, loadedModules } from "../kernel/modules.js";
 import {
+  type LoadOptions,
   loadPatch,
   type PatchOpOptions,
   type PatchOpResult,
@@ -33,7 +34,7 @@ import {
   installPatch,
   uninstallPatch,
 } from "../manage/install.js";
-import { RunPreLoadError } from "../run-pre/live-check.js";
+import { RunPreLoadError, verifyBeforeLoad } from "../run-pre/live-check.js";
 import { isKpatchError, type KpatchError } from "../util/errors.js";
 import { kernelOption, parse, patchNameArg, printJson } from "./kpatch-args.js";
 import { describeInstalled, describeLoaded, describeResult } from "./kpatch-format.js";
@@ -108,6 +109,15 @@ function transitionOptions(
 
 const note = (m: string) => process.stderr.write(`kpatch: ${m}\n`);
 
+/** Load options: the transition's, and the run-pre check before insmod (--skip-run-pre: its override). */
+function loadOptions(verb: string, values: Record<string, unknown>, log: (m: string) => void): LoadOptions {
+  const skipRunPre = values["skip-run-pre"] === true;
+  return {
+    ...transitionOptions(verb, values, log),
+    verify: (elf, paths) => verifyBeforeLoad(elf, paths.proc, { log, ...(skipRunPre ? { skipRunPre } : {}) }),
+  };
+}
+
 /** The JSON form of an error for --json callers (the message also goes to stderr). */
 function errorJson(e: KpatchError): Record<string, unknown> {
   return {
@@ -152,8 +162,7 @@ async function cmdLoad(args: string[]): Promise<number> {
     all: { type: "boolean" },
     "skip-run-pre": { type: "boolean" },
   });
-  const options = transitionOptions("load", values, note);
-  if (values["skip-run-pre"]) options.skipRunPre = true;
+  const options = loadOptions("load", values, note);
   if (values.all) {
     if (positionals.length) throw new UsageError("load: give modules or --all, not both");
     requireRoot("load --all");
@@ -337,7 +346,7 @@ async function cmdBoot(args: string[]): Promise<number> {
     kmsg(m);
   };
   const report = await loadInstalled({
-    ...transitionOptions("boot", values, log),
+    ...loadOptions("boot", values, log),
     kernelRelease,
     boot: true,
   });
