@@ -190,3 +190,24 @@ describe("kpatch list with a dangling .ko in the state directory", () => {
     );
   });
 });
+
+describe("kpatch list with entries in the state directory that name no kernel release", () => {
+  it("says each is skipped on stderr, lists the installed patches, exit 0", async () => {
+    const dir = join(lib, release());
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(
+      join(dir, "kept.ko"),
+      fakeModule({ vermagic: `${release()} SMP `, livepatch: "Y", name: "kept" }),
+    );
+    mkdirSync(join(lib, "old\x1b[31mbackup"));
+    writeFileSync(join(lib, "README"), "a file someone left\n");
+    const r = await run("kpatch", ["list"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /Loaded patch modules:[\s\S]*Installed patch modules:[\s\S]* {2}kept \(/);
+    assert.match(r.stderr, /^kpatch: skipped .*\/old\\x1b\[31mbackup: a release starts with a letter/m);
+    assert.match(r.stderr, /^kpatch: skipped .*\/README: not a directory, not a kernel release's patches$/m);
+    const json = JSON.parse((await run("kpatch", ["list", "--json"])).stdout);
+    assert.ok(json.installed.some((p: { name: string }) => p.name === "kept"));
+    assert.equal(json.skipped.length, 2);
+  });
+});

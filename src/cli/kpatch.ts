@@ -32,10 +32,12 @@ import {
   findInstalled,
   installedPatches,
   installPatch,
+  oddEntries,
   uninstallPatch,
 } from "../manage/install.js";
 import { RunPreLoadError, verifyBeforeLoad } from "../run-pre/live-check.js";
 import { isKpatchError, type KpatchError } from "../util/errors.js";
+import { escapeControl } from "../util/printable.js";
 import { kernelOption, parse, patchNameArg, printJson } from "./kpatch-args.js";
 import { describeInstalled, describeLoaded, describeResult } from "./kpatch-format.js";
 import { HELP, USAGE } from "./kpatch-help.js";
@@ -238,11 +240,13 @@ async function cmdList(args: string[]): Promise<number> {
   const livepatch = existsLivepatch();
   const loaded = listPatches();
   const installed = allInstalledPatches();
+  const skipped = oddEntries();
   const replaced = leftoverPatchModules(loaded);
   if (values.json) {
-    printJson({ kernel, livepatch, loaded, replaced, installed });
+    printJson({ kernel, livepatch, loaded, replaced, installed, skipped });
     return EXIT.ok;
   }
+  for (const o of skipped) note(`skipped ${escapeControl(o.path)}: ${o.why}, not a kernel release's patches`);
   const out: string[] = ["Loaded patch modules:"];
   if (!livepatch) out.push("  (this kernel has no livepatch support)");
   else if (loaded.length + replaced.length === 0) out.push("  (none)");
