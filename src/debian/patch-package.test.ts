@@ -4,7 +4,8 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { patchDepends, patchPackageName } from "./patch-package.js";
+import { fakeModule } from "../kernel/testing.js";
+import { buildPatchPackage, patchDepends, patchPackageName } from "./patch-package.js";
 import { type PatchScriptValues, postinst, postrm, prerm } from "./patch-scripts.js";
 
 test("patchPackageName() says the patch and the release in Debian's alphabet", () => {
@@ -37,6 +38,53 @@ test("patchDepends() names exactly that kernel's image package and kpatch-ts", (
     "linux-image-6.12.117+deb12-amd64 (= 6.12.117-1~deb12u1) | linux-image-6.12.117+deb12-amd64-unsigned (= 6.12.117-1~deb12u1), kpatch-ts",
   );
   assert.throws(() => patchDepends("6.12.117+deb12-amd64", "1) | evil ("), { code: "DEBIAN_BAD_NAME" });
+});
+
+test("buildPatchPackage(): a modinfo license or description with newlines and escapes adds no stanza, field or control character", async () => {
+  const out = mkdtempSync(join(tmpdir(), "kpatch-package-escape-"));
+  try {
+    const module = join(out, "fix.ko");
+    writeFileSync(
+      module,
+      fakeModule({
+        name: "fix",
+        livepatch: "Y",
+        vermagic: "6.12.57 SMP ",
+        license: "GPL\n\nFiles: *\nCopyright: nobody\nLicense: public-domain\x1b[2J",
+        description: "a fix\n signed:           yes\x1b]0;owned\x07",
+      }),
+    );
+    const p = await buildPatchPackage({ module, maintainer: "Jane Admin <jane@example.org>", outDir: out });
+    const tree = join(out, "tree");
+    execFileSync("dpkg-deb", ["-x", p.deb, tree]);
+    const copyright = readFileSync(join(tree, "usr/share/doc", p.name, "copyright"), "utf8");
+    assert.equal(copyright.match(/^Files:/gm)?.length, 1, copyright);
+    assert.equal(
+      copyright.match(/^License:/gm)?.length,
+      2,
+      "GPL-2.0-only's Files stanza and its license text",
+    );
+    assert.match(
+      copyright,
+      /Its modinfo license: GPL\\n\\nFiles: \*\\nCopyright: nobody\\nLicense: public-domain\\x1b\[2J\./,
+    );
+    const control = execFileSync("dpkg-deb", ["-f", p.deb], { encoding: "utf8" });
+    assert.doesNotMatch(control, /(?!\n)\p{Cc}/u, "no control character but newlines");
+    assert.match(control, /Module description: a fix signed: yes\\x1b\]0;owned\\x07\n/);
+    assert.deepEqual(control.match(/^[A-Z][\w-]*:/gm), [
+      "Package:",
+      "Version:",
+      "Architecture:",
+      "Installed-Size:",
+      "Maintainer:",
+      "Depends:",
+      "Section:",
+      "Priority:",
+      "Description:",
+    ]);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
 });
 
 // The maintainer scripts themselves, run by sh with a stub kpatch (it logs its arguments and

@@ -19,6 +19,7 @@ import { readModuleFile, vermagicRelease } from "../kernel/modinfo.js";
 import { checkPatchModule } from "../kernel/patch-ops.js";
 import { KpatchError } from "../util/errors.js";
 import { checkModuleName } from "../util/module-name.js";
+import { escapeControl } from "../util/printable.js";
 import { buildDate, buildDeb, changelogGz, GPL2_STANZA, maintainerOf, wrapDescription } from "./deb-build.js";
 import { checkPackageName, checkPackageVersion } from "./debian-package.js";
 import { type PatchScriptValues, postinst, postrm, prerm } from "./patch-scripts.js";
@@ -118,7 +119,8 @@ function controlFields(
   description: string | undefined,
   imageVersion: string | undefined,
 ): [string, string][] {
-  const about = description?.replace(/\s+/g, " ").trim();
+  const about =
+    description === undefined ? undefined : escapeControl(description.replace(/\s+/g, " ").trim());
   return [
     ["Maintainer", maintainer],
     ["Depends", patchDepends(v.kernelRelease, imageVersion)],
@@ -141,7 +143,7 @@ function controlFields(
 function copyright(v: PatchScriptValues, license: string | undefined, maintainer: string): string {
   return `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Comment: The live patch module ${v.patch} for Linux ${v.kernelRelease}, built from a
- patch to the Linux kernel with kpatch-build (kpatch-ts). Its modinfo license: ${license ?? "none"}.
+ patch to the Linux kernel with kpatch-build (kpatch-ts). Its modinfo license: ${license === undefined ? "none" : escapeControl(license)}.
 
 Files: *
 Copyright: ${year()} ${maintainer}, and the Linux kernel's authors
