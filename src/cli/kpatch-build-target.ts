@@ -4,11 +4,13 @@
  * none of them: the running kernel when it is a Debian packaged kernel, else the 6.12 lab kernel
  * (said in a note, with how to pick another target).
  */
+import { badKernelReleaseReason } from "../kernel/kernel-paths.js";
 import { defaultRelease, distroKernelTree } from "../kpatch-build/distro-target.js";
 import { type KernelTree, userTree } from "../kpatch-build/kernel-tree.js";
 import { labTree } from "../lab/lab-tree.js";
 import { DEFAULT_SERIES, KERNEL_SERIES, type KernelSeries } from "../lab/paths.js";
 import { requireLab } from "../lab/setup.js";
+import { printable } from "../util/printable.js";
 import type { Progress } from "../util/progress.js";
 import { UsageError } from "./main.js";
 
@@ -58,6 +60,8 @@ export async function chooseTarget(
     return labTree(requireLab(series(values.kernel)));
   }
   let kver = values["kernel-release"];
+  const bad = kver === undefined ? undefined : badKernelReleaseReason(kver);
+  if (bad) throw new UsageError(`--kernel-release '${printable(kver!)}' is not a kernel release: ${bad}`);
   if (!kver) {
     const running = defaultRelease();
     if ("why" in running) {
