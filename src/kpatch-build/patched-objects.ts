@@ -231,6 +231,7 @@ export async function buildPatchedObjects(options: PatchedBuildOptions): Promise
     const inexact = await applyPatches(tree.srcDir, patches, {
       ...(options.allowFuzz ? { allowFuzz: true } : {}),
       ...(signal ? { signal } : {}),
+      onApplied: () => lock.recordLeftState(),
     });
     progress.end(`${patches.length} applied`);
     for (const h of inexact) {
