@@ -4,8 +4,9 @@
  * ending in .c, .h or .S), it checks every function of every object built from them. Nothing is
  * built. Exit 0 when everything matches, 4 on a mismatch (the report names each).
  */
-import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import type { KernelTree } from "../kpatch-build/kernel-tree.js";
 import { kpatchBuild } from "../kpatch-build/kpatch-build.js";
 import { buildOriginalObjects } from "../kpatch-build/patched-objects.js";
@@ -45,22 +46,29 @@ export async function checkOnly(options: {
   let report: RunPreReport;
   try {
     if (files.length) {
-      const objects = await buildOriginalObjects({
-        tree: {
-          srcDir: tree.srcDir,
-          buildDir: tree.buildDir,
-          cacheDir: cachePath("objects", tree.cacheKey),
-          ...(tree.findObjects ? { findObjects: tree.findObjects } : {}),
-        },
-        files,
-        progress,
-        jobs: options.jobs,
-        signal,
-      });
-      if (objects.length === 0) {
-        throw new KpatchError("NO_CHANGES", `No object of this kernel is built from ${files.join(" ")}`);
+      // The originals' own copies (the cache may be pruned by another run meanwhile).
+      const workDir = mkdtempSync(join(tmpdir(), "kpatch-build-check-"));
+      try {
+        const objects = await buildOriginalObjects({
+          tree: {
+            srcDir: tree.srcDir,
+            buildDir: tree.buildDir,
+            cacheDir: cachePath("objects", tree.cacheKey),
+            ...(tree.findObjects ? { findObjects: tree.findObjects } : {}),
+          },
+          files,
+          workDir,
+          progress,
+          jobs: options.jobs,
+          signal,
+        });
+        if (objects.length === 0) {
+          throw new KpatchError("NO_CHANGES", `No object of this kernel is built from ${files.join(" ")}`);
+        }
+        report = await runPreStep(tree, objects, progress);
+      } finally {
+        rmSync(workDir, { recursive: true, force: true });
       }
-      report = await runPreStep(tree, objects, progress);
     } else {
       const result = await kpatchBuild({
         tree,
