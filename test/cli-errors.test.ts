@@ -124,6 +124,47 @@ const CASES: Case[] = [
     1,
     /Cannot use \/nonexistent as the directory for \/nonexistent\/r\.json/,
   ],
+  [
+    "kpatch-build",
+    ["--kernel-release", "", "x.patch"],
+    2,
+    /^kpatch-build: --kernel-release needs a value, not an empty string$/,
+  ],
+  [
+    "kpatch-build",
+    ["-s", "", "x.patch"],
+    2,
+    /^kpatch-build: --sourcedir needs a value, not an empty string$/,
+  ],
+  [
+    "kpatch-build",
+    ["--kernel-release", "6.12/../x", "x.patch"],
+    2,
+    /^kpatch-build: --kernel-release '6\.12\/\.\.\/x' is not a kernel release: a release starts with/,
+  ],
+  [
+    "kpatch",
+    ["install", "-k", "", "ok.ko"],
+    2,
+    /^kpatch: install: --kernel-version needs a value, not an empty string$/,
+  ],
+  [
+    "kpatch",
+    [
+      "package",
+      "-n",
+      "p".repeat(50),
+      "-V",
+      `1.${"0".repeat(198)}`,
+      "--maintainer",
+      "J A <j@a.org>",
+      "-o",
+      "debs",
+      "ok.ko",
+    ],
+    1,
+    /Cannot build kpatch-patch-p{50}-\S+ 1\.0+: its \.deb file name would be 2\d\d bytes, over the 255 a file name may have/,
+  ],
   ["kpatch-lab", ["setup", "--bogus"], 2, /^kpatch-lab: setup: Unknown option '--bogus'$/],
   ["kpatch-lab", ["setup", "extra"], 2, /^kpatch-lab: setup: unexpected argument 'extra'$/],
   [
@@ -188,5 +229,26 @@ describe("kpatch list with a dangling .ko in the state directory", () => {
         ["good", undefined],
       ],
     );
+  });
+});
+
+describe("kpatch list with entries in the state directory that name no kernel release", () => {
+  it("says each is skipped on stderr, lists the installed patches, exit 0", async () => {
+    const dir = join(lib, release());
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(
+      join(dir, "kept.ko"),
+      fakeModule({ vermagic: `${release()} SMP `, livepatch: "Y", name: "kept" }),
+    );
+    mkdirSync(join(lib, "old\x1b[31mbackup"));
+    writeFileSync(join(lib, "README"), "a file someone left\n");
+    const r = await run("kpatch", ["list"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /Loaded patch modules:[\s\S]*Installed patch modules:[\s\S]* {2}kept \(/);
+    assert.match(r.stderr, /^kpatch: skipped .*\/old\\x1b\[31mbackup: a release starts with a letter/m);
+    assert.match(r.stderr, /^kpatch: skipped .*\/README: not a directory, not a kernel release's patches$/m);
+    const json = JSON.parse((await run("kpatch", ["list", "--json"])).stdout);
+    assert.ok(json.installed.some((p: { name: string }) => p.name === "kept"));
+    assert.equal(json.skipped.length, 2);
   });
 });

@@ -132,7 +132,7 @@ describe(`fleet delivery through apt to two Debian 12 guests with systemd (stock
         name,
         kernel,
         kver: kernel.kernelRelease,
-        pkg: `kpatch-patch-fix-${kernel.kernelRelease}`,
+        pkg: `kpatch-patch-${kernel.kernelRelease}`,
         disk: await copyRootDisk(rootfs, join(work, `${name}.ext4`)),
         files: guest.files,
         crash: modules["kpatch-crash"],

@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { postinst, postrm, prerm } from "../src/debian/patch-scripts.js";
+import { readElf } from "../src/elf/index.js";
 import { DEFAULT_SERIES } from "../src/lab/paths.js";
 import { findLab } from "../src/lab/setup.js";
 
@@ -34,7 +35,7 @@ describe("kpatch package", { skip: noLab }, () => {
   const out = mkdtempSync(join(tmpdir(), "kpatch-package-"));
   let modules: Record<string, string>;
   let kver = "";
-  const deb = (v: string) => join(out, `kpatch-patch-fix-${kver}_${v}_amd64.deb`);
+  const deb = (v: string) => join(out, `kpatch-patch-${kver}_${v}_amd64.deb`);
 
   before(async () => {
     const { testModules, lab } = await import("./helpers/kpatch-fixtures.js");
@@ -44,15 +45,15 @@ describe("kpatch package", { skip: noLab }, () => {
       ["kpatch-replace-v9", "1"],
       ["kpatch-replace-v10", "2"],
     ] as const) {
-      const r = kpatch(["package", "-n", "fix", "-V", v, "--maintainer", MAINTAINER, "-o", out, modules[m]!]);
+      const r = kpatch(["package", "-V", v, "--maintainer", MAINTAINER, "-o", out, modules[m]!]);
       assert.equal(r.status, 0, r.stderr);
     }
   });
   after(() => rmSync(out, { recursive: true, force: true }));
 
-  it("names the patch and the kernel, depends on exactly that kernel's image and kpatch-ts", () => {
-    assert.equal(field(deb("1"), "Package"), `kpatch-patch-fix-${kver}`);
-    assert.equal(field(deb("2"), "Package"), `kpatch-patch-fix-${kver}`);
+  it("is the kernel's one patch package, its levels as versions; depends on exactly that kernel's image and kpatch-ts", () => {
+    assert.equal(field(deb("1"), "Package"), `kpatch-patch-${kver}`);
+    assert.equal(field(deb("2"), "Package"), `kpatch-patch-${kver}`);
     assert.equal(field(deb("1"), "Version"), "1");
     assert.equal(field(deb("2"), "Version"), "2");
     assert.equal(field(deb("1"), "Architecture"), "amd64");
@@ -65,7 +66,7 @@ describe("kpatch package", { skip: noLab }, () => {
       .split("\n")
       .filter((l) => l && !l.startsWith("d"))
       .map((l) => l.split(/\s+/).pop());
-    const doc = `./usr/share/doc/kpatch-patch-fix-${kver}`;
+    const doc = `./usr/share/doc/kpatch-patch-${kver}`;
     assert.deepEqual(files, [
       `./usr/lib/kpatch-ts/patches/${kver}/kpatch_replace_v10.ko`,
       `${doc}/changelog.gz`,
@@ -83,11 +84,15 @@ describe("kpatch package", { skip: noLab }, () => {
   it("carries the maintainer scripts kpatch writes, executable", () => {
     const e = join(out, "control");
     execFileSync("dpkg-deb", ["-e", deb("1"), e]);
+    const note = readElf(readFileSync(modules["kpatch-replace-v9"]!)).sections.find(
+      (sec) => sec.name === ".note.gnu.build-id",
+    );
     const values = {
-      package: `kpatch-patch-fix-${kver}`,
+      package: `kpatch-patch-${kver}`,
       kernelRelease: kver,
       patch: "kpatch_replace_v9",
       module: `/usr/lib/kpatch-ts/patches/${kver}/kpatch_replace_v9.ko`,
+      buildId: Buffer.from(note!.data).toString("hex"),
     };
     assert.equal(readFileSync(join(e, "postinst"), "utf8"), postinst(values));
     assert.equal(readFileSync(join(e, "prerm"), "utf8"), prerm(values));
@@ -109,7 +114,7 @@ describe("kpatch package", { skip: noLab }, () => {
       [[modules["kpatch-stall-target"]!], /not a livepatch module.*KPATCH_NOT_LIVEPATCH/],
       [["-k", "6.1.0-57-amd64", modules["kpatch-replace-v9"]!], /built for kernel .*KPATCH_VERMAGIC/],
       [["-V", "one two", modules["kpatch-replace-v9"]!], /not a Debian version/],
-      [["-n", "../x", modules["kpatch-replace-v9"]!], /is not a patch name/],
+      [["-n", "fix", modules["kpatch-replace-v9"]!], /Unknown option '-n'/],
       [
         ["--image-version", "1) | x (", modules["kpatch-replace-v9"]!],
         /--image-version .* is not a Debian version/,

@@ -4,11 +4,13 @@
  * none of them: the running kernel when it is a Debian packaged kernel, else the 6.12 lab kernel
  * (said in a note, with how to pick another target).
  */
+import { badKernelReleaseReason } from "../kernel/kernel-paths.js";
 import { defaultRelease, distroKernelTree } from "../kpatch-build/distro/distro-target.js";
 import { type KernelTree, userTree } from "../kpatch-build/kernel-tree.js";
 import { labTree } from "../lab/lab-tree.js";
 import { DEFAULT_SERIES, KERNEL_SERIES, type KernelSeries } from "../lab/paths.js";
 import { requireLab } from "../lab/setup.js";
+import { printable } from "../util/printable.js";
 import type { Progress } from "../util/progress.js";
 import { UsageError } from "./main.js";
 
@@ -58,6 +60,9 @@ export async function chooseTarget(
     return labTree(requireLab(series(values.kernel)));
   }
   let kernelRelease = values["kernel-release"];
+  const bad = kernelRelease === undefined ? undefined : badKernelReleaseReason(kernelRelease);
+  if (bad)
+    throw new UsageError(`--kernel-release '${printable(kernelRelease!)}' is not a kernel release: ${bad}`);
   if (!kernelRelease) {
     const running = defaultRelease();
     if ("why" in running) {

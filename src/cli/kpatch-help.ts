@@ -220,22 +220,25 @@ Options:
   package: `Usage: kpatch package [options] MODULE.ko
 
 Wrap a built live patch module in a Debian package (dpkg-deb), so that apt
-delivers it to every machine running its kernel:
-  kpatch-patch-<name>-<KVER>_<version>_amd64.deb
-It ships the module under /usr/lib/kpatch-ts/patches/<KVER>/ and depends on
-linux-image-<KVER> (or linux-image-<KVER>-unsigned) and kpatch-ts. Its postinst
-runs 'kpatch install -k KVER' and, when the machine runs KVER, 'kpatch load';
-its prerm (on removal) unloads the patch when loaded and uninstalls it. A newer
-version of the same package (same --name) replaces the earlier one: build each
-version with atomic replace and a module name of its own (fix_v2 after fix_v1);
-the new one is loaded (replacing the old live), then the old module is unloaded
-and uninstalled. Sign the module with kpatch-build --sign before packaging it.
+delivers it to every machine running its kernel. Each kernel has one patch
+package, whose versions are cumulative patch levels:
+  kpatch-patch-<KVER>_<level>_amd64.deb
+Build each level with atomic replace (the default; -R modules are refused),
+holding every fix so far: an upgrade replaces the patch live, a removal goes
+back to the unpatched kernel. It ships the module under
+/usr/lib/kpatch-ts/patches/<KVER>/ and depends on linux-image-<KVER> (or
+linux-image-<KVER>-unsigned) and kpatch-ts. Its postinst runs 'kpatch install
+-k KVER' and, when the machine runs KVER, 'kpatch load' (undoing the install if
+the load fails); its prerm (on removal) unloads and uninstalls it. The scripts
+act live only on KVER and only on their own module (its build id): another
+kernel's package, or a module of the same name that is not theirs, is left
+alone. Give each level's module a name of its own (kpatch-build -n fix_2) for a
+replace without a gap: a module name loads once, so the same name is unloaded
+before its next build loads. Sign the module with kpatch-build --sign first.
 
 Options:
   -k, --kernel-version KVER   the kernel it patches (default: its vermagic's;
                               it must match)
-  -n, --name NAME             the patch's name in the package name (default:
-                              the module's name)
   -V, --package-version VER   the package's Debian version (default 1)
   --image-version VER         depend on that build of the kernel's image package
                               only (its Debian version, e.g. 6.12.117-1~deb12u1;

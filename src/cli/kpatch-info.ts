@@ -11,6 +11,7 @@ import { findPatchMetadata, type PatchMetadata } from "../kernel/patch-metadata.
 import { findInstalled, type InstalledPatch } from "../manage/install.js";
 import { KpatchError } from "../util/errors.js";
 import { isModuleName, moduleNameOf } from "../util/module-name.js";
+import { escapeControl } from "../util/printable.js";
 import { parse, patchNameArg, printJson } from "./kpatch-args.js";
 import { describeLoaded, groupFields } from "./kpatch-format.js";
 import { EXIT, UsageError } from "./main.js";
@@ -78,7 +79,8 @@ export async function cmdInfo(args: string[]): Promise<number> {
     out.push("modinfo:");
     for (const [k, v] of facts.info.fields) out.push(`  ${`${k}:`.padEnd(16)} ${v}`);
   }
-  process.stdout.write(`${out.join("\n")}\n`);
+  // Module strings are anyone's: one escaped line each, so none can add a line or drive the terminal.
+  process.stdout.write(`${out.map(escapeControl).join("\n")}\n`);
   return EXIT.ok;
 }
 

@@ -5,14 +5,12 @@
 import { isPackageVersion } from "../debian/debian-package.js";
 import { buildPatchPackage } from "../debian/patch-package.js";
 import { badKernelReleaseReason } from "../kernel/kernel-paths.js";
-import { badModuleNameReason } from "../util/module-name.js";
 import { parse } from "./kpatch-args.js";
 import { EXIT, UsageError } from "./main.js";
 
 export async function cmdPackage(args: string[]): Promise<number> {
   const { values, positionals } = parse("package", args, {
     "kernel-version": { type: "string", short: "k" },
-    name: { type: "string", short: "n" },
     "package-version": { type: "string", short: "V" },
     "image-version": { type: "string" },
     maintainer: { type: "string" },
@@ -23,10 +21,6 @@ export async function cmdPackage(args: string[]): Promise<number> {
   const why = k === undefined ? undefined : badKernelReleaseReason(k);
   if (why)
     throw new UsageError(`package: -k '${JSON.stringify(k).slice(1, -1)}' is not a kernel release: ${why}`);
-  const n = values.name;
-  const bad = n === undefined ? undefined : badModuleNameReason(n);
-  if (bad)
-    throw new UsageError(`package: --name '${JSON.stringify(n).slice(1, -1)}' is not a patch name: ${bad}`);
   const iv = values["image-version"];
   if (iv !== undefined && !isPackageVersion(iv))
     throw new UsageError(
@@ -35,12 +29,13 @@ export async function cmdPackage(args: string[]): Promise<number> {
   const p = await buildPatchPackage({
     module: positionals[0]!,
     kernelRelease: k,
-    patchName: n,
     version: values["package-version"],
     imageVersion: values["image-version"],
     maintainer: values.maintainer,
     outDir: values.output ?? ".",
   });
-  process.stdout.write(`${p.deb}: ${p.name} ${p.version} (${p.patch} for kernel ${p.kernelRelease})\n`);
+  process.stdout.write(
+    `${p.deb}: ${p.name} ${p.version} (module ${p.patch} for kernel ${p.kernelRelease})\n`,
+  );
   return EXIT.ok;
 }

@@ -10,6 +10,7 @@ import { requireLivepatch, requireRoot, runningRelease } from "../kernel/kernel-
 import { type LoadedPatch, listPatches, patchInTransition } from "../kernel/livepatch-sysfs.js";
 import { isLivepatchModule, loadedModules } from "../kernel/modules.js";
 import {
+  type LoadOptions,
   loadPatch,
   type PatchOpOptions,
   type PatchOpResult,
@@ -31,10 +32,12 @@ import {
   findInstalled,
   installedPatches,
   installPatch,
+  oddEntries,
   uninstallPatch,
 } from "../manage/install.js";
-import { RunPreLoadError } from "../run-pre/live-check.js";
+import { RunPreLoadError, verifyBeforeLoad } from "../run-pre/live-check.js";
 import { isKpatchError, type KpatchError } from "../util/errors.js";
+import { escapeControl } from "../util/printable.js";
 import { kernelOption, parse, patchNameArg, printJson } from "./kpatch-args.js";
 import { describeInstalled, describeLoaded, describeResult } from "./kpatch-format.js";
 import { HELP, USAGE } from "./kpatch-help.js";
@@ -108,6 +111,15 @@ function transitionOptions(
 
 const note = (m: string) => process.stderr.write(`kpatch: ${m}\n`);
 
+/** Load options: the transition's, and the run-pre check before insmod (--skip-run-pre: its override). */
+function loadOptions(verb: string, values: Record<string, unknown>, log: (m: string) => void): LoadOptions {
+  const skipRunPre = values["skip-run-pre"] === true;
+  return {
+    ...transitionOptions(verb, values, log),
+    verify: (elf, paths) => verifyBeforeLoad(elf, paths.proc, { log, ...(skipRunPre ? { skipRunPre } : {}) }),
+  };
+}
+
 /** The JSON form of an error for --json callers (the message also goes to stderr). */
 function errorJson(e: KpatchError): Record<string, unknown> {
   return {
@@ -152,8 +164,7 @@ async function cmdLoad(args: string[]): Promise<number> {
     all: { type: "boolean" },
     "skip-run-pre": { type: "boolean" },
   });
-  const options = transitionOptions("load", values, note);
-  if (values["skip-run-pre"]) options.skipRunPre = true;
+  const options = loadOptions("load", values, note);
   if (values.all) {
     if (positionals.length) throw new UsageError("load: give modules or --all, not both");
     requireRoot("load --all");
@@ -229,11 +240,13 @@ async function cmdList(args: string[]): Promise<number> {
   const livepatch = existsLivepatch();
   const loaded = listPatches();
   const installed = allInstalledPatches();
+  const skipped = oddEntries();
   const replaced = leftoverPatchModules(loaded);
   if (values.json) {
-    printJson({ kernel, livepatch, loaded, replaced, installed });
+    printJson({ kernel, livepatch, loaded, replaced, installed, skipped });
     return EXIT.ok;
   }
+  for (const o of skipped) note(`skipped ${escapeControl(o.path)}: ${o.why}, not a kernel release's patches`);
   const out: string[] = ["Loaded patch modules:"];
   if (!livepatch) out.push("  (this kernel has no livepatch support)");
   else if (loaded.length + replaced.length === 0) out.push("  (none)");
@@ -337,7 +350,7 @@ async function cmdBoot(args: string[]): Promise<number> {
     kmsg(m);
   };
   const report = await loadInstalled({
-    ...transitionOptions("boot", values, log),
+    ...loadOptions("boot", values, log),
     kernelRelease,
     boot: true,
   });

@@ -36,12 +36,22 @@ export interface DebSpec {
   compression?: "xz" | "none";
 }
 
+/** NAME_MAX: the longest file name Linux file systems take, in bytes. */
+const NAME_MAX = 255;
+
 /** Builds the package into outDir; its path. */
 export async function buildDeb(spec: DebSpec): Promise<string> {
   const name = checkPackageName(spec.name);
   const version = checkPackageVersion(spec.version);
+  const file = `${name}_${version.replace(/^[0-9]+:/, "")}_${spec.architecture}.deb`;
+  if (Buffer.byteLength(file) > NAME_MAX) {
+    throw new KpatchError(
+      "DEBIAN_BAD_NAME",
+      `Cannot build ${name} ${version}: its .deb file name would be ${Buffer.byteLength(file)} bytes, over the ${NAME_MAX} a file name may have (shorten the name or the version)`,
+    );
+  }
   mkdirSync(spec.outDir, { recursive: true });
-  const deb = join(spec.outDir, `${name}_${version.replace(/^[0-9]+:/, "")}_${spec.architecture}.deb`);
+  const deb = join(spec.outDir, file);
   const stage = mkdtempSync(join(spec.outDir, `.${name}-`));
   try {
     const root = join(stage, "root");

@@ -152,13 +152,23 @@ export class KernelSymbols {
 
   /** /proc/kallsyms text: vmlinux's symbols, or with `module` that module's ([module] suffix). */
   static fromProcKallsyms(text: string, options: { module?: string; source?: string } = {}): KernelSymbols {
-    const out: KernelSymbol[] = [];
-    for (const line of text.split("\n")) {
-      const m = /^([0-9a-fA-F]+) (\S) (\S+)(?:\t\[(\S+)\])?/.exec(line);
-      if (!m || (m[4] ?? undefined) !== options.module) continue;
-      out.push({ name: m[3]!, address: BigInt(`0x${m[1]}`), type: m[2]! });
+    const all = KernelSymbols.fromProcKallsymsByObject(text, options.source);
+    return all.get(options.module ?? "vmlinux") ?? new KernelSymbols(options.source ?? "/proc/kallsyms", []);
+  }
+
+  /**
+   * /proc/kallsyms text read in one pass: vmlinux's symbols under "vmlinux", each module's under
+   * its name (a check of many target objects parses the text once, not once per object).
+   */
+  static fromProcKallsymsByObject(text: string, source = "/proc/kallsyms"): Map<string, KernelSymbols> {
+    const lists = new Map<string, KernelSymbol[]>([["vmlinux", []]]);
+    for (const m of text.matchAll(/^([0-9a-fA-F]+) (\S) (\S+)(?:\t\[(\S+)\])?/gm)) {
+      const object = m[4] ?? "vmlinux";
+      const list = lists.get(object) ?? [];
+      if (list.length === 0) lists.set(object, list);
+      list.push({ name: m[3]!, address: BigInt(`0x${m[1]}`), type: m[2]! });
     }
-    return new KernelSymbols(options.source ?? "/proc/kallsyms", out);
+    return new Map([...lists].map(([object, list]) => [object, new KernelSymbols(source, list)]));
   }
 
   /**

@@ -3,7 +3,8 @@
  * what /proc/modules says is loaded. A failed insmod is explained by the last kernel log
  * lines about the module, when there are any.
  */
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { KpatchError } from "../util/errors.js";
 import { exec } from "../util/exec.js";
@@ -61,23 +62,47 @@ export function findLoadedModule(name: string, paths: KernelPaths = KERNEL_PATHS
 }
 
 /**
- * insmod PATH; throws KPATCH_INSMOD_FAILED with insmod's message and the kernel's reason.
- * The path is made absolute, so a file named like an option (-f.ko) is never read as one.
+ * insmod of exactly `bytes` (the ones kpatch read and checked), never of the user's path again:
+ * they are written to a private copy in a fresh root-only directory (mkdtemp: mode 0700) that
+ * nobody else can swap between the check and insmod, and removed after. Throws
+ * KPATCH_INSMOD_FAILED with insmod's message and the kernel's reason; `file` names the module
+ * the user gave in errors.
  */
-export async function insertModule(path: string, name: string): Promise<void> {
-  const r = await exec("insmod", [resolve(path)]);
-  if (r.code === 0) return;
-  const said = `${r.stderr}${r.stdout}`.trim().replace(/^insmod: (ERROR: )?/, "");
-  const kernel = await kernelLogAbout(name);
-  // EKEYREJECTED, ENOKEY: module_sig_check() refused the signature (the kernel logs no name).
-  const signature = /Key was rejected by service|Required key not available/.test(said)
-    ? " (the kernel enforces module signatures and does not accept this module's: unsigned, or signed with a key not in its keyring)"
-    : "";
-  throw new KpatchError(
-    "KPATCH_INSMOD_FAILED",
-    `Cannot load ${name}: insmod failed: ${said || `exit status ${r.code}`}${signature}${kernel ? `\nkernel log:\n${kernel}` : ""}`,
-    { file: path },
-  );
+export async function insertModule(bytes: Uint8Array, name: string, file: string): Promise<void> {
+  await withPrivateCopy(bytes, name, async (copy) => {
+    const r = await exec("insmod", [copy]);
+    if (r.code === 0) return;
+    const said = `${r.stderr}${r.stdout}`.trim().replace(/^insmod: (ERROR: )?/, "");
+    const kernel = await kernelLogAbout(name);
+    // EKEYREJECTED, ENOKEY: module_sig_check() refused the signature (the kernel logs no name).
+    const signature = /Key was rejected by service|Required key not available/.test(said)
+      ? " (the kernel enforces module signatures and does not accept this module's: unsigned, or signed with a key not in its keyring)"
+      : "";
+    throw new KpatchError(
+      "KPATCH_INSMOD_FAILED",
+      `Cannot load ${name}: insmod failed: ${said.replaceAll(copy, file) || `exit status ${r.code}`}${signature}${kernel ? `\nkernel log:\n${kernel}` : ""}`,
+      { file },
+    );
+  });
+}
+
+/**
+ * Runs `use` with the absolute path of a read-only copy of `bytes` in a new directory only its
+ * owner can enter, then removes the directory (also when `use` throws).
+ */
+async function withPrivateCopy<T>(
+  bytes: Uint8Array,
+  name: string,
+  use: (path: string) => Promise<T>,
+): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), "kpatch-load-"));
+  try {
+    const copy = resolve(dir, `${checkModuleName(name, "the module name")}.ko`);
+    writeFileSync(copy, bytes, { mode: 0o400, flag: "wx" });
+    return await use(copy);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** rmmod NAME; throws KPATCH_RMMOD_FAILED with rmmod's message. */

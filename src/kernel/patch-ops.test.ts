@@ -44,6 +44,7 @@ test("loadPatch() and unloadPatch() never reach insmod/rmmod with a fake kernel 
   const k = fakeKernel({ patches: [{ name: "stale", objects: { vmlinux: ["f"] } }] });
   const vermagic = `${(await import("node:os")).release()} SMP `;
   const fix = module("fake-fix.ko", { vermagic, livepatch: "Y", name: "fake_fix" });
-  await assert.rejects(loadPatch(fix, { paths: k }), { code: "KPATCH_FAKE_KERNEL" });
+  const verify = () => assert.fail("the pre-load check runs after the fake-kernel refusal");
+  await assert.rejects(loadPatch(fix, { paths: k, verify }), { code: "KPATCH_FAKE_KERNEL" });
   await assert.rejects(unloadPatch("stale", { paths: k, timeoutMs: 0 }), { code: "KPATCH_FAKE_KERNEL" });
 });

@@ -4,10 +4,13 @@
  *           transition; stalled → disable, wait, rmmod (the system is as before) → error
  *   unload: disable → wait; stalled → enable again, wait (the patch stays) → error;
  *           done → rmmod
+ * What is checked is what is loaded: insmod gets a private copy of the bytes read (modules.ts).
+ * The run-pre check is the caller's (kpatch's cli injects it as `verify`): this layer imports
+ * nothing from run-pre.
  */
 import { existsSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type LoadCheck, verifyBeforeLoad } from "../run-pre/live-check.js";
+import type { ElfFile } from "../elf/index.js";
 import { KpatchError } from "../util/errors.js";
 import { moduleNameOf } from "../util/module-name.js";
 import {
@@ -36,14 +39,20 @@ export interface PatchOpResult {
   action: "loaded" | "enabled" | "unloaded" | "removed";
   elapsedMs: number;
   signalled: TaskState[];
-  /** load: the run-pre check before insmod (kallsyms, and the code through /proc/kcore). */
-  runPre?: LoadCheck;
+  /** load: what the pre-load check (LoadOptions.verify) returned. */
+  runPre?: object;
 }
 
 export interface PatchOpOptions extends TransitionOptions {
   paths?: KernelPaths;
-  /** load: insmod even when the run-pre check finds the code is not what the module was built against. */
-  skipRunPre?: boolean;
+}
+
+export interface LoadOptions extends PatchOpOptions {
+  /**
+   * Runs on the module as read (the bytes insmod gets), before insmod; throws to refuse the
+   * load, and what it returns goes into the result. kpatch gives the run-pre check.
+   */
+  verify: (elf: ElfFile, paths: KernelPaths) => object;
 }
 
 /**
@@ -91,7 +100,7 @@ export function checkPatchModule(info: ModuleInfo, kernelRelease: string): void 
   }
 }
 
-export async function loadPatch(file: string, options: PatchOpOptions = {}): Promise<PatchOpResult> {
+export async function loadPatch(file: string, options: LoadOptions): Promise<PatchOpResult> {
   const paths = options.paths ?? KERNEL_PATHS;
   requireRoot(`load ${file}`);
   requireLivepatch(`load ${file}`, paths);
@@ -108,7 +117,7 @@ export async function loadPatch(file: string, options: PatchOpOptions = {}): Pro
     });
   }
   let action: PatchOpResult["action"] = "loaded";
-  let runPre: LoadCheck | undefined;
+  let runPre: object | undefined;
   if (existing) {
     options.log?.(`${name}: loaded but disabled; enabling it`);
     setPatchEnabled(name, true, paths);
@@ -129,11 +138,8 @@ export async function loadPatch(file: string, options: PatchOpOptions = {}): Pro
         { file },
       );
     }
-    runPre = verifyBeforeLoad(elf, paths.proc, {
-      ...(options.log ? { log: options.log } : {}),
-      ...(options.skipRunPre ? { skipRunPre: true } : {}),
-    });
-    await insertModule(file, name);
+    runPre = options.verify(elf, paths);
+    await insertModule(bytes, name, file);
   }
   const r = await waitForTransition(name, options);
   if (r.done)

@@ -5,8 +5,9 @@
  * of every object built from them. No module is built. A mismatch throws RunPreError (its
  * report attached), as the pipeline does.
  */
-import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import type { RunPreReport } from "../run-pre/run-pre-check.js";
 import { KpatchError } from "../util/errors.js";
 import type { Progress } from "../util/progress.js";
@@ -51,15 +52,22 @@ export async function checkOnly(options: {
     });
     return result.runPre;
   }
-  const objects = await buildOriginalObjects({
-    tree: buildTreeOf(tree),
-    files: inputs,
-    progress,
-    jobs,
-    signal,
-  });
-  if (objects.length === 0) {
-    throw new KpatchError("NO_CHANGES", `No object of this kernel is built from ${inputs.join(" ")}`);
+  // The originals' own copies (the cache may be pruned by another run meanwhile).
+  const workDir = mkdtempSync(join(tmpdir(), "kpatch-build-check-"));
+  try {
+    const objects = await buildOriginalObjects({
+      tree: buildTreeOf(tree),
+      files: inputs,
+      workDir,
+      progress,
+      jobs,
+      signal,
+    });
+    if (objects.length === 0) {
+      throw new KpatchError("NO_CHANGES", `No object of this kernel is built from ${inputs.join(" ")}`);
+    }
+    return await runPreStep(tree, objects, progress);
+  } finally {
+    rmSync(workDir, { recursive: true, force: true });
   }
-  return await runPreStep(tree, objects, progress);
 }

@@ -218,7 +218,7 @@ export function describeHunk(h: InexactHunk): string {
 export async function applyPatches(
   tree: string,
   patches: readonly SourcePatch[],
-  options: { allowFuzz?: boolean; signal?: AbortSignal } = {},
+  options: { allowFuzz?: boolean; signal?: AbortSignal; onApplied?: () => void } = {},
 ): Promise<InexactHunk[]> {
   const inexact: InexactHunk[] = [];
   for (const p of patches) {
@@ -252,6 +252,7 @@ export async function applyPatches(
         },
       );
     }
+    options.onApplied?.();
   }
   return inexact;
 }

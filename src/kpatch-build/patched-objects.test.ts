@@ -181,7 +181,8 @@ test("buildPatchedObjects() caches no original whose compile failed, and leaves 
   try {
     writeFileSync(join(t.srcDir, "hello.h"), "#error a header that does not compile\n");
     await assert.rejects(build(t), { code: "BUILD_FAILED" });
-    assert.deepEqual(readdirSync(t.cacheDir), []);
+    assert.deepEqual(existsSync(t.cacheDir) ? readdirSync(t.cacheDir) : [], []);
+    assert.deepEqual(readdirSync(join(t.workDir, "orig")), [], "no temporary in the work folder");
     clean(t);
   } finally {
     rmSync(t.root, { recursive: true, force: true });
@@ -258,5 +259,69 @@ test("buildPatchedObjects() stopped through its AbortSignal in the patched build
     clean(t);
   } finally {
     rmSync(t.root, { recursive: true, force: true });
+  }
+});
+
+/** The cache's entries for hello.o (one folder per tree; the test trees put it at the top). */
+const entriesOf = (t: Mini) => readdirSync(t.cacheDir).filter((e) => e.startsWith("hello.o."));
+
+test("buildPatchedObjects() checks a cached original before use: truncated, or another valid object, it is compiled again", async () => {
+  const t = miniTree();
+  try {
+    const first = await build(t);
+    const orig = readFileSync(first.changed[0]!.orig);
+    const patched = readFileSync(first.changed[0]!.patched);
+    const [entry] = entriesOf(t);
+    for (const damage of [orig.subarray(0, 100), patched]) {
+      writeFileSync(join(t.cacheDir, entry!), damage);
+      rmSync(t.workDir, { recursive: true });
+      const notes: string[] = [];
+      const log = new Writable({
+        write(chunk: Buffer, _enc, done) {
+          notes.push(chunk.toString());
+          done();
+        },
+      });
+      const again = await build(t, { progress: new Progress({ stream: log, tty: false }) });
+      assert.equal(again.changed.length, 1, "the patched object differs from the original");
+      assert.ok(readFileSync(again.changed[0]!.orig).equals(orig), "the original, not the damaged entry");
+      assert.match(
+        notes.join(""),
+        /cached original .*hello\.o\.[0-9a-f]{32}\.[0-9a-f]{64}\.o is not what was written/,
+      );
+      assert.deepEqual(entriesOf(t), [entry], "one good entry again");
+    }
+  } finally {
+    rmSync(t.root, { recursive: true, force: true });
+  }
+});
+
+test("buildPatchedObjects(): two runs sharing one objects folder, one pruning the other's entry mid-run, both succeed", async () => {
+  // A waits in its patched build until B, another tree with the same cache folder, has compiled
+  // (and pruned) hello.o under its own key.
+  const a = miniTree(
+    (src) => ` && if grep -q PATCHED ${src}/hello.c; then until [ -e ${src}/../go ]; do sleep 0.05; done; fi`,
+  );
+  const b = miniTree();
+  try {
+    const runA = build(a);
+    const waitFor = async (ok: () => boolean) => {
+      for (let i = 0; i < 400 && !ok(); i++) await new Promise((r) => setTimeout(r, 50));
+    };
+    await waitFor(() => readFileSync(join(a.srcDir, "hello.c"), "utf8").includes("PATCHED"));
+    const cachedA = entriesOf(a);
+    assert.equal(cachedA.length, 1, "A's original is cached");
+    const runB = await build(b, { tree: { srcDir: b.srcDir, buildDir: b.buildDir, cacheDir: a.cacheDir } });
+    assert.equal(runB.changed.length, 1);
+    assert.equal(entriesOf(a).length, 1);
+    assert.notDeepEqual(entriesOf(a), cachedA, "B's entry replaced A's (another key of the same object)");
+    writeFileSync(join(a.root, "go"), "");
+    const builtA = await runA;
+    assert.equal(builtA.changed.length, 1);
+    clean(a);
+    clean(b);
+  } finally {
+    rmSync(a.root, { recursive: true, force: true });
+    rmSync(b.root, { recursive: true, force: true });
   }
 });

@@ -8,22 +8,15 @@
  * also on failure, Ctrl-C, or (by the next run) after the process was killed.
  */
 import { createHash } from "node:crypto";
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  realpathSync,
-  rmSync,
-} from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { existsSync, readFileSync, realpathSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { createAtomic } from "../util/atomic-write.js";
 import { cachePath } from "../util/cache-dir.js";
 import type { Progress } from "../util/progress.js";
 import { throwIfAborted } from "./interrupt.js";
 import { type KbuildObject, kernelObjects, objectsDependingOn, readKbuildCmd } from "./kbuild-tree.js";
 import type { KernelObjects, KernelTree } from "./kernel-tree.js";
+import { ObjectCache } from "./object-cache.js";
 import { compileObject, installMacros, macrosIncludeDir, sectionCommand } from "./object-compile.js";
 import { applyPatches, describeHunk, type SourcePatch } from "./patch-file.js";
 import { TreeLock } from "./tree-lock.js";
@@ -129,36 +122,28 @@ class FileHashes {
 }
 
 /**
- * The original object, compiled before any patch is applied. Cached under a key covering the
- * trees (resolved), the command, and the content of the source and of every file kbuild
- * recorded it depends on, so a rebuilt kernel's changed headers or another tree never reuse a
- * wrong object. The key is in the entry's name and the entry appears whole (renamed into
- * place) only after a successful compile.
+ * The original object, compiled before any patch is applied, written to `dest` (the run's own
+ * copy). Cached (object-cache.ts) under a key covering the trees (resolved), the command, and
+ * the content of the source and of every file kbuild recorded it depends on, so a rebuilt
+ * kernel's changed headers or another tree never reuse a wrong object.
  */
 async function originalObject(
   tree: BuildTree,
   o: KbuildObject,
-  hashes: FileHashes,
-  signal: AbortSignal | undefined,
-): Promise<string> {
+  run: { hashes: FileHashes; cache: ObjectCache; signal: AbortSignal | undefined },
+  dest: string,
+): Promise<void> {
   const record = readKbuildCmd(tree.buildDir, o.path);
   const deps = record.deps.map((d) => resolve(tree.buildDir, d));
-  const key = createHash("sha256").update(`${tree.srcDir}\n${tree.buildDir}\n`);
-  key.update(sectionCommand(record.command, o.path, "OUT"));
+  const hash = createHash("sha256").update(`${tree.srcDir}\n${tree.buildDir}\n`);
+  hash.update(sectionCommand(record.command, o.path, "OUT"));
   for (const f of [o.source, join(macrosIncludeDir(), "kpatch-macros.h"), ...deps])
-    key.update(`\n${f} ${hashes.of(f)}`);
-  const out = join(tree.cacheDir, `${o.path}.${key.digest("hex").slice(0, 32)}.o`);
-  if (existsSync(out)) return out;
-  await createAtomic(out, (tmp) => compileObject(tree.buildDir, o.path, tmp, signal ? { signal } : {}));
-  // Entries of this object under older keys are dead, as is the keyless layout of before.
-  const name = basename(o.path);
-  const dead = (e: string) =>
-    e === name ||
-    e === `${name}.key` ||
-    (e.startsWith(`${name}.`) && /^[0-9a-f]{32}\.o$/.test(e.slice(name.length + 1)));
-  for (const e of readdirSync(dirname(out)))
-    if (dead(e) && e !== basename(out)) rmSync(join(dirname(out), e), { force: true });
-  return out;
+    hash.update(`\n${f} ${run.hashes.of(f)}`);
+  const key = hash.digest("hex").slice(0, 32);
+  if (run.cache.take(o.path, key, dest)) return;
+  const { signal } = run;
+  await createAtomic(dest, (tmp) => compileObject(tree.buildDir, o.path, tmp, signal ? { signal } : {}));
+  run.cache.put(o.path, key, dest);
 }
 
 /**
@@ -166,7 +151,7 @@ async function originalObject(
  * tree), under the tree lock, for a run-pre check of source files without a patch.
  */
 export async function buildOriginalObjects(
-  options: Omit<PatchedBuildOptions, "patches" | "workDir"> & { files: readonly string[] },
+  options: Omit<PatchedBuildOptions, "patches"> & { files: readonly string[] },
 ): Promise<(KbuildObject & { orig: string })[]> {
   const { progress, jobs, signal, files } = options;
   const tree: BuildTree = {
@@ -188,10 +173,16 @@ export async function buildOriginalObjects(
     const objects = found.candidates;
     progress.end(`${objects.length} of ${found.total} objects depend on ${files.join(" ")}`);
     progress.begin("original build", `${objects.length} objects`);
-    const hashes = new FileHashes();
+    const run = {
+      hashes: new FileHashes(),
+      cache: new ObjectCache(tree.cacheDir, (m) => progress.note(m)),
+      signal,
+    };
     const out: (KbuildObject & { orig: string })[] = [];
     await pool(objects, jobs, signal, async (o) => {
-      out.push({ ...o, orig: await originalObject(tree, o, hashes, signal) });
+      const orig = join(options.workDir, "orig", o.path);
+      await originalObject(tree, o, run, orig);
+      out.push({ ...o, orig });
     });
     progress.end(`${objects.length} objects (cached ones reused)`);
     return out.sort((a, b) => a.path.localeCompare(b.path));
@@ -220,7 +211,6 @@ export async function buildPatchedObjects(options: PatchedBuildOptions): Promise
       progress.note(`waiting for another kpatch-build (pid ${pid}) to finish with ${tree.srcDir}`),
     onNote: (m) => progress.note(m),
   });
-  const origs = new Map<string, string>();
   let n = 0;
   let candidates: KbuildObject[] = [];
   try {
@@ -230,9 +220,13 @@ export async function buildPatchedObjects(options: PatchedBuildOptions): Promise
     candidates = found.candidates;
     progress.end(`${candidates.length} of ${found.total} objects depend on ${touched.join(" ")}`);
     progress.begin("original build", `${candidates.length} objects`);
-    const hashes = new FileHashes();
+    const run = {
+      hashes: new FileHashes(),
+      cache: new ObjectCache(tree.cacheDir, (m) => progress.note(m)),
+      signal,
+    };
     await pool(candidates, jobs, signal, async (o) => {
-      origs.set(o.path, await originalObject(tree, o, hashes, signal));
+      await originalObject(tree, o, run, join(workDir, "orig", o.path));
       progress.update(`${++n}/${candidates.length} ${o.path}`, n / candidates.length);
     });
     progress.end(`${candidates.length} objects (cached ones reused)`);
@@ -242,6 +236,7 @@ export async function buildPatchedObjects(options: PatchedBuildOptions): Promise
     const inexact = await applyPatches(tree.srcDir, patches, {
       ...(options.allowFuzz ? { allowFuzz: true } : {}),
       ...(signal ? { signal } : {}),
+      onApplied: () => lock.recordLeftState(),
     });
     progress.end(`${patches.length} applied`);
     for (const h of inexact) {
@@ -266,8 +261,6 @@ export async function buildPatchedObjects(options: PatchedBuildOptions): Promise
   const unchanged: KbuildObject[] = [];
   for (const o of candidates) {
     const orig = join(workDir, "orig", o.path);
-    mkdirSync(dirname(orig), { recursive: true });
-    copyFileSync(origs.get(o.path)!, orig);
     const patched = join(workDir, "patched", o.path);
     if (readFileSync(orig).equals(readFileSync(patched))) unchanged.push(o);
     else changed.push({ ...o, orig, patched });

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import test from "node:test";
 import { currentBootId } from "../util/boot-id.js";
 import { type Holder, LOCK_NAME, processStart, TreeLock } from "./tree-lock.js";
-import { snapshotFiles } from "./tree-snapshot.js";
+import { snapshotFiles, withLeftState } from "./tree-snapshot.js";
 
 const PATCH = "--- a/f.c\n+++ b/f.c\n@@ -1 +1 @@\n-old\n+new\n";
 const LOCK_JS = join(import.meta.dirname, "tree-lock.js");
@@ -33,8 +33,13 @@ const lockFile = (src: string) => join(src, LOCK_NAME);
 /** The tree's entries: nothing of ours may be left once the lock is released. */
 const entries = (src: string) => readdirSync(src).sort();
 
-function writeLock(src: string, holder: Holder, files?: string[]) {
-  const snapshot = files ? snapshotFiles(src, files) : undefined;
+/** A dead holder's lock: `files` saved, then `patch` run and what it left recorded, as a run does. */
+function writeLock(src: string, holder: Holder, files?: string[], patch?: () => void) {
+  let snapshot = files ? snapshotFiles(src, files) : undefined;
+  if (snapshot && patch) {
+    patch();
+    snapshot = withLeftState(src, snapshot);
+  }
   writeFileSync(
     lockFile(src),
     JSON.stringify({ pid: holder.pid, holder, ...(snapshot ? { snapshot } : {}) }),
@@ -44,15 +49,38 @@ function writeLock(src: string, holder: Holder, files?: string[]) {
 test("acquire() restores the files a dead holder saved and left patched, then takes the lock", async () => {
   const { dir, src } = tree();
   try {
-    writeLock(src, { pid: deadPid(), start: "1", boot: currentBootId() }, ["f.c"]);
-    writeFileSync(join(src, "f.c"), "new\n"); // it died after patching
-    writeFileSync(join(src, "f.c.orig"), "old\n");
+    writeLock(src, { pid: deadPid(), start: "1", boot: currentBootId() }, ["f.c"], () => {
+      writeFileSync(join(src, "f.c"), "new\n"); // it died after patching
+      writeFileSync(join(src, "f.c.orig"), "old\n");
+    });
     const notes: string[] = [];
     const lock = await TreeLock.acquire(src, { timeoutMs: 2000, onNote: (m) => notes.push(m) });
     assert.equal(readFileSync(join(src, "f.c"), "utf8"), "old\n");
     assert.match(notes.join("\n"), /restoring .* left patched/);
     lock.release();
     assert.deepEqual(entries(src), ["f.c"]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("acquire() after a dead holder never overwrites a file changed since it left it: TREE_NEEDS_REPAIR, both versions kept", async () => {
+  const { dir, src } = tree();
+  try {
+    writeLock(src, { pid: deadPid(), start: "1", boot: currentBootId() }, ["f.c"], () =>
+      writeFileSync(join(src, "f.c"), "new\n"),
+    );
+    writeFileSync(join(src, "f.c"), "new\nthe user's edit\n"); // made after it died
+    for (let run = 0; run < 2; run++) {
+      await assert.rejects(TreeLock.acquire(src, { timeoutMs: 2000 }), {
+        code: "TREE_NEEDS_REPAIR",
+        message:
+          /f\.c changed since it left them; the originals it saved are in f\.c\.kpatch-ts-orig; keep the version you want, then remove .*\.kpatch-ts-build\.lock$/,
+      });
+      assert.equal(readFileSync(join(src, "f.c"), "utf8"), "new\nthe user's edit\n");
+      assert.equal(readFileSync(join(src, "f.c.kpatch-ts-orig"), "utf8"), "old\n");
+      assert.equal(existsSync(lockFile(src)), true, "the lock stays until the user removes it");
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -144,6 +172,7 @@ function holder(src: string, content: string) {
     const lock = await TreeLock.acquire(${JSON.stringify(src)}, { timeoutMs: 60000 });
     lock.saveFiles(["f.c"]);
     writeFileSync(${JSON.stringify(join(src, "f.c"))}, ${JSON.stringify(content)} + process.pid);
+    lock.recordLeftState();
     process.stdout.write("patched\\n");
     await new Promise((r) => setTimeout(r, 150));
     const mine = readFileSync(${JSON.stringify(join(src, "f.c"))}, "utf8") === ${JSON.stringify(content)} + process.pid;
@@ -173,8 +202,9 @@ test("a holder killed after patching: the next acquire() restores the tree", asy
 test("runs racing to clean one stale lock: one at a time holds the tree, none undoes another", async () => {
   const { dir, src } = tree();
   try {
-    writeLock(src, { pid: deadPid(), start: "1", boot: currentBootId() }, ["f.c"]);
-    writeFileSync(join(src, "f.c"), "left patched\n");
+    writeLock(src, { pid: deadPid(), start: "1", boot: currentBootId() }, ["f.c"], () =>
+      writeFileSync(join(src, "f.c"), "left patched\n"),
+    );
     const children = Array.from({ length: 4 }, () => holder(src, "patched by "));
     const outputs = await Promise.all(
       children.map(

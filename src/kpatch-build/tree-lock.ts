@@ -31,7 +31,14 @@ import { tempPathFor, writeFileAtomic } from "../util/atomic-write.js";
 import { currentBootId } from "../util/boot-id.js";
 import { KpatchError } from "../util/errors.js";
 import { interrupted, throwIfAborted } from "./interrupt.js";
-import { restoreSnapshot, snapshotFiles, type TreeSnapshot } from "./tree-snapshot.js";
+import {
+  changedSinceLeft,
+  keepOriginals,
+  restoreSnapshot,
+  snapshotFiles,
+  type TreeSnapshot,
+  withLeftState,
+} from "./tree-snapshot.js";
 
 export const LOCK_NAME = ".kpatch-ts-build.lock";
 
@@ -279,6 +286,7 @@ export class TreeLock {
         if (readLock(lock.file)?.id !== seen.id) continue; // taken over meanwhile
         const saved = seen.record?.snapshot;
         if (saved) {
+          refuseChangedSince(lock.tree, saved, seen.record!.holder.pid, lock.file);
           options.onNote?.(
             `restoring ${saved.files.length} files of ${lock.tree} that a kpatch-build (pid ${seen.record!.holder.pid}) left patched`,
           );
@@ -312,6 +320,16 @@ export class TreeLock {
     this.writeRecord();
   }
 
+  /**
+   * Record what the run leaves in the saved files now (after each patch it applies): a run
+   * that takes over after this one dies restores only files still in that state.
+   */
+  recordLeftState(): void {
+    if (!this.snapshot) return;
+    this.snapshot = withLeftState(this.tree, this.snapshot);
+    this.writeRecord();
+  }
+
   /** Put the saved files back, verify them, then remove the lock (kept if the restore fails). */
   release(): void {
     if (this.snapshot) restoreSnapshot(this.tree, this.snapshot);
@@ -327,4 +345,20 @@ export class TreeLock {
       rmSync(this.file, { force: true });
     }
   }
+}
+
+/**
+ * A dead holder's saved files are restored only where they hold what it left (or the original):
+ * a file changed since (a user's edit) is not overwritten. TREE_NEEDS_REPAIR then, the edit in
+ * place, the saved original beside it, the lock kept, nothing restored.
+ */
+function refuseChangedSince(tree: string, saved: TreeSnapshot, pid: number, lockFile: string): void {
+  const changed = changedSinceLeft(tree, saved);
+  if (changed.length === 0) return;
+  const kept = keepOriginals(tree, saved, changed);
+  throw new KpatchError(
+    "TREE_NEEDS_REPAIR",
+    `Cannot restore ${tree} after a kpatch-build (pid ${pid}) that died: ${changed.join(" ")} changed since it left them${kept.length ? `; the originals it saved are in ${kept.join(" ")}` : ""}; keep the version you want, then remove ${lockFile}`,
+    { file: lockFile },
+  );
 }

@@ -41,6 +41,11 @@ export interface TreeSnapshot {
   newDirs: string[];
   /** Leftover-looking names (patch temporaries) that existed already and must stay. */
   keep: string[];
+  /**
+   * What the run left in each saved path after its last patch (stateOf), recorded after every
+   * patch it applied: a later run restores a path only from this state or finds it as saved.
+   */
+  left?: Record<string, string>;
 }
 
 /** What patch(1) may leave beside `name` besides the file itself. */
@@ -136,6 +141,51 @@ function put(tree: string, s: SavedFile): void {
   writeFileSync(full, Buffer.from(s.data, "base64"));
   chmodSync(full, s.mode);
   utimesSync(full, toSeconds(s.atimeNs), toSeconds(s.mtimeNs));
+}
+
+/** A path's state in a word: "absent", "link:<target>", "file:<sha256>" (or "other"). */
+function stateOf(tree: string, path: string): string {
+  const full = join(tree, path);
+  const st = lstatMaybe(full);
+  if (!st) return "absent";
+  if (st.isSymbolicLink()) return `link:${readlinkSync(full)}`;
+  return st.isFile() ? `file:${sha256(readFileSync(full))}` : "other";
+}
+
+function savedState(s: SavedFile): string {
+  if (s.kind === "absent") return "absent";
+  return s.kind === "symlink" ? `link:${s.target}` : `file:${s.sha256}`;
+}
+
+/** The snapshot with what the run leaves in each saved path now (after a patch it applied). */
+export function withLeftState(tree: string, snap: TreeSnapshot): TreeSnapshot {
+  return { ...snap, left: Object.fromEntries(snap.files.map((s) => [s.path, stateOf(tree, s.path)])) };
+}
+
+/**
+ * The saved paths that hold neither what was saved nor what the run recorded leaving there:
+ * changed by someone else since (or by a patch the run died applying). Restoring them would
+ * lose that change.
+ */
+export function changedSinceLeft(tree: string, snap: TreeSnapshot): string[] {
+  return snap.files
+    .filter((s) => {
+      const now = stateOf(tree, s.path);
+      return now !== savedState(s) && now !== snap.left?.[s.path];
+    })
+    .map((s) => s.path);
+}
+
+/** Writes each saved file's original beside it as <path>.kpatch-ts-orig; their paths. */
+export function keepOriginals(tree: string, snap: TreeSnapshot, paths: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const s of snap.files) {
+    if (s.kind !== "file" || !paths.includes(s.path)) continue;
+    const kept = `${s.path}.kpatch-ts-orig`;
+    writeFileSync(join(tree, kept), Buffer.from(s.data, "base64"), { mode: s.mode });
+    out.push(kept);
+  }
+  return out;
 }
 
 /**

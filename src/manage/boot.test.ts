@@ -4,12 +4,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "node:test";
 import { fakeKernel, fakeModule } from "../../test/helpers/fake-kernel.js";
+import type { LoadOptions } from "../kernel/patch-ops.js";
+import { verifyBeforeLoad } from "../run-pre/live-check.js";
 import { exec } from "../util/exec.js";
 import { bootDisabled, confirmBoot, enableBootService, loadInstalled } from "./boot.js";
 import { blockCrashedPatches, markPending, pendingMarks, readBlocked, unblock } from "./crash-guard.js";
 import { installPatch } from "./install.js";
 
 const KVER = "6.12.57";
+/** kpatch's own pre-load check (never reached here: fake kernels refuse insmod before it). */
+const verify: LoadOptions["verify"] = (elf, paths) => verifyBeforeLoad(elf, paths.proc);
 
 function libWith(...names: string[]): string {
   const root = mkdtempSync(join(tmpdir(), "kpatch-lib-"));
@@ -32,7 +36,7 @@ test("bootDisabled() reads kpatch.enable=0 as a whole word of the kernel command
 test("loadInstalled() at boot loads nothing when the command line has kpatch.enable=0", async () => {
   const root = libWith("fix");
   const k = fakeKernel({ cmdline: "console=ttyS0 kpatch.enable=0" });
-  const r = await loadInstalled({ kernelRelease: KVER, root, paths: k, boot: true });
+  const r = await loadInstalled({ kernelRelease: KVER, root, paths: k, boot: true, verify });
   assert.match(r.skipped ?? "", /kpatch\.enable=0/);
   assert.deepEqual([r.loaded, r.failed, r.blocked], [[], [], []]);
   assert.deepEqual(pendingMarks(KVER, root), []);
@@ -66,7 +70,7 @@ test("loadInstalled() at boot skips blocked and already loaded patches without l
   const root = libWith("crashed", "present");
   markPending(KVER, "crashed", { bootId: "an-earlier-boot", at: "t" }, root);
   const k = fakeKernel({ patches: [{ name: "present", objects: { vmlinux: ["f"] } }] });
-  const r = await loadInstalled({ kernelRelease: KVER, root, paths: k, boot: true });
+  const r = await loadInstalled({ kernelRelease: KVER, root, paths: k, boot: true, verify });
   assert.deepEqual(r.blockedNow, ["crashed"]);
   assert.deepEqual(
     r.blocked.map((b) => b.name),
@@ -91,7 +95,7 @@ test("a boot with kpatch.enable=0 that confirms keeps the markers of the boot th
   // The boot that loaded fix crashed; the administrator boots with kpatch.enable=0 ...
   markPending(KVER, "fix", { bootId: "the-crashed-boot", at: "t" }, root);
   const safe = fakeKernel({ cmdline: "console=ttyS0 kpatch.enable=0", bootId: "the-safe-boot" });
-  const r = await loadInstalled({ kernelRelease: KVER, root, paths: safe, boot: true });
+  const r = await loadInstalled({ kernelRelease: KVER, root, paths: safe, boot: true, verify });
   assert.match(r.skipped ?? "", /kpatch\.enable=0/);
   // ... and shuts it down cleanly (the init script's stop, or the confirm timer).
   assert.deepEqual(confirmBoot(KVER, { root, paths: safe }), { confirmed: [], earlier: [] });
@@ -101,7 +105,7 @@ test("a boot with kpatch.enable=0 that confirms keeps the markers of the boot th
     "blocked, by the check that runs before kpatch.enable=0 skips loading",
   );
   const next = fakeKernel({ bootId: "the-next-boot" });
-  const again = await loadInstalled({ kernelRelease: KVER, root, paths: next, boot: true });
+  const again = await loadInstalled({ kernelRelease: KVER, root, paths: next, boot: true, verify });
   assert.deepEqual(
     again.blocked.map((b) => b.name),
     ["fix"],
@@ -129,7 +133,7 @@ test("a failed load that left the patch in the kernel keeps its marker (a stalle
   const k = fakeKernel({
     patches: [{ name: "stuck", enabled: false, transition: true, objects: { vmlinux: ["f"] } }],
   });
-  const r = await loadInstalled({ kernelRelease: KVER, root, paths: k, boot: true });
+  const r = await loadInstalled({ kernelRelease: KVER, root, paths: k, boot: true, verify });
   // On this machine loading fails before insmod (not this kernel's release, or not root).
   assert.deepEqual(
     r.failed.map((f) => f.name),
@@ -145,7 +149,7 @@ test("a dangling .ko in the state directory is reported at boot and the other pa
   const root = libWith("a_fix", "z_fix");
   symlinkSync(join(root, "vanished.ko"), join(root, KVER, "m_dangling.ko"));
   const k = fakeKernel({ patches: [{ name: "z_fix", objects: { vmlinux: ["f"] } }] });
-  const r = await loadInstalled({ kernelRelease: KVER, root, paths: k, boot: true });
+  const r = await loadInstalled({ kernelRelease: KVER, root, paths: k, boot: true, verify });
   const dangling = r.failed.find((f) => f.name === "m_dangling");
   assert.equal(dangling?.code, "KPATCH_NO_FILE");
   assert.match(dangling?.message ?? "", /m_dangling\.ko: no such file or directory/);

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { KERNEL_PATHS, type KernelPaths } from "../kernel/kernel-paths.js";
 import { findPatch } from "../kernel/livepatch-sysfs.js";
 import { isModuleLoaded } from "../kernel/modules.js";
-import { loadPatch, type PatchOpOptions } from "../kernel/patch-ops.js";
+import { type LoadOptions, loadPatch } from "../kernel/patch-ops.js";
 import { KpatchError } from "../util/errors.js";
 import { exec } from "../util/exec.js";
 import {
@@ -35,7 +35,7 @@ export interface LoadAllReport {
   failed: { name: string; code: string; message: string }[];
 }
 
-export interface LoadAllOptions extends PatchOpOptions {
+export interface LoadAllOptions extends LoadOptions {
   kernelRelease: string;
   root?: string;
   paths?: KernelPaths;

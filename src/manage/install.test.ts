@@ -22,6 +22,7 @@ import {
   installedPatches,
   installPatch,
   naturalCompare,
+  oddEntries,
   uninstallPatch,
 } from "./install.js";
 
@@ -164,4 +165,29 @@ test("installPatch() never installs a truncated module and keeps the previous ve
   const r = installLimited(patchModule("fix-v2.ko", "fix", padding), root, 1024 * 1024);
   assert.equal(r.stdout.trim(), "installed", r.stderr);
   assert.deepEqual(visible(join(root, KVER)), ["fix-v2.ko"]);
+});
+
+test("allInstalledPatches() skips state-directory entries that name no kernel release; oddEntries() reports them", () => {
+  const root = mkdtempSync(join(tmpdir(), "kpatch-lib-"));
+  installPatch(module("fix-odd.ko", { vermagic: "6.12.57 SMP ", livepatch: "Y", name: "fix_odd" }), {
+    kernelRelease: "6.12.57",
+    root,
+  });
+  mkdirSync(join(root, "old backup"));
+  writeFileSync(join(root, "notes.txt"), "kept by an admin\n");
+  assert.deepEqual(
+    allInstalledPatches(root).map((p) => [p.kernel, p.name]),
+    [["6.12.57", "fix_odd"]],
+  );
+  assert.deepEqual(installedKernels(root), ["6.12.57"]);
+  assert.deepEqual(
+    oddEntries(root).sort((a, b) => a.path.localeCompare(b.path)),
+    [
+      { path: join(root, "notes.txt"), why: "not a directory" },
+      {
+        path: join(root, "old backup"),
+        why: "a release starts with a letter or digit and has only letters, digits and . _ + ~ -",
+      },
+    ],
+  );
 });

@@ -5,6 +5,7 @@
  */
 import { lstatSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
+import { badKernelReleaseReason } from "../kernel/kernel-paths.js";
 import { readModuleFile } from "../kernel/modinfo.js";
 import { checkPatchModule } from "../kernel/patch-ops.js";
 import { syncDir, tempPathFor } from "../util/atomic-write.js";
@@ -56,12 +57,32 @@ export function naturalCompare(a: string, b: string): number {
   return x.length - y.length;
 }
 
-/** Kernel releases with an install directory, sorted. */
+/** An entry of the state directory that is not a kernel release's directory: skipped, and why. */
+export interface OddEntry {
+  path: string;
+  why: string;
+}
+
+/** Kernel releases with an install directory, sorted (odd entries left out: see oddEntries). */
 export function installedKernels(root = libDir()): string[] {
-  return listDir(root)
-    .filter((e) => e.isDirectory() && !e.name.startsWith("."))
-    .map((e) => e.name)
-    .sort(naturalCompare);
+  return readStateDir(root).releases;
+}
+
+/** Entries of the state directory that name no kernel release: reported, never read as one. */
+export function oddEntries(root = libDir()): OddEntry[] {
+  return readStateDir(root).odd;
+}
+
+function readStateDir(root: string): { releases: string[]; odd: OddEntry[] } {
+  const releases: string[] = [];
+  const odd: OddEntry[] = [];
+  for (const e of listDir(root)) {
+    if (e.name.startsWith(".")) continue;
+    const why = e.isDirectory() ? badKernelReleaseReason(e.name) : "not a directory";
+    if (why) odd.push({ path: join(root, e.name), why });
+    else releases.push(e.name);
+  }
+  return { releases: releases.sort(naturalCompare), odd };
 }
 
 /**

@@ -40,23 +40,17 @@ export interface LiveCheck {
   notes: string[];
 }
 
-/** The `[module]` names /proc/kallsyms lists. */
-function loadedModules(kallsyms: string): Set<string> {
-  const out = new Set<string>();
-  for (const m of kallsyms.matchAll(/\t\[(\S+)\]$/gm)) out.add(m[1]!);
-  return out;
-}
+/** /proc/kallsyms parsed once per load: each object's symbols, "vmlinux" for the kernel's own. */
+export type LiveKallsyms = ReadonlyMap<string, KernelSymbols>;
 
-export function checkAgainstKallsyms(meta: PatchMetadata, kallsyms: string): LiveCheck {
+export function checkAgainstKallsyms(meta: PatchMetadata, kallsyms: LiveKallsyms): LiveCheck {
   const result: LiveCheck = { checked: 0, problems: [], notes: [] };
-  const modules = loadedModules(kallsyms);
   for (const obj of meta.objects) {
-    const target = obj.name === "vmlinux" ? undefined : obj.name;
-    if (target && !modules.has(target)) {
-      result.notes.push(`${target} is not loaded: the kernel resolves its functions when it loads`);
+    const symbols = kallsyms.get(obj.name);
+    if (!symbols) {
+      result.notes.push(`${obj.name} is not loaded: the kernel resolves its functions when it loads`);
       continue;
     }
-    const symbols = KernelSymbols.fromProcKallsyms(kallsyms, target ? { module: target } : {});
     for (const f of obj.functions) {
       const where = `${obj.name}: ${f.name}${f.sympos ? `,${f.sympos}` : ""}`;
       const same = symbols.named(f.name).length;
@@ -126,9 +120,9 @@ export function verifyBeforeLoad(elf: ElfFile, procDir: string, options: VerifyO
     note("run-pre check skipped: its klp_patch could not be read");
     return result;
   }
-  let kallsyms: string;
+  let kallsyms: LiveKallsyms;
   try {
-    kallsyms = readFileSync(join(procDir, "kallsyms"), "utf8");
+    kallsyms = KernelSymbols.fromProcKallsymsByObject(readFileSync(join(procDir, "kallsyms"), "utf8"));
   } catch (e) {
     note(`run-pre check skipped: cannot read ${procDir}/kallsyms (${(e as Error).message})`);
     return result;
@@ -187,12 +181,12 @@ function readRecord(
 /** The recorded functions against /proc/kcore; undefined (with a note saying why) when it cannot be read. */
 export function compareLive(
   functions: readonly RecordedFunction[],
-  kallsyms: string,
+  kallsyms: LiveKallsyms,
   procDir: string,
   note: (line: string) => void,
 ): RunPreReport | undefined {
   const path = join(procDir, "kcore");
-  if (!/^0*[1-9a-fA-F]/m.test(kallsyms)) {
+  if (!kallsyms.get("vmlinux")?.symbols.some((s) => s.address !== 0n)) {
     note(`kallsyms addresses are hidden (kptr_restrict): code not compared, kallsyms check only`);
     return undefined;
   }
@@ -208,14 +202,10 @@ export function compareLive(
     const opened = new Map<string, TargetCode | undefined>();
     const codeFor = (target: string): TargetCode | undefined => {
       if (!opened.has(target)) {
-        const symbols = KernelSymbols.fromProcKallsyms(
-          kallsyms,
-          target === "vmlinux" ? {} : { module: target },
-        );
-        const loaded = target === "vmlinux" || symbols.byAddress().length > 0;
+        const symbols = kallsyms.get(target);
         opened.set(
           target,
-          loaded
+          symbols
             ? addressedCode({ path, symbols: () => symbols, bytesAt: (a, n) => kcore.bytesAt(a, n) })
             : undefined,
         );

@@ -6,6 +6,7 @@
  * directory) is checked here first: only letters, digits and '_' can name a module.
  */
 import { KpatchError } from "./errors.js";
+import { printable } from "./printable.js";
 
 /** The longest module name the kernel keeps (MODULE_NAME_LEN - 1 on 64-bit). */
 export const MODULE_NAME_MAX = 55;
@@ -49,10 +50,4 @@ export function badModuleNameReason(name: string): string | undefined {
   if (!MODULE_NAME.test(normalizeModuleName(name)))
     return "a module name has only letters, digits, '_' and '-'";
   return undefined;
-}
-
-/** A name as it may be shown on one line: control characters escaped, long names cut. */
-function printable(name: string): string {
-  const shown = JSON.stringify(name).slice(1, -1);
-  return shown.length > 80 ? `${shown.slice(0, 77)}...` : shown;
 }

@@ -27,7 +27,7 @@ export async function fixtureModules(kernel: {
 }
 
 /**
- * Two versions of one patch package, as `kpatch package -n fix` makes them: version 1 from
+ * Two versions (patch levels) of the kernel's patch package, as `kpatch package` makes them: version 1 from
  * kpatch-replace-v9, version 2 from kpatch-replace-v10 (atomic replace), into outDir; the .debs.
  * With imageVersion, they depend on that build of the kernel's image package only.
  */
@@ -47,8 +47,6 @@ export function replacePatchPackages(
     const args = [
       kpatch,
       "package",
-      "-n",
-      "fix",
       "-V",
       v,
       "--maintainer",
@@ -60,7 +58,7 @@ export function replacePatchPackages(
     ];
     const r = spawnSync("node", args, { encoding: "utf8" });
     if (r.status !== 0) throw new Error(`kpatch package ${modules[m]} failed: ${r.stderr}`);
-    debs[v] = join(outDir, `kpatch-patch-fix-${kernelRelease}_${v}_amd64.deb`);
+    debs[v] = join(outDir, `kpatch-patch-${kernelRelease}_${v}_amd64.deb`);
   }
   return debs;
 }
