@@ -37,11 +37,16 @@ export function scanIncludes(srcDir: string): IncludeScan {
 }
 
 /** The scan of `srcDir`, cached in `cacheFile` (the tree is Debian's source: it never changes). */
-export function cachedIncludeScan(srcDir: string, cacheFile: string): IncludeScan {
+function cachedIncludeScan(srcDir: string, cacheFile: string): IncludeScan {
   if (existsSync(cacheFile)) return JSON.parse(readFileSync(cacheFile, "utf8")) as IncludeScan;
   const scan = scanIncludes(srcDir);
   writeFileAtomic(cacheFile, JSON.stringify(scan));
   return scan;
+}
+
+/** The scan of a kernel tree's source, cached in its build tree. */
+export function treeIncludeScan(tree: { srcDir: string; buildDir: string }): IncludeScan {
+  return cachedIncludeScan(tree.srcDir, join(tree.buildDir, "kpatch-includes.json"));
 }
 
 /**

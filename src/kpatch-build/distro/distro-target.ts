@@ -16,7 +16,7 @@ import { writeFileAtomic } from "../../util/atomic-write.js";
 import { KpatchError } from "../../util/errors.js";
 import { exec } from "../../util/exec.js";
 import type { Progress } from "../../util/progress.js";
-import { cachedIncludeScan, includersOf } from "../header-users.js";
+import { includersOf, treeIncludeScan } from "../header-users.js";
 import { cmdFile, objectsDependingOn } from "../kbuild-tree.js";
 import type { KernelObjects, KernelTree } from "../kernel-tree.js";
 import {
@@ -114,7 +114,7 @@ async function distroObjects(
     const index = await fullObjectIndex(tree);
     for (const o of index) seen.add(o.path);
     progress.update("include closure of the touched headers");
-    const scan = cachedIncludeScan(tree.srcDir, join(tree.buildDir, "kpatch-includes.json"));
+    const scan = treeIncludeScan(tree);
     const users = new Set<string>(headers);
     for (const h of headers) for (const f of includersOf(scan, h)) users.add(f);
     viaHeader.push(...index.filter((o) => users.has(o.source) && !direct.includes(o)));

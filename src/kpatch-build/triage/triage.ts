@@ -2,7 +2,7 @@
  * Triage of a Debian stable update: which of its fixes can go live on one packaged kernel. Each
  * changed .c file of the update is one fix, built alone with the ordinary pipeline for the older
  * kernel; a fix that does not compile alone is tried again with the changed headers it includes
- * (textual include closure). Each result is kept in a cache of its own (keyed by the fix's patch
+ * (kbuild's dependency record of its objects). Each result is kept in a cache of its own (keyed by the fix's patch
  * text and the tool's version), so a run stopped half-way goes on where it stopped. Fixes are
  * never merged into one module: a person reviews and picks.
  */
@@ -13,7 +13,8 @@ import { writeFileAtomic } from "../../util/atomic-write.js";
 import { isKpatchError } from "../../util/errors.js";
 import { MODULE_NAME_MAX } from "../../util/module-name.js";
 import { Progress } from "../../util/progress.js";
-import { cachedIncludeScan, includersOf } from "../header-users.js";
+import { includersOf, treeIncludeScan } from "../header-users.js";
+import { readKbuildCmd } from "../kbuild-tree.js";
 import type { KernelTree } from "../kernel-tree.js";
 import { kpatchBuild } from "../kpatch-build.js";
 import { filesPatch, type UpdateChanges } from "./update-diff.js";
@@ -71,11 +72,39 @@ export function fixModuleName(file: string): string {
   return `${base.slice(0, MODULE_NAME_MAX - 9)}-${hash}`;
 }
 
-/** The changed headers that `file` may include (directly or through other headers). */
-function headersOf(file: string, changes: UpdateChanges, tree: KernelTree): string[] {
-  if (!changes.headers.length) return [];
-  const scan = cachedIncludeScan(tree.srcDir, join(tree.buildDir, "kpatch-includes.json"));
-  return changes.headers.filter((h) => includersOf(scan, h).has(file));
+/**
+ * The changed headers that `file`'s objects were compiled with, as kbuild recorded them (the
+ * first attempt compiled the originals, which leaves the records): exactly what the fix may need,
+ * not every header a textual scan says it might include under some other config or arch.
+ */
+async function headersOf(file: string, changes: UpdateChanges, tree: KernelTree): Promise<string[]> {
+  if (!changes.headers.length || !tree.findObjects) return [];
+  const found = await tree.findObjects([file], new Progress({ quiet: true }));
+  const deps = new Set<string>();
+  for (const o of found.candidates) {
+    try {
+      for (const d of readKbuildCmd(tree.buildDir, o.path).deps) deps.add(d);
+    } catch {
+      // No record: the object did not compile even as the original; nothing to learn from it.
+    }
+  }
+  return changes.headers.filter((h) => deps.has(join(tree.srcDir, h)) || deps.has(h));
+}
+
+/** Past this many including sources a header's change means a rebuild of much of the kernel. */
+const TRIAGE_HEADER_USERS_MAX = 300;
+
+/** The first of `headers` that more than TRIAGE_HEADER_USERS_MAX sources may include, if any. */
+function wideHeader(
+  headers: readonly string[],
+  tree: KernelTree,
+): { header: string; users: number } | undefined {
+  const scan = treeIncludeScan(tree);
+  for (const header of headers) {
+    const users = [...includersOf(scan, header)].filter((f) => f.endsWith(".c")).length;
+    if (users > TRIAGE_HEADER_USERS_MAX) return { header, users };
+  }
+  return undefined;
 }
 
 interface Attempt {
@@ -143,8 +172,14 @@ async function triageFix(o: TriageOptions, fix: string): Promise<TriageFix> {
   let headers: string[] = [];
   let attempt = await buildFix(o, fix, [fix], dir);
   if (attempt.outcome === "no-compile") {
-    headers = headersOf(fix, o.changes, o.tree);
-    if (headers.length) {
+    headers = await headersOf(fix, o.changes, o.tree);
+    const wide = headers.length ? wideHeader(headers, o.tree) : undefined;
+    if (wide) {
+      attempt = {
+        ...attempt,
+        message: `${attempt.message} (it needs ${headers.join(" ")}; ${wide.header} is included by ${wide.users} sources: too many to rebuild in a triage, build it with those headers by hand)`,
+      };
+    } else if (headers.length) {
       o.progress.note(`${fix}: does not compile alone; again with ${headers.join(" ")}`);
       attempt = await buildFix(o, fix, [fix, ...headers], dir);
     }
