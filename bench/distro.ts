@@ -77,7 +77,7 @@ try {
   };
   const srcDir = join(cache, "src", ready.versions.source, `linux-source-${series}`);
   const ti = performance.now();
-  const index = await fullObjectIndex({
+  const { objects: index } = await fullObjectIndex({
     srcDir,
     buildDir,
     makeArgs: [`CC=${ready.cc}`, `KERNELRELEASE=${kver}`],
