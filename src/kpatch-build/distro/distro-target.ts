@@ -10,9 +10,15 @@ import { release as unameRelease } from "node:os";
 import { join } from "node:path";
 import { findImageModule, readModule } from "../../debian/image-modules.js";
 import { findDistroInputs } from "../../debian/kernel-packages.js";
-import { type DistroRelease, parseRelease, runningDebianKernel } from "../../debian/kernel-release.js";
+import {
+  type DistroRelease,
+  parseRelease,
+  runningDebianKernel,
+  unbuildableReason,
+} from "../../debian/kernel-release.js";
 import { extractVmlinux } from "../../kernel-image/index.js";
 import { writeFileAtomic } from "../../util/atomic-write.js";
+import { KpatchError } from "../../util/errors.js";
 import type { Progress } from "../../util/progress.js";
 import type { KernelTree } from "../kernel-tree.js";
 import { type DistroTree, prepareDistroTree } from "./distro-tree.js";
@@ -31,6 +37,13 @@ export async function distroKernelTree(options: {
   progress: Progress;
 }): Promise<KernelTree> {
   const release = parseRelease(options.kernelRelease);
+  const unbuildable = unbuildableReason(release);
+  if (unbuildable) {
+    throw new KpatchError(
+      "DISTRO_CONFIG_CHANGED",
+      `Cannot build for ${release.kernelRelease}: ${unbuildable}`,
+    );
+  }
   const onTarget = release.kernelRelease === unameRelease();
   const inputs = await findDistroInputs(release, onTarget, options.progress);
   const tree = await prepareDistroTree(inputs, options.progress);
