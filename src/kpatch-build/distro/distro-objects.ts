@@ -17,7 +17,7 @@ import { KpatchError } from "../../util/errors.js";
 import { escapeRegExp } from "../../util/escape-regexp.js";
 import { exec } from "../../util/exec.js";
 import { normalizeModuleName } from "../../util/module-name.js";
-import { cmdFile, type KbuildObject, parseKbuildCmd } from "../kbuild-tree.js";
+import { cmdFile, type KbuildObject, parseKbuildCmd, recordedObjectName } from "../kbuild-tree.js";
 
 export interface IndexedObject {
   /** Relative to the build tree, as kbuild names it, e.g. "fs/ext4/inode.o". */
@@ -137,7 +137,7 @@ function recordedObjects(tree: { buildDir: string; srcDir: string }, dir = ""): 
  */
 function recordedObject(tree: { buildDir: string; srcDir: string }, file: string): IndexedObject | undefined {
   const text = readFileSync(join(tree.buildDir, file), "utf8");
-  const path = /^(?:savedcmd|cmd)_(\S+\.o) := /m.exec(text)?.[1];
+  const path = recordedObjectName(text);
   if (!path) return undefined;
   const { command, source } = parseKbuildCmd(text, path);
   if (!command?.includes("-D__KERNEL__") || !source || !/\.[cS]$/.test(source)) return undefined;
