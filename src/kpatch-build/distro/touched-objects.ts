@@ -139,8 +139,8 @@ export function notBuiltProof(
         .slice(0, 3)
         .map((o) => o.path)
         .join(", ")}${includers.length > 3 ? ", ..." : ""}) do not list it`
-    : "no source of one #includes it";
-  return `not built by this config: none of the ${index.objects.length} objects kbuild builds for it is compiled from it, and ${include}`;
+    : "none of their sources #includes it";
+  return `not built by this config: kbuild compiles none of the config's ${index.objects.length} objects from it, and ${include}`;
 }
 
 /** The objects `touched` (relative to the source tree) reach, each with a kbuild record. */
