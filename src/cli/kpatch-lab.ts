@@ -26,15 +26,17 @@ Commands:
         Install the Debian packages the lab needs (as root), unpack the kernel
         source, configure it (tinyconfig + lab/config fragments), build it, and
         make the initramfs. Cached: a second run with nothing changed takes seconds.
-  setup --distro 6.12|6.1 [--debian] [--no-install]
+  setup --distro 6.12|6.1 [--release KVER] [--debian] [--no-install]
         Debian's own kernel instead, never built here: download the
         linux-image-*-amd64-unsigned and linux-headers packages at the installed
-        linux-source version, make an initramfs with the modules the guest needs,
-        and build the kernel's livepatch-sample against the headers. With
+        linux-source version (--release KVER: exactly that packaged kernel, any
+        flavour, e.g. 6.12.113+deb12-amd64 or 6.12.117+deb12-cloud-amd64), make
+        an initramfs with the modules the guest needs, and build the kernel's
+        livepatch-sample against the headers. With
         --debian, also a Debian 12 root file system for that kernel (debootstrap
         minbase, systemd, apt, the kernel's image package, Debian's nodejs),
         an ext4 image booted with systemd as init (as root; cached).
-  run [--kernel K | --distro S] [--debian] [--network] [--file PATH]... [--share-host] [--timeout SEC] [--json] -- COMMAND...
+  run [--kernel K | --distro S [--release KVER]] [--debian] [--network] [--file PATH]... [--share-host] [--timeout SEC] [--json] -- COMMAND...
         Boot the lab kernel with the files (in /lab/files, the working directory),
         run each COMMAND (one shell command per argument) and print its output and
         exit status. Exit status: 0 when every command exited 0, 1 otherwise.
@@ -48,12 +50,13 @@ Commands:
         for Debian's stock kernel (default: --distro 6.12, set up with 'setup
         --distro 6.12') or the lab kernel (--kernel), boot that kernel, and patch
         it live with kpatch load / list / unload in the guest.
-  info [--kernel K | --distro S] [--json]
+  info [--kernel K | --distro S [--release KVER]] [--json]
         Where the lab is and what it was built from.
 
 Options:
   --kernel K     the lab kernel of a series: 6.12 (default) or 6.1
   --distro S     Debian's stock kernel of a series: 6.12 or 6.1
+  --release KVER with --distro: that packaged kernel (as uname -r prints it)
   -h, --help     this text
 
 Environment:
@@ -63,19 +66,33 @@ Environment:
 Exit status: 0 success, 1 failure (the message names the step), 2 usage error.
 `;
 
-/** --kernel K or --distro S (not both), checked before anything is looked up. */
-function kernelChoice(values: { kernel?: string | undefined; distro?: string | undefined }): {
+interface KernelChoice {
   series: KernelSeries;
   distro: boolean;
-} {
-  if (values.kernel !== undefined && values.distro !== undefined)
-    throw new UsageError("--kernel and --distro exclude each other");
-  return { series: series(values.distro ?? values.kernel), distro: values.distro !== undefined };
+  /** With --distro: exactly this packaged kernel (--release KVER). */
+  kernelRelease?: string;
 }
 
-/** The lab kernel or, with --distro, Debian's stock kernel of a series (set up). */
-function guestKernel(choice: { series: KernelSeries; distro: boolean }): Lab | DistroLab {
-  return choice.distro ? requireDistroLab(choice.series) : requireLab(choice.series);
+/** --kernel K or --distro S [--release KVER], checked before anything is looked up. */
+function kernelChoice(values: {
+  kernel?: string | undefined;
+  distro?: string | undefined;
+  release?: string | undefined;
+}): KernelChoice {
+  if (values.kernel !== undefined && values.distro !== undefined)
+    throw new UsageError("--kernel and --distro exclude each other");
+  if (values.release !== undefined && values.distro === undefined)
+    throw new UsageError("--release names a Debian kernel: it needs --distro SERIES");
+  return {
+    series: series(values.distro ?? values.kernel),
+    distro: values.distro !== undefined,
+    ...(values.release !== undefined ? { kernelRelease: values.release } : {}),
+  };
+}
+
+/** The lab kernel or, with --distro, Debian's stock kernel of a series or release (set up). */
+function guestKernel(choice: KernelChoice): Lab | DistroLab {
+  return choice.distro ? requireDistroLab(choice.series, choice.kernelRelease) : requireLab(choice.series);
 }
 
 function series(value: string | undefined): KernelSeries {
@@ -102,6 +119,7 @@ async function cmdSetup(rest: string[]): Promise<number> {
     {
       kernel: { type: "string" },
       distro: { type: "string" },
+      release: { type: "string" },
       debian: { type: "boolean" },
       jobs: { type: "string", short: "j" },
       "no-install": { type: "boolean" },
@@ -116,9 +134,12 @@ async function cmdSetup(rest: string[]): Promise<number> {
   const progress = new Progress();
   const started = performance.now();
   if (values.debian && !choice.distro) throw new UsageError("setup: --debian needs --distro");
+  if (values.debian && choice.kernelRelease)
+    throw new UsageError("setup: --debian is made for the series' default kernel, not --release");
   if (choice.distro) {
     const lab = await setupDistroLab({
       series: choice.series,
+      ...(choice.kernelRelease ? { kernelRelease: choice.kernelRelease } : {}),
       progress,
       installPackages: !values["no-install"],
     });
@@ -152,6 +173,7 @@ async function cmdRun(rest: string[]): Promise<number> {
     {
       kernel: { type: "string" },
       distro: { type: "string" },
+      release: { type: "string" },
       debian: { type: "boolean" },
       network: { type: "boolean" },
       file: { type: "string", multiple: true },
@@ -167,6 +189,8 @@ async function cmdRun(rest: string[]): Promise<number> {
   const timeout = values.timeout === undefined ? undefined : count("run", "--timeout", values.timeout);
   const choice = kernelChoice(values);
   for (const f of values.file ?? []) checkUserFile(f, "LAB_FILE");
+  if (values.debian && choice.kernelRelease)
+    throw new UsageError("run: --debian boots the series' default kernel, not --release");
   const lab = guestKernel(choice);
   const debian = values.debian ? await debianGuest(lab) : undefined;
   const prepare = debian?.prepare ? [debian.prepare] : [];
@@ -226,6 +250,7 @@ async function cmdInfo(rest: string[]): Promise<number> {
     {
       kernel: { type: "string" },
       distro: { type: "string" },
+      release: { type: "string" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },

@@ -6,6 +6,7 @@ import {
   parseMadison,
   parseRelease,
   releasePackages,
+  unbuildableReason,
   upstreamVersion,
 } from "./kernel-release.js";
 
@@ -75,4 +76,13 @@ linux-image-6.12.117+deb12-amd64-unsigned | 6.12.117-1~deb12u1 | http://deb.debi
 test("upstreamVersion() drops the Debian revision", () => {
   assert.equal(upstreamVersion("6.12.117-1~deb12u1"), "6.12.117");
   assert.equal(upstreamVersion("6.1.158-1"), "6.1.158");
+});
+
+test("unbuildableReason() refuses the -rt flavour only, naming the RT featureset's patches", () => {
+  assert.equal(unbuildableReason(parseRelease("6.12.117+deb12-amd64")), undefined);
+  assert.equal(unbuildableReason(parseRelease("6.12.117+deb12-cloud-amd64")), undefined);
+  assert.match(
+    unbuildableReason(parseRelease("6.12.117+deb12-rt-amd64")) ?? "",
+    /RT featureset's patches \(debian\/patches-rt.*linux-source-6\.12 does not contain/,
+  );
 });

@@ -46,6 +46,18 @@ export function parseRelease(kernelRelease: string): DistroRelease {
   return release;
 }
 
+/**
+ * Why kpatch-build cannot reproduce a release's kernel from linux-source-<series>, or undefined
+ * when it can. Debian builds its -rt flavour from the linux source package with the RT
+ * featureset's patches (debian/patches-rt) applied; the linux-source package's tree has the
+ * common patches only, so the -rt config does not fit it (make olddefconfig changes
+ * PREEMPT_LAZY, PREEMPT_DYNAMIC and more) and its code would differ.
+ */
+export function unbuildableReason(release: DistroRelease): string | undefined {
+  if (release.flavour !== "rt-amd64") return undefined;
+  return `Debian builds the -rt flavour with the RT featureset's patches (debian/patches-rt of the linux source package), which linux-source-${release.series} does not contain, so its config and code cannot be reproduced from it (make olddefconfig changes PREEMPT_LAZY, PREEMPT_DYNAMIC and more)`;
+}
+
 /** The Debian package names for a release. */
 export function releasePackages(r: DistroRelease): { image: string; headers: string; source: string } {
   return {

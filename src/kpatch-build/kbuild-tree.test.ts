@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { isKpatchError } from "../util/errors.js";
-import { parseKbuildCmd, readKbuildCmd } from "./kbuild-tree.js";
+import { kernelObjects, parseKbuildCmd, readKbuildCmd } from "./kbuild-tree.js";
 
 const dir = mkdtempSync(join(tmpdir(), "kpatch-kbuild-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -45,4 +45,21 @@ test("readKbuildCmd() says BUILD_NO_COMMAND for a missing record or one without 
       (e: unknown) => isKpatchError(e) && e.code === "BUILD_NO_COMMAND" && e.message.includes(obj),
     );
   }
+});
+
+test("kernelObjects() keeps kbuild's name of an object listed from a parent Makefile, and its module", () => {
+  const tree = join(dir, "parent-listed");
+  const obj = "arch/x86/kvm/../../../virt/kvm/kvm_main.o";
+  mkdirSync(join(tree, "virt", "kvm"), { recursive: true });
+  mkdirSync(join(tree, "arch", "x86", "kvm"), { recursive: true });
+  writeFileSync(
+    join(tree, "virt", "kvm", ".kvm_main.o.cmd"),
+    `savedcmd_${obj} := gcc -D__KERNEL__ -DMODULE -c -o ${obj} /src/${obj.replace(/\.o$/, ".c")}\n\nsource_${obj} := /src/arch/x86/kvm/../../../virt/kvm/kvm_main.c\n`,
+  );
+  writeFileSync(join(tree, "modules.order"), "arch/x86/kvm/kvm.o\n");
+  writeFileSync(join(tree, "arch", "x86", "kvm", "kvm.mod"), `${obj}\n`);
+  assert.deepEqual(
+    kernelObjects(tree).map((o) => o.obj),
+    [{ path: obj, source: "/src/virt/kvm/kvm_main.c", target: "kvm" }],
+  );
 });

@@ -31,7 +31,8 @@ export function kernelObjects(tree: string): { obj: KbuildObject; cmd: string }[
       const m = /^\.(.+\.o)\.cmd$/.exec(ent.name);
       if (!m) continue;
       const cmd = readFileSync(join(dir, ent.name), "utf8");
-      const path = relative(tree, join(dir, m[1]!));
+      // kbuild's own name (arch/x86/kvm/../../../virt/kvm/kvm_main.o), which its .mod files use.
+      const path = recordedObjectName(cmd) ?? relative(tree, join(dir, m[1]!));
       const record = parseKbuildCmd(cmd, path);
       if (!record.source || !/\.[cS]$/.test(record.source) || !record.command?.includes("-D__KERNEL__"))
         continue;
@@ -79,6 +80,14 @@ export function objectsDependingOn(
       ),
     )
     .map(({ obj }) => obj);
+}
+
+/**
+ * The object a .<name>.o.cmd record is of, as kbuild names it: an object listed from a parent
+ * directory's Makefile keeps its ../ steps (the name `make` and the .mod files know).
+ */
+export function recordedObjectName(text: string): string | undefined {
+  return /^(?:savedcmd|cmd)_(\S+\.o) := /m.exec(text)?.[1];
 }
 
 export function cmdFile(tree: string, obj: string): string {

@@ -14,7 +14,13 @@ import { createAtomic } from "../util/atomic-write.js";
 import { cachePath } from "../util/cache-dir.js";
 import type { Progress } from "../util/progress.js";
 import { throwIfAborted } from "./interrupt.js";
-import { type KbuildObject, kernelObjects, objectsDependingOn, readKbuildCmd } from "./kbuild-tree.js";
+import {
+  cmdFile,
+  type KbuildObject,
+  kernelObjects,
+  objectsDependingOn,
+  readKbuildCmd,
+} from "./kbuild-tree.js";
 import type { KernelObjects, KernelTree } from "./kernel-tree.js";
 import { ObjectCache } from "./object-cache.js";
 import { compileObject, installMacros, macrosIncludeDir, sectionCommand } from "./object-compile.js";
@@ -265,7 +271,19 @@ export async function buildPatchedObjects(options: PatchedBuildOptions): Promise
     if (readFileSync(orig).equals(readFileSync(patched))) unchanged.push(o);
     else changed.push({ ...o, orig, patched });
   }
-  const used = new Set(candidates.map((o) => o.source));
-  const unused = touched.filter((f) => f.endsWith(".c") && !used.has(join(tree.srcDir, f)));
-  return { changed, unchanged, unused };
+  return { changed, unchanged, unused: unreachedSources(tree, candidates, touched) };
+}
+
+/**
+ * The touched .c files no candidate is compiled from nor, by its kbuild record, depends on
+ * (a .c #included by another: kernel/sched/rt.c in build_policy.o is reached).
+ */
+function unreachedSources(tree: BuildTree, candidates: readonly KbuildObject[], touched: readonly string[]) {
+  const record = (path: string) =>
+    existsSync(cmdFile(tree.buildDir, path)) ? readFileSync(cmdFile(tree.buildDir, path), "utf8") : "";
+  const records = candidates.map((obj) => ({ obj, cmd: record(obj.path) }));
+  return touched.filter(
+    (f) =>
+      f.endsWith(".c") && objectsDependingOn(records, [join(tree.srcDir, f)], tree.buildDir).length === 0,
+  );
 }

@@ -14,6 +14,17 @@ import { type CpioEntry, parentDirs, S_IFREG } from "./cpio.js";
  */
 export const GUEST_MODULES = ["virtio_pci", "9pnet_virtio", "9p", "virtio_blk", "crc32c_generic", "ext4"];
 
+/**
+ * Guest modules loaded only where the image has them: 9p serves --share-host alone, and the
+ * cloud-amd64 flavour builds no 9p (its guest runs without the host share).
+ */
+const OPTIONAL_GUEST_MODULES = new Set(["9pnet_virtio", "9p"]);
+
+/** The guest modules to load from an image that has the modules `has` says it has. */
+export function guestModules(has: (name: string) => boolean): string[] {
+  return GUEST_MODULES.filter((m) => !OPTIONAL_GUEST_MODULES.has(m) || has(m));
+}
+
 /** The list /init reads: module paths below /lib/modules, one a line, dependencies first. */
 const GUEST_LOAD_LIST = "lib/modules/kplab.load";
 

@@ -26,6 +26,12 @@ test("headersDependencies() finds -common and kbuild in a headers package's Depe
     common: "linux-headers-6.12.117+deb12-common",
     kbuild: "linux-kbuild-6.12.117+deb12",
   });
+  const rt =
+    "linux-base (>= 4.12~), linux-headers-6.12.117+deb12-common-rt (= 6.12.117-1~deb12u1), linux-kbuild-6.12.117+deb12, gcc-12";
+  assert.deepEqual(headersDependencies(rt, "linux-headers-6.12.117+deb12-rt-amd64"), {
+    common: "linux-headers-6.12.117+deb12-common-rt",
+    kbuild: "linux-kbuild-6.12.117+deb12",
+  });
   assert.throws(
     () => headersDependencies("gcc-12", "h"),
     (e: Error & { code?: string }) => e.code === "DISTRO_HEADERS",
@@ -54,6 +60,7 @@ test("joinHeaders() leaves nothing behind when the headers' Makefile includes no
     const kernelRelease = "6.12.117+deb12-amd64";
     const pkgs: DistroPackages = {
       kernelRelease,
+      version: "1",
       image: pkg("image", {}),
       headers: pkg("headers", {
         [`usr/src/linux-headers-${kernelRelease}/Makefile`]: "include /elsewhere/Makefile\n",

@@ -9,7 +9,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type DebianPackage, fetchDebianPackage } from "../debian/debian-package.js";
-import { imageRelease, parseMadison } from "../debian/kernel-release.js";
+import { type DistroRelease, imageRelease, parseMadison, releasePackages } from "../debian/kernel-release.js";
 import { syncDir } from "../util/atomic-write.js";
 import { KpatchError } from "../util/errors.js";
 import { exec, execCheck } from "../util/exec.js";
@@ -19,6 +19,8 @@ import type { KernelSeries } from "./paths.js";
 export interface DistroPackages {
   /** As `uname -r` prints it: 6.12.117+deb12-amd64, 6.1.0-57-amd64. */
   kernelRelease: string;
+  /** The Debian version of the image (and of the headers packages). */
+  version: string;
   image: DebianPackage;
   headers: DebianPackage;
   common: DebianPackage;
@@ -64,10 +66,13 @@ export async function findImagePackage(
   return found[0]!;
 }
 
-/** The package names a headers .deb depends on for kbuild: its -common and linux-kbuild-*. */
+/**
+ * The package names a headers .deb depends on for kbuild: its -common (-common-rt for the -rt
+ * flavour, whose featureset changes the headers) and linux-kbuild-*.
+ */
 export function headersDependencies(depends: string, headers: string): { common: string; kbuild: string } {
   const names = depends.split(/[,|]/).map((d) => d.trim().split(/\s/)[0] ?? "");
-  const common = names.find((n) => /^linux-headers-\S+-common$/.test(n));
+  const common = names.find((n) => /^linux-headers-\S+-common(?:-rt)?$/.test(n));
   const kbuild = names.find((n) => /^linux-kbuild-\S+$/.test(n));
   if (!common || !kbuild) {
     throw new KpatchError(
@@ -78,23 +83,56 @@ export function headersDependencies(depends: string, headers: string): { common:
   return { common, kbuild };
 }
 
-/** Image, headers, headers-common and kbuild of `series` at `version`, fetched once into the cache. */
+/**
+ * The newest version apt offers of the image package of `release` (a release's name is one
+ * build on 6.12; on 6.1 an ABI name may have had several). Throws DISTRO_NO_IMAGE.
+ */
+async function releaseImageVersion(release: DistroRelease): Promise<{ name: string; version: string }> {
+  const name = releasePackages(release).image;
+  const r = await exec("apt-cache", ["madison", name]);
+  const version = parseMadison(r.stdout).find((row) => row.pkg === name)?.version;
+  if (!version) {
+    throw new KpatchError(
+      "DISTRO_NO_IMAGE",
+      `Cannot find ${name} (Debian's ${release.kernelRelease}): apt knows none (apt-get update may be needed)`,
+    );
+  }
+  return { name, version };
+}
+
+/** The image package (name and version) that `which` asks for: by source version, or a release. */
+async function findImage(
+  series: KernelSeries,
+  which: { version: string } | { release: DistroRelease },
+): Promise<{ name: string; version: string }> {
+  if ("release" in which) return releaseImageVersion(which.release);
+  return { name: await findImagePackage(series, which.version), version: which.version };
+}
+
+/**
+ * Image, headers, headers-common and kbuild of `series`, fetched once into the cache: at the
+ * source `version` (the amd64 flavour), or exactly the packaged kernel `release` names.
+ */
 export async function fetchDistroPackages(
   series: KernelSeries,
-  version: string,
+  which: { version: string } | { release: DistroRelease },
   progress: Progress,
 ): Promise<DistroPackages> {
-  progress.begin("packages", `Debian's ${series} kernel at ${version}`);
-  let imageName: string;
+  progress.begin(
+    "packages",
+    `Debian's ${series} kernel ${"release" in which ? which.release.kernelRelease : `at ${which.version}`}`,
+  );
+  let found: { name: string; version: string };
   try {
-    imageName = await findImagePackage(series, version);
+    found = await findImage(series, which);
   } catch (e) {
     // A fresh machine's apt lists may not know the security suite's images yet: update once.
     if ((e as KpatchError).code !== "DISTRO_NO_IMAGE" || process.getuid?.() !== 0) throw e;
     progress.update("apt-get update");
     await execCheck("apt-get", ["-o", "DPkg::Lock::Timeout=600", "update", "-q"], { what: "apt-get update" });
-    imageName = await findImagePackage(series, version);
+    found = await findImage(series, which);
   }
+  const { name: imageName, version } = found;
   const kernelRelease = imageRelease(imageName)!.kernelRelease;
   const fetch = (name: string) => {
     progress.update(`${name}=${version}`);
@@ -111,7 +149,7 @@ export async function fetchDistroPackages(
       throw new KpatchError("DISTRO_IMAGE", `Cannot use ${image.name}=${version}: it has no /${f}`);
   }
   progress.end(`${imageName} ${version}`);
-  return { kernelRelease, image, headers, common, kbuild };
+  return { kernelRelease, version, image, headers, common, kbuild };
 }
 
 /**
@@ -133,7 +171,7 @@ export async function joinHeaders(pkgs: DistroPackages, out: string): Promise<st
         await execCheck("cp", ["-a", join(p.root, "usr"), `${tmp}/`], { what: `copy ${p.name}` });
     }
     const makefile = join(tmp, "usr", "src", `linux-headers-${pkgs.kernelRelease}`, "Makefile");
-    const include = /^include \/usr\/src\/(linux-headers-[^/\s]+-common)\/Makefile$/m.exec(
+    const include = /^include \/usr\/src\/(linux-headers-[^/\s]+-common(?:-rt)?)\/Makefile$/m.exec(
       readFileSync(makefile, "utf8"),
     );
     if (!include) {

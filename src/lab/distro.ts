@@ -1,9 +1,10 @@
 /**
- * `kpatch-lab setup --distro 6.12|6.1`: the lab on Debian's own kernel image, never built
- * here. The image package at the installed linux-source version gives the vmlinuz, its config
- * and the modules the guest needs (src/lab/distro-modules.ts, src/debian/image-modules.ts); the
- * headers packages give the tree the kernel's livepatch-sample is built against. Keyed by the package versions, the
- * guest module list and the compiler:
+ * `kpatch-lab setup --distro 6.12|6.1 [--release KVER]`: the lab on Debian's own kernel image,
+ * never built here. The image package at the installed linux-source version (or the release
+ * asked for) gives the vmlinuz, its config and the modules the guest needs
+ * (src/lab/distro-modules.ts, src/debian/image-modules.ts); the headers packages give the tree
+ * the kernel's livepatch-sample is built against. Keyed by the package versions, the guest
+ * module list and the compiler:
  *
  *   lab/distro-<series>-<key>/headers/         the headers packages joined (hard links)
  *   lab/distro-<series>-<key>/depmod/          modules.dep of the image's modules
@@ -11,18 +12,22 @@
  *   lab/distro-<series>-<key>/sample/          livepatch-sample.ko built against the headers
  *   lab/distro-<series>-<key>/ready.json       written last: the setup is complete
  *   lab/current-distro-<series>                symlink to the newest complete setup
+ *   lab/current-distro-<KVER>                  the same for a release asked for (--release KVER:
+ *                                              exactly that packaged kernel, any flavour)
  */
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { findDebianPackage } from "../debian/debian-package.js";
 import { loadOrder, modulesDep, parseBuiltin, parseModulesDep } from "../debian/image-modules.js";
+import { type DistroRelease, parseRelease } from "../debian/kernel-release.js";
 import { createAtomic, syncDir, writeFileAtomic } from "../util/atomic-write.js";
 import { cachePath } from "../util/cache-dir.js";
 import { KpatchError } from "../util/errors.js";
 import { buildErrors, exec, execCheck } from "../util/exec.js";
+import { moduleNameOf } from "../util/module-name.js";
 import { Progress } from "../util/progress.js";
-import { GUEST_MODULES, guestModulePath, moduleEntries } from "./distro-modules.js";
+import { GUEST_MODULES, guestModulePath, guestModules, moduleEntries } from "./distro-modules.js";
 import { fetchDistroPackages, joinHeaders } from "./distro-packages.js";
 import { buildBaseInitramfs, initramfsIsCurrent } from "./initramfs.js";
 import { type KernelSeries, readJsonIfExists } from "./paths.js";
@@ -34,7 +39,10 @@ const DISTRO_FORMAT = 1;
 export interface DistroLabInfo {
   series: KernelSeries;
   key: string;
-  /** linux-source-<series>'s version, which the image and headers packages have too. */
+  /**
+   * The Debian version of the image and headers packages: the installed linux-source-<series>'s,
+   * unless a release was asked for (then that release's image version).
+   */
   sourceVersion: string;
   kernelRelease: string;
   image: string;
@@ -62,23 +70,30 @@ export interface DistroLab extends DistroLabInfo {
   sampleModule: string;
 }
 
-function currentDistroLink(series: KernelSeries): string {
-  return cachePath("lab", `current-distro-${series}`);
+/** The link to the newest complete setup of a series' default kernel, or of one release. */
+function currentDistroLink(series: KernelSeries, kernelRelease?: string): string {
+  return cachePath("lab", kernelRelease ? `current-distro-${kernelRelease}` : `current-distro-${series}`);
 }
 
-/** The distro lab of a series if it is set up and its packages are in the cache. */
-export function findDistroLab(series: KernelSeries): DistroLab | undefined {
-  const dir = currentDistroLink(series);
+/**
+ * The distro lab of a series (its default kernel, or the release `kernelRelease` names) if it is
+ * set up and its packages are in the cache.
+ */
+export function findDistroLab(series: KernelSeries, kernelRelease?: string): DistroLab | undefined {
+  const release = kernelRelease ? seriesRelease(series, kernelRelease) : undefined;
+  const dir = currentDistroLink(series, release?.kernelRelease);
   const info = readJsonIfExists<DistroLabInfo>(join(dir, "ready.json"));
   return info && distroLabAt(dir, info);
 }
 
-export function requireDistroLab(series: KernelSeries): DistroLab {
-  const lab = findDistroLab(series);
+export function requireDistroLab(series: KernelSeries, kernelRelease?: string): DistroLab {
+  const lab = findDistroLab(series, kernelRelease);
   if (!lab) {
+    const which = kernelRelease ? `${kernelRelease} kernel` : `${series} kernel`;
+    const setup = kernelRelease ? `--distro ${series} --release ${kernelRelease}` : `--distro ${series}`;
     throw new KpatchError(
       "LAB_NOT_SET_UP",
-      `Cannot use the stock Debian ${series} kernel: it is not set up; run 'kpatch-lab setup --distro ${series}'`,
+      `Cannot use the stock Debian ${which}: it is not set up; run 'kpatch-lab setup ${setup}'`,
     );
   }
   return lab;
@@ -102,19 +117,42 @@ function distroLabAt(dir: string, info: DistroLabInfo): DistroLab | undefined {
 
 export interface DistroSetupOptions {
   series: KernelSeries;
+  /** Exactly this packaged kernel of the series (any flavour), instead of the installed source's. */
+  kernelRelease?: string;
   progress?: Progress;
   /** Install missing Debian packages with apt-get (default true). */
   installPackages?: boolean;
 }
 
-/** Set up (or find, when nothing changed) the lab on Debian's stock kernel of a series. */
+/** The release `kernelRelease` names, checked to be one of `series`. */
+function seriesRelease(series: KernelSeries, kernelRelease: string): DistroRelease {
+  const release = parseRelease(kernelRelease);
+  if (release.series !== series) {
+    throw new KpatchError(
+      "DISTRO_BAD_RELEASE",
+      `Cannot use ${kernelRelease} as a ${series} kernel: it is a ${release.series} release`,
+    );
+  }
+  return release;
+}
+
+/**
+ * Set up (or find, when nothing changed) the lab on Debian's stock kernel of a series: the
+ * amd64 image at the installed linux-source version, or exactly the release asked for.
+ */
 export async function setupDistroLab(options: DistroSetupOptions): Promise<DistroLab> {
   const { series } = options;
   const progress = options.progress ?? new Progress();
+  const release = options.kernelRelease ? seriesRelease(series, options.kernelRelease) : undefined;
   await ensurePackages(series, options.installPackages ?? true, progress);
-  const version = await packageVersion(`linux-source-${series}`);
-  if (!version) throw new KpatchError("LAB_SOURCE", `Cannot find the package linux-source-${series}`);
-  const pkgs = await fetchDistroPackages(series, version, progress);
+  const sourceVersion = await packageVersion(`linux-source-${series}`);
+  if (!sourceVersion) throw new KpatchError("LAB_SOURCE", `Cannot find the package linux-source-${series}`);
+  const pkgs = await fetchDistroPackages(
+    series,
+    release ? { release } : { version: sourceVersion },
+    progress,
+  );
+  const { version } = pkgs;
   const compiler = await compilerVersion();
   const key = createHash("sha256")
     .update(JSON.stringify([DISTRO_FORMAT, series, pkgs.image.name, version, GUEST_MODULES, compiler]))
@@ -131,10 +169,13 @@ export async function setupDistroLab(options: DistroSetupOptions): Promise<Distr
   if (!ready || !initramfsIsCurrent(initramfs)) {
     progress.begin("modules", `${GUEST_MODULES.join(", ")} and what they need`);
     const dep = await modulesDep(modulesDir, kernelRelease, join(dir, "depmod"));
+    const deps = parseModulesDep(readFileSync(dep, "utf8"));
+    const builtin = parseBuiltin(readFileSync(join(modulesDir, "modules.builtin"), "utf8"));
+    const shipped = new Set([...deps.keys()].map((p) => moduleNameOf(p)));
     order = loadOrder(
-      parseModulesDep(readFileSync(dep, "utf8")),
-      parseBuiltin(readFileSync(join(modulesDir, "modules.builtin"), "utf8")),
-      GUEST_MODULES,
+      deps,
+      builtin,
+      guestModules((m) => shipped.has(m) || builtin.has(m)),
     );
     progress.end(`${order.length} to load`);
     progress.begin("initramfs", "busybox-static and the guest modules");
@@ -162,7 +203,9 @@ export async function setupDistroLab(options: DistroSetupOptions): Promise<Distr
     createdAt: new Date().toISOString(),
   };
   if (!ready) writeFileAtomic(join(dir, "ready.json"), `${JSON.stringify(info, null, 2)}\n`);
-  await createAtomic(currentDistroLink(series), (tmp) => symlinkSync(dir, tmp));
+  await createAtomic(currentDistroLink(series, release ? kernelRelease : undefined), (tmp) =>
+    symlinkSync(dir, tmp),
+  );
   const lab = distroLabAt(dir, info);
   if (!lab) throw new KpatchError("DISTRO_IMAGE", `Cannot find ${info.image}=${version} in the cache`);
   if (ready) progress.note(`stock ${series} kernel ready (cached): ${kernelRelease}, ${dir}`);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import test from "node:test";
-import { parseDryRunLine } from "./distro-objects.js";
+import { failedTargets, parseDryRunLine } from "./distro-objects.js";
 
 const SRC = "/cache/src/6.12.117-1~deb12u1/linux-source-6.12";
 const cc = (marker: string, obj: string, src: string, mod: string) =>
@@ -24,7 +24,32 @@ test("parseDryRunLine() takes the object, its source and its target from kbuild'
   );
 });
 
-test("parseDryRunLine() skips host programs, module link stubs and boot code", () => {
+test("parseDryRunLine() keeps kbuild's name of an object listed from a parent Makefile, its source in the tree", () => {
+  // virt/kvm/Makefile.kvm: kvm-y := $(KVM)/kvm_main.o with KVM := ../../../virt/kvm, from arch/x86/kvm.
+  const obj = "arch/x86/kvm/../../../virt/kvm/kvm_main.o";
+  assert.deepEqual(
+    parseDryRunLine(cc("CC [M] ", obj, `${SRC}/arch/x86/kvm/../../../virt/kvm/kvm_main.c`, "kvm"), SRC),
+    {
+      path: obj,
+      source: "virt/kvm/kvm_main.c",
+      target: "kvm",
+    },
+  );
+  assert.deepEqual(
+    parseDryRunLine(
+      cc("CC [M] ", "arch/x86/kvm/vmx/vmx.o", `${SRC}/arch/x86/kvm/vmx/vmx.c`, "kvm-intel"),
+      SRC,
+    ),
+    { path: "arch/x86/kvm/vmx/vmx.o", source: "arch/x86/kvm/vmx/vmx.c", target: "kvm_intel" },
+  );
+  // An object kbuild links into two modules: KBUILD_MODNAME names both.
+  assert.equal(
+    parseDryRunLine(cc("CC [M] ", "drivers/x/c.o", `${SRC}/drivers/x/c.c`, "a-b:c"), SRC)?.target,
+    "a_b:c",
+  );
+});
+
+test("parseDryRunLine() skips host programs and module link stubs, keeps boot code (refused later, by name)", () => {
   assert.equal(
     parseDryRunLine("set -e;  echo '  HOSTCC  scripts/mod/modpost.o'; gcc -c -o x.o x.c", SRC),
     undefined,
@@ -34,7 +59,17 @@ test("parseDryRunLine() skips host programs, module link stubs and boot code", (
     undefined,
   );
   assert.equal(
-    parseDryRunLine(cc("CC     ", "arch/x86/boot/cpu.o", `${SRC}/arch/x86/boot/cpu.c`, "cpu"), SRC),
-    undefined,
+    parseDryRunLine(cc("CC     ", "arch/x86/boot/cpu.o", `${SRC}/arch/x86/boot/cpu.c`, "cpu"), SRC)?.source,
+    "arch/x86/boot/cpu.c",
   );
+});
+
+test("failedTargets() reads the targets make -k could not go through", () => {
+  const stderr = `make[3]: *** No rule to make target 'debian/certs/debian-uefi-certs.pem', needed by 'certs/x509_certificate_list'.
+make[3]: *** [scripts/Makefile.build:478: certs/x509_certificate_list] Error 2
+make[2]: *** [scripts/Makefile.build:478: certs] Error 2
+make[1]: *** [/src/Makefile:1944: .] Error 2
+make: *** [Makefile:224: __sub-make] Error 2
+`;
+  assert.deepEqual(failedTargets(stderr), [".", "__sub-make", "certs", "certs/x509_certificate_list"]);
 });

@@ -2,62 +2,100 @@
  * Which objects a Debian kernel's config builds, and for which target (vmlinux or a module),
  * learnt from kbuild itself without compiling: a dry run (`make -n -k vmlinux modules`) over the
  * prepared tree prints every compile command kbuild would run, with its `CC [M]` marker and
- * KBUILD_MODNAME. The index is written once per prepared tree. An object's .cmd record (how
- * kbuild compiles it, what it depends on) appears when kbuild's single-object rule first
- * compiles it (`make fs/ext4/inode.o`); kpatch-build's object compiles read that record.
+ * KBUILD_MODNAME (kbuild's own answer to which module an object links into, composite modules
+ * listed from a parent directory's Makefile included: kvm-intel-y += vmx/vmx.o). The index is
+ * written once per prepared tree and answers every lookup. An object keeps the name kbuild gives
+ * it (arch/x86/kvm/../../../virt/kvm/kvm_main.o: the name `make` knows), its source is the
+ * file's path in the tree. An object's .cmd record (how kbuild compiles it, what it depends on)
+ * appears when kbuild's single-object rule first compiles it (`make fs/ext4/inode.o`);
+ * kpatch-build's object compiles read that record.
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, normalize } from "node:path";
 import { writeFileAtomic } from "../../util/atomic-write.js";
 import { KpatchError } from "../../util/errors.js";
+import { escapeRegExp } from "../../util/escape-regexp.js";
 import { exec } from "../../util/exec.js";
 import { normalizeModuleName } from "../../util/module-name.js";
-import { cmdFile, type KbuildObject, parseKbuildCmd } from "../kbuild-tree.js";
+import { cmdFile, type KbuildObject, parseKbuildCmd, recordedObjectName } from "../kbuild-tree.js";
 
 export interface IndexedObject {
-  /** Relative to the build tree, e.g. "fs/ext4/inode.o". */
+  /** Relative to the build tree, as kbuild names it, e.g. "fs/ext4/inode.o". */
   path: string;
-  /** Relative to the source tree, e.g. "fs/ext4/inode.c". */
+  /** Relative to the source tree, normalised, e.g. "fs/ext4/inode.c". */
   source: string;
+  /** "vmlinux", a module name, or several joined by ':' (kbuild's name for an object in two). */
   target: string;
 }
 
-const INDEX = "kpatch-objects.json";
+/** The index of a prepared tree: every object kbuild builds for the config. */
+export interface ObjectIndex {
+  objects: IndexedObject[];
+  /**
+   * What the dry run could not go through (make's "*** [target] Error" lines, -k kept going):
+   * the objects below those targets may be missing from `objects`.
+   */
+  failed: string[];
+}
 
-/** Objects that never reach a patchable text: boot and real-mode code, the vDSO. */
-const NOT_PATCHABLE = /^arch\/x86\/(boot|realmode|entry\/vdso)\//;
+const INDEX = "kpatch-objects-2.json";
+
+/** Sources whose objects never reach a patchable text: boot and real-mode code, the vDSO. */
+export const NOT_PATCHABLE = /^arch\/x86\/(boot|realmode|entry\/vdso)\//;
+
+/** A source path kbuild wrote (absolute, or relative with ../ steps) as a path in the tree. */
+function treeSource(src: string, srcDir: string): string {
+  const prefix = `${srcDir.replace(/\/$/, "")}/`;
+  return normalize(src.startsWith(prefix) ? src.slice(prefix.length) : src);
+}
+
+/** The target a compile command's flags name: -DMODULE's KBUILD_MODNAME, else vmlinux. */
+function commandTarget(command: string, module: boolean): string | undefined {
+  if (!module) return "vmlinux";
+  const mod = /-DKBUILD_MODNAME='"([\w:-]+)"'/.exec(command)?.[1];
+  return mod ? normalizeModuleName(mod) : undefined;
+}
 
 /** The object one line of a dry-run transcript compiles (one shell command per line), if any. */
 export function parseDryRunLine(line: string, srcDir: string): IndexedObject | undefined {
   const m = /echo ' {2}(?:CC|AS)( \[M\])?\s+(\S+\.o)'/.exec(line);
   if (!m || !line.includes("-D__KERNEL__")) return undefined;
   const path = m[2]!;
-  if (path.endsWith(".mod.o") || NOT_PATCHABLE.test(path)) return undefined;
-  const esc = path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  const src = new RegExp(` -c -o ${esc} (\\S+\\.[cS])(?=\\s|;|$)`).exec(line)?.[1];
+  if (path.endsWith(".mod.o")) return undefined;
+  const src = new RegExp(` -c -o ${escapeRegExp(path)} (\\S+\\.[cS])(?=\\s|;|$)`).exec(line)?.[1];
   if (!src) return undefined;
-  const prefix = `${srcDir.replace(/\/$/, "")}/`;
-  const source = src.startsWith(prefix) ? src.slice(prefix.length) : src.replace(/^\.\//, "");
-  if (!m[1]) return { path, source, target: "vmlinux" };
-  const mod = /-DKBUILD_MODNAME='"([\w-]+)"'/.exec(line)?.[1];
-  return mod ? { path, source, target: normalizeModuleName(mod) } : undefined;
+  const target = commandTarget(line, Boolean(m[1]));
+  return target ? { path, source: treeSource(src, srcDir), target } : undefined;
 }
 
-/** Run kbuild's dry run over `tree` and write the index; returns the number of objects. */
+/** The targets make could not go through, from its stderr ("make[3]: *** [x/Makefile:12: x/y.o] Error 1"). */
+export function failedTargets(stderr: string): string[] {
+  const out = new Set<string>();
+  for (const m of stderr.matchAll(/\*\*\* \[(?:[^\]:]+:\d+: )?([^\]]+)\] Error/g)) out.add(m[1]!);
+  return [...out].sort();
+}
+
+/** Run kbuild's dry run over `tree` and write the index; returns it. */
 async function buildObjectIndex(tree: {
   srcDir: string;
   buildDir: string;
   makeArgs: string[];
-}): Promise<number> {
-  // -k: the certs/ step wants Debian's signing key, which no one has; the rest is unaffected.
+}): Promise<ObjectIndex> {
+  // -k: the certs/ step wants Debian's signing key, which no one has; the rest is unaffected
+  // (what else fails is kept in the index: a lookup below it cannot be sure).
   const found = new Map<string, IndexedObject>();
+  const errors: string[] = [];
   const r = await exec(
     "make",
     ["-C", tree.srcDir, `O=${tree.buildDir}`, ...tree.makeArgs, "-n", "-k", "vmlinux", "modules"],
     {
       maxBuffer: 1 << 16,
       onLine: (line, stream) => {
-        const o = stream === "stdout" ? parseDryRunLine(line, tree.srcDir) : undefined;
+        if (stream === "stderr") {
+          if (line.includes("*** [")) errors.push(line);
+          return;
+        }
+        const o = parseDryRunLine(line, tree.srcDir);
         if (o) found.set(o.path, o);
       },
     },
@@ -72,8 +110,9 @@ async function buildObjectIndex(tree: {
       `Cannot list the objects of ${tree.buildDir}: kbuild's dry run named ${objects.length} (make exited ${r.code}):\n${r.stderr.split("\n").slice(-10).join("\n")}`,
     );
   }
-  writeFileAtomic(join(tree.buildDir, INDEX), JSON.stringify(objects));
-  return objects.length;
+  const index: ObjectIndex = { objects, failed: failedTargets(errors.join("\n")) };
+  writeFileAtomic(join(tree.buildDir, INDEX), JSON.stringify(index));
+  return index;
 }
 
 /** Every kernel object kbuild has compiled in the tree (its .cmd records), `dir` and below. */
@@ -86,54 +125,24 @@ function recordedObjects(tree: { buildDir: string; srcDir: string }, dir = ""): 
       if (ent.name !== "source" && !ent.name.startsWith("kpatch-")) out.push(...recordedObjects(tree, rel));
       continue;
     }
-    const m = /^\.(.+\.o)\.cmd$/.exec(ent.name);
-    const o = m ? recordedObject(tree, dir ? `${dir}/${m[1]}` : m[1]!) : undefined;
-    if (o && !o.path.endsWith(".mod.o") && !NOT_PATCHABLE.test(o.path)) out.push(o);
+    const o = /^\.(.+\.o)\.cmd$/.test(ent.name) ? recordedObject(tree, rel) : undefined;
+    if (o && !o.path.endsWith(".mod.o")) out.push(o);
   }
   return out;
 }
 
-/** The object a kbuild record in the tree describes, when it is a kernel object. */
-function recordedObject(tree: { buildDir: string; srcDir: string }, path: string): IndexedObject | undefined {
-  const { command, source } = parseKbuildCmd(readFileSync(cmdFile(tree.buildDir, path), "utf8"), path);
-  if (!command?.includes("-D__KERNEL__") || !source || !/\.[cS]$/.test(source)) return undefined;
-  const prefix = `${tree.srcDir.replace(/\/$/, "")}/`;
-  const rel = source.startsWith(prefix) ? source.slice(prefix.length) : source;
-  if (!/\s-DMODULE(\s|$)/.test(command)) return { path, source: rel, target: "vmlinux" };
-  const mod = /-DKBUILD_MODNAME='"([\w-]+)"'/.exec(command)?.[1];
-  return mod ? { path, source: rel, target: normalizeModuleName(mod) } : undefined;
-}
-
 /**
- * The objects this config builds in the source directory `dir` (relative): the whole index when
- * it exists, else kbuild's dry run of that directory alone (seconds, not minutes), together with
- * the objects kbuild has compiled there already (a dry run names only what is out of date).
- * Cached per directory.
+ * The object a kbuild record (.<name>.o.cmd, `file` relative to the build tree) describes, when
+ * it is a kernel object, under the name the record gives it (kbuild's, ../ steps kept).
  */
-export async function directoryObjects(
-  tree: { srcDir: string; buildDir: string; makeArgs: string[] },
-  dir: string,
-): Promise<IndexedObject[]> {
-  if (existsSync(join(tree.buildDir, INDEX))) return loadObjectIndex(tree.buildDir);
-  const cache = join(tree.buildDir, "kpatch-objects.d", `${dir.replace(/\//g, "%")}.json`);
-  if (existsSync(cache)) return JSON.parse(readFileSync(cache, "utf8")) as IndexedObject[];
-  const found = new Map<string, IndexedObject>();
-  await exec("make", ["-C", tree.srcDir, `O=${tree.buildDir}`, ...tree.makeArgs, "-n", "-k", `${dir}/`], {
-    maxBuffer: 1 << 16,
-    onLine: (line, stream) => {
-      const o = stream === "stdout" ? parseDryRunLine(line, tree.srcDir) : undefined;
-      if (o) found.set(o.path, o);
-    },
-  });
-  const built = join(tree.buildDir, dir);
-  for (const f of existsSync(built) ? readdirSync(built) : []) {
-    const m = /^\.(.+\.o)\.cmd$/.exec(f);
-    const o = m ? recordedObject(tree, `${dir}/${m[1]}`) : undefined;
-    if (o && !found.has(o.path)) found.set(o.path, o);
-  }
-  const objects = [...found.values()].sort((a, b) => a.path.localeCompare(b.path));
-  writeFileAtomic(cache, JSON.stringify(objects));
-  return objects;
+function recordedObject(tree: { buildDir: string; srcDir: string }, file: string): IndexedObject | undefined {
+  const text = readFileSync(join(tree.buildDir, file), "utf8");
+  const path = recordedObjectName(text);
+  if (!path) return undefined;
+  const { command, source } = parseKbuildCmd(text, path);
+  if (!command?.includes("-D__KERNEL__") || !source || !/\.[cS]$/.test(source)) return undefined;
+  const target = commandTarget(command, /\s-DMODULE(\s|$)/.test(command));
+  return target ? { path, source: treeSource(source, tree.srcDir), target } : undefined;
 }
 
 /** The whole index, made by a dry run over the tree the first time it is needed. */
@@ -141,17 +150,10 @@ export async function fullObjectIndex(tree: {
   srcDir: string;
   buildDir: string;
   makeArgs: string[];
-}): Promise<IndexedObject[]> {
-  if (!existsSync(join(tree.buildDir, INDEX))) await buildObjectIndex(tree);
-  return loadObjectIndex(tree.buildDir);
-}
-
-function loadObjectIndex(buildDir: string): IndexedObject[] {
-  const file = join(buildDir, INDEX);
-  if (!existsSync(file)) {
-    throw new KpatchError("DISTRO_INDEX", `Cannot find the object index ${file}: prepare the tree again`);
-  }
-  return JSON.parse(readFileSync(file, "utf8")) as IndexedObject[];
+}): Promise<ObjectIndex> {
+  const file = join(tree.buildDir, INDEX);
+  if (!existsSync(file)) return buildObjectIndex(tree);
+  return JSON.parse(readFileSync(file, "utf8")) as ObjectIndex;
 }
 
 /** As a KbuildObject (absolute source path). */

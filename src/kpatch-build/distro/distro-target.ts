@@ -1,32 +1,28 @@
 /**
  * kpatch-build's target for a stock Debian kernel (`--kernel-release KVER`, or the running
  * kernel): the packages (src/debian/kernel-packages.ts), the prepared tree (distro-tree), the
- * objects a patch reaches (the config's object index, header users), the kernel's own symbols
+ * objects a patch reaches (kbuild's index of the whole config: touched-objects.ts), the kernel's own symbols
  * (/proc/kallsyms on the target, else the kallsyms tables of the image, or a -dbg vmlinux given
  * with -v), and the image's modules as the targets' symbol tables. The result is a KernelTree like any other.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { release as unameRelease } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { findImageModule, readModule } from "../../debian/image-modules.js";
 import { findDistroInputs } from "../../debian/kernel-packages.js";
-import { type DistroRelease, parseRelease, runningDebianKernel } from "../../debian/kernel-release.js";
+import {
+  type DistroRelease,
+  parseRelease,
+  runningDebianKernel,
+  unbuildableReason,
+} from "../../debian/kernel-release.js";
 import { extractVmlinux } from "../../kernel-image/index.js";
 import { writeFileAtomic } from "../../util/atomic-write.js";
 import { KpatchError } from "../../util/errors.js";
-import { exec } from "../../util/exec.js";
 import type { Progress } from "../../util/progress.js";
-import { includersOf, treeIncludeScan } from "../header-users.js";
-import { cmdFile, objectsDependingOn } from "../kbuild-tree.js";
-import type { KernelObjects, KernelTree } from "../kernel-tree.js";
-import {
-  directoryObjects,
-  fullObjectIndex,
-  hasRecord,
-  type IndexedObject,
-  kbuildObject,
-} from "./distro-objects.js";
-import { type DistroTree, distroMake, prepareDistroTree } from "./distro-tree.js";
+import type { KernelTree } from "../kernel-tree.js";
+import { type DistroTree, prepareDistroTree } from "./distro-tree.js";
+import { touchedObjects } from "./touched-objects.js";
 
 /** The release kpatch-build targets without -s: the running kernel when Debian packaged it. */
 export function defaultRelease(): { release: DistroRelease } | { why: string } {
@@ -41,6 +37,13 @@ export async function distroKernelTree(options: {
   progress: Progress;
 }): Promise<KernelTree> {
   const release = parseRelease(options.kernelRelease);
+  const unbuildable = unbuildableReason(release);
+  if (unbuildable) {
+    throw new KpatchError(
+      "DISTRO_CONFIG_CHANGED",
+      `Cannot build for ${release.kernelRelease}: ${unbuildable}`,
+    );
+  }
   const onTarget = release.kernelRelease === unameRelease();
   const inputs = await findDistroInputs(release, onTarget, options.progress);
   const tree = await prepareDistroTree(inputs, options.progress);
@@ -53,7 +56,7 @@ export async function distroKernelTree(options: {
     image: tree.inputs.vmlinuz,
     cacheKey: `distro-${release.kernelRelease}-${tree.key}`,
     makeArgs: tree.makeArgs,
-    findObjects: (touched, progress) => distroObjects(tree, touched, options.jobs, progress),
+    findObjects: (touched, progress) => touchedObjects(tree, touched, options.jobs, progress),
     moduleFile: async (target) => imageModule(tree, target),
   };
 }
@@ -84,62 +87,4 @@ function imageModule(tree: DistroTree, target: string): string {
   const out = join(tree.buildDir, "image-modules", `${target}.ko`);
   if (!existsSync(out)) writeFileAtomic(out, readModule(file));
   return out;
-}
-
-/**
- * The objects the touched files reach in this config: a touched .c/.S by its directory's
- * objects, a touched header through the textual include closure over the whole index, confirmed by kbuild's dependency records. kbuild
- * compiles each candidate once (`make obj.o`, normal flags) to leave that record.
- */
-async function distroObjects(
-  tree: DistroTree,
-  touched: readonly string[],
-  jobs: number,
-  progress: Progress,
-): Promise<KernelObjects> {
-  progress.begin("find objects", "the objects this config builds");
-  const direct: IndexedObject[] = [];
-  const viaHeader: IndexedObject[] = [];
-  const headers = touched.filter((f) => f.endsWith(".h"));
-  const seen = new Set<string>();
-  for (const f of touched) {
-    if (!/\.[cS]$/.test(f)) continue;
-    progress.update(`kbuild dry run of ${dirname(f)}/`);
-    const objects = await directoryObjects(tree, dirname(f));
-    for (const o of objects) seen.add(o.path);
-    direct.push(...objects.filter((o) => o.source === f));
-  }
-  if (headers.length) {
-    progress.update("every object this config builds (kbuild dry run, once per kernel version)");
-    const index = await fullObjectIndex(tree);
-    for (const o of index) seen.add(o.path);
-    progress.update("include closure of the touched headers");
-    const scan = treeIncludeScan(tree);
-    const users = new Set<string>(headers);
-    for (const h of headers) for (const f of includersOf(scan, h)) users.add(f);
-    viaHeader.push(...index.filter((o) => users.has(o.source) && !direct.includes(o)));
-  }
-  const missing = [...direct, ...viaHeader].filter((o) => !hasRecord(tree.buildDir, o.path));
-  for (let i = 0; i < missing.length; i += 200) {
-    const chunk = missing.slice(i, i + 200);
-    progress.update(`kbuild records: make ${i + chunk.length}/${missing.length} objects`);
-    const r = await exec("make", distroMake(tree, `-j${jobs}`, ...chunk.map((o) => o.path)));
-    if (r.code !== 0) {
-      throw new KpatchError(
-        "BUILD_FAILED",
-        `Cannot compile the original objects with kbuild:\n${r.stderr.split("\n").slice(-15).join("\n")}`,
-      );
-    }
-  }
-  const withCmd = viaHeader.map((o) => ({
-    obj: kbuildObject(o, tree.srcDir),
-    cmd: readFileSync(cmdFile(tree.buildDir, o.path), "utf8"),
-  }));
-  const confirmed = objectsDependingOn(
-    withCmd,
-    headers.map((h) => join(tree.srcDir, h)),
-    tree.buildDir,
-  );
-  const candidates = [...direct.map((o) => kbuildObject(o, tree.srcDir)), ...confirmed];
-  return { candidates, total: seen.size };
 }

@@ -4,8 +4,8 @@
  * cache), an O= output tree configured with the headers package's full .config (`make
  * olddefconfig` must change nothing that changes code), `make modules_prepare` (generated
  * headers, objtool, modpost, sign-file), the headers' Module.symvers (CRCs for MODVERSIONS)
- * and BTF base vmlinux. Which objects this config builds is learnt later, per directory, or for
- * the whole tree when a header needs it (distro-objects).
+ * and BTF base vmlinux. Which objects this config builds is learnt later, for the whole tree
+ * at once, by the first patch (distro-objects' index, kbuild's dry run).
  * Objects are then compiled on demand by kbuild's own single-object rules, which leave the
  * .cmd records the rest of kpatch-build reads. The tree is keyed by the three packages'
  * versions, the config and the compiler, and is complete or absent (ready.json written last).
