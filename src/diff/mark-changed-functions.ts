@@ -15,11 +15,12 @@ import { onlyMovedReferences } from "./moved-references.js";
 import type { Unit } from "./object-index.js";
 import { ARGUMENT_REGISTERS, LINE_CALL_WINDOW, LINE_MACRO_CALLEES, MAX_LINE_NUMBER } from "./policy.js";
 import { describeTarget, resolveRelocTarget, sameRelocTarget } from "./reloc-target.js";
+import { sameButSourceLocation } from "./ubsan-locations.js";
 
 const INIT_MOVED =
   "__init code that differs only in where anonymous data it refers to sits (UBSAN data renumbered, a piece or string moved): not a change";
 
-const LINE_ONLY = "only __LINE__ immediates changed (a moved line, not a change)";
+const LINE_ONLY = "only source line numbers changed (a moved line, not a change)";
 
 const LINE_CALLEES = new Map(LINE_MACRO_CALLEES.map((c) => [c.name, c]));
 
@@ -97,6 +98,7 @@ function compareUnits(ctx: DiffContext, o: Unit, p: Unit): ChangeWhy | string | 
 
   let relocDiff = Number.POSITIVE_INFINITY;
   let relocDetail = "";
+  let movedChecks = 0;
   const n = Math.max(relocsO.length, relocsP.length);
   for (let i = 0; i < n; i++) {
     const ro = relocsO[i];
@@ -107,6 +109,15 @@ function compareUnits(ctx: DiffContext, o: Unit, p: Unit): ChangeWhy | string | 
       ro.offset - entryO !== rp.offset - entryP ||
       !sameRelocTarget(ctx, o.section, ro, p.section, rp)
     ) {
+      if (
+        ro &&
+        rp &&
+        ro.offset - entryO === rp.offset - entryP &&
+        sameButSourceLocation(ctx, o.section, ro, p.section, rp)
+      ) {
+        movedChecks++;
+        continue;
+      }
       relocDiff = Math.min(
         ro ? ro.offset - entryO : Number.POSITIVE_INFINITY,
         rp ? rp.offset - entryP : Number.POSITIVE_INFINITY,
@@ -120,9 +131,10 @@ function compareUnits(ctx: DiffContext, o: Unit, p: Unit): ChangeWhy | string | 
   const diffs = byteDiffs(bytesO, bytesP);
   const firstByte = diffs[0] ?? (lenO !== lenP ? Math.min(lenO, lenP) : Number.POSITIVE_INFINITY);
   if (relocDiff === Number.POSITIVE_INFINITY && lenO === lenP) {
-    if (diffs.length === 0) return undefined;
+    const ubsan = movedChecks > 0 ? [`the source line of ${movedChecks} UBSAN check(s)`] : [];
+    if (diffs.length === 0) return ubsan.length > 0 ? `${LINE_ONLY}: ${ubsan[0]}` : undefined;
     const fed = onlyLineNumbers(ctx, o, p, diffs);
-    if (fed) return `${LINE_ONLY}: passed to ${fed.join(", ")}`;
+    if (fed) return `${LINE_ONLY}: ${[...ubsan, `passed to ${fed.join(", ")}`].join("; ")}`;
   }
   const at = Math.min(firstByte, relocDiff);
   let detail: string;
