@@ -56,6 +56,7 @@ const SECTION_NAMES: readonly string[] = [
     ...SPECIAL_KINDS.flatMap((k) => [k.name, k.payload, k.parallel?.name]),
     ".altinstr_aux",
     ".fixup",
+    ".text..refcount",
     "__dyndbg",
     "__verbose",
     "__dyndbg_classes",
@@ -63,7 +64,7 @@ const SECTION_NAMES: readonly string[] = [
     "runtime_shift_d_hash_shift",
   ]),
 ].filter((n): n is string => n !== undefined);
-const CODE_SECTIONS = new Set([".altinstr_replacement", ".altinstr_aux", ".fixup"]);
+const CODE_SECTIONS = new Set([".altinstr_replacement", ".altinstr_aux", ".fixup", ".text..refcount"]);
 
 /** R_X86_64_: NONE, 64, PC32, PLT32, 32, 32S, 16, PC16, 8, PC8, PC64, REX_GOTPCRELX, and any. */
 const RELOC_TYPES = [0, 1, 2, 4, 10, 11, 12, 13, 14, 15, 24, 42];
