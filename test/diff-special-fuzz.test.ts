@@ -26,23 +26,10 @@ import {
 } from "../src/elf/index.js";
 import { KpatchError } from "../src/util/errors.js";
 import { compileC } from "./elf/tools.js";
+import { FUZZ_SEED, fuzzCases, prng, SLOW_MS } from "./fuzz-run.js";
 
-const CASES = Number(process.env["KPATCH_FUZZ_CASES"] ?? 2_000);
-const SEED = Number(process.env["KPATCH_FUZZ_SEED"] ?? 0x6b706174);
-/** A case slower than this counts as a hang. */
-const SLOW_MS = 2000;
-
-/** mulberry32, as test/elf-fuzz.test.ts. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+const CASES = fuzzCases(2_000);
+const SEED = FUZZ_SEED;
 
 const SOURCE = `
 int helper(int x) { return x * 3 + 1; }
