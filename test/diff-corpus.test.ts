@@ -14,6 +14,7 @@ import {
   diffObjects,
   type EntrySizes,
   ExportTable,
+  formatReport,
   isDiffError,
   parseEntrySizes,
   TargetSymbols,
@@ -143,6 +144,12 @@ function checkDirectives(c: Case, report: DiffReport): void {
       `${c.name}: no note matches /${n}/ (${report.notes.join(" | ")})`,
     );
   }
+  const text = formatReport(report).split("\n");
+  for (const l of e.reportLines ?? [])
+    assert.ok(
+      text.some((x) => new RegExp(l).test(x)),
+      `${c.name}: no report line matches /${l}/ (${text.join(" | ")})`,
+    );
   for (const w of e.warnings ?? []) {
     assert.ok(
       report.warnings.some((x) => new RegExp(w).test(x)),

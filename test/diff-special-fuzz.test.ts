@@ -26,23 +26,10 @@ import {
 } from "../src/elf/index.js";
 import { KpatchError } from "../src/util/errors.js";
 import { compileC } from "./helpers/elf-tools.js";
+import { FUZZ_SEED, fuzzCases, prng, SLOW_MS } from "./helpers/fuzz-run.js";
 
-const CASES = Number(process.env["KPATCH_FUZZ_CASES"] ?? 2_000);
-const SEED = Number(process.env["KPATCH_FUZZ_SEED"] ?? 0x6b706174);
-/** A case slower than this counts as a hang. */
-const SLOW_MS = 2000;
-
-/** mulberry32, as test/elf-fuzz.test.ts. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+const CASES = fuzzCases(2_000);
+const SEED = FUZZ_SEED;
 
 const SOURCE = `
 int helper(int x) { return x * 3 + 1; }
@@ -56,6 +43,7 @@ const SECTION_NAMES: readonly string[] = [
     ...SPECIAL_KINDS.flatMap((k) => [k.name, k.payload, k.parallel?.name]),
     ".altinstr_aux",
     ".fixup",
+    ".text..refcount",
     "__dyndbg",
     "__verbose",
     "__dyndbg_classes",
@@ -63,7 +51,7 @@ const SECTION_NAMES: readonly string[] = [
     "runtime_shift_d_hash_shift",
   ]),
 ].filter((n): n is string => n !== undefined);
-const CODE_SECTIONS = new Set([".altinstr_replacement", ".altinstr_aux", ".fixup"]);
+const CODE_SECTIONS = new Set([".altinstr_replacement", ".altinstr_aux", ".fixup", ".text..refcount"]);
 
 /** R_X86_64_: NONE, 64, PC32, PLT32, 32, 32S, 16, PC16, 8, PC8, PC64, REX_GOTPCRELX, and any. */
 const RELOC_TYPES = [0, 1, 2, 4, 10, 11, 12, 13, 14, 15, 24, 42];

@@ -27,23 +27,10 @@ import { readElf } from "../src/elf/read-elf.js";
 import { writeElf } from "../src/elf/write-elf.js";
 import { compareElf } from "./helpers/compare-elf.js";
 import { assemble, compileC } from "./helpers/elf-tools.js";
+import { FUZZ_SEED, fuzzCases, prng, SLOW_MS } from "./helpers/fuzz-run.js";
 
-const CASES = Number(process.env["KPATCH_FUZZ_CASES"] ?? 10_000);
-const SEED = Number(process.env["KPATCH_FUZZ_SEED"] ?? 0x6b706174);
-/** A case slower than this counts as a hang. */
-const SLOW_MS = 2000;
-
-/** mulberry32: small, fast, good enough to pick mutations. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+const CASES = fuzzCases(10_000);
+const SEED = FUZZ_SEED;
 
 // Field widths in bytes, by the names of src/elf/layout.ts.
 type Fields = Record<string, number>;

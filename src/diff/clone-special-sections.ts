@@ -13,6 +13,7 @@ import {
   SHF_GROUP,
   SHF_LINK_ORDER,
 } from "../elf/index.js";
+import { findCodePiece } from "./code-pieces.js";
 import type { DiffContext } from "./context.js";
 import { DiffError } from "./diff-error.js";
 import { silenceModuleTracepoints } from "./module-tracepoint-sites.js";
@@ -45,6 +46,8 @@ function cloneEntries(ctx: DiffContext, b: OutputBuilder, sec: ElfSection, kind:
   // Which entries anchor in included code?
   const anchored = (r: ElfReloc): Unit | undefined => {
     let t: Unit | undefined;
+    const inPiece = r.symbol.section && ctx.patched.info.get(r.symbol.section)?.kind === "pieces";
+    if (inPiece) return pieceOwner(ctx, b, r);
     if (r.symbol.isSectionSymbol) {
       const at = Number(r.addend);
       t = findUnitAt(ctx.patched, r.symbol.section!, at);
@@ -108,6 +111,21 @@ function cloneEntries(ctx: DiffContext, b: OutputBuilder, sec: ElfSection, kind:
     }
   });
   if (kind.parallel) cloneParallel(ctx, b, kind, kept);
+}
+
+/**
+ * The included function that carries the code piece `r` (an entry's anchor) lands in: the piece
+ * was copied with it (piece-copier.ts), so its entry (a refcount_t ud2's __ex_table entry, a
+ * lock prefix's .smp_locks entry) goes along; undefined when no included code took the piece.
+ */
+function pieceOwner(ctx: DiffContext, b: OutputBuilder, r: ElfReloc): Unit | undefined {
+  const piece = findCodePiece(r.symbol.section!, Number(r.addend + r.symbol.value));
+  const owner = piece && b.pieces.owners.get(piece);
+  if (!owner) return undefined;
+  return ctx.patched.file
+    .findSymbols(owner)
+    .map((s) => ctx.patched.unitOf.get(s))
+    .find((u) => u && b.placed.has(u) && u.sym.isFunction);
 }
 
 /**

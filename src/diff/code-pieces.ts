@@ -2,7 +2,7 @@
  * Code pieces: a section of small snippets that functions jump into and that jump back out
  * (static_cpu_has()'s .altinstr_aux, special/alternatives.ts), one section for the whole object
  * and no symbol to tell the snippets apart. It is cut by decoding: a piece runs from where the
- * previous one ended to its first unconditional jump (or return). A piece can be copied on its
+ * previous one ended to its first unconditional jump (or return, or ud2). A piece can be copied on its
  * own when everything it refers to outside itself goes through a relocation; one that cannot
  * keeps the reason, and whoever needs it refuses with it.
  */
@@ -111,7 +111,10 @@ function cutPieces(section: ElfSection): CodePiece[] {
       return pieces;
     }
     insns.push(insn);
-    if (insn.mnemonic === "jmp" || insn.kind === "ret") close(insn.offset + insn.length);
+    // A piece ends where execution cannot fall through: a jump back, a return, a trap (4.x
+    // refcount_t's `lea; ud2`, resumed by its __ex_table entry's handler).
+    if (insn.mnemonic === "jmp" || insn.kind === "ret" || insn.mnemonic === "ud2")
+      close(insn.offset + insn.length);
   }
   if (insns.length > 0) close(section.size, "runs off the end of the section (no jump back)");
   return pieces;

@@ -27,6 +27,7 @@ import { findUnitAt, hasEndbr, type Unit } from "./object-index.js";
 import { isAnonymousData } from "./policy.js";
 import { isDirectBranch } from "./references.js";
 import { describeTarget, resolveRelocTarget } from "./reloc-target.js";
+import { entrySizeOf } from "./special/special-kind.js";
 
 export function includeDependencies(ctx: DiffContext): void {
   const work: Unit[] = [];
@@ -168,19 +169,23 @@ function followReloc(
 }
 
 /**
- * The special-section entry (an alternative, a return site...) that describes code inside the
- * piece of `section` at `offset`, if any: cloneSpecialSections keeps only entries of functions,
- * so a piece with one cannot be carried as it is. static_cpu_has()'s pieces have none.
+ * A reference from a special-section entry into the piece of `section` at `offset` other than
+ * the entry's anchor, if any: cloneSpecialSections keeps the entries anchored in a carried piece
+ * (a refcount_t ud2's __ex_table entry, a lock prefix's .smp_locks entry) but would leave another
+ * field pointing into the running kernel's copy. static_cpu_has()'s pieces have none.
  */
 function specialEntryIn(ctx: DiffContext, section: ElfSection, offset: number): string | undefined {
   const piece = findCodePiece(section, offset)!;
   for (const sec of ctx.patched.file.sections) {
-    if (ctx.patched.info.get(sec)?.kind !== "special") continue;
+    const info = ctx.patched.info.get(sec);
+    if (info?.kind !== "special" || !info.special) continue;
+    const size = entrySizeOf(info.special.size, ctx.options.entrySizes ?? {});
     for (const r of ctx.relocsOf(sec)) {
       if (r.symbol.section !== section) continue;
+      if (size !== undefined && r.offset % size === info.special.anchor) continue;
       const at = Number(r.addend + r.symbol.value);
       if (at >= piece.start && at < piece.end)
-        return `the piece there has an entry in ${sec.name} (at +0x${at.toString(16)}), which is only kept for functions`;
+        return `a ${sec.name} entry refers to the piece there (at +0x${at.toString(16)}) by a field that is not its anchor: the entry is kept only with what it is anchored in`;
     }
   }
   return undefined;

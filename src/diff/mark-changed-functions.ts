@@ -15,11 +15,12 @@ import { onlyMovedReferences } from "./moved-references.js";
 import type { Unit } from "./object-index.js";
 import { ARGUMENT_REGISTERS, LINE_CALL_WINDOW, LINE_MACRO_CALLEES, MAX_LINE_NUMBER } from "./policy.js";
 import { describeTarget, resolveRelocTarget, sameRelocTarget } from "./reloc-target.js";
+import { sameButSourceLocation } from "./ubsan-locations.js";
 
 const INIT_MOVED =
   "__init code that differs only in where anonymous data it refers to sits (UBSAN data renumbered, a piece or string moved): not a change";
 
-const LINE_ONLY = "only __LINE__ immediates changed (a moved line, not a change)";
+const LINE_ONLY = "only source line numbers changed (a moved line, not a change)";
 
 const LINE_CALLEES = new Map(LINE_MACRO_CALLEES.map((c) => [c.name, c]));
 
@@ -103,34 +104,23 @@ function compareUnits(ctx: DiffContext, o: Unit, p: Unit): ChangeWhy | string | 
   const relocsO = ctx.relocsIn(o.section, entryO - Math.min(padO, padP), o.end);
   const relocsP = ctx.relocsIn(p.section, entryP - Math.min(padO, padP), p.end);
 
-  let relocDiff = Number.POSITIVE_INFINITY;
-  let relocDetail = "";
-  const n = Math.max(relocsO.length, relocsP.length);
-  for (let i = 0; i < n; i++) {
-    const ro = relocsO[i];
-    const rp = relocsP[i];
-    if (
-      !ro ||
-      !rp ||
-      ro.offset - entryO !== rp.offset - entryP ||
-      !sameRelocTarget(ctx, o.section, ro, p.section, rp)
-    ) {
-      relocDiff = Math.min(
-        ro ? ro.offset - entryO : Number.POSITIVE_INFINITY,
-        rp ? rp.offset - entryP : Number.POSITIVE_INFINITY,
-      );
-      relocDetail = relocText(ctx, o, ro, p, rp);
-      break;
-    }
-  }
+  const {
+    at: relocDiff,
+    detail: relocDetail,
+    movedChecks,
+  } = firstRelocDifference(ctx, o, p, {
+    relocsO,
+    relocsP,
+  });
   if (o.sym.type !== p.sym.type) return { offset: 0, instruction: "", detail: "the symbol type changed" };
 
   const diffs = byteDiffs(bytesO, bytesP);
   const firstByte = diffs[0] ?? (lenO !== lenP ? Math.min(lenO, lenP) : Number.POSITIVE_INFINITY);
   if (relocDiff === Number.POSITIVE_INFINITY && lenO === lenP) {
-    if (diffs.length === 0) return undefined;
+    const ubsan = movedChecks > 0 ? [`the source line of ${movedChecks} UBSAN check(s)`] : [];
+    if (diffs.length === 0) return ubsan.length > 0 ? `${LINE_ONLY}: ${ubsan[0]}` : undefined;
     const fed = onlyLineNumbers(ctx, o, p, diffs);
-    if (fed) return `${LINE_ONLY}: passed to ${fed.join(", ")}`;
+    if (fed) return `${LINE_ONLY}: ${[...ubsan, `passed to ${fed.join(", ")}`].join("; ")}`;
   }
   const at = Math.min(firstByte, relocDiff);
   let detail: string;
@@ -141,6 +131,39 @@ function compareUnits(ctx: DiffContext, o: Unit, p: Unit): ChangeWhy | string | 
   if (lenO !== lenP && !detail.includes("size"))
     detail += `; size 0x${lenO.toString(16)} -> 0x${lenP.toString(16)}`;
   return lazyWhy(o, p, at, detail);
+}
+
+/**
+ * Where the two units' relocations first differ (at and detail; at is +Infinity when they do not),
+ * and how many only moved a UBSAN check's source line.
+ */
+function firstRelocDifference(
+  ctx: DiffContext,
+  o: Unit,
+  p: Unit,
+  relocs: { relocsO: readonly ElfReloc[]; relocsP: readonly ElfReloc[] },
+): { at: number; detail: string; movedChecks: number } {
+  const { relocsO, relocsP } = relocs;
+  const entryO = Number(o.sym.value);
+  const entryP = Number(p.sym.value);
+  let movedChecks = 0;
+  const n = Math.max(relocsO.length, relocsP.length);
+  for (let i = 0; i < n; i++) {
+    const ro = relocsO[i];
+    const rp = relocsP[i];
+    const sameOffset = ro && rp && ro.offset - entryO === rp.offset - entryP;
+    if (sameOffset && sameRelocTarget(ctx, o.section, ro, p.section, rp)) continue;
+    if (sameOffset && sameButSourceLocation(ctx, o.section, ro, p.section, rp)) {
+      movedChecks++;
+      continue;
+    }
+    const at = Math.min(
+      ro ? ro.offset - entryO : Number.POSITIVE_INFINITY,
+      rp ? rp.offset - entryP : Number.POSITIVE_INFINITY,
+    );
+    return { at, detail: relocText(ctx, o, ro, p, rp), movedChecks };
+  }
+  return { at: Number.POSITIVE_INFINITY, detail: "", movedChecks };
 }
 
 /**

@@ -19,6 +19,8 @@ export class CodePieceCopier {
   readonly b: OutputBuilder;
   /** Piece → its offset in the output section. */
   readonly copied = new Map<CodePiece, number>();
+  /** Piece → the name of the included function it was copied for. */
+  readonly owners = new Map<CodePiece, string>();
 
   constructor(b: OutputBuilder) {
     this.b = b;
@@ -27,6 +29,12 @@ export class CodePieceCopier {
   /** The output symbol and addend for `t`, a reference from `owner` into a piece. */
   map(t: Extract<RelocTarget, { kind: "piece" }>, owner: string): { symbol: ElfSymbol; addend: bigint } {
     const piece = findCodePiece(t.section, t.offset);
+    // Inside a piece already carried (the ud2 a refcount_t piece's __ex_table entry names).
+    const done = piece && this.copied.get(piece);
+    if (done !== undefined) {
+      const out = this.b.grownSection(t.section);
+      return { symbol: out.sectionSymbol!, addend: t.addend - BigInt(piece!.start) + BigInt(done) };
+    }
     const problem = codePieceProblem(t.section, t.offset);
     if (!piece || problem)
       throw codePieceRefusal(owner, t.section, t.offset, problem ?? "", this.b.ctx.patched.file.path);
@@ -44,6 +52,7 @@ export class CodePieceCopier {
     grown.set(piece.section.data.subarray(piece.start, piece.end), at);
     out.data = grown;
     this.copied.set(piece, at);
+    this.owners.set(piece, owner);
     const { ctx } = this.b;
     for (const r of piece.relocs) {
       const t = resolveRelocTarget(ctx.patched, piece.section, r);

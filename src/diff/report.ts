@@ -207,6 +207,10 @@ export function formatReport(r: DiffReport): string {
       `${obj}: changed function: ${c.name} (${r.target}:${c.originalName}${pos}, 0x${c.oldSize.toString(16)} bytes)`,
     );
     lines.push(`    at ${c.name}+${hex(c.why.offset)}${insn} (${c.why.detail})`);
+    if (c.children.length > 0)
+      lines.push(
+        `    with ${c.children.join(", ")}: split out of ${c.name} by the compiler, copied with it and reached only through it (not a function patched on its own)`,
+      );
   }
   for (const f of r.new) lines.push(`${obj}: new function: ${f.name}`);
   for (const f of r.carried)
@@ -217,6 +221,12 @@ export function formatReport(r: DiffReport): string {
   for (const d of r.data) lines.push(`${obj}: included data: ${d.name} (${d.why}, ${d.size} bytes)`);
   for (const k of r.klp) lines.push(`${obj}: klp reference: ${k.symbol}`);
   for (const c of r.copied) lines.push(`${obj}: copied: ${c.name}: ${c.why}`);
+  if (r.changed.length + r.new.length > 0) {
+    const parts = r.changed.reduce((n, c) => n + c.children.length, 0);
+    lines.push(
+      `${obj}: ${r.changed.length} function(s) patched (one klp_func each), ${r.new.length} new${parts ? `; ${parts} split-out part(s) go with their parents and are not counted` : ""}`,
+    );
+  }
   const byWhy = new Map<string, string[]>();
   for (const i of r.ignored) byWhy.set(i.why, [...(byWhy.get(i.why) ?? []), i.name]);
   for (const [why, names] of byWhy) lines.push(`${obj}: ignored: ${names.join(", ")}: ${why}`);

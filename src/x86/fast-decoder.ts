@@ -1,6 +1,6 @@
 /**
  * The differ's and the run-pre check's decoder: lengths, operand fields and the few mnemonics
- * they test (nop, int3, ret, call, jmp, jcc, mov, xor, lfence, endbr64) from our own length
+ * they test (nop, int3, ret, call, jmp, jcc, mov, xor, lfence, endbr64, ud2) from our own length
  * decoder (length-decoder.ts), without starting iced-x86 (WebAssembly: tens of milliseconds in
  * a fresh process, seconds in a TCG guest). Anything else about an instruction (its text, another
  * mnemonic, its kind or destination register) is asked of iced-x86 when first read; a range with
@@ -71,6 +71,7 @@ function classify(d: DecodedLength): { mnemonic: string; kind: Kind } | undefine
   if (opcode >= 0x80 && opcode <= 0x8f && plain) return { mnemonic: JCC[opcode - 0x80]!, kind: "jump" };
   if (opcode === 0xae && modrm === 0xe8 && prefixes.length === 0)
     return { mnemonic: "lfence", kind: "other" };
+  if (opcode === 0x0b && prefixes.length === 0) return { mnemonic: "ud2", kind: "other" };
   if (opcode === 0x1e && modrm === 0xfa && prefixes.length === 1 && prefixes[0] === 0xf3 && !rex)
     return { mnemonic: "endbr64", kind: "other" };
   return undefined;

@@ -19,3 +19,15 @@ export const fixupCode: CodePieceKind = {
   name: ".fixup",
   why: "exception fixup code of older kernels, reached through __ex_table entries",
 };
+
+/**
+ * 4.x's x86 refcount_t (<asm/refcount.h>, CONFIG_REFCOUNT_FULL=n): each check's error path,
+ * `lea <counter>, %rcx; ud2`, sits in one `.text..refcount` for the whole object, with no symbol;
+ * the function enters it with a `js`/`jle`, and the ud2's __ex_table entry (ex_handler_refcount)
+ * resumes after the check. Cut like .altinstr_aux (a piece ends at its ud2); a carried piece
+ * keeps its __ex_table entry.
+ */
+export const refcountCode: CodePieceKind = {
+  name: ".text..refcount",
+  why: "refcount_t overflow and underflow paths of 4.x kernels, trapping to ex_handler_refcount",
+};

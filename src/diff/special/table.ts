@@ -5,7 +5,7 @@
 import { altInstrAux, altInstructions, paraInstructions } from "./alternatives.js";
 import { bugTable } from "./bug-table.js";
 import { dyndbgDescriptors, verboseDescriptors } from "./dyndbg.js";
-import { exTable, fixupCode } from "./ex-table.js";
+import { exTable, fixupCode, refcountCode } from "./ex-table.js";
 import { jumpTable, staticCallSites } from "./jump-table.js";
 import { orcUnwind } from "./orc-unwind.js";
 import { refusedSections } from "./refused-sections.js";
@@ -49,7 +49,7 @@ export function findCompanionKind(name: string): SpecialKind | undefined {
 }
 
 /** Sections of code snippets cut per function (code-pieces.ts). */
-const CODE_PIECE_KINDS: readonly CodePieceKind[] = [altInstrAux, fixupCode];
+const CODE_PIECE_KINDS: readonly CodePieceKind[] = [altInstrAux, fixupCode, refcountCode];
 
 /** The code-piece kind of the section `name`. */
 export function findCodePieceKind(name: string): CodePieceKind | undefined {
