@@ -71,8 +71,6 @@ export async function cmdInfo(args: string[]): Promise<number> {
       `  signed:           ${signature ? `yes (${signature.kind}, ${signature.length} bytes)` : "no"}`,
     );
     if (info.description) out.push(`  description:      ${info.description}`);
-    // kpatch-build's notes: what the patched code does differently besides the fix.
-    for (const [k, v] of info.fields) if (k === "kpatch_note") out.push(`  while patched:    ${v}`);
   }
   out.push(
     `  loaded:           ${loaded ? `yes, ${loaded.enabled ? "enabled" : "disabled"}${loaded.transition ? ", in transition" : ""}` : "no"}`,
