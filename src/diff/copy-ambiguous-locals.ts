@@ -3,7 +3,8 @@
  * from others of the same name (kallsyms has no file symbols; link order did not settle it:
  * target-symbols.ts). What each kind costs:
  *  - a static local that needs no identity (a `__func__` string, a once-flag, a ratelimit state,
- *    a lockdep key: policy.ts isFreshStatic): the patch takes its own copy, as kpatch does;
+ *    a lockdep key: policy.ts isFreshStatic): the patch takes its own copy, as kpatch does (also
+ *    when the kernel has none of that name: its build numbered it otherwise);
  *  - a function only called directly: the patch carries a copy (the same code; what the copy
  *    refers to is resolved like any reference, so its state stays the running kernel's); a copy
  *    beats a wrong sympos. One whose address the new code takes is not copied (its identity
@@ -33,17 +34,21 @@ export function copyWhenAmbiguous(ctx: DiffContext, from: Unit, r: ElfReloc, uni
   const symbols = ctx.options.symbols;
   const orig = ctx.twinOf(unit.sym);
   if (!symbols || !orig?.isLocal) return false;
+  const fresh = isFreshStatic(baseName(orig.name));
   try {
     symbols.resolve(orig.name, true, ctx.orig);
     return false;
   } catch (e) {
-    if (!isDiffError(e) || e.code !== "DIFF_SYMPOS_AMBIGUOUS") return false; // reported where it is named
+    if (!isDiffError(e)) return false;
+    // A static that needs no identity may also be numbered otherwise in the kernel's build.
+    const missing = e.code === "DIFF_SYMBOL_NOT_IN_TARGET" && fresh;
+    if (e.code !== "DIFF_SYMPOS_AMBIGUOUS" && !missing) return false; // reported where it is named
   }
   const count = symbols.kernel.named(orig.name).length;
-  if (isFreshStatic(baseName(orig.name))) {
+  if (fresh) {
     ctx.copied.set(
       unit,
-      `${count} symbols of that name in ${symbols.path}: a static local that needs no identity with the running kernel's (${baseName(orig.name)}), so the patch has its own copy`,
+      `${count === 0 ? "no symbol" : `${count} symbols`} of that name in ${symbols.path}: a static local that needs no identity with the running kernel's (${baseName(orig.name)}), so the patch has its own copy`,
     );
     return true;
   }

@@ -28,6 +28,12 @@ function typeClass(type: string): string {
   return type.toLowerCase();
 }
 
+/**
+ * Symbols that stand for the function after them, not for an object: objtool's `__pfx_<fn>` over
+ * the call padding, kCFI's `__cfi_<fn>`. Skipped: the function they precede speaks for itself.
+ */
+const COMPANION_PREFIXES = ["__pfx_", "__cfi_"];
+
 /** The nearest symbol of a unique name from `at` in direction `step`, within the same class. */
 function nearestUnique(kernel: KernelSymbols, at: number, step: 1 | -1): KernelSymbol | undefined {
   const list = kernel.byAddress();
@@ -35,6 +41,7 @@ function nearestUnique(kernel: KernelSymbols, at: number, step: 1 | -1): KernelS
   for (let i = at + step; i >= 0 && i < list.length; i += step) {
     const s = list[i]!;
     if (typeClass(s.type) !== cls) return undefined; // the run of this class ended
+    if (COMPANION_PREFIXES.some((p) => s.name.startsWith(p))) continue;
     if (kernel.named(s.name).length === 1) return s;
   }
   return undefined;
