@@ -80,7 +80,8 @@ for (const [name, kernel, kbuild, setup] of KERNELS) {
           name: "unpack-only-2",
           command: `sh prerm-1 upgrade 2 && cp kpatch-replace-v10.ko ${ko10} && sh postrm-1 upgrade 2 && rm ${ko9}`,
         },
-        { name: "remove-unconfigured-2", command: `sh prerm-2 remove && rm ${ko10} && sh postrm-2 remove` },
+        // dpkg runs no prerm for a version only unpacked: its files go, then postrm remove.
+        { name: "remove-unconfigured-2", command: `rm ${ko10} && sh postrm-2 remove` },
         { name: "state-4", command: state },
       ];
       const g = await kpatchInGuest(k);
