@@ -4,10 +4,10 @@
  * (half-configured: nothing of it left for boot), downgrade after it, an upgrade unpacked only
  * then removed, removal and purge, and another kernel's package removed beside. No kernel is
  * touched: dpkg runs in its own root (--root, scripts without chroot: --force-script-chrootless),
- * kpatch and uname are stubs first on PATH (kpatch keeps "installed" modules as files and
- * "loads" one by copying its .note.gnu.build-id, with objcopy, where /sys/module/<name>/notes
- * would show it, under a test directory; a module whose bytes hold "refused" fails to load). After each step: what is loaded and what is
- * installed for boot are exactly the module of the version dpkg says is configured.
+ * kpatch and uname are stubs first on PATH (writeStubKpatch: "installed" modules are files,
+ * "loaded" ones a copy of their build id note where /sys/module/<name>/notes would show it).
+ * After each step: what is loaded and what is installed for boot are exactly the module of the
+ * level dpkg says is configured (or, after a failed upgrade, of the level before it).
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
