@@ -61,23 +61,12 @@ test("link order picks the object's own copy of a duplicated local, never anothe
     const anchors = objectRunNames(obj);
     objects++;
     for (const name of new Set(locals.map((s) => s.name))) {
-      const candidates = kallsyms.named(name).filter((s) => isLocalType(s.type));
-      if (candidates.length < 2) continue;
-      const t = tally[locals.find((s) => s.name === name)!.type === STT_FUNC ? "functions" : "data"];
-      t.duplicates++;
-      const ours = block === undefined ? undefined : truth.named(name).find((s) => s.block === block);
-      if (!ours) {
-        t.noTruth++;
-        continue;
-      }
-      const { pick } = findInObjectRun(kallsyms, candidates, anchors);
-      if (!pick) {
-        if (isFreshStatic(baseName(name))) t.fresh++;
-        continue;
-      }
-      t.settled++;
-      if (pick.address !== ours.address)
-        t.wrong.push(`${member}: ${name}: picked ${hex(pick)}, ours ${hex(ours)}`);
+      const local = locals.find((s) => s.name === name)!;
+      tallyLocal(
+        { truth, kallsyms, block, anchors, member },
+        local,
+        tally[local.type === STT_FUNC ? "functions" : "data"],
+      );
     }
   }
   for (const [kind, t] of Object.entries(tally)) {
@@ -93,6 +82,37 @@ test("link order picks the object's own copy of a duplicated local, never anothe
   assert.deepEqual([...tally.functions.wrong, ...tally.data.wrong], [], "wrong picks");
   assert.ok(tally.functions.settled > 0);
 });
+
+/** One duplicated local name of an object: settled right, wrong, unknown, or left to a copy. */
+function tallyLocal(
+  obj: {
+    truth: KernelSymbols;
+    kallsyms: KernelSymbols;
+    block: number | undefined;
+    anchors: ReturnType<typeof objectRunNames>;
+    member: string;
+  },
+  local: { name: string },
+  t: Tally,
+): void {
+  const { name } = local;
+  const candidates = obj.kallsyms.named(name).filter((s) => isLocalType(s.type));
+  if (candidates.length < 2) return;
+  t.duplicates++;
+  const ours = obj.block === undefined ? undefined : obj.truth.named(name).find((s) => s.block === obj.block);
+  if (!ours) {
+    t.noTruth++;
+    return;
+  }
+  const { pick } = findInObjectRun(obj.kallsyms, candidates, obj.anchors);
+  if (!pick) {
+    if (isFreshStatic(baseName(name))) t.fresh++;
+    return;
+  }
+  t.settled++;
+  if (pick.address !== ours.address)
+    t.wrong.push(`${obj.member}: ${name}: picked ${hex(pick)}, ours ${hex(ours)}`);
+}
 
 function newTally(): Tally {
   return { duplicates: 0, settled: 0, wrong: [], noTruth: 0, fresh: 0 };

@@ -13,44 +13,9 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { livepatchObject, writeStubKpatch } from "../../test/helpers/patch-package-fixtures.js";
 import { buildPatchPackage, patchDepends, patchPackageName } from "./patch-package.js";
 import { type PatchScriptValues, postinst, postrm, prerm } from "./patch-scripts.js";
-
-/** C string literal of `text`: printable ASCII as is, every other byte as an octal escape. */
-function cLiteral(text: string): string {
-  const bytes = [...Buffer.from(text)];
-  return `"${bytes.map((b) => (b >= 0x20 && b < 0x7f && b !== 0x22 && b !== 0x5c ? String.fromCharCode(b) : `\\${b.toString(8).padStart(3, "0")}`)).join("")}"`;
-}
-
-/**
- * A livepatch object as kpatch package reads it, compiled by gcc: a klp_patch (atomic replace
- * or not) patching vmlinux's cmdline_proc_show, .modinfo with `fields`, a GNU build id.
- */
-function livepatchObject(dir: string, replace: boolean, fields: Record<string, string>): string {
-  const c = join(dir, "klp.c");
-  writeFileSync(
-    c,
-    [
-      "struct klp_func { const char *old_name; void *new_func; unsigned long old_sympos; unsigned long internal[8]; };",
-      "struct klp_object { const char *name; struct klp_func *funcs; void *callbacks[4]; unsigned long internal[9]; };",
-      "struct klp_patch { void *mod; struct klp_object *objs; void *states; _Bool replace; };",
-      "extern char __this_module[];",
-      "int livepatch_cmdline_proc_show(void) { return 0; }",
-      'static struct klp_func funcs[] = { { "cmdline_proc_show", livepatch_cmdline_proc_show, 0 }, { 0 } };',
-      "static struct klp_object objs[] = { { 0, funcs }, { 0 } };",
-      `struct klp_patch patch = { __this_module, objs, 0, ${replace ? 1 : 0} };`,
-      ...Object.entries(fields).map(
-        ([k, v], i) =>
-          `static const char m${i}[] __attribute__((section(".modinfo"), used, aligned(1))) = ${cLiteral(`${k}=${v}`)};`,
-      ),
-      'static const unsigned char id[] __attribute__((section(".note.gnu.build-id"), used, aligned(4))) =',
-      "  { 4, 0, 0, 0, 4, 0, 0, 0, 3, 0, 0, 0, 'G', 'N', 'U', 0, 1, 2, 3, 4 };",
-    ].join("\n"),
-  );
-  const ko = join(dir, `${fields["name"] ?? "fix"}.ko`);
-  execFileSync("gcc", ["-O2", "-c", c, "-o", ko]);
-  return ko;
-}
 
 test("patchPackageName() is the kernel release's one package name, in Debian's alphabet", () => {
   assert.equal(patchPackageName("6.12.57+deb13-amd64"), "kpatch-patch-6.12.57+deb13-amd64");
@@ -67,13 +32,17 @@ test("patchPackageName() refuses a release that could reach a path", () => {
 test("buildPatchPackage() refuses a module that does not replace, naming why", async () => {
   const out = mkdtempSync(join(tmpdir(), "kpatch-package-replace-"));
   try {
-    const module = livepatchObject(out, false, { name: "fix", livepatch: "Y", vermagic: "6.12.57 SMP " });
+    const module = livepatchObject(
+      out,
+      { replace: false },
+      { name: "fix", livepatch: "Y", vermagic: "6.12.57 SMP " },
+    );
     await assert.rejects(buildPatchPackage({ module, maintainer: "J A <j@a.org>", outDir: out }), {
       code: "DEBIAN_PACKAGE_FAILED",
       message: /does not replace other patches \(built with -R\/--non-replace\)/,
     });
     const p = await buildPatchPackage({
-      module: livepatchObject(out, true, { name: "fix", livepatch: "Y", vermagic: "6.12.57 SMP " }),
+      module: livepatchObject(out, {}, { name: "fix", livepatch: "Y", vermagic: "6.12.57 SMP " }),
       maintainer: "J A <j@a.org>",
       outDir: out,
     });
@@ -102,13 +71,17 @@ test("patchDepends() names exactly that kernel's image package and kpatch-ts", (
 test("buildPatchPackage(): a modinfo license or description with newlines and escapes adds no stanza, field or control character", async () => {
   const out = mkdtempSync(join(tmpdir(), "kpatch-package-escape-"));
   try {
-    const module = livepatchObject(out, true, {
-      name: "fix",
-      livepatch: "Y",
-      vermagic: "6.12.57 SMP ",
-      license: "GPL\n\nFiles: *\nCopyright: nobody\nLicense: public-domain\x1b[2J",
-      description: "a fix\n signed:           yes\x1b]0;owned\x07",
-    });
+    const module = livepatchObject(
+      out,
+      {},
+      {
+        name: "fix",
+        livepatch: "Y",
+        vermagic: "6.12.57 SMP ",
+        license: "GPL\n\nFiles: *\nCopyright: nobody\nLicense: public-domain\x1b[2J",
+        description: "a fix\n signed:           yes\x1b]0;owned\x07",
+      },
+    );
     const p = await buildPatchPackage({ module, maintainer: "Jane Admin <jane@example.org>", outDir: out });
     const tree = join(out, "tree");
     execFileSync("dpkg-deb", ["-x", p.deb, tree]);
@@ -142,10 +115,9 @@ test("buildPatchPackage(): a modinfo license or description with newlines and es
   }
 });
 
-// The maintainer scripts themselves, run by sh with a stub kpatch and a stub uname (no kernel is
-// touched): kpatch install/uninstall keep modules as files under KPATCH_LIB_DIR, load/unload
-// make and remove <KPATCH_SYS_MODULE>/<name>/notes/.note.gnu.build-id (a GNU note whose build
-// id is the module file's bytes); a module whose bytes say "refused" fails to load.
+// The maintainer scripts themselves, run by sh with a stub kpatch (writeStubKpatch: the module
+// files here are not ELF, so each stands for its own build id) and a stub uname: no kernel is
+// touched.
 const dir = mkdtempSync(join(tmpdir(), "kpatch-package-scripts-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -155,23 +127,7 @@ const LOG = join(dir, "log");
 const LIB = join(dir, "lib");
 const SYS = join(dir, "sys-module");
 const BIN = join(dir, "bin");
-mkdirSync(BIN);
-writeFileSync(
-  join(BIN, "kpatch"),
-  `#!/bin/sh
-echo "kpatch $*" >> '${LOG}'
-case "$1" in
-  install) mkdir -p "$KPATCH_LIB_DIR/$3" && cp "$4" "$KPATCH_LIB_DIR/$3/" ;;
-  uninstall) rm "$KPATCH_LIB_DIR/$3/$4.ko" ;;
-  load)
-    grep -q refused "$2" && { echo "kpatch: Cannot load: refused" >&2; exit 1; }
-    n=$(basename "$2" .ko); mkdir -p "$KPATCH_SYS_MODULE/$n/notes"
-    { printf '\\024\\000\\000\\000\\024\\000\\000\\000\\003\\000\\000\\000GNU\\000'; cat "$2"; } > "$KPATCH_SYS_MODULE/$n/notes/.note.gnu.build-id" ;;
-  unload) rm -r "$KPATCH_SYS_MODULE/$2" ;;
-esac
-`,
-);
-chmodSync(join(BIN, "kpatch"), 0o755);
+writeStubKpatch(BIN, LOG);
 
 /** Package `pkg`'s version whose module is `patch` with build `build`. */
 function values(patch: string, build = patch, pkg = `kpatch-patch-${KVER}`, kver = KVER): PatchScriptValues {

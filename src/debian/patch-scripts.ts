@@ -18,7 +18,8 @@
  *                         (an upgrade that never configured leaves the older one live: it goes
  *                         too); a same-named module that is not theirs is left alone, said so.
  *   prerm upgrade, failed-upgrade   nothing: the old level stays live until the new replaces it.
- *   postrm remove/purge   forgets the record.
+ *   postrm remove/purge   the recorded level again (dpkg runs no prerm for a version only
+ *                         unpacked), then forgets the record.
  *
  * Every value written into a script was checked before (a module name: letters, digits, '_';
  * a kernel release: letters, digits and . _ + ~ -; a build id: hex): none needs quoting
@@ -56,7 +57,8 @@ function header(v: PatchScriptValues, script: string): string {
 set -e
 KVER='${v.kernelRelease}'
 PATCH='${v.patch}'
-MODULE='${v.module}'
+# DPKG_ROOT: set by dpkg --root with --force-script-chrootless (empty otherwise).
+MODULE="$DPKG_ROOT"'${v.module}'
 BUILD_ID='${v.buildId}'
 RECORD="${RECORD_DIR}/${v.package}"
 
@@ -170,13 +172,16 @@ exit 0
 }
 
 export function postrm(v: PatchScriptValues): string {
-  return `#!/bin/sh
-# postrm of ${v.package} (written by 'kpatch package', kpatch-ts)
-set -e
-
+  return `${header(v, "postrm")}
 case "$1" in
   remove | purge)
-    rm -f "${RECORD_DIR}/${v.package}"
+    # dpkg runs no prerm for a version only unpacked: the level recorded before it goes here.
+    read_record
+    if [ -n "$OLD" ] && [ "$OLD" != "$PATCH" ]; then
+      unload_own "$OLD" "$OLD_ID"
+      if installed "$OLD"; then kpatch uninstall -k "$KVER" "$OLD"; fi
+    fi
+    rm -f "$RECORD"
     ;;
   upgrade | failed-upgrade | abort-install | abort-upgrade | disappear) ;;
   *)
