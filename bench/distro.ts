@@ -16,19 +16,20 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { parseRelease } from "../src/debian/kernel-release.js";
 import { fullObjectIndex } from "../src/kpatch-build/distro/distro-objects.js";
 import { cachePath } from "../src/util/cache-dir.js";
 
-const kver = process.argv[2] ?? "6.12.117+deb12-amd64";
+const kernelRelease = process.argv[2] ?? "6.12.117+deb12-amd64";
 const sample = Number(process.argv[3] ?? 24);
-const series = kver.startsWith("6.1.") ? "6.1" : kver.replace(/^(\d+\.\d+).*/, "$1");
+const { series } = parseRelease(kernelRelease);
 const root = join(import.meta.dirname, "..", "..");
 const cli = join(import.meta.dirname, "..", "src", "cli", "kpatch-build.js");
 const patch = join(root, "test", "fixtures", "patches", series, "cmdline.patch");
 const packages = cachePath("debian");
 if (!existsSync(packages)) {
   console.log(
-    `bench/distro: no Debian packages in ${packages}: run kpatch-build --kernel-release ${kver} once first`,
+    `bench/distro: no Debian packages in ${packages}: run kpatch-build --kernel-release ${kernelRelease} once first`,
   );
   process.exit(0);
 }
@@ -40,7 +41,7 @@ interface Run {
 
 function build(cache: string, out: string): Run {
   const start = performance.now();
-  const json = execFileSync("node", [cli, "--kernel-release", kver, "--json", "-o", out, patch], {
+  const json = execFileSync("node", [cli, "--kernel-release", kernelRelease, "--json", "-o", out, patch], {
     env: { ...process.env, KPATCH_TS_CACHE: cache },
     stdio: ["ignore", "pipe", "ignore"],
     maxBuffer: 64 << 20,
@@ -62,7 +63,7 @@ const out = mkdtempSync(join(tmpdir(), "bench-distro-out-"));
 try {
   // Nothing cached but the packages (downloads are not what is measured).
   symlinkSync(packages, join(cache, "debian"));
-  console.log(`kpatch-build --kernel-release ${kver}, one-function patch (fs/proc/cmdline.c)`);
+  console.log(`kpatch-build --kernel-release ${kernelRelease}, one-function patch (fs/proc/cmdline.c)`);
   const cold = build(cache, out);
   print("cold (fresh cache, packages only)", cold, 180);
   const warm = build(cache, out);
@@ -81,7 +82,7 @@ try {
   const { objects: index } = await fullObjectIndex({
     srcDir,
     buildDir,
-    makeArgs: [`CC=${ready.cc}`, `KERNELRELEASE=${kver}`],
+    makeArgs: [`CC=${ready.cc}`, `KERNELRELEASE=${kernelRelease}`],
   });
   console.log(
     `object index (made by the cold run's find objects, once per kernel version): ${index.length} objects, loaded in ${((performance.now() - ti) / 1000).toFixed(1)} s`,
@@ -89,10 +90,14 @@ try {
   const step = Math.max(1, Math.floor(index.length / sample));
   const picked = index.filter((_, i) => i % step === 0).slice(0, sample);
   const t0 = performance.now();
-  execFileSync("make", [`CC=${ready.cc}`, `KERNELRELEASE=${kver}`, "-j2", ...picked.map((o) => o.path)], {
-    cwd: buildDir,
-    stdio: "ignore",
-  });
+  execFileSync(
+    "make",
+    [`CC=${ready.cc}`, `KERNELRELEASE=${kernelRelease}`, "-j2", ...picked.map((o) => o.path)],
+    {
+      cwd: buildDir,
+      stdio: "ignore",
+    },
+  );
   const sampleS = (performance.now() - t0) / 1000;
   const estimate = (sampleS / picked.length) * index.length;
   console.log(
