@@ -114,6 +114,8 @@ export async function kpatchBuild(options: KpatchBuildOptions): Promise<KpatchBu
       progress.update(pair.path);
       const v = await differ.diff(pair);
       objects.push({ path: pair.path, target: pair.target, report: v.report });
+      for (const c of v.report.copied) progress.note(`note: ${pair.path}: copied ${c.name}: ${c.why}`);
+      for (const n of v.report.notes) progress.note(`note: ${pair.path}: ${n}`);
       if (v.output && v.funcs.length)
         outputs.push({ object: v.output, target: pair.target, funcs: v.funcs, notes: v.report.notes });
     }
