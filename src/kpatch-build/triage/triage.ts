@@ -127,8 +127,9 @@ async function buildFix(o: TriageOptions, fix: string, files: string[], dir: str
       replace: true,
       jobs: o.jobs,
       skipCleanup: false,
-      // The triage prints a line per fix; each build's own steps would drown it.
-      progress: new Progress({ quiet: true }),
+      // Each build's own steps show under the triage's line for the fix (a first build of a
+      // kernel version makes the object index: minutes, which must not look like a hang).
+      progress: o.progress,
       ...(o.signal ? { signal: o.signal } : {}),
     });
     const functions = r.objects.flatMap((x) =>
