@@ -10,6 +10,9 @@ npm run lint
 node dist/src/cli/kpatch-lab.js setup
 # Debian's stock 6.12 kernel for test/lab-distro (downloads ~125 MB of packages once, no build).
 node dist/src/cli/kpatch-lab.js setup --distro 6.12
+# And Debian 12's other kernel, stock 6.1 (test/lab-distro's 6.1 cases, the livepatch selftests on
+# it): its packages (~110 MB once), the sample module built against its headers, ~1.5 min.
+node dist/src/cli/kpatch-lab.js setup --distro 6.1
 # What the tests need beyond kpatch-lab setup's packages: one list (a command, or a file, and
 # the Debian package that has it), one apt-get install of those missing.
 #   pahole            kpatch-build --kernel-release (test/kpatch-build-distro) prepares a tree with
