@@ -46,6 +46,7 @@ Each fix ends as one of:
   refused      kpatch-build refused it: the code and reason say why (exit 2
                of kpatch-build: it cannot be applied live; 4: run-pre)
   nothing      it changes no function of this kernel (exit 3)
+  not-built    kbuild's index of this config proves no object is built from it
   no-compile   it does not compile for this kernel, alone or with its headers
   error        anything else, with its code and message
 
@@ -84,7 +85,7 @@ export function formatTriage(fixes: readonly TriageFix[], changes: UpdateChanges
   const count = (o: TriageFix["outcome"]) => fixes.filter((f) => f.outcome === o).length;
   lines.push(
     "",
-    `${fixes.length} fixes: ${count("built")} built, ${count("refused")} refused, ${count("nothing")} nothing to patch, ${count("no-compile")} do not compile, ${count("error")} errors`,
+    `${fixes.length} fixes: ${count("built")} built, ${count("refused")} refused, ${count("nothing")} nothing to patch, ${count("not-built")} not built by this config, ${count("no-compile")} do not compile, ${count("error")} errors`,
     `the update also changes ${changes.headers.length} headers, ${changes.other.length} other files; adds ${changes.added.length}, removes ${changes.removed.length}`,
   );
   return `${lines.join("\n")}\n`;

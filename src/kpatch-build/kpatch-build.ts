@@ -57,6 +57,12 @@ export interface KpatchBuildResult {
   workDir?: string;
 }
 
+/**
+ * NO_CHANGES when the touched files reach no object at all (a target whose lookup cannot tell,
+ * a Debian kernel's index, throws before that: there it means "not built by this config").
+ */
+export const NO_OBJECT_REACHED = "The patches reach no object of this kernel: nothing to patch";
+
 /** kpatch's naming: livepatch-<patch file name>, characters the kernel allows, at most 55. */
 function moduleName(patches: readonly string[], name?: string): string {
   const base = name ?? `livepatch-${basename(patches[0] ?? "patch").replace(/\.(patch|diff)$/, "")}`;
@@ -103,7 +109,12 @@ export async function kpatchBuild(options: KpatchBuildOptions): Promise<KpatchBu
     });
     for (const f of built.unused) progress.note(`warning: ${f}: no object of this kernel is built from it`);
     if (built.changed.length === 0) {
-      throw new KpatchError("NO_CHANGES", "The patches change no object of this kernel: nothing to patch");
+      throw new KpatchError(
+        "NO_CHANGES",
+        built.unchanged.length === 0
+          ? NO_OBJECT_REACHED
+          : "The patches change no object of this kernel (each compiles to the same bytes): nothing to patch",
+      );
     }
     progress.begin("diff", `${built.changed.length} objects`);
     const differ = new TreeDiffer(kernel);

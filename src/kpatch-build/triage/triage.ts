@@ -16,7 +16,7 @@ import { Progress } from "../../util/progress.js";
 import { includersOf, treeIncludeScan } from "../header-users.js";
 import { readKbuildCmd } from "../kbuild-tree.js";
 import type { KernelTree } from "../kernel-tree.js";
-import { kpatchBuild } from "../kpatch-build.js";
+import { kpatchBuild, NO_OBJECT_REACHED } from "../kpatch-build.js";
 import { filesPatch, type UpdateChanges } from "./update-diff.js";
 
 /** What became of one fix. */
@@ -24,6 +24,7 @@ export type TriageOutcome =
   | "built" // a module was built: it can go live
   | "refused" // kpatch-build refused it (the code and message say why)
   | "nothing" // it changes no function of this kernel's objects
+  | "not-built" // kbuild's index proves no object of this config is built from the file
   | "no-compile" // it does not compile for this kernel, alone or with its headers
   | "error"; // anything else (the code and message say what)
 
@@ -144,7 +145,9 @@ async function buildFix(o: TriageOptions, fix: string, files: string[], dir: str
       e.code === "BUILD_FAILED"
         ? "no-compile"
         : e.code === "NO_CHANGES"
-          ? "nothing"
+          ? e.message === NO_OBJECT_REACHED
+            ? "not-built"
+            : "nothing"
           : e.code.startsWith("DIFF_") || e.code.startsWith("RUNPRE_")
             ? "refused"
             : "error";
