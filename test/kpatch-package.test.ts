@@ -84,15 +84,15 @@ describe("kpatch package", { skip: noLab }, () => {
   it("carries the maintainer scripts kpatch writes, executable", () => {
     const e = join(out, "control");
     execFileSync("dpkg-deb", ["-e", deb("1"), e]);
-    const note = readElf(readFileSync(modules["kpatch-replace-v9"]!)).sections.find(
-      (sec) => sec.name === ".note.gnu.build-id",
-    );
+    const note = readElf(readFileSync(modules["kpatch-replace-v9"]!))
+      .sections.find((sec) => sec.name === ".note.gnu.build-id")
+      ?.notes.find((n) => n.name === "GNU");
     const values = {
       package: `kpatch-patch-${kver}`,
       kernelRelease: kver,
       patch: "kpatch_replace_v9",
       module: `/usr/lib/kpatch-ts/patches/${kver}/kpatch_replace_v9.ko`,
-      buildId: Buffer.from(note!.data).toString("hex"),
+      buildId: Buffer.from(note!.desc).toString("hex"),
     };
     assert.equal(readFileSync(join(e, "postinst"), "utf8"), postinst(values));
     assert.equal(readFileSync(join(e, "prerm"), "utf8"), prerm(values));

@@ -177,11 +177,12 @@ function controlFields(
       "Description",
       `live patches for Linux ${v.kernelRelease} (kpatch)
  The cumulative live patch of the kernel
- ${v.kernelRelease}
- (module ${v.patch}, built with kpatch-build, kpatch-ts): each version holds
- every fix so far and replaces the one before. Installing it keeps the module
- for that kernel (kpatch install) and, on a machine running that kernel, loads
- it live; removing it unloads it live and uninstalls it.${about ? `\n .\n${wrapDescription(`Module description: ${about}`)}` : ""}`,
+ ${v.kernelRelease},
+ built with kpatch-build (kpatch-ts) as the module
+ ${v.patch}:
+ each version holds every fix so far and replaces the one before. Installing
+ it keeps the module for that kernel (kpatch install) and, on a machine running
+ that kernel, loads it live; removing it unloads it live and uninstalls it.${about ? `\n .\n${wrapDescription(`Module description: ${about}`)}` : ""}`,
     ],
   ];
 }
