@@ -58,6 +58,12 @@ test("kbuildIndex() reads the records once, answers from the cache, and rereads 
   assert.equal(second.fresh, false);
   assert.deepEqual(second.objects, first.objects);
 
+  // A file that is no record (a source a patch rewrote in an in-tree build) changes the
+  // directory, not what the index read.
+  writeFileSync(join(tree, "kernel", "exit.c"), "int x;\n");
+  utimesSync(join(tree, "kernel"), new Date(), new Date(Date.now() + 2000));
+  assert.equal(kbuildIndex(tree).fresh, false);
+
   // kbuild rewrote a record (the object now includes another header): read again.
   const exitCmd = join(tree, "kernel", ".exit.o.cmd");
   writeFileSync(exitCmd, record("kernel/exit.o", "/src/kernel/exit.c", ["/src/include/linux/mm.h"]));

@@ -1,9 +1,9 @@
 /**
  * The kbuild records of a build tree, read once and kept: every kernel object with its source,
  * target and the files kbuild recorded it depends on (resolved), cached under the tree's path and
- * trusted only while every record file, every directory of the tree (a record added or removed
- * changes its directory) and the module lists (modules.order, each .mod) are as they were
- * (mtime and size). A lab tree has ~1,600 records: reading and parsing them all is ~1.5 s of CPU;
+ * trusted only while every record file and module list (modules.order, each .mod) is as it was
+ * (mtime and size) and every directory of the tree holds the same of them and the same
+ * subdirectories (listed again only when its mtime changed). A lab tree has ~1,600 records: reading and parsing them all is ~1.5 s of CPU;
  * checking the stamps is a few thousand stat calls.
  */
 import { createHash } from "node:crypto";
@@ -14,14 +14,22 @@ import { cachePath } from "../util/cache-dir.js";
 import { type KbuildObject, kernelObjects } from "./kbuild-tree.js";
 
 /** Bumped when the stored form changes: an index of another version is rebuilt. */
-const INDEX_VERSION = 1;
+const INDEX_VERSION = 2;
 
-/** [path relative to the tree, mtimeMs, size] */
+/** [path relative to the tree, mtimeMs, size] of a record or module list. */
 type Stamp = [string, number, number];
+/**
+ * [path relative to the tree, mtimeMs, what it holds that counts]: a directory whose mtime
+ * changed is listed again, and the index holds while the same records, module lists and
+ * subdirectories are there (a patch applied in an in-tree build's source directory changes the
+ * directory, not its records).
+ */
+type DirStamp = [string, number, string[]];
 
 interface StoredIndex {
   version: number;
   tree: string;
+  dirs: DirStamp[];
   stamps: Stamp[];
   /** Every resolved path the objects name, once. */
   paths: string[];
@@ -46,32 +54,61 @@ function stampOf(tree: string, rel: string): Stamp | undefined {
   }
 }
 
+/** What of directory `rel` the index depends on: its records and module lists, its subdirectories ("name/"). */
+function dirContents(tree: string, rel: string): string[] {
+  const names: string[] = [];
+  for (const ent of readdirSync(join(tree, rel), { withFileTypes: true })) {
+    if (ent.isDirectory()) {
+      if (ent.name !== "source" && ent.name !== ".tmp_versions") names.push(`${ent.name}/`);
+    } else if (
+      /^\..+\.o\.cmd$/.test(ent.name) ||
+      ent.name.endsWith(".mod") ||
+      (rel === "" && ent.name === "modules.order")
+    )
+      names.push(ent.name);
+  }
+  return names.sort();
+}
+
 /** The stamps an index of `tree` depends on: its directories, its records, its module lists. */
-function treeStamps(tree: string): Stamp[] {
+function treeStamps(tree: string): { dirs: DirStamp[]; stamps: Stamp[] } {
+  const dirs: DirStamp[] = [];
   const stamps: Stamp[] = [];
-  const add = (rel: string) => {
-    const s = stampOf(tree, rel);
-    if (s) stamps.push(s);
-  };
   const walk = (rel: string): void => {
-    add(rel);
-    for (const ent of readdirSync(join(tree, rel), { withFileTypes: true })) {
-      const child = rel ? `${rel}/${ent.name}` : ent.name;
-      if (ent.isDirectory()) {
-        if (ent.name !== "source" && ent.name !== ".tmp_versions") walk(child);
-      } else if (/^\..+\.o\.cmd$/.test(ent.name) || ent.name.endsWith(".mod") || child === "modules.order")
-        add(child);
+    const mtime = statSync(join(tree, rel)).mtimeMs;
+    const names = dirContents(tree, rel);
+    dirs.push([rel, mtime, names]);
+    for (const name of names) {
+      const child = rel ? `${rel}/${name}` : name;
+      if (name.endsWith("/")) walk(child.slice(0, -1));
+      else {
+        const st = stampOf(tree, child);
+        if (st) stamps.push(st);
+      }
     }
   };
   walk("");
-  return stamps;
+  return { dirs, stamps };
 }
 
-function stampsHold(tree: string, stamps: readonly Stamp[]): boolean {
-  return stamps.every(([rel, mtime, size]) => {
-    const now = stampOf(tree, rel);
-    return now !== undefined && now[1] === mtime && now[2] === size;
-  });
+function dirHolds(tree: string, [rel, mtime, names]: DirStamp): boolean {
+  try {
+    if (statSync(join(tree, rel)).mtimeMs === mtime) return true;
+    const now = dirContents(tree, rel);
+    return now.length === names.length && now.every((n, i) => n === names[i]);
+  } catch {
+    return false;
+  }
+}
+
+function stampsHold(tree: string, stored: StoredIndex): boolean {
+  return (
+    stored.dirs.every((d) => dirHolds(tree, d)) &&
+    stored.stamps.every(([rel, mtime, size]) => {
+      const now = stampOf(tree, rel);
+      return now !== undefined && now[1] === mtime && now[2] === size;
+    })
+  );
 }
 
 function indexFile(tree: string): string {
@@ -84,7 +121,7 @@ function readStored(tree: string): StoredIndex | undefined {
   try {
     const stored = JSON.parse(readFileSync(file, "utf8")) as StoredIndex;
     if (stored.version !== INDEX_VERSION || stored.tree !== tree) return undefined;
-    return stampsHold(tree, stored.stamps) ? stored : undefined;
+    return stampsHold(tree, stored) ? stored : undefined;
   } catch {
     // A torn or foreign file is rebuilt, never trusted.
     return undefined;
@@ -93,7 +130,7 @@ function readStored(tree: string): StoredIndex | undefined {
 
 function buildStored(tree: string): StoredIndex {
   // Stamps first: a record rewritten while it is read leaves an older stamp, so the next run rebuilds.
-  const stamps = treeStamps(tree);
+  const { dirs, stamps } = treeStamps(tree);
   const paths: string[] = [];
   const ids = new Map<string, number>();
   // Keyed by the path as recorded: the records repeat the same few thousand headers.
@@ -116,7 +153,7 @@ function buildStored(tree: string): StoredIndex {
     obj.target,
     [...new Set(deps.map(id))],
   ]);
-  return { version: INDEX_VERSION, tree, stamps, paths, objects };
+  return { version: INDEX_VERSION, tree, dirs, stamps, paths, objects };
 }
 
 /** The index of the build tree `tree` (an absolute, resolved path), from the cache when still true. */
