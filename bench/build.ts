@@ -1,56 +1,82 @@
 /**
- * bench/build: wall time of kpatch-build for a one-function patch (fs/proc/cmdline.c) with the
- * original object cached, split by phase, over a few runs; printed against the goal of 60 s
- * on a 2-core machine, and as a ratio to compiling that one file with its kbuild command (the
- * least any tool that rebuilds the changed file must spend), measured in the same process.
+ * bench/build: kpatch-build for a one-function patch (fs/proc/cmdline.c) on the lab kernel, the
+ * original object cached, split by phase, over a few runs: wall and CPU time (this process and
+ * every gcc, make and ld it waited for), each as a ratio to compiling that one file once with its
+ * kbuild command (the least any tool that rebuilds the changed file must spend), measured before
+ * each run in the same process, so a loaded machine slows both alike. The goal: under 2 s on a
+ * quiet machine (1.65 s in November 2026); the CPU time is that figure's stand-in under load.
  *
  *   node dist/bench/build.js [RUNS]
  */
 
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { kpatchBuild } from "../src/kpatch-build/kpatch-build.js";
 import { compileObject } from "../src/kpatch-build/object-compile.js";
 import { labTree } from "../src/lab/lab-tree.js";
 import { Progress } from "../src/util/progress.js";
 import { fixturePatch, lab } from "../test/helpers/kpatch-build-fixtures.js";
+import { cpuSeconds } from "./cpu-time.js";
 
 const runs = Number(process.argv[2] ?? 3);
 const patch = fixturePatch("cmdline");
 const out = mkdtempSync(join(tmpdir(), "bench-build-"));
-const t0 = performance.now();
-await compileObject(lab.buildDir, "fs/proc/cmdline.o", join(out, "cmdline.o"));
-const gcc = (performance.now() - t0) / 1000;
 
-const totals: number[] = [];
+interface Sample {
+  wall: number;
+  cpu: number;
+}
+
+async function timed(fn: () => Promise<unknown>): Promise<Sample> {
+  const cpu0 = cpuSeconds();
+  const t0 = performance.now();
+  await fn();
+  return { wall: (performance.now() - t0) / 1000, cpu: cpuSeconds() - cpu0 };
+}
+
+const gcc: Sample[] = [];
+const builds: Sample[] = [];
 const phases = new Map<string, number[]>();
 for (let i = 0; i < runs; i++) {
+  gcc.push(await timed(() => compileObject(lab.buildDir, "fs/proc/cmdline.o", join(out, "cmdline.o"))));
   const progress = new Progress({ quiet: true });
-  const start = performance.now();
-  await kpatchBuild({
-    tree: labTree(lab),
-    patches: [patch],
-    outDir: out,
-    replace: true,
-    jobs: 2,
-    skipCleanup: false,
-    progress,
-  });
-  totals.push((performance.now() - start) / 1000);
+  builds.push(
+    await timed(() =>
+      kpatchBuild({
+        tree: labTree(lab),
+        patches: [patch],
+        outDir: out,
+        replace: true,
+        jobs: 2,
+        skipCleanup: false,
+        progress,
+      }),
+    ),
+  );
   for (const [k, v] of Object.entries(progress.timings)) phases.set(k, [...(phases.get(k) ?? []), v / 1000]);
 }
 rmSync(out, { recursive: true, force: true });
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const list = (xs: number[]) => xs.map((t) => t.toFixed(2)).join(", ");
 console.log(`kpatch-build, one-function patch (fs/proc/cmdline.c), original object cached, ${runs} runs`);
-for (const [k, v] of phases) console.log(`  ${k.padEnd(16)} ${median(v).toFixed(2).padStart(7)} s`);
-const m = median(totals);
+for (const [k, v] of phases) console.log(`  ${k.padEnd(16)} ${median(v).toFixed(2).padStart(7)} s wall`);
+const wall = median(builds.map((b) => b.wall));
+const cpu = median(builds.map((b) => b.cpu));
+const gccWall = median(gcc.map((g) => g.wall));
+const gccCpu = median(gcc.map((g) => g.cpu));
 // The first run of a process also reads the target's symbol table and measures entry sizes.
 console.log(
-  `  ${"total".padEnd(16)} ${m.toFixed(2).padStart(7)} s  (median of ${totals.map((t) => t.toFixed(2)).join(", ")} s)`,
+  `  ${"total".padEnd(16)} ${wall.toFixed(2).padStart(7)} s wall (${list(builds.map((b) => b.wall))})`,
 );
-console.log(`goal 60 s: ${(m / 60).toFixed(2)}x of the goal`);
+console.log(`  ${"".padEnd(16)} ${cpu.toFixed(2).padStart(7)} s CPU  (${list(builds.map((b) => b.cpu))})`);
 console.log(
-  `compiling fs/proc/cmdline.c once: ${gcc.toFixed(2)} s; kpatch-build = ${(m / gcc).toFixed(1)}x that`,
+  `compiling fs/proc/cmdline.c once (before each run): ${gccWall.toFixed(2)} s wall, ${gccCpu.toFixed(2)} s CPU (median)`,
+);
+console.log(
+  `kpatch-build = ${(wall / gccWall).toFixed(1)}x that compile in wall time, ${(cpu / gccCpu).toFixed(1)}x in CPU time`,
+);
+console.log(
+  `goal under 2 s on a quiet machine: ${cpu.toFixed(2)} s CPU (${cpu < 2 ? "met" : "NOT met"}); wall here ${wall.toFixed(2)} s at load ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} CPUs`,
 );

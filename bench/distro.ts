@@ -14,11 +14,12 @@
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseRelease } from "../src/debian/kernel-release.js";
 import { fullObjectIndex } from "../src/kpatch-build/distro/distro-objects.js";
 import { cachePath } from "../src/util/cache-dir.js";
+import { cpuSeconds } from "./cpu-time.js";
 
 const kernelRelease = process.argv[2] ?? "6.12.117+deb12-amd64";
 const sample = Number(process.argv[3] ?? 24);
@@ -36,10 +37,13 @@ if (!existsSync(packages)) {
 
 interface Run {
   total: number;
+  /** CPU seconds of the kpatch-build process and everything it ran (gcc, make, ld). */
+  cpu: number;
   timings: Record<string, number>;
 }
 
 function build(cache: string, out: string): Run {
+  const cpu0 = cpuSeconds();
   const start = performance.now();
   const json = execFileSync("node", [cli, "--kernel-release", kernelRelease, "--json", "-o", out, patch], {
     env: { ...process.env, KPATCH_TS_CACHE: cache },
@@ -47,12 +51,15 @@ function build(cache: string, out: string): Run {
     maxBuffer: 64 << 20,
   }).toString();
   const total = (performance.now() - start) / 1000;
+  const cpu = cpuSeconds() - cpu0;
   const { timings } = JSON.parse(json) as { timings: Record<string, number> };
-  return { total, timings };
+  return { total, cpu, timings };
 }
 
 function print(label: string, run: Run, goal: number): void {
-  console.log(`${label}: ${run.total.toFixed(1)} s (goal ${goal} s: ${(run.total / goal).toFixed(2)}x)`);
+  console.log(
+    `${label}: ${run.total.toFixed(1)} s wall, ${run.cpu.toFixed(1)} s CPU (goal ${goal} s on 2 cores: ${(run.total / goal).toFixed(2)}x; load ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} CPUs)`,
+  );
   for (const [phase, ms] of Object.entries(run.timings)) {
     console.log(`  ${phase.padEnd(16)} ${(ms / 1000).toFixed(2).padStart(7)} s`);
   }

@@ -18,10 +18,13 @@ export interface KbuildObject {
   target: string;
 }
 
-/** Kernel objects (compiled with -D__KERNEL__) with their sources, and their .cmd text for dep checks. */
-export function kernelObjects(tree: string): { obj: KbuildObject; cmd: string }[] {
+/**
+ * Kernel objects (compiled with -D__KERNEL__) with their sources, their .cmd text for dep checks
+ * and the dependencies it records (as written).
+ */
+export function kernelObjects(tree: string): { obj: KbuildObject; cmd: string; deps: string[] }[] {
   const modOf = moduleMembership(tree);
-  const out: { obj: KbuildObject; cmd: string }[] = [];
+  const out: { obj: KbuildObject; cmd: string; deps: string[] }[] = [];
   const walk = (dir: string): void => {
     for (const ent of readdirSync(dir, { withFileTypes: true })) {
       if (ent.isDirectory()) {
@@ -38,7 +41,7 @@ export function kernelObjects(tree: string): { obj: KbuildObject; cmd: string }[
         continue;
       // An O= build records the source by absolute path, an in-tree build relative to the tree.
       const source = resolve(tree, record.source);
-      out.push({ obj: { path, source, target: modOf.get(path) ?? "vmlinux" }, cmd });
+      out.push({ obj: { path, source, target: modOf.get(path) ?? "vmlinux" }, cmd, deps: record.deps });
     }
   };
   walk(tree);

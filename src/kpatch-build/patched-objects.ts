@@ -14,13 +14,8 @@ import { createAtomic } from "../util/atomic-write.js";
 import { cachePath } from "../util/cache-dir.js";
 import type { Progress } from "../util/progress.js";
 import { throwIfAborted } from "./interrupt.js";
-import {
-  cmdFile,
-  type KbuildObject,
-  kernelObjects,
-  objectsDependingOn,
-  readKbuildCmd,
-} from "./kbuild-tree.js";
+import { kbuildIndex } from "./kbuild-index.js";
+import { cmdFile, type KbuildObject, objectsDependingOn, readKbuildCmd } from "./kbuild-tree.js";
 import type { KernelObjects, KernelTree } from "./kernel-tree.js";
 import { ObjectCache } from "./object-cache.js";
 import { compileObject, installMacros, macrosIncludeDir, sectionCommand } from "./object-compile.js";
@@ -75,16 +70,15 @@ export interface PatchedBuildOptions {
   lockTimeoutMs?: number;
 }
 
-/** The objects whose kbuild records in the build tree say they depend on a touched file. */
+/**
+ * The objects whose kbuild records in the build tree say they depend on a touched file (the
+ * records' index, kept while the tree's records stay as they were: kbuild-index.ts).
+ */
 function recordedObjects(tree: BuildTree, touched: readonly string[], progress: Progress): KernelObjects {
   progress.begin("find objects", "reading kbuild records");
-  const index = kernelObjects(tree.buildDir);
-  const candidates = objectsDependingOn(
-    index,
-    touched.map((f) => join(tree.srcDir, f)),
-    tree.buildDir,
-  );
-  return { candidates, total: index.length };
+  const index = kbuildIndex(tree.buildDir);
+  const candidates = index.dependingOn(touched.map((f) => join(tree.srcDir, f)));
+  return { candidates, total: index.objects.length };
 }
 
 /**
