@@ -24,6 +24,18 @@ export interface ExecOptions {
   processGroup?: boolean;
 }
 
+/** What a Runner takes besides ExecOptions. */
+export interface RunOptions extends ExecOptions {
+  /**
+   * Host directories the command reads or writes besides the cache and $TMPDIR (a runner that
+   * confines commands, a build root's chroot, must show them at the same paths).
+   */
+  paths?: readonly string[];
+}
+
+/** How a tree's commands run: `exec` on this machine, or inside a build root. */
+export type Runner = (cmd: string, args: readonly string[], options?: RunOptions) => Promise<ExecResult>;
+
 export interface ExecResult {
   code: number | null;
   signal: NodeJS.Signals | null;

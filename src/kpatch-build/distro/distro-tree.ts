@@ -21,8 +21,8 @@ import { cachePath } from "../../util/cache-dir.js";
 import { KpatchError } from "../../util/errors.js";
 import { execCheck } from "../../util/exec.js";
 import type { Progress } from "../../util/progress.js";
-import { kernelCompiler } from "../check-tree.js";
 import { type KernelConfig, parseConfig, readConfig } from "../kernel-config.js";
+import { distroToolchain } from "./distro-compiler.js";
 
 export interface DistroTree {
   inputs: DistroInputs;
@@ -98,7 +98,7 @@ export async function prepareDistroTree(inputs: DistroInputs, progress: Progress
   const configPath = join(inputs.headersDir, ".config");
   const configText = readFileSync(configPath, "utf8");
   const config = parseConfig(configText);
-  const cc = await kernelCompiler(config, configPath);
+  const { cc } = await distroToolchain(config, configPath);
   const { kernelRelease, series } = inputs.release;
   const key = createHash("sha256")
     .update(JSON.stringify([inputs.versions, config.get("CONFIG_CC_VERSION_TEXT"), "distro-tree-1"]))
