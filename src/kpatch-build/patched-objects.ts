@@ -51,6 +51,8 @@ export interface BuildTree {
   cacheDir: string;
   /** How to find the objects the touched files reach (default: the build tree's records). */
   findObjects?: KernelTree["findObjects"];
+  /** How its compiles run (default: here). */
+  run?: KernelTree["run"];
 }
 
 /** The build tree of a kernel tree: its original objects cached under the tree's cache key. */
@@ -60,6 +62,7 @@ export function buildTreeOf(kernel: KernelTree): BuildTree {
     buildDir: kernel.buildDir,
     cacheDir: cachePath("objects", kernel.cacheKey),
     ...(kernel.findObjects ? { findObjects: kernel.findObjects } : {}),
+    ...(kernel.run ? { run: kernel.run } : {}),
   };
 }
 
@@ -149,7 +152,7 @@ async function originalObject(
     key.update(`\n${f} ${hashes.of(f)}`);
   const out = join(tree.cacheDir, `${o.path}.${key.digest("hex").slice(0, 32)}.o`);
   if (existsSync(out)) return out;
-  await createAtomic(out, (tmp) => compileObject(tree.buildDir, o.path, tmp, signal ? { signal } : {}));
+  await createAtomic(out, (tmp) => compileObject(tree.buildDir, o.path, tmp, { signal, run: tree.run }));
   // Entries of this object under older keys are dead, as is the keyless layout of before.
   const name = basename(o.path);
   const dead = (e: string) =>
@@ -173,6 +176,7 @@ export async function buildOriginalObjects(
     srcDir: realpathSync(options.tree.srcDir),
     buildDir: realpathSync(options.tree.buildDir),
     cacheDir: options.tree.cacheDir,
+    ...(options.tree.run ? { run: options.tree.run } : {}),
   };
   installMacros();
   const lock = await TreeLock.acquire(tree.srcDir, {
@@ -207,6 +211,7 @@ export async function buildPatchedObjects(options: PatchedBuildOptions): Promise
     srcDir: realpathSync(options.tree.srcDir),
     buildDir: realpathSync(options.tree.buildDir),
     cacheDir: options.tree.cacheDir,
+    ...(options.tree.run ? { run: options.tree.run } : {}),
   };
   installMacros();
   const touched = [...new Set(patches.flatMap((p) => p.files))];
@@ -251,7 +256,7 @@ export async function buildPatchedObjects(options: PatchedBuildOptions): Promise
     progress.begin("patched build", `${candidates.length} objects`);
     n = 0;
     await pool(candidates, jobs, signal, async (o) => {
-      await compileObject(tree.buildDir, o.path, join(workDir, "patched", o.path), signal ? { signal } : {});
+      await compileObject(tree.buildDir, o.path, join(workDir, "patched", o.path), { signal, run: tree.run });
       progress.update(`${++n}/${candidates.length} ${o.path}`, n / candidates.length);
     });
     progress.end(`${n} compiled`);

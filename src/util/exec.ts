@@ -115,9 +115,9 @@ export function exec(cmd: string, args: readonly string[], options: ExecOptions 
 export async function execCheck(
   cmd: string,
   args: readonly string[],
-  options: ExecOptions & { what?: string } = {},
+  options: RunOptions & { what?: string; run?: Runner } = {},
 ): Promise<ExecResult> {
-  const r = await exec(cmd, args, options);
+  const r = await (options.run ?? exec)(cmd, args, options);
   if (r.code !== 0) {
     const tail = tailLines(`${r.stdout}\n${r.stderr}`, 40);
     const how = r.timedOut ? "timed out" : r.signal ? `was killed by ${r.signal}` : `exited with ${r.code}`;

@@ -10,7 +10,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../../util/atomic-write.js";
 import { KpatchError } from "../../util/errors.js";
-import { exec } from "../../util/exec.js";
+import type { Runner } from "../../util/exec.js";
 import { normalizeModuleName } from "../../util/module-name.js";
 import { cmdFile, type KbuildObject, parseKbuildCmd } from "../kbuild-tree.js";
 
@@ -48,10 +48,11 @@ async function buildObjectIndex(tree: {
   srcDir: string;
   buildDir: string;
   makeArgs: string[];
+  run: Runner;
 }): Promise<number> {
   // -k: the certs/ step wants Debian's signing key, which no one has; the rest is unaffected.
   const found = new Map<string, IndexedObject>();
-  const r = await exec(
+  const r = await tree.run(
     "make",
     ["-C", tree.srcDir, `O=${tree.buildDir}`, ...tree.makeArgs, "-n", "-k", "vmlinux", "modules"],
     {
@@ -111,14 +112,14 @@ function recordedObject(tree: { buildDir: string; srcDir: string }, path: string
  * Cached per directory.
  */
 export async function directoryObjects(
-  tree: { srcDir: string; buildDir: string; makeArgs: string[] },
+  tree: { srcDir: string; buildDir: string; makeArgs: string[]; run: Runner },
   dir: string,
 ): Promise<IndexedObject[]> {
   if (existsSync(join(tree.buildDir, INDEX))) return loadObjectIndex(tree.buildDir);
   const cache = join(tree.buildDir, "kpatch-objects.d", `${dir.replace(/\//g, "%")}.json`);
   if (existsSync(cache)) return JSON.parse(readFileSync(cache, "utf8")) as IndexedObject[];
   const found = new Map<string, IndexedObject>();
-  await exec("make", ["-C", tree.srcDir, `O=${tree.buildDir}`, ...tree.makeArgs, "-n", "-k", `${dir}/`], {
+  await tree.run("make", ["-C", tree.srcDir, `O=${tree.buildDir}`, ...tree.makeArgs, "-n", "-k", `${dir}/`], {
     maxBuffer: 1 << 16,
     onLine: (line, stream) => {
       const o = stream === "stdout" ? parseDryRunLine(line, tree.srcDir) : undefined;
@@ -141,6 +142,7 @@ export async function fullObjectIndex(tree: {
   srcDir: string;
   buildDir: string;
   makeArgs: string[];
+  run: Runner;
 }): Promise<IndexedObject[]> {
   if (!existsSync(join(tree.buildDir, INDEX))) await buildObjectIndex(tree);
   return loadObjectIndex(tree.buildDir);

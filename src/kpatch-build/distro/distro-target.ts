@@ -14,7 +14,6 @@ import { type DistroRelease, parseRelease, runningDebianKernel } from "../../deb
 import { extractVmlinux } from "../../kernel-image/index.js";
 import { writeFileAtomic } from "../../util/atomic-write.js";
 import { KpatchError } from "../../util/errors.js";
-import { exec } from "../../util/exec.js";
 import type { Progress } from "../../util/progress.js";
 import { cachedIncludeScan, includersOf } from "../header-users.js";
 import { cmdFile, objectsDependingOn } from "../kbuild-tree.js";
@@ -53,6 +52,7 @@ export async function distroKernelTree(options: {
     image: tree.inputs.vmlinuz,
     cacheKey: `distro-${release.kernelRelease}-${tree.key}`,
     makeArgs: tree.makeArgs,
+    run: tree.run,
     findObjects: (touched, progress) => distroObjects(tree, touched, options.jobs, progress),
     moduleFile: async (target) => imageModule(tree, target),
   };
@@ -123,7 +123,7 @@ async function distroObjects(
   for (let i = 0; i < missing.length; i += 200) {
     const chunk = missing.slice(i, i + 200);
     progress.update(`kbuild records: make ${i + chunk.length}/${missing.length} objects`);
-    const r = await exec("make", distroMake(tree, `-j${jobs}`, ...chunk.map((o) => o.path)));
+    const r = await tree.run("make", distroMake(tree, `-j${jobs}`, ...chunk.map((o) => o.path)));
     if (r.code !== 0) {
       throw new KpatchError(
         "BUILD_FAILED",
