@@ -6,17 +6,15 @@
  * that kernel). Needs the network to Debian's mirrors (skipped saying so without it).
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import test from "node:test";
 import { hostCodename } from "../src/debian/apt-sources.js";
-import { suiteApt } from "../src/debian/apt-state.js";
-import { parseMadison, parseRelease, releasePackages, releaseSuite } from "../src/debian/kernel-release.js";
-import { KpatchError } from "../src/util/errors.js";
+import { parseRelease, releasePackages } from "../src/debian/kernel-release.js";
+import { escapeRegExp } from "../src/util/escape-regexp.js";
 import { exec } from "../src/util/exec.js";
-import { Progress } from "../src/util/progress.js";
+import { newestDebianKernel } from "./helpers/debian-suites.js";
 
 /** A digest of this machine's apt configuration (sources, preferences). */
 function hostAptDigest(): string {
@@ -32,40 +30,14 @@ function hostAptDigest(): string {
 test("a Debian 13 kernel is found through a private apt state, this machine's apt untouched", async (t) => {
   if (hostCodename() === "trixie") return t.skip("this machine is Debian 13: its own apt serves trixie");
   const before = hostAptDigest();
-  const suite = releaseSuite(parseRelease("6.12.118+deb13-amd64"));
-  let apt: Awaited<ReturnType<typeof suiteApt>>;
-  try {
-    apt = await suiteApt(suite, new Progress({ quiet: true }));
-  } catch (e) {
-    if (e instanceof KpatchError && e.code === "DEBIAN_DOWNLOAD_FAILED")
-      return t.skip(`no Debian mirror: ${e.message}`);
-    throw e;
-  }
+  const newest = await newestDebianKernel(13);
+  if ("skip" in newest) return t.skip(newest.skip);
+  const { apt, version } = newest;
   assert.ok(apt.options.length > 0, `${apt.label}: a private state, not this machine's apt`);
-  // The newest trixie kernel: the flavour meta-package's version names it (6.12.118-1: 6.12.118+deb13).
-  const meta = parseMadison(
-    (await exec("apt-cache", [...apt.options, "madison", "linux-image-amd64"])).stdout,
-  );
-  assert.ok(meta.length > 0, "trixie's linux-image-amd64 is known");
-  const newest = meta
-    .map((r) => r.version)
-    .sort(compareVersions)
-    .at(-1)!;
-  const release = parseRelease(`${newest.replace(/-[^-]*$/, "")}+deb13-amd64`);
-  const image = releasePackages(release).image;
+  const image = releasePackages(parseRelease(newest.kernelRelease)).image;
   const rows = (await exec("apt-cache", [...apt.options, "madison", image])).stdout;
-  assert.match(
-    rows,
-    new RegExp(`\\| ${newest.replace(/[.+~]/g, "\\$&")} \\| \\S+ trixie(-security)?/main`),
-    rows,
-  );
+  assert.match(rows, new RegExp(`\\| ${escapeRegExp(version)} \\| \\S+ trixie(-security)?/main`), rows);
   const hostRows = (await exec("apt-cache", ["madison", image])).stdout;
   assert.equal(hostRows.trim(), "", `this machine's apt does not know ${image}`);
   assert.equal(hostAptDigest(), before, "this machine's apt configuration is as before");
 });
-
-/** dpkg's order of two versions (dpkg --compare-versions answers one relation at a time). */
-function compareVersions(a: string, b: string): number {
-  if (a === b) return 0;
-  return spawnSync("dpkg", ["--compare-versions", a, "lt", b]).status === 0 ? -1 : 1;
-}
