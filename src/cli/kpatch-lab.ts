@@ -26,15 +26,18 @@ Commands:
         Install the Debian packages the lab needs (as root), unpack the kernel
         source, configure it (tinyconfig + lab/config fragments), build it, and
         make the initramfs. Cached: a second run with nothing changed takes seconds.
-  setup --distro 6.12|6.1 [--debian] [--no-install]
+  setup --distro 6.12|6.1 [--suite trixie] [--debian] [--no-install]
         Debian's own kernel instead, never built here: download the
         linux-image-*-amd64-unsigned and linux-headers packages at the installed
         linux-source version, make an initramfs with the modules the guest needs,
-        and build the kernel's livepatch-sample against the headers. With
+        and build the kernel's livepatch-sample against the headers. --suite
+        trixie: Debian 13's newest kernel of the series instead (its packages
+        through a private apt state, the sample built with its gcc 14 in a
+        build root). With
         --debian, also a Debian 12 root file system for that kernel (debootstrap
         minbase, systemd, apt, the kernel's image package, Debian's nodejs),
         an ext4 image booted with systemd as init (as root; cached).
-  run [--kernel K | --distro S] [--debian] [--network] [--file PATH]... [--share-host] [--timeout SEC] [--json] -- COMMAND...
+  run [--kernel K | --distro S [--suite trixie]] [--debian] [--network] [--file PATH]... [--share-host] [--timeout SEC] [--json] -- COMMAND...
         Boot the lab kernel with the files (in /lab/files, the working directory),
         run each COMMAND (one shell command per argument) and print its output and
         exit status. Exit status: 0 when every command exited 0, 1 otherwise.
@@ -48,12 +51,13 @@ Commands:
         for Debian's stock kernel (default: --distro 6.12, set up with 'setup
         --distro 6.12') or the lab kernel (--kernel), boot that kernel, and patch
         it live with kpatch load / list / unload in the guest.
-  info [--kernel K | --distro S] [--json]
+  info [--kernel K | --distro S [--suite trixie]] [--json]
         Where the lab is and what it was built from.
 
 Options:
   --kernel K     the lab kernel of a series: 6.12 (default) or 6.1
   --distro S     Debian's stock kernel of a series: 6.12 or 6.1
+  --suite C      with --distro: the Debian release's kernel (trixie; default this machine's)
   -h, --help     this text
 
 Environment:
@@ -64,18 +68,29 @@ Exit status: 0 success, 1 failure (the message names the step), 2 usage error.
 `;
 
 /** --kernel K or --distro S (not both), checked before anything is looked up. */
-function kernelChoice(values: { kernel?: string | undefined; distro?: string | undefined }): {
+function kernelChoice(values: {
+  kernel?: string | undefined;
+  distro?: string | undefined;
+  suite?: string | undefined;
+}): {
   series: KernelSeries;
   distro: boolean;
+  suite?: string;
 } {
   if (values.kernel !== undefined && values.distro !== undefined)
     throw new UsageError("--kernel and --distro exclude each other");
-  return { series: series(values.distro ?? values.kernel), distro: values.distro !== undefined };
+  if (values.suite !== undefined && values.distro === undefined)
+    throw new UsageError("--suite needs --distro");
+  return {
+    series: series(values.distro ?? values.kernel),
+    distro: values.distro !== undefined,
+    ...(values.suite !== undefined ? { suite: values.suite } : {}),
+  };
 }
 
 /** The lab kernel or, with --distro, Debian's stock kernel of a series (set up). */
-function guestKernel(choice: { series: KernelSeries; distro: boolean }): Lab | DistroLab {
-  return choice.distro ? requireDistroLab(choice.series) : requireLab(choice.series);
+function guestKernel(choice: { series: KernelSeries; distro: boolean; suite?: string }): Lab | DistroLab {
+  return choice.distro ? requireDistroLab(choice.series, choice.suite) : requireLab(choice.series);
 }
 
 function series(value: string | undefined): KernelSeries {
@@ -97,6 +112,7 @@ async function main(argv: string[]): Promise<number> {
         {
           kernel: { type: "string" },
           distro: { type: "string" },
+          suite: { type: "string" },
           debian: { type: "boolean" },
           jobs: { type: "string", short: "j" },
           "no-install": { type: "boolean" },
@@ -111,11 +127,14 @@ async function main(argv: string[]): Promise<number> {
       const progress = new Progress();
       const started = performance.now();
       if (values.debian && !choice.distro) throw new UsageError("setup: --debian needs --distro");
+      if (values.debian && choice.suite)
+        throw new UsageError("setup: --debian makes a Debian 12 root file system, not one for --suite");
       if (choice.distro) {
         const lab = await setupDistroLab({
           series: choice.series,
           progress,
           installPackages: !values["no-install"],
+          ...(choice.suite ? { suite: choice.suite } : {}),
         });
         progress.note(
           `stock kernel ready in ${formatDuration(performance.now() - started)}: Linux ${lab.kernelRelease} (${lab.image} ${lab.sourceVersion})\n  kernel ${lab.bzImage}\n  headers ${lab.headersDir}`,
@@ -145,6 +164,7 @@ async function main(argv: string[]): Promise<number> {
         {
           kernel: { type: "string" },
           distro: { type: "string" },
+          suite: { type: "string" },
           debian: { type: "boolean" },
           network: { type: "boolean" },
           file: { type: "string", multiple: true },
@@ -159,6 +179,8 @@ async function main(argv: string[]): Promise<number> {
       if (positionals.length === 0) throw new UsageError("run: no command given (put commands after --)");
       const timeout = values.timeout === undefined ? undefined : count("run", "--timeout", values.timeout);
       const choice = kernelChoice(values);
+      if (values.debian && choice.suite)
+        throw new UsageError("run: --debian boots a Debian 12 root file system, not one for --suite");
       for (const f of values.file ?? []) checkUserFile(f, "LAB_FILE");
       const lab = guestKernel(choice);
       const debian = values.debian ? await debianGuest(lab) : undefined;
@@ -214,6 +236,7 @@ async function main(argv: string[]): Promise<number> {
         {
           kernel: { type: "string" },
           distro: { type: "string" },
+          suite: { type: "string" },
           json: { type: "boolean" },
           help: { type: "boolean", short: "h" },
         },

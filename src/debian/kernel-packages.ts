@@ -11,6 +11,7 @@ import { exec } from "../util/exec.js";
 import type { Progress } from "../util/progress.js";
 import { type AptState, suiteApt } from "./apt-state.js";
 import { fetchDebianPackage } from "./debian-package.js";
+import { imageModulesDir } from "./image-modules.js";
 import { type DistroRelease, parseMadison, releasePackages, releaseSuite } from "./kernel-release.js";
 
 /** Everything kpatch-build takes from Debian's packages for one kernel release. */
@@ -26,7 +27,7 @@ export interface DistroInputs {
   imageConfig: string;
   /** vmlinuz-<KVER> from the image package or /boot. */
   vmlinuz: string;
-  /** lib/modules/<KVER> of the image package (the modules a patch may target). */
+  /** (usr/)lib/modules/<KVER> of the image package (the modules a patch may target). */
   modulesDir: string;
 }
 
@@ -39,7 +40,7 @@ async function installedVersion(pkg: string): Promise<string | undefined> {
 }
 
 /** The version apt would fetch for `pkg` (its candidate), or undefined when apt knows none. */
-async function candidateVersion(apt: AptState, pkg: string): Promise<string | undefined> {
+export async function candidateVersion(apt: AptState, pkg: string): Promise<string | undefined> {
   const r = await exec("apt-cache", [...apt.options, "policy", pkg]);
   const v = /^\s*Candidate:\s*(\S+)/m.exec(r.stdout)?.[1];
   return r.code === 0 && v && v !== "(none)" ? v : undefined;
@@ -109,7 +110,7 @@ export async function findDistroInputs(
   ) {
     const root = await fetch(apt, names.image, image, progress);
     boot = join(root, "boot");
-    modulesDir = join(root, "lib", "modules", kernelRelease);
+    modulesDir = imageModulesDir(root, kernelRelease);
   }
 
   const installedHeaders = await installedVersion(names.headers);

@@ -50,6 +50,18 @@ function findRelease(kernelRelease: string): DistroRelease | undefined {
 }
 
 /** The suites a release's packages are in (+deb13: trixie, trixie-security); DISTRO_BAD_RELEASE for an unknown release. */
+/** The suite named `codename` (bookworm, trixie); DISTRO_BAD_RELEASE for one kpatch-build does not know. */
+export function codenameSuite(codename: string): DebianSuite {
+  const debian = Number(Object.entries(CODENAMES).find(([, c]) => c === codename)?.[0]);
+  if (!debian) {
+    throw new KpatchError(
+      "DISTRO_BAD_RELEASE",
+      `Cannot use Debian suite '${codename}': kpatch-ts knows ${Object.values(CODENAMES).join(" and ")}`,
+    );
+  }
+  return { debian, codename, suites: [codename, `${codename}-security`] };
+}
+
 export function releaseSuite(release: Pick<DistroRelease, "kernelRelease" | "debian">): DebianSuite {
   const codename = CODENAMES[release.debian];
   if (!codename) {

@@ -8,6 +8,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { AptState } from "../debian/apt-state.js";
 import { type DebianPackage, fetchDebianPackage } from "../debian/debian-package.js";
 import { imageRelease, parseMadison } from "../debian/kernel-release.js";
 import { syncDir } from "../util/atomic-write.js";
@@ -35,11 +36,18 @@ const DEFAULT_FLAVOUR = "amd64";
 export async function findImagePackage(
   series: KernelSeries,
   version: string,
-  flavour = DEFAULT_FLAVOUR,
+  options: { flavour?: string; apt?: AptState } = {},
 ): Promise<string> {
+  const flavour = options.flavour ?? DEFAULT_FLAVOUR;
+  const aptOptions = options.apt?.options ?? [];
   const search = await execCheck(
     "apt-cache",
-    ["search", "--names-only", `^linux-image-${series.replace(".", "\\.")}\\..*-amd64-unsigned$`],
+    [
+      ...aptOptions,
+      "search",
+      "--names-only",
+      `^linux-image-${series.replace(".", "\\.")}\\..*-amd64-unsigned$`,
+    ],
     { what: "apt-cache search" },
   );
   const names = search.stdout
@@ -49,7 +57,7 @@ export async function findImagePackage(
       const release = imageRelease(n);
       return release?.series === series && release.flavour === flavour;
     });
-  const madison = names.length ? await exec("apt-cache", ["madison", ...names]) : undefined;
+  const madison = names.length ? await exec("apt-cache", [...aptOptions, "madison", ...names]) : undefined;
   const rows = madison ? parseMadison(madison.stdout) : [];
   const found = [...new Set(rows.filter((r) => r.version === version).map((r) => r.pkg))];
   if (found.length !== 1) {
@@ -83,22 +91,28 @@ export async function fetchDistroPackages(
   series: KernelSeries,
   version: string,
   progress: Progress,
+  /** apt for the kernel's suite when it is not this machine's (src/debian/apt-state.ts). */
+  apt?: AptState,
 ): Promise<DistroPackages> {
   progress.begin("packages", `Debian's ${series} kernel at ${version}`);
   let imageName: string;
   try {
-    imageName = await findImagePackage(series, version);
+    imageName = await findImagePackage(series, version, apt ? { apt } : {});
   } catch (e) {
     // A fresh machine's apt lists may not know the security suite's images yet: update once.
     if ((e as KpatchError).code !== "DISTRO_NO_IMAGE" || process.getuid?.() !== 0) throw e;
     progress.update("apt-get update");
-    await execCheck("apt-get", ["-o", "DPkg::Lock::Timeout=600", "update", "-q"], { what: "apt-get update" });
-    imageName = await findImagePackage(series, version);
+    if (!apt?.options.length)
+      await execCheck("apt-get", ["-o", "DPkg::Lock::Timeout=600", "update", "-q"], {
+        what: "apt-get update",
+      });
+    else await apt.refresh(progress);
+    imageName = await findImagePackage(series, version, apt ? { apt } : {});
   }
   const kernelRelease = imageRelease(imageName)!.kernelRelease;
   const fetch = (name: string) => {
     progress.update(`${name}=${version}`);
-    return fetchDebianPackage(name, version);
+    return fetchDebianPackage(name, version, apt?.options);
   };
   const image = await fetch(imageName);
   const headers = await fetch(`linux-headers-${kernelRelease}`);

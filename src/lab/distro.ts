@@ -11,19 +11,37 @@
  *   lab/distro-<series>-<key>/sample/          livepatch-sample.ko built against the headers
  *   lab/distro-<series>-<key>/ready.json       written last: the setup is complete
  *   lab/current-distro-<series>                symlink to the newest complete setup
+ *   lab/current-distro-<series>-<suite>        the same for another Debian release's kernel
+ *
+ * `--suite trixie` takes Debian 13's newest kernel of the series instead of this machine's
+ * (its packages through a private apt state, src/debian/apt-state.ts), and builds the sample
+ * with the kernel's own compiler (a build root when this machine has another).
  */
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { findDebianPackage } from "../debian/debian-package.js";
-import { loadOrder, modulesDep, parseBuiltin, parseModulesDep } from "../debian/image-modules.js";
+import { hostCodename } from "../debian/apt-sources.js";
+import { suiteApt } from "../debian/apt-state.js";
+import { fetchDebianPackage, findDebianPackage } from "../debian/debian-package.js";
+import {
+  imageModulesDir,
+  loadOrder,
+  modulesDep,
+  parseBuiltin,
+  parseModulesDep,
+} from "../debian/image-modules.js";
+import { candidateVersion } from "../debian/kernel-packages.js";
+import { codenameSuite, parseRelease } from "../debian/kernel-release.js";
+import { configCompiler } from "../kpatch-build/check-tree.js";
+import { distroToolchain } from "../kpatch-build/distro/distro-compiler.js";
+import { readConfig } from "../kpatch-build/kernel-config.js";
 import { createAtomic, syncDir, writeFileAtomic } from "../util/atomic-write.js";
 import { cachePath } from "../util/cache-dir.js";
 import { KpatchError } from "../util/errors.js";
-import { buildErrors, exec, execCheck } from "../util/exec.js";
+import { buildErrors, exec, execCheck, type Runner } from "../util/exec.js";
 import { Progress } from "../util/progress.js";
 import { GUEST_MODULES, guestModulePath, moduleEntries } from "./distro-modules.js";
-import { fetchDistroPackages, joinHeaders } from "./distro-packages.js";
+import { type DistroPackages, fetchDistroPackages, joinHeaders } from "./distro-packages.js";
 import { buildBaseInitramfs, initramfsIsCurrent } from "./initramfs.js";
 import { type KernelSeries, readJsonIfExists } from "./paths.js";
 import { compilerVersion, ensurePackages, packageVersion } from "./setup.js";
@@ -33,6 +51,8 @@ const DISTRO_FORMAT = 1;
 
 export interface DistroLabInfo {
   series: KernelSeries;
+  /** The Debian suite of the kernel, when it is not this machine's own (trixie). */
+  suite?: string;
   key: string;
   /** linux-source-<series>'s version, which the image and headers packages have too. */
   sourceVersion: string;
@@ -62,23 +82,31 @@ export interface DistroLab extends DistroLabInfo {
   sampleModule: string;
 }
 
-function currentDistroLink(series: KernelSeries): string {
-  return cachePath("lab", `current-distro-${series}`);
+/** The suite a lab is asked for, undefined for this machine's own (the lab's default). */
+function otherSuite(suite: string | undefined): string | undefined {
+  return suite && suite !== hostCodename() ? codenameSuite(suite).codename : undefined;
 }
 
-/** The distro lab of a series if it is set up and its packages are in the cache. */
-export function findDistroLab(series: KernelSeries): DistroLab | undefined {
-  const dir = currentDistroLink(series);
+function currentDistroLink(series: KernelSeries, suite?: string): string {
+  const other = otherSuite(suite);
+  return cachePath("lab", `current-distro-${series}${other ? `-${other}` : ""}`);
+}
+
+/** The distro lab of a series (of `suite`'s kernels) if it is set up and its packages are in the cache. */
+export function findDistroLab(series: KernelSeries, suite?: string): DistroLab | undefined {
+  const dir = currentDistroLink(series, suite);
   const info = readJsonIfExists<DistroLabInfo>(join(dir, "ready.json"));
   return info && distroLabAt(dir, info);
 }
 
-export function requireDistroLab(series: KernelSeries): DistroLab {
-  const lab = findDistroLab(series);
+export function requireDistroLab(series: KernelSeries, suite?: string): DistroLab {
+  const lab = findDistroLab(series, suite);
   if (!lab) {
+    const other = otherSuite(suite);
+    const option = other ? ` --suite ${other}` : "";
     throw new KpatchError(
       "LAB_NOT_SET_UP",
-      `Cannot use the stock Debian ${series} kernel: it is not set up; run 'kpatch-lab setup --distro ${series}'`,
+      `Cannot use the stock Debian ${series}${other ? ` ${other}` : ""} kernel: it is not set up; run 'kpatch-lab setup --distro ${series}${option}'`,
     );
   }
   return lab;
@@ -94,7 +122,7 @@ function distroLabAt(dir: string, info: DistroLabInfo): DistroLab | undefined {
     bzImage: join(image.root, "boot", `vmlinuz-${kernelRelease}`),
     initramfs: join(dir, "initramfs.cpio"),
     config: join(image.root, "boot", `config-${kernelRelease}`),
-    modulesDir: join(image.root, "lib", "modules", kernelRelease),
+    modulesDir: imageModulesDir(image.root, kernelRelease),
     headersDir: join(dir, "headers", "usr", "src", info.headers),
     sampleModule: join(dir, "sample", "livepatch-sample.ko"),
   };
@@ -105,6 +133,8 @@ export interface DistroSetupOptions {
   progress?: Progress;
   /** Install missing Debian packages with apt-get (default true). */
   installPackages?: boolean;
+  /** The Debian suite whose newest kernel of the series to boot (trixie); default this machine's. */
+  suite?: string;
 }
 
 /** Set up (or find, when nothing changed) the lab on Debian's stock kernel of a series. */
@@ -112,17 +142,26 @@ export async function setupDistroLab(options: DistroSetupOptions): Promise<Distr
   const { series } = options;
   const progress = options.progress ?? new Progress();
   await ensurePackages(series, options.installPackages ?? true, progress);
-  const version = await packageVersion(`linux-source-${series}`);
-  if (!version) throw new KpatchError("LAB_SOURCE", `Cannot find the package linux-source-${series}`);
-  const pkgs = await fetchDistroPackages(series, version, progress);
-  const compiler = await compilerVersion();
+  const suite = otherSuite(options.suite);
+  const apt = suite ? await suiteApt(codenameSuite(suite), progress) : undefined;
+  const version = apt
+    ? await candidateVersion(apt, `linux-source-${series}`)
+    : await packageVersion(`linux-source-${series}`);
+  if (!version)
+    throw new KpatchError(
+      "LAB_SOURCE",
+      `Cannot find the package linux-source-${series}${suite ? ` in ${suite}` : ""}`,
+    );
+  const pkgs = await fetchDistroPackages(series, version, progress, apt);
+  const toolchain = apt ? await sampleToolchain(pkgs, progress) : undefined;
+  const compiler = toolchain?.text ?? (await compilerVersion());
   const key = createHash("sha256")
     .update(JSON.stringify([DISTRO_FORMAT, series, pkgs.image.name, version, GUEST_MODULES, compiler]))
     .digest("hex")
     .slice(0, 12);
-  const dir = cachePath("lab", `distro-${series}-${key}`);
+  const dir = cachePath("lab", `distro-${series}${suite ? `-${suite}` : ""}-${key}`);
   const { kernelRelease } = pkgs;
-  const modulesDir = join(pkgs.image.root, "lib", "modules", kernelRelease);
+  const modulesDir = imageModulesDir(pkgs.image.root, kernelRelease);
 
   mkdirSync(dir, { recursive: true });
   const initramfs = join(dir, "initramfs.cpio");
@@ -146,11 +185,20 @@ export async function setupDistroLab(options: DistroSetupOptions): Promise<Distr
     const headersDir = await joinHeaders(pkgs, join(dir, "headers"));
     progress.end();
     progress.begin("sample", "livepatch-sample.ko against the headers");
-    await buildSample(series, version, headersDir, join(dir, "sample"));
+    const source = apt && (await fetchDebianPackage(`linux-source-${series}`, version, apt.options));
+    await buildSample({
+      series,
+      version,
+      headersDir,
+      out: join(dir, "sample"),
+      ...(source ? { tarball: join(source.root, "usr", "src", `linux-source-${series}.tar.xz`) } : {}),
+      ...(toolchain ? { run: toolchain.run, makeArgs: [`CC=${toolchain.cc}`] } : {}),
+    });
     progress.end();
   }
   const info: DistroLabInfo = ready ?? {
     series,
+    ...(suite ? { suite } : {}),
     key,
     sourceVersion: version,
     kernelRelease,
@@ -162,20 +210,36 @@ export async function setupDistroLab(options: DistroSetupOptions): Promise<Distr
     createdAt: new Date().toISOString(),
   };
   if (!ready) writeFileAtomic(join(dir, "ready.json"), `${JSON.stringify(info, null, 2)}\n`);
-  await createAtomic(currentDistroLink(series), (tmp) => symlinkSync(dir, tmp));
+  await createAtomic(currentDistroLink(series, suite), (tmp) => symlinkSync(dir, tmp));
   const lab = distroLabAt(dir, info);
   if (!lab) throw new KpatchError("DISTRO_IMAGE", `Cannot find ${info.image}=${version} in the cache`);
   if (ready) progress.note(`stock ${series} kernel ready (cached): ${kernelRelease}, ${dir}`);
   return lab;
 }
 
+/** The kernel's compiler for the sample: here, or in its suite's build root. */
+async function sampleToolchain(pkgs: DistroPackages, progress: Progress) {
+  const configPath = join(pkgs.image.root, "boot", `config-${pkgs.kernelRelease}`);
+  const config = readConfig(configPath);
+  const toolchain = await distroToolchain({
+    config,
+    configPath,
+    release: parseRelease(pkgs.kernelRelease),
+    progress,
+  });
+  return { ...toolchain, text: configCompiler(config, configPath).text };
+}
+
 const SAMPLE_PATH = "samples/livepatch/livepatch-sample.c";
 
 /** The kernel's livepatch-sample.c: from the unpacked lab source when there, else the tarball. */
-async function sampleSource(series: KernelSeries, version: string): Promise<string> {
+async function sampleSource(
+  series: KernelSeries,
+  version: string,
+  tarball = `/usr/src/linux-source-${series}.tar.xz`,
+): Promise<string> {
   const unpacked = cachePath("src", version, `linux-source-${series}`, SAMPLE_PATH);
   if (existsSync(unpacked)) return readFileSync(unpacked, "utf8");
-  const tarball = `/usr/src/linux-source-${series}.tar.xz`;
   const r = await execCheck("tar", ["-xJOf", tarball, `linux-source-${series}/${SAMPLE_PATH}`], {
     what: `tar -x ${SAMPLE_PATH} from ${tarball}`,
   });
@@ -183,14 +247,25 @@ async function sampleSource(series: KernelSeries, version: string): Promise<stri
 }
 
 /** livepatch-sample.ko built as an out-of-tree module against `headersDir`, at `out` (complete or absent). */
-async function buildSample(series: KernelSeries, version: string, headersDir: string, out: string) {
+async function buildSample(o: {
+  series: KernelSeries;
+  version: string;
+  headersDir: string;
+  out: string;
+  /** linux-source-<series>'s tarball (default: the installed one). */
+  tarball?: string;
+  /** Where make runs (the kernel's build root) and what it takes (CC). */
+  run?: Runner;
+  makeArgs?: string[];
+}) {
+  const { headersDir, out } = o;
   const tmp = `${out}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   try {
-    writeFileSync(join(tmp, "livepatch-sample.c"), await sampleSource(series, version));
+    writeFileSync(join(tmp, "livepatch-sample.c"), await sampleSource(o.series, o.version, o.tarball));
     writeFileSync(join(tmp, "Kbuild"), "obj-m := livepatch-sample.o\n");
-    const r = await exec("make", ["-C", headersDir, `M=${tmp}`, "modules"]);
+    const r = await (o.run ?? exec)("make", ["-C", headersDir, `M=${tmp}`, ...(o.makeArgs ?? []), "modules"]);
     if (r.code !== 0 || !existsSync(join(tmp, "livepatch-sample.ko"))) {
       throw new KpatchError(
         "BUILD_FAILED",

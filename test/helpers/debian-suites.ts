@@ -3,23 +3,16 @@
  * suites through apt-state.ts): tests that target "the latest in trixie-security" ask here
  * instead of naming a version that security updates will retire.
  */
-import { spawnSync } from "node:child_process";
 import { type AptState, suiteApt } from "../../src/debian/apt-state.js";
-import { parseMadison, releaseSuite } from "../../src/debian/kernel-release.js";
+import { candidateVersion } from "../../src/debian/kernel-packages.js";
+import { releaseSuite } from "../../src/debian/kernel-release.js";
 import { KpatchError } from "../../src/util/errors.js";
-import { exec } from "../../src/util/exec.js";
 import { Progress } from "../../src/util/progress.js";
 
-/** dpkg's order of two versions (dpkg --compare-versions answers one relation at a time). */
-function compareVersions(a: string, b: string): number {
-  if (a === b) return 0;
-  return spawnSync("dpkg", ["--compare-versions", a, "lt", b]).status === 0 ? -1 : 1;
-}
-
 /**
- * The newest amd64 kernel release of Debian `debian` (13: 6.12.118+deb13-amd64 when
- * linux-image-amd64 is 6.12.118-1) and the apt that found it; `skip` says why there is none
- * (no mirror reachable).
+ * The newest amd64 kernel release of Debian `debian` (13: 6.12.118+deb13-amd64 when apt's
+ * candidate of linux-image-amd64 is 6.12.118-1) and the apt that found it; `skip` says why
+ * there is none (no mirror reachable).
  */
 export async function newestDebianKernel(
   debian: number,
@@ -33,13 +26,7 @@ export async function newestDebianKernel(
       return { skip: `no Debian mirror: ${e.message}` };
     throw e;
   }
-  const rows = parseMadison(
-    (await exec("apt-cache", [...apt.options, "madison", "linux-image-amd64"])).stdout,
-  );
-  const version = rows
-    .map((r) => r.version)
-    .sort(compareVersions)
-    .at(-1);
+  const version = await candidateVersion(apt, "linux-image-amd64");
   if (!version) return { skip: `apt knows no linux-image-amd64 in ${suite.suites.join(", ")}` };
   return { kernelRelease: `${version.replace(/-[^-]*$/, "")}+deb${debian}-amd64`, version, apt };
 }
