@@ -22,6 +22,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, w
 import { join } from "node:path";
 import { hostCodename } from "../debian/apt-sources.js";
 import { suiteApt } from "../debian/apt-state.js";
+import { buildRootRunner } from "../debian/build-root.js";
 import { fetchDebianPackage, findDebianPackage } from "../debian/debian-package.js";
 import {
   imageModulesDir,
@@ -53,6 +54,9 @@ export interface DistroLabInfo {
   series: KernelSeries;
   /** The Debian suite of the kernel, when it is not this machine's own (trixie). */
   suite?: string;
+  /** The build root holding the kernel's compiler, when this machine has another; its name for CC. */
+  buildRoot?: string;
+  cc?: string;
   key: string;
   /** linux-source-<series>'s version, which the image and headers packages have too. */
   sourceVersion: string;
@@ -199,6 +203,7 @@ export async function setupDistroLab(options: DistroSetupOptions): Promise<Distr
   const info: DistroLabInfo = ready ?? {
     series,
     ...(suite ? { suite } : {}),
+    ...(toolchain?.buildRoot ? { buildRoot: toolchain.buildRoot, cc: toolchain.cc } : {}),
     key,
     sourceVersion: version,
     kernelRelease,
@@ -215,6 +220,14 @@ export async function setupDistroLab(options: DistroSetupOptions): Promise<Distr
   if (!lab) throw new KpatchError("DISTRO_IMAGE", `Cannot find ${info.image}=${version} in the cache`);
   if (ready) progress.note(`stock ${series} kernel ready (cached): ${kernelRelease}, ${dir}`);
   return lab;
+}
+
+/**
+ * How modules are built against a distro lab's headers: with the kernel's compiler, in its build
+ * root when the lab has one (make's runner and CC), else here.
+ */
+export function distroLabKbuild(lab: DistroLab): { run?: Runner; makeArgs?: string[] } {
+  return lab.buildRoot && lab.cc ? { run: buildRootRunner(lab.buildRoot), makeArgs: [`CC=${lab.cc}`] } : {};
 }
 
 /** The kernel's compiler for the sample: here, or in its suite's build root. */
