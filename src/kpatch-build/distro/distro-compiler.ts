@@ -45,6 +45,12 @@ export async function distroToolchain(options: {
       why: "build roots are off (KPATCH_TS_BUILD_ROOT=off): nothing built",
     });
   }
+  if (process.getuid?.() !== 0) {
+    throw await compilerMismatch(compiler, found, {
+      configPath,
+      why: "a build root with the kernel's compiler needs root (debootstrap, chroot)",
+    });
+  }
   const root = await buildRootFor({
     suite: releaseSuite(options.release),
     cc: compiler.cc,
