@@ -16,9 +16,11 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import { buildRootRunner } from "../src/debian/build-root.js";
 import { parseRelease } from "../src/debian/kernel-release.js";
 import { fullObjectIndex } from "../src/kpatch-build/distro/distro-objects.js";
 import { cachePath } from "../src/util/cache-dir.js";
+import { exec, execCheck } from "../src/util/exec.js";
 import { cpuSeconds } from "./cpu-time.js";
 
 const kernelRelease = process.argv[2] ?? "6.12.117+deb12-amd64";
@@ -83,13 +85,17 @@ try {
   const ready = JSON.parse(readFileSync(join(distro, tree, "ready.json"), "utf8")) as {
     cc: string;
     versions: { source: string };
+    buildRoot?: string | null;
   };
+  // The tree's commands run where kpatch-build ran them: here, or in the kernel's build root.
+  const run = ready.buildRoot ? buildRootRunner(ready.buildRoot) : exec;
   const srcDir = join(cache, "src", ready.versions.source, `linux-source-${series}`);
   const ti = performance.now();
   const { objects: index } = await fullObjectIndex({
     srcDir,
     buildDir,
     makeArgs: [`CC=${ready.cc}`, `KERNELRELEASE=${kernelRelease}`],
+    run,
   });
   console.log(
     `object index (made by the cold run's find objects, once per kernel version): ${index.length} objects, loaded in ${((performance.now() - ti) / 1000).toFixed(1)} s`,
@@ -97,13 +103,10 @@ try {
   const step = Math.max(1, Math.floor(index.length / sample));
   const picked = index.filter((_, i) => i % step === 0).slice(0, sample);
   const t0 = performance.now();
-  execFileSync(
+  await execCheck(
     "make",
     [`CC=${ready.cc}`, `KERNELRELEASE=${kernelRelease}`, "-j2", ...picked.map((o) => o.path)],
-    {
-      cwd: buildDir,
-      stdio: "ignore",
-    },
+    { cwd: buildDir, run },
   );
   const sampleS = (performance.now() - t0) / 1000;
   const estimate = (sampleS / picked.length) * index.length;

@@ -5,7 +5,9 @@
  * module is loaded with `kpatch load`, its effect checked before, after, and after `kpatch unload`.
  * A refused patch leaves the source tree as it was and writes no module. A module built for
  * another release of the kernel is refused by `kpatch load` (vermagic). Series: KPATCH_LAB_SERIES
- * (6.12 by default, or 6.1).
+ * (6.12 by default, or 6.1); suite: KPATCH_LAB_SUITE (this machine's by default, or trixie: Debian
+ * 13's newest kernel, set up with kpatch-lab setup --distro 6.12 --suite trixie, its patches
+ * compiled with its gcc 14 in a build root).
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -17,7 +19,7 @@ import { promisify } from "node:util";
 import { requireDistroLab } from "../src/lab/distro.js";
 import { type GuestResult, runGuest } from "../src/lab/guest.js";
 import { kpatchInGuest } from "../src/lab/guest-node.js";
-import { testSeries } from "../src/lab/paths.js";
+import { testSeries, testSuite } from "../src/lab/paths.js";
 import { cachePath } from "../src/util/cache-dir.js";
 import { CASES, type DistroCase, OTHER_RELEASE, REFUSED } from "./helpers/kpatch-build-distro-cases.js";
 import { cleanTreeState, lockHolder } from "./helpers/tree-state.js";
@@ -25,7 +27,7 @@ import { cleanTreeState, lockHolder } from "./helpers/tree-state.js";
 const run = promisify(execFile);
 const series = testSeries();
 // scripts/test.sh sets up the test series' stock kernel: missing, it is an error, not a skip.
-const lab = requireDistroLab(series);
+const lab = requireDistroLab(series, { suite: testSuite() });
 const cli = join(import.meta.dirname, "..", "src", "cli", "kpatch-build.js");
 const out = mkdtempSync(join(tmpdir(), "kpatch-build-distro-"));
 test.after(() => rmSync(out, { recursive: true, force: true }));

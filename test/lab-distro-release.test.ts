@@ -32,7 +32,7 @@ test(`kpatch-lab setup and run --distro 6.12 --release ${RELEASE} boot exactly t
   const setup = await cli("kpatch-lab", "setup", "--distro", "6.12", "--release", RELEASE);
   assert.equal(setup.code, 0, setup.stderr);
   assert.match(setup.stderr, new RegExp(`Linux ${RELEASE.replace(/[.+]/g, "\\$&")} \\(linux-image-`));
-  const lab = findDistroLab("6.12", RELEASE);
+  const lab = findDistroLab("6.12", { kernelRelease: RELEASE });
   assert.equal(lab?.kernelRelease, RELEASE);
   assert.equal(findDistroLab("6.12")?.dir, before, "the series' default kernel is left as it was");
 

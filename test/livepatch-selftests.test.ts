@@ -12,8 +12,9 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test, { type TestContext } from "node:test";
+import { findDebianPackage } from "../src/debian/debian-package.js";
 import { unpackKernelSource } from "../src/debian/kernel-source.js";
-import { findDistroLab } from "../src/lab/distro.js";
+import { distroLabKbuild, findDistroLab } from "../src/lab/distro.js";
 import { type GuestOptions, runGuest } from "../src/lab/guest.js";
 import { labModules } from "../src/lab/lab-modules.js";
 import {
@@ -26,6 +27,7 @@ import {
 import { KERNEL_SERIES, testSeries } from "../src/lab/paths.js";
 import { requireLab } from "../src/lab/setup.js";
 import { cachePath } from "../src/util/cache-dir.js";
+import type { Runner } from "../src/util/exec.js";
 import { Progress } from "../src/util/progress.js";
 
 interface Target {
@@ -33,7 +35,7 @@ interface Target {
   guest: GuestOptions["lab"];
   /** Kernel source (the scripts), kbuild tree and its cache key (the modules), .config (skips). */
   srcDir: string;
-  kernel: { key: string; kbuildDir: string };
+  kernel: { key: string; kbuildDir: string; run?: Runner; makeArgs?: readonly string[] };
   config: string;
   cpus: number;
 }
@@ -121,24 +123,32 @@ test(`livepatch selftests on the ${lab.series} lab kernel (${lab.kernelRelease})
 });
 
 // The stock kernel of the test series must pass when set up; the other series runs when it is
-// set up (and its source unpacked), and says so when not.
-for (const series of KERNEL_SERIES) {
-  const distro = findDistroLab(series);
+// set up (and its source unpacked), and says so when not; so does Debian 13's 6.12 (kpatch-lab
+// setup --distro 6.12 --suite trixie: its modules built with its gcc 14 in its build root).
+for (const [series, suite] of [
+  ...KERNEL_SERIES.map((s) => [s, undefined] as const),
+  ["6.12", "trixie"] as const,
+]) {
+  const distro = findDistroLab(series, { suite });
+  const label = suite ? `${series} ${suite}` : series;
   const unpacked = existsSync(cachePath("src", distro?.sourceVersion ?? "-", ".unpacked"));
   const skip = !distro
-    ? `the stock ${series} kernel is not set up (kpatch-lab setup --distro ${series})`
-    : series !== lab.series && !unpacked
+    ? `the stock ${label} kernel is not set up (kpatch-lab setup --distro ${series}${suite ? ` --suite ${suite}` : ""})`
+    : (series !== lab.series || suite) && !unpacked
       ? `Debian's ${series} source ${distro.sourceVersion} is not unpacked in the cache`
       : false;
   // Skipped only with the reason above (that stock kernel not set up, or its source not
   // unpacked); CI sets up both and runs both.
-  test(`livepatch selftests on Debian's stock ${series} kernel`, { skip }, async (t) => {
+  test(`livepatch selftests on Debian's stock ${label} kernel`, { skip }, async (t) => {
     const d = distro!;
     t.diagnostic(d.kernelRelease);
     const srcDir = await unpackKernelSource({
       series: d.series,
       version: d.sourceVersion,
-      tarball: `/usr/src/linux-source-${d.series}.tar.xz`,
+      tarball:
+        findDebianPackage(`linux-source-${d.series}`, d.sourceVersion)?.root.concat(
+          `/usr/src/linux-source-${d.series}.tar.xz`,
+        ) ?? `/usr/src/linux-source-${d.series}.tar.xz`,
       progress: new Progress({ quiet: true }),
     });
     // one vCPU: the stock kernel's test-syscall took 93 s on two (TCG single-threaded hands each
@@ -146,7 +156,7 @@ for (const series of KERNEL_SERIES) {
     await runSelftests(t, {
       guest: d,
       srcDir,
-      kernel: { key: `distro-${d.key}`, kbuildDir: d.headersDir },
+      kernel: { key: `distro-${d.key}`, kbuildDir: d.headersDir, ...distroLabKbuild(d) },
       config: d.config,
       cpus: 1,
     });

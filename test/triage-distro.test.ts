@@ -47,7 +47,7 @@ interface TriageJson {
 /** Loads each of `modules` (in `dir`) in a guest of `kernelRelease`: kpatch load, list, unload each. */
 async function loadEach(kernelRelease: string, dir: string, modules: string[]) {
   const lab =
-    findDistroLab(series, kernelRelease) ??
+    findDistroLab(series, { kernelRelease }) ??
     (await setupDistroLab({ series, kernelRelease, progress: new Progress({ quiet: true }) }));
   const kpatch = await kpatchInGuest(lab);
   const steps = modules.flatMap((m) => {

@@ -33,8 +33,11 @@ The target kernel:
   --kernel-release KVER  a Debian kernel (KVER as uname -r prints it, e.g.
                          6.12.117+deb12-amd64), installed or not: its image,
                          headers and linux-source packages at one version (fetched
-                         into the cache when not installed), a tree prepared once
-                         per version; only the objects the patch reaches are compiled
+                         into the cache when not installed; +deb13: Debian 13's, found
+                         through apt for trixie with a state of its own), a tree prepared
+                         once per version; only the objects the patch reaches are
+                         compiled, always by the kernel's own gcc (in a build root of
+                         its Debian suite when this machine has another)
   -s DIR                 your kernel: its source and the kbuild output tree that
                          built the running kernel (nothing is rebuilt there)
   --kernel 6.12|6.1      a lab kernel (kpatch-lab setup)
@@ -75,6 +78,11 @@ Options:
   -d, --debug            keep going verbose: print stack traces of errors
       --skip-cleanup     keep the work directory (printed at the end)
   -h, --help             this text
+
+Environment:
+  KPATCH_TS_CACHE        cache directory (default ~/.cache/kpatch-ts)
+  KPATCH_TS_BUILD_ROOT   off: refuse a kernel built by another gcc than this
+                         machine's instead of compiling in a build root
 
 Exit status:
   0  the module was built

@@ -26,17 +26,19 @@ Commands:
         Install the Debian packages the lab needs (as root), unpack the kernel
         source, configure it (tinyconfig + lab/config fragments), build it, and
         make the initramfs. Cached: a second run with nothing changed takes seconds.
-  setup --distro 6.12|6.1 [--release KVER] [--debian] [--no-install]
+  setup --distro 6.12|6.1 [--release KVER | --suite trixie] [--debian] [--no-install]
         Debian's own kernel instead, never built here: download the
         linux-image-*-amd64-unsigned and linux-headers packages at the installed
         linux-source version (--release KVER: exactly that packaged kernel, any
         flavour, e.g. 6.12.113+deb12-amd64 or 6.12.117+deb12-cloud-amd64), make
         an initramfs with the modules the guest needs, and build the kernel's
-        livepatch-sample against the headers. With
+        livepatch-sample against the headers. --suite trixie: Debian 13's newest
+        kernel of the series instead (its packages through a private apt state,
+        the sample built with its gcc 14 in a build root). With
         --debian, also a Debian 12 root file system for that kernel (debootstrap
         minbase, systemd, apt, the kernel's image package, Debian's nodejs),
         an ext4 image booted with systemd as init (as root; cached).
-  run [--kernel K | --distro S [--release KVER]] [--debian] [--network] [--file PATH]... [--share-host] [--timeout SEC] [--json] -- COMMAND...
+  run [--kernel K | --distro S [--release KVER | --suite trixie]] [--debian] [--network] [--file PATH]... [--share-host] [--timeout SEC] [--json] -- COMMAND...
         Boot the lab kernel with the files (in /lab/files, the working directory),
         run each COMMAND (one shell command per argument) and print its output and
         exit status. Exit status: 0 when every command exited 0, 1 otherwise.
@@ -50,13 +52,14 @@ Commands:
         for Debian's stock kernel (default: --distro 6.12, set up with 'setup
         --distro 6.12') or the lab kernel (--kernel), boot that kernel, and patch
         it live with kpatch load / list / unload in the guest.
-  info [--kernel K | --distro S [--release KVER]] [--json]
+  info [--kernel K | --distro S [--release KVER | --suite trixie]] [--json]
         Where the lab is and what it was built from.
 
 Options:
   --kernel K     the lab kernel of a series: 6.12 (default) or 6.1
   --distro S     Debian's stock kernel of a series: 6.12 or 6.1
   --release KVER with --distro: that packaged kernel (as uname -r prints it)
+  --suite C      with --distro: the Debian release's kernel (trixie; default this machine's)
   -h, --help     this text
 
 Environment:
@@ -71,6 +74,8 @@ interface KernelChoice {
   distro: boolean;
   /** With --distro: exactly this packaged kernel (--release KVER). */
   kernelRelease?: string;
+  /** With --distro: another Debian release's newest kernel (--suite trixie). */
+  suite?: string;
 }
 
 /** --kernel K or --distro S [--release KVER], checked before anything is looked up. */
@@ -78,21 +83,29 @@ function kernelChoice(values: {
   kernel?: string | undefined;
   distro?: string | undefined;
   release?: string | undefined;
+  suite?: string | undefined;
 }): KernelChoice {
   if (values.kernel !== undefined && values.distro !== undefined)
     throw new UsageError("--kernel and --distro exclude each other");
   if (values.release !== undefined && values.distro === undefined)
     throw new UsageError("--release names a Debian kernel: it needs --distro SERIES");
+  if (values.suite !== undefined && values.distro === undefined)
+    throw new UsageError("--suite needs --distro");
+  if (values.suite !== undefined && values.release !== undefined)
+    throw new UsageError("--release names one kernel, --suite another release's newest: give one");
   return {
     series: series(values.distro ?? values.kernel),
     distro: values.distro !== undefined,
     ...(values.release !== undefined ? { kernelRelease: values.release } : {}),
+    ...(values.suite !== undefined ? { suite: values.suite } : {}),
   };
 }
 
 /** The lab kernel or, with --distro, Debian's stock kernel of a series or release (set up). */
 function guestKernel(choice: KernelChoice): Lab | DistroLab {
-  return choice.distro ? requireDistroLab(choice.series, choice.kernelRelease) : requireLab(choice.series);
+  return choice.distro
+    ? requireDistroLab(choice.series, { kernelRelease: choice.kernelRelease, suite: choice.suite })
+    : requireLab(choice.series);
 }
 
 function series(value: string | undefined): KernelSeries {
@@ -120,6 +133,7 @@ async function cmdSetup(rest: string[]): Promise<number> {
       kernel: { type: "string" },
       distro: { type: "string" },
       release: { type: "string" },
+      suite: { type: "string" },
       debian: { type: "boolean" },
       jobs: { type: "string", short: "j" },
       "no-install": { type: "boolean" },
@@ -134,12 +148,15 @@ async function cmdSetup(rest: string[]): Promise<number> {
   const progress = new Progress();
   const started = performance.now();
   if (values.debian && !choice.distro) throw new UsageError("setup: --debian needs --distro");
+  if (values.debian && choice.suite)
+    throw new UsageError("setup: --debian makes a Debian 12 root file system, not one for --suite");
   if (values.debian && choice.kernelRelease)
     throw new UsageError("setup: --debian is made for the series' default kernel, not --release");
   if (choice.distro) {
     const lab = await setupDistroLab({
       series: choice.series,
       ...(choice.kernelRelease ? { kernelRelease: choice.kernelRelease } : {}),
+      ...(choice.suite ? { suite: choice.suite } : {}),
       progress,
       installPackages: !values["no-install"],
     });
@@ -174,6 +191,7 @@ async function cmdRun(rest: string[]): Promise<number> {
       kernel: { type: "string" },
       distro: { type: "string" },
       release: { type: "string" },
+      suite: { type: "string" },
       debian: { type: "boolean" },
       network: { type: "boolean" },
       file: { type: "string", multiple: true },
@@ -191,6 +209,8 @@ async function cmdRun(rest: string[]): Promise<number> {
   for (const f of values.file ?? []) checkUserFile(f, "LAB_FILE");
   if (values.debian && choice.kernelRelease)
     throw new UsageError("run: --debian boots the series' default kernel, not --release");
+  if (values.debian && choice.suite)
+    throw new UsageError("run: --debian boots a Debian 12 root file system, not one for --suite");
   const lab = guestKernel(choice);
   const debian = values.debian ? await debianGuest(lab) : undefined;
   const prepare = debian?.prepare ? [debian.prepare] : [];
@@ -251,6 +271,7 @@ async function cmdInfo(rest: string[]): Promise<number> {
       kernel: { type: "string" },
       distro: { type: "string" },
       release: { type: "string" },
+      suite: { type: "string" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },

@@ -68,24 +68,38 @@ export function findDebianPackage(name: string, version: string): DebianPackage 
  * cache unless it is there already. Throws DEBIAN_DOWNLOAD_FAILED when apt cannot fetch it and
  * DEBIAN_WRONG_PACKAGE when what it fetched is not that package at that version.
  */
-export async function fetchDebianPackage(name: string, version: string): Promise<DebianPackage> {
+export async function fetchDebianPackage(
+  name: string,
+  version: string,
+  /** apt-get's options for the package's suite (apt-state.ts; default this machine's apt). */
+  aptOptions: readonly string[] = [],
+): Promise<DebianPackage> {
   const key = packageKey(name, version);
   const pool = join(debianDir(), "pool");
   const deb = join(pool, `${key}.deb`);
   const root = join(debianDir(), key);
   mkdirSync(pool, { recursive: true });
-  if (!existsSync(deb)) await download(name, version, pool, deb);
+  if (!existsSync(deb)) await download({ name, version, aptOptions }, pool, deb);
   if (!existsSync(root)) await unpack(deb, root);
   return { name, version, deb, root };
 }
 
-async function download(name: string, version: string, pool: string, deb: string): Promise<void> {
+async function download(
+  pkg: { name: string; version: string; aptOptions: readonly string[] },
+  pool: string,
+  deb: string,
+): Promise<void> {
+  const { name, version } = pkg;
   const tmp = mkdtempSync(join(pool, ".download-"));
   try {
     // apt's sandbox user cannot write to root's cache: download as the caller.
-    const r = await exec("apt-get", ["-o", "APT::Sandbox::User=root", "download", `${name}=${version}`], {
-      cwd: tmp,
-    });
+    const r = await exec(
+      "apt-get",
+      ["-o", "APT::Sandbox::User=root", ...pkg.aptOptions, "download", `${name}=${version}`],
+      {
+        cwd: tmp,
+      },
+    );
     const files = readdirSync(tmp).filter((f) => f.endsWith(".deb"));
     if (r.code !== 0 || files.length !== 1) {
       const why = r.stderr.trim().split("\n").pop() ?? `apt-get exited with ${r.code}`;

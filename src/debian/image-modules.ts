@@ -74,12 +74,27 @@ export function parseBuiltin(text: string): Set<string> {
 }
 
 /**
+ * The modules directory of an unpacked image package: usr/lib/modules/<KVER> in Debian 13's
+ * (merged /usr), lib/modules/<KVER> in Debian 12's.
+ */
+export function imageModulesDir(root: string, kernelRelease: string): string {
+  const merged = join(root, "usr", "lib", "modules", kernelRelease);
+  return existsSync(merged) ? merged : join(root, "lib", "modules", kernelRelease);
+}
+
+/**
  * modules.dep of an unpacked image package's lib/modules/<KVER>, made once at `out` (a
  * directory, complete or absent) by depmod over links to the package's files.
  */
 export async function modulesDep(modulesDir: string, kernelRelease: string, out: string): Promise<string> {
   const dep = join(out, "lib", "modules", kernelRelease, "modules.dep");
   if (existsSync(dep)) return dep;
+  if (!existsSync(join(modulesDir, "modules.order"))) {
+    throw new KpatchError(
+      "DISTRO_MODULE",
+      `Cannot index the modules of ${kernelRelease}: ${modulesDir} has no modules.order`,
+    );
+  }
   const tmp = `${out}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   try {

@@ -9,8 +9,10 @@ import { join } from "node:path";
 import { KpatchError } from "../util/errors.js";
 import { exec } from "../util/exec.js";
 import type { Progress } from "../util/progress.js";
+import { type AptState, suiteApt } from "./apt-state.js";
 import { fetchDebianPackage } from "./debian-package.js";
-import { type DistroRelease, parseMadison, releasePackages } from "./kernel-release.js";
+import { imageModulesDir } from "./image-modules.js";
+import { type DistroRelease, parseMadison, releasePackages, releaseSuite } from "./kernel-release.js";
 
 /** Everything kpatch-build takes from Debian's packages for one kernel release. */
 export interface DistroInputs {
@@ -25,7 +27,7 @@ export interface DistroInputs {
   imageConfig: string;
   /** vmlinuz-<KVER> from the image package or /boot. */
   vmlinuz: string;
-  /** lib/modules/<KVER> of the image package (the modules a patch may target). */
+  /** (usr/)lib/modules/<KVER> of the image package (the modules a patch may target). */
   modulesDir: string;
 }
 
@@ -38,21 +40,21 @@ async function installedVersion(pkg: string): Promise<string | undefined> {
 }
 
 /** The version apt would fetch for `pkg` (its candidate), or undefined when apt knows none. */
-async function candidateVersion(pkg: string): Promise<string | undefined> {
-  const r = await exec("apt-cache", ["policy", pkg]);
+export async function candidateVersion(apt: AptState, pkg: string): Promise<string | undefined> {
+  const r = await exec("apt-cache", [...apt.options, "policy", pkg]);
   const v = /^\s*Candidate:\s*(\S+)/m.exec(r.stdout)?.[1];
   return r.code === 0 && v && v !== "(none)" ? v : undefined;
 }
 
 /** Every version apt knows of `pkg` (for the message when the one needed is missing). */
-async function knownVersions(pkg: string): Promise<string[]> {
-  const r = await exec("apt-cache", ["madison", pkg]);
+async function knownVersions(apt: AptState, pkg: string): Promise<string[]> {
+  const r = await exec("apt-cache", [...apt.options, "madison", pkg]);
   return parseMadison(r.stdout).map((row) => row.version);
 }
 
-async function fetch(pkg: string, version: string, progress: Progress): Promise<string> {
+async function fetch(apt: AptState, pkg: string, version: string, progress: Progress): Promise<string> {
   progress.update(`${pkg}=${version}`);
-  return (await fetchDebianPackage(pkg, version)).root;
+  return (await fetchDebianPackage(pkg, version, apt.options)).root;
 }
 
 /**
@@ -82,13 +84,17 @@ export async function findDistroInputs(
   const { kernelRelease, series } = release;
   const names = releasePackages(release);
   progress.begin("packages", kernelRelease);
+  const apt = await suiteApt(releaseSuite(release), progress);
   const installedImage =
     (await installedVersion(`linux-image-${kernelRelease}`)) ?? (await installedVersion(names.image));
-  const image = installedImage ?? (await candidateVersion(names.image));
+  const image =
+    installedImage ??
+    (await candidateVersion(apt, names.image)) ??
+    ((await apt.refresh(progress)) ? await candidateVersion(apt, names.image) : undefined);
   if (!image) {
     throw new KpatchError(
       "DISTRO_NO_PACKAGE",
-      `Cannot find ${names.image} in apt's package lists: no such Debian kernel, or apt-get update is needed`,
+      `Cannot find ${names.image} in the package lists of ${releaseSuite(release).suites.join(", ")} (${apt.label}): no such Debian kernel, or apt-get update is needed`,
     );
   }
   if (onTarget) checkRunningVersion(kernelRelease, image);
@@ -102,30 +108,30 @@ export async function findDistroInputs(
       existsSync(modulesDir)
     )
   ) {
-    const root = await fetch(names.image, image, progress);
+    const root = await fetch(apt, names.image, image, progress);
     boot = join(root, "boot");
-    modulesDir = join(root, "lib", "modules", kernelRelease);
+    modulesDir = imageModulesDir(root, kernelRelease);
   }
 
   const installedHeaders = await installedVersion(names.headers);
   const headersRoot =
     installedHeaders === image && existsSync(`/usr/src/${names.headers}/Module.symvers`)
       ? "/"
-      : await fetch(names.headers, image, progress);
+      : await fetch(apt, names.headers, image, progress);
   const headersVersion = headersRoot === "/" ? installedHeaders! : image;
 
   const installedSource = await installedVersion(names.source);
   let sourceTarball = `/usr/src/linux-source-${series}.tar.xz`;
   let sourceVersion = installedSource;
   if (installedSource !== image || !existsSync(sourceTarball)) {
-    const known = await knownVersions(names.source);
+    const known = await knownVersions(apt, names.source);
     if (!known.includes(image)) {
       throw new KpatchError(
         "DISTRO_NO_SOURCE",
         `Cannot build for ${kernelRelease}: it needs ${names.source} at ${image}, which apt does not offer (installed: ${installedSource ?? "none"}; available: ${known.join(", ") || "none"})`,
       );
     }
-    const root = await fetch(names.source, image, progress);
+    const root = await fetch(apt, names.source, image, progress);
     sourceTarball = join(root, "usr", "src", `linux-source-${series}.tar.xz`);
     sourceVersion = image;
   }

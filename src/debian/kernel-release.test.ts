@@ -6,6 +6,7 @@ import {
   parseMadison,
   parseRelease,
   releasePackages,
+  releaseSuite,
   unbuildableReason,
   upstreamVersion,
 } from "./kernel-release.js";
@@ -17,6 +18,7 @@ test("parseRelease() reads Debian's two release shapes and names their packages"
     series: "6.12",
     upstream: "6.12.117",
     flavour: "amd64",
+    debian: 12,
   });
   assert.deepEqual(releasePackages(r), {
     image: "linux-image-6.12.117+deb12-amd64-unsigned",
@@ -84,5 +86,19 @@ test("unbuildableReason() refuses the -rt flavour only, naming the RT featureset
   assert.match(
     unbuildableReason(parseRelease("6.12.117+deb12-rt-amd64")) ?? "",
     /RT featureset's patches \(debian\/patches-rt.*linux-source-6\.12 does not contain/,
+  );
+});
+
+test("releaseSuite() maps +deb12 and 6.1.0-N to bookworm, +deb13 to trixie, each with its security suite", () => {
+  const suites = (kver: string) => releaseSuite(parseRelease(kver)).suites;
+  assert.deepEqual(suites("6.12.117+deb12-amd64"), ["bookworm", "bookworm-security"]);
+  assert.deepEqual(suites("6.1.0-57-cloud-amd64"), ["bookworm", "bookworm-security"]);
+  assert.deepEqual(suites("6.12.118+deb13-amd64"), ["trixie", "trixie-security"]);
+  assert.deepEqual(suites("6.12.118+deb13-rt-amd64"), ["trixie", "trixie-security"]);
+  assert.equal(releaseSuite(parseRelease("6.12.118+deb13-cloud-amd64")).codename, "trixie");
+  assert.throws(
+    () => releaseSuite(parseRelease("6.18.3+deb14-amd64")),
+    (e: unknown) =>
+      e instanceof KpatchError && e.code === "DISTRO_BAD_RELEASE" && /\+deb14-amd64/.test(e.message),
   );
 });

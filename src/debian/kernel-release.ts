@@ -17,7 +17,20 @@ export interface DistroRelease {
   upstream?: string;
   /** amd64, cloud-amd64 or rt-amd64. */
   flavour: string;
+  /** The Debian release it was built for: 13 for +deb13, 12 for +deb12 and for 6.1.0-N. */
+  debian: number;
 }
+
+/** A Debian release's codename and the suites its kernels are published in. */
+export interface DebianSuite {
+  debian: number;
+  codename: string;
+  /** The release suite and its security suite, where newer builds of one release land. */
+  suites: string[];
+}
+
+/** The Debian releases whose kernels kpatch-build knows, by number. */
+const CODENAMES: Record<number, string> = { 12: "bookworm", 13: "trixie" };
 
 /** 6.12.117+deb12-amd64 (upstream version in the name) or 6.1.0-57-amd64 (ABI number). */
 const KERNEL_RELEASE = /^(\d+)\.(\d+)\.(\d+)(?:\+deb(\d+)|-(\d+))-((?:cloud-|rt-)?amd64)$/;
@@ -31,7 +44,33 @@ function findRelease(kernelRelease: string): DistroRelease | undefined {
     series: `${m[1]}.${m[2]}`,
     ...(m[4] !== undefined ? { upstream: `${m[1]}.${m[2]}.${m[3]}` } : {}),
     flavour: m[6]!,
+    // 6.1.0-N is Debian 12's naming (its kernels carry no +debN).
+    debian: m[4] !== undefined ? Number(m[4]) : 12,
   };
+}
+
+/** The suites a release's packages are in (+deb13: trixie, trixie-security); DISTRO_BAD_RELEASE for an unknown release. */
+/** The suite named `codename` (bookworm, trixie); DISTRO_BAD_RELEASE for one kpatch-build does not know. */
+export function codenameSuite(codename: string): DebianSuite {
+  const debian = Number(Object.entries(CODENAMES).find(([, c]) => c === codename)?.[0]);
+  if (!debian) {
+    throw new KpatchError(
+      "DISTRO_BAD_RELEASE",
+      `Cannot use Debian suite '${codename}': kpatch-ts knows ${Object.values(CODENAMES).join(" and ")}`,
+    );
+  }
+  return { debian, codename, suites: [codename, `${codename}-security`] };
+}
+
+export function releaseSuite(release: Pick<DistroRelease, "kernelRelease" | "debian">): DebianSuite {
+  const codename = CODENAMES[release.debian];
+  if (!codename) {
+    throw new KpatchError(
+      "DISTRO_BAD_RELEASE",
+      `Cannot tell which Debian suite ${release.kernelRelease} is in: kpatch-build knows Debian ${Object.keys(CODENAMES).join(" and ")} (+deb12: bookworm, +deb13: trixie)`,
+    );
+  }
+  return { debian: release.debian, codename, suites: [codename, `${codename}-security`] };
 }
 
 /** The release `kernelRelease` names; a DISTRO_BAD_RELEASE error when it is not Debian's. */

@@ -5,7 +5,7 @@
  * matches), then post-link the .ko and write it out atomically.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { SHT_PROGBITS, STB_GLOBAL, STT_FUNC } from "../elf/constants.js";
 import type { ElfFile } from "../elf/elf-file.js";
 import { readElf } from "../elf/read-elf.js";
@@ -13,7 +13,7 @@ import { writeElf } from "../elf/write-elf.js";
 import { RUNPRE_SECTION } from "../run-pre/runpre-record.js";
 import { createAtomic, writeFileAtomic } from "../util/atomic-write.js";
 import { KpatchError } from "../util/errors.js";
-import { buildErrors, exec } from "../util/exec.js";
+import { buildErrors, exec, type Runner } from "../util/exec.js";
 import type { Progress } from "../util/progress.js";
 import { takeCallbacks } from "./callbacks.js";
 import { CALLBACK_KINDS } from "./format.js";
@@ -100,7 +100,7 @@ export interface ModuleSigning {
  * Sign `ko` in place with the kernel's own scripts/sign-file and the hash its config names
  * (CONFIG_MODULE_SIG_HASH), as kbuild's modules_sign does.
  */
-async function signModule(buildDir: string, sign: ModuleSigning, ko: string): Promise<void> {
+async function signModule(buildDir: string, sign: ModuleSigning, ko: string, run: Runner): Promise<void> {
   const signFile = join(buildDir, "scripts", "sign-file");
   if (!existsSync(signFile)) {
     throw new KpatchError(
@@ -118,7 +118,9 @@ async function signModule(buildDir: string, sign: ModuleSigning, ko: string): Pr
       `Cannot sign the module: ${buildDir}/.config names no CONFIG_MODULE_SIG_HASH`,
     );
   }
-  const r = await exec(signFile, [hash, sign.key, sign.cert, ko]);
+  const r = await run(signFile, [hash, sign.key, sign.cert, ko], {
+    paths: [dirname(resolve(sign.key)), dirname(resolve(sign.cert)), dirname(resolve(ko))],
+  });
   if (r.code !== 0) {
     throw new KpatchError(
       "SIGN_FAILED",
@@ -141,6 +143,8 @@ export async function buildModule(options: {
   progress: Progress;
   /** Extra make arguments of the kernel's build tree (a Debian kernel's CC and KERNELRELEASE). */
   makeArgs?: readonly string[];
+  /** How the kernel tree's commands run (its build root; default: here). */
+  run?: Runner;
   /** Sign the module (Secure Boot): the private key and X.509 certificate, as sign-file takes them. */
   sign?: ModuleSigning;
   /** The run-pre record (src/run-pre/runpre-record.ts) the module carries for kpatch load. */
@@ -172,7 +176,7 @@ export async function buildModule(options: {
     `M=${dir}`,
     `-j${options.jobs}`,
   ];
-  const r = await exec("make", [...makeArgs, "modules"], {
+  const r = await (options.run ?? exec)("make", [...makeArgs, "modules"], {
     env: { ...process.env, KBUILD_MODPOST_WARN: "1" },
   });
   if (r.code !== 0) {
@@ -192,7 +196,7 @@ export async function buildModule(options: {
     // Signed last: the signature covers the post-linked bytes.
     await createAtomic(options.outFile, async (tmp) => {
       writeFileSync(tmp, writeElf(ko));
-      await signModule(options.kernelBuildDir, sign, tmp);
+      await signModule(options.kernelBuildDir, sign, tmp, options.run ?? exec);
     });
   } else writeFileAtomic(options.outFile, writeElf(ko));
   progress.end(

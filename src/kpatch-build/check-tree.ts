@@ -4,7 +4,7 @@
  * makes different code, and the differ would compare apples with oranges).
  */
 import { KpatchError } from "../util/errors.js";
-import { exec } from "../util/exec.js";
+import { exec, type Runner } from "../util/exec.js";
 import { type KernelConfig, readConfig } from "./kernel-config.js";
 
 export interface TreeProblem {
@@ -33,8 +33,11 @@ function configProblems(config: Map<string, string>): TreeProblem[] {
   return problems;
 }
 
-/** Throws TREE_CONFIG or TREE_COMPILER with what to fix. */
-export async function checkTree(configPath: string): Promise<void> {
+/**
+ * Throws TREE_CONFIG or TREE_COMPILER with what to fix. `run` runs the tree's commands (a
+ * build root's chroot for a Debian kernel built by another compiler; default: this machine).
+ */
+export async function checkTree(configPath: string, run: Runner = exec): Promise<void> {
   const config = readConfig(configPath);
   const problems = configProblems(config);
   if (problems.length) {
@@ -44,13 +47,27 @@ export async function checkTree(configPath: string): Promise<void> {
       { file: configPath },
     );
   }
-  await kernelCompiler(config, configPath);
+  const compiler = configCompiler(config, configPath);
+  const found = await compilerVersion(compiler.cc, run);
+  if (found !== compiler.text) throw await compilerMismatch(compiler, found, { configPath });
 }
 
-/** The compiler named by CONFIG_CC_VERSION_TEXT, checked to be on this machine, same version. */
-export async function kernelCompiler(config: KernelConfig, configPath: string): Promise<string> {
+/** The compiler that built a kernel, as its config names it. */
+export interface KernelCompiler {
+  /** The program: gcc, x86_64-linux-gnu-gcc-14. */
+  cc: string;
+  /** CONFIG_CC_VERSION_TEXT: its `--version` first line ("" for a config older than 5.8). */
+  text: string;
+  /** CONFIG_GCC_VERSION: 140200 for gcc 14.2.0 (undefined when the config does not say). */
+  version?: number;
+}
+
+/** The compiler CONFIG_CC_VERSION_TEXT names; TREE_COMPILER when it is not a gcc. */
+export function configCompiler(config: KernelConfig, configPath: string): KernelCompiler {
   const text = config.get("CONFIG_CC_VERSION_TEXT")?.replace(/^"|"$/g, "") ?? "";
-  if (!text) return "gcc"; // a config older than 5.8 does not say
+  const gccVersion = Number(config.get("CONFIG_GCC_VERSION") ?? "");
+  const version = gccVersion > 0 ? { version: gccVersion } : {};
+  if (!text) return { cc: "gcc", text, ...version }; // a config older than 5.8 does not say
   const cc = text.split(" ")[0] ?? "";
   if (!/^[\w.+-]*gcc[\w.+-]*$/.test(cc)) {
     throw new KpatchError(
@@ -59,14 +76,36 @@ export async function kernelCompiler(config: KernelConfig, configPath: string): 
       { file: configPath },
     );
   }
-  const r = await exec(cc, ["--version"]).catch(() => undefined);
-  const here = r?.code === 0 ? r.stdout.split("\n")[0]?.trim() : undefined;
-  if (here !== text) {
-    throw new KpatchError(
-      "TREE_COMPILER",
-      `Cannot build for this kernel here: it was built with '${text}', ${here ? `this machine's ${cc} is '${here}'` : `this machine has no ${cc} (Debian: apt-get install gcc-12)`}`,
-      { file: configPath },
-    );
-  }
-  return cc;
+  return { cc, text, ...version };
+}
+
+/** `cc --version`'s first line as `run` finds it, or undefined when there is no such program. */
+export async function compilerVersion(cc: string, run: Runner = exec): Promise<string | undefined> {
+  const r = await run(cc, ["--version"]).catch(() => undefined);
+  return r?.code === 0 ? r.stdout.split("\n")[0]?.trim() : undefined;
+}
+
+/**
+ * TREE_COMPILER naming both compilers: the kernel's, and the one here (`found`: `cc --version`
+ * where the build would run, or this machine's gcc when there is no `cc`). `why` says why no
+ * build root stands in (for a Debian kernel).
+ */
+export async function compilerMismatch(
+  compiler: KernelCompiler,
+  found: string | undefined,
+  options: { configPath: string; where?: string; why?: string },
+): Promise<KpatchError> {
+  const where = options.where ?? "this machine";
+  const here = found
+    ? `${where}'s ${compiler.cc} is '${found}'`
+    : `${where} has no ${compiler.cc} (its gcc: ${quoted(await compilerVersion("gcc"))})`;
+  return new KpatchError(
+    "TREE_COMPILER",
+    `Cannot build for this kernel here: it was built with '${compiler.text || "an unnamed gcc"}', ${here}${options.why ? `; ${options.why}` : ""}`,
+    { file: options.configPath },
+  );
+}
+
+function quoted(text: string | undefined): string {
+  return text ? `'${text}'` : "none";
 }

@@ -12,7 +12,7 @@ import { readElf } from "../elf/index.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { cachePath } from "../util/cache-dir.js";
 import { KpatchError } from "../util/errors.js";
-import { execCheck } from "../util/exec.js";
+import { execCheck, type Runner } from "../util/exec.js";
 import { readKbuildCmd } from "./kbuild-tree.js";
 import { compilerArgs } from "./object-compile.js";
 
@@ -63,7 +63,7 @@ KPATCH_SIZE(para, struct paravirt_patch_site)
  */
 export async function probeEntrySizes(
   buildDir: string,
-  options: { cacheDir?: string } = {},
+  options: { cacheDir?: string; run?: Runner } = {},
 ): Promise<EntrySizes> {
   const config = join(buildDir, ".config");
   if (!existsSync(config)) {
@@ -91,6 +91,7 @@ export async function probeEntrySizes(
     await execCheck(args[0]!, args.slice(1), {
       cwd: buildDir,
       what: `compiling the entry-size probe against ${buildDir}`,
+      ...(options.run ? { run: options.run } : {}),
     });
     const file = readElf(readFileSync(obj), obj);
     const sizes: EntrySizes = {};

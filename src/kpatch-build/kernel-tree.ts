@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { KpatchError } from "../util/errors.js";
+import type { Runner } from "../util/exec.js";
 import type { Progress } from "../util/progress.js";
 import type { KbuildObject } from "./kbuild-tree.js";
 
@@ -25,6 +26,11 @@ export interface KernelTree {
   cacheKey: string;
   /** Arguments every make in the build tree takes (a Debian kernel's CC and KERNELRELEASE). */
   makeArgs?: string[];
+  /**
+   * How the tree's commands run (make, the object compiles, the module build): a build root
+   * holding the kernel's own compiler when this machine has another; default: here.
+   */
+  run?: Runner;
   /**
    * The objects the touched files (relative to the source) reach, each with a kbuild record in
    * the build tree, for a tree that has not compiled everything (a Debian kernel's); default:

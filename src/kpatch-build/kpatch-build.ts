@@ -92,7 +92,7 @@ export async function kpatchBuild(options: KpatchBuildOptions): Promise<KpatchBu
   const patches = options.patches.map((p) => readPatch(resolve(p)));
   const name = moduleName(options.patches, options.name);
   progress.begin("check", `${kernel.buildDir}/.config`);
-  await checkTree(join(kernel.buildDir, ".config"));
+  await checkTree(join(kernel.buildDir, ".config"), kernel.run);
   progress.end("livepatch, ftrace, kallsyms, compiler: ok");
   const tree = buildTreeOf(kernel);
   const workDir = mkdtempSync(join(workParent(progress), `kpatch-build-${name}-`));
@@ -153,6 +153,7 @@ export async function kpatchBuild(options: KpatchBuildOptions): Promise<KpatchBu
       jobs: options.jobs,
       progress,
       ...(kernel.makeArgs ? { makeArgs: kernel.makeArgs } : {}),
+      ...(kernel.run ? { run: kernel.run } : {}),
       ...(options.sign ? { sign: options.sign } : {}),
     }).catch((e: unknown) => {
       throwIfAborted(options.signal); // Ctrl-C reached make too: an interruption, not a failure

@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { cachePath } from "../util/cache-dir.js";
 import { KpatchError } from "../util/errors.js";
 import { escapeRegExp } from "../util/escape-regexp.js";
-import { buildErrors, exec, shellQuote } from "../util/exec.js";
+import { buildErrors, exec, type Runner, shellQuote } from "../util/exec.js";
 import { throwIfChildStopped } from "./interrupt.js";
 import { readKbuildCmd } from "./kbuild-tree.js";
 
@@ -141,11 +141,11 @@ export async function compileObject(
   buildDir: string,
   obj: string,
   out: string,
-  options: { signal?: AbortSignal } = {},
+  options: { signal?: AbortSignal | undefined; run?: Runner | undefined } = {},
 ): Promise<void> {
   const command = sectionCommand(savedCommand(buildDir, obj), obj, out);
   mkdirSync(dirname(out), { recursive: true });
-  const r = await exec("sh", ["-c", command], {
+  const r = await (options.run ?? exec)("sh", ["-c", command], {
     cwd: buildDir,
     processGroup: true,
     ...(options.signal ? { signal: options.signal } : {}),

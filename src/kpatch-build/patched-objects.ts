@@ -45,6 +45,8 @@ export interface BuildTree {
   cacheDir: string;
   /** How to find the objects the touched files reach (default: the build tree's records). */
   findObjects?: KernelTree["findObjects"];
+  /** How its compiles run (default: here). */
+  run?: KernelTree["run"];
 }
 
 /** The build tree of a kernel tree: its original objects cached under the tree's cache key. */
@@ -54,6 +56,7 @@ export function buildTreeOf(kernel: KernelTree): BuildTree {
     buildDir: kernel.buildDir,
     cacheDir: cachePath("objects", kernel.cacheKey),
     ...(kernel.findObjects ? { findObjects: kernel.findObjects } : {}),
+    ...(kernel.run ? { run: kernel.run } : {}),
   };
 }
 
@@ -142,7 +145,7 @@ async function originalObject(
   const key = hash.digest("hex").slice(0, 32);
   if (run.cache.take(o.path, key, dest)) return;
   const { signal } = run;
-  await createAtomic(dest, (tmp) => compileObject(tree.buildDir, o.path, tmp, signal ? { signal } : {}));
+  await createAtomic(dest, (tmp) => compileObject(tree.buildDir, o.path, tmp, { signal, run: tree.run }));
   run.cache.put(o.path, key, dest);
 }
 
@@ -158,6 +161,7 @@ export async function buildOriginalObjects(
     srcDir: realpathSync(options.tree.srcDir),
     buildDir: realpathSync(options.tree.buildDir),
     cacheDir: options.tree.cacheDir,
+    ...(options.tree.run ? { run: options.tree.run } : {}),
   };
   installMacros();
   const lock = await TreeLock.acquire(tree.srcDir, {
@@ -198,6 +202,7 @@ export async function buildPatchedObjects(options: PatchedBuildOptions): Promise
     srcDir: realpathSync(options.tree.srcDir),
     buildDir: realpathSync(options.tree.buildDir),
     cacheDir: options.tree.cacheDir,
+    ...(options.tree.run ? { run: options.tree.run } : {}),
   };
   installMacros();
   const touched = [...new Set(patches.flatMap((p) => p.files))];
@@ -246,7 +251,7 @@ export async function buildPatchedObjects(options: PatchedBuildOptions): Promise
     progress.begin("patched build", `${candidates.length} objects`);
     n = 0;
     await pool(candidates, jobs, signal, async (o) => {
-      await compileObject(tree.buildDir, o.path, join(workDir, "patched", o.path), signal ? { signal } : {});
+      await compileObject(tree.buildDir, o.path, join(workDir, "patched", o.path), { signal, run: tree.run });
       progress.update(`${++n}/${candidates.length} ${o.path}`, n / candidates.length);
     });
     progress.end(`${n} compiled`);

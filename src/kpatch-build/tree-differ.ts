@@ -71,7 +71,10 @@ export class TreeDiffer {
   }
 
   async #sizes(): Promise<EntrySizes> {
-    this.#entrySizes ??= await probeEntrySizes(this.tree.buildDir);
+    this.#entrySizes ??= await probeEntrySizes(
+      this.tree.buildDir,
+      this.tree.run ? { run: this.tree.run } : {},
+    );
     return this.#entrySizes;
   }
 

@@ -13,7 +13,6 @@
 import { createHash } from "node:crypto";
 import {
   cpSync,
-  existsSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
@@ -25,6 +24,7 @@ import {
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { debianMirror, hostAptSources } from "../debian/apt-sources.js";
 import { findDebianPackage } from "../debian/debian-package.js";
 import { syncDir } from "../util/atomic-write.js";
 import { cachePath } from "../util/cache-dir.js";
@@ -74,26 +74,6 @@ export interface DebianRootfs extends DebianRootfsInfo {
   image: string;
 }
 
-/** The Debian mirror this machine's apt uses (deb822 URIs: or a one-line deb entry with bookworm). */
-export function debianMirror(sources: string): string | undefined {
-  const blocks = sources.split(/\n\s*\n/);
-  for (const b of blocks) {
-    const uri = /^URIs:\s*(\S+)/m.exec(b)?.[1];
-    const suites = /^Suites:\s*(.*)$/m.exec(b)?.[1]?.split(/\s+/) ?? [];
-    if (uri && suites.includes(SUITE)) return uri;
-  }
-  for (const line of sources.split("\n")) {
-    const m = /^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s/.exec(line.trim());
-    if (m && m[2] === SUITE) return m[1];
-  }
-  return undefined;
-}
-
-function aptSources(): string {
-  const files = ["/etc/apt/sources.list", "/etc/apt/sources.list.d/debian.sources"];
-  return files.map((f) => (existsSync(f) ? readFileSync(f, "utf8") : "")).join("\n\n");
-}
-
 function rootfsKey(distro: DistroLab, mirror: string): string {
   const runner = RUNNER_FILES.map((f) => readFileSync(join(LAB_DEBIAN, f), "utf8"));
   return createHash("sha256")
@@ -114,7 +94,7 @@ function rootfsKey(distro: DistroLab, mirror: string): string {
 
 /** The Debian root file system for a stock kernel, if it is built. */
 function findDebianRootfs(distro: DistroLab): DebianRootfs | undefined {
-  const mirror = debianMirror(aptSources());
+  const mirror = debianMirror(hostAptSources(), SUITE);
   if (!mirror) return undefined;
   const dir = cachePath("lab", `debian-12-${rootfsKey(distro, mirror)}`);
   const info = readJsonIfExists<DebianRootfsInfo>(join(dir, "ready.json"));
@@ -167,7 +147,7 @@ async function chroot(root: string, args: string[], what: string, env: NodeJS.Pr
 function rootfsSources(distro: DistroLab): { mirror: string; imageDeb: string } {
   if (process.getuid?.() !== 0)
     throw new KpatchError("LAB_NOT_ROOT", "Cannot build the Debian root file system: debootstrap needs root");
-  const mirror = debianMirror(aptSources());
+  const mirror = debianMirror(hostAptSources(), SUITE);
   if (!mirror)
     throw new KpatchError("LAB_NOT_DEBIAN", `Cannot find a ${SUITE} mirror in this machine's apt sources`);
   const image = findDebianPackage(distro.image, distro.sourceVersion);

@@ -8,6 +8,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { AptState } from "../debian/apt-state.js";
 import { type DebianPackage, fetchDebianPackage } from "../debian/debian-package.js";
 import { type DistroRelease, imageRelease, parseMadison, releasePackages } from "../debian/kernel-release.js";
 import { syncDir } from "../util/atomic-write.js";
@@ -37,11 +38,18 @@ const DEFAULT_FLAVOUR = "amd64";
 export async function findImagePackage(
   series: KernelSeries,
   version: string,
-  flavour = DEFAULT_FLAVOUR,
+  options: { flavour?: string; apt?: AptState } = {},
 ): Promise<string> {
+  const flavour = options.flavour ?? DEFAULT_FLAVOUR;
+  const aptOptions = options.apt?.options ?? [];
   const search = await execCheck(
     "apt-cache",
-    ["search", "--names-only", `^linux-image-${series.replace(".", "\\.")}\\..*-amd64-unsigned$`],
+    [
+      ...aptOptions,
+      "search",
+      "--names-only",
+      `^linux-image-${series.replace(".", "\\.")}\\..*-amd64-unsigned$`,
+    ],
     { what: "apt-cache search" },
   );
   const names = search.stdout
@@ -51,7 +59,7 @@ export async function findImagePackage(
       const release = imageRelease(n);
       return release?.series === series && release.flavour === flavour;
     });
-  const madison = names.length ? await exec("apt-cache", ["madison", ...names]) : undefined;
+  const madison = names.length ? await exec("apt-cache", [...aptOptions, "madison", ...names]) : undefined;
   const rows = madison ? parseMadison(madison.stdout) : [];
   const found = [...new Set(rows.filter((r) => r.version === version).map((r) => r.pkg))];
   if (found.length !== 1) {
@@ -87,9 +95,12 @@ export function headersDependencies(depends: string, headers: string): { common:
  * The newest version apt offers of the image package of `release` (a release's name is one
  * build on 6.12; on 6.1 an ABI name may have had several). Throws DISTRO_NO_IMAGE.
  */
-async function releaseImageVersion(release: DistroRelease): Promise<{ name: string; version: string }> {
+async function releaseImageVersion(
+  release: DistroRelease,
+  apt: AptState | undefined,
+): Promise<{ name: string; version: string }> {
   const name = releasePackages(release).image;
-  const r = await exec("apt-cache", ["madison", name]);
+  const r = await exec("apt-cache", [...(apt?.options ?? []), "madison", name]);
   const version = parseMadison(r.stdout).find((row) => row.pkg === name)?.version;
   if (!version) {
     throw new KpatchError(
@@ -104,9 +115,10 @@ async function releaseImageVersion(release: DistroRelease): Promise<{ name: stri
 async function findImage(
   series: KernelSeries,
   which: { version: string } | { release: DistroRelease },
+  apt: AptState | undefined,
 ): Promise<{ name: string; version: string }> {
-  if ("release" in which) return releaseImageVersion(which.release);
-  return { name: await findImagePackage(series, which.version), version: which.version };
+  if ("release" in which) return releaseImageVersion(which.release, apt);
+  return { name: await findImagePackage(series, which.version, apt ? { apt } : {}), version: which.version };
 }
 
 /**
@@ -117,6 +129,8 @@ export async function fetchDistroPackages(
   series: KernelSeries,
   which: { version: string } | { release: DistroRelease },
   progress: Progress,
+  /** apt for the kernel's suite when it is not this machine's (src/debian/apt-state.ts). */
+  apt?: AptState,
 ): Promise<DistroPackages> {
   progress.begin(
     "packages",
@@ -124,19 +138,23 @@ export async function fetchDistroPackages(
   );
   let found: { name: string; version: string };
   try {
-    found = await findImage(series, which);
+    found = await findImage(series, which, apt);
   } catch (e) {
     // A fresh machine's apt lists may not know the security suite's images yet: update once.
     if ((e as KpatchError).code !== "DISTRO_NO_IMAGE" || process.getuid?.() !== 0) throw e;
     progress.update("apt-get update");
-    await execCheck("apt-get", ["-o", "DPkg::Lock::Timeout=600", "update", "-q"], { what: "apt-get update" });
-    found = await findImage(series, which);
+    if (!apt?.options.length)
+      await execCheck("apt-get", ["-o", "DPkg::Lock::Timeout=600", "update", "-q"], {
+        what: "apt-get update",
+      });
+    else await apt.refresh(progress);
+    found = await findImage(series, which, apt);
   }
   const { name: imageName, version } = found;
   const kernelRelease = imageRelease(imageName)!.kernelRelease;
   const fetch = (name: string) => {
     progress.update(`${name}=${version}`);
-    return fetchDebianPackage(name, version);
+    return fetchDebianPackage(name, version, apt?.options);
   };
   const image = await fetch(imageName);
   const headers = await fetch(`linux-headers-${kernelRelease}`);

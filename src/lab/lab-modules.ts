@@ -12,11 +12,14 @@ import { join } from "node:path";
 import { createAtomic } from "../util/atomic-write.js";
 import { cachePath } from "../util/cache-dir.js";
 import { KpatchError } from "../util/errors.js";
-import { execCheck } from "../util/exec.js";
+import { execCheck, type Runner } from "../util/exec.js";
 
 export interface LabModulesOptions {
-  /** The kbuild tree to build against (make -C), and the cache key of the setup it belongs to. */
-  kernel: { key: string; kbuildDir: string };
+  /**
+   * The kbuild tree to build against (make -C), the cache key of the setup it belongs to, and
+   * where its make runs with what CC (a stock kernel's build root; default here, its gcc).
+   */
+  kernel: { key: string; kbuildDir: string; run?: Runner; makeArgs?: readonly string[] };
   /** A name for the set, part of the cache directory's name. */
   name: string;
   /** The directory of the sources (a Kbuild or kbuild Makefile and the .c files), not written. */
@@ -30,7 +33,7 @@ export interface LabModulesOptions {
 /** Builds the modules of `sourceDir` against the kernel once per source or tree change; their directory. */
 export async function labModules(options: LabModulesOptions): Promise<string> {
   const { kernel, name, sourceDir, modules } = options;
-  const makeArgs = options.makeArgs ?? [];
+  const makeArgs = [...(kernel.makeArgs ?? []), ...(options.makeArgs ?? [])];
   const hash = createHash("sha256");
   for (const f of readdirSync(sourceDir, { withFileTypes: true }).sort((a, b) =>
     a.name < b.name ? -1 : 1,
@@ -46,6 +49,7 @@ export async function labModules(options: LabModulesOptions): Promise<string> {
       cpSync(sourceDir, tmp, { recursive: true });
       await execCheck("make", ["-C", kernel.kbuildDir, `M=${tmp}`, "-j2", ...makeArgs, "modules"], {
         what: `make (${name} modules)`,
+        ...(kernel.run ? { run: kernel.run } : {}),
       });
       const missing = modules.filter((m) => !existsSync(join(tmp, `${m}.ko`)));
       if (missing.length) {

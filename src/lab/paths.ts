@@ -23,6 +23,11 @@ export function testSeries(): KernelSeries {
   return s as KernelSeries;
 }
 
+/** The Debian suite of the stock kernel the distro tests run on: $KPATCH_LAB_SUITE (trixie), else this machine's. */
+export function testSuite(): string | undefined {
+  return process.env["KPATCH_LAB_SUITE"] || undefined;
+}
+
 export function currentLabLink(series: KernelSeries): string {
   return cachePath("lab", `current-${series}`);
 }

@@ -24,6 +24,18 @@ export interface ExecOptions {
   processGroup?: boolean;
 }
 
+/** What a Runner takes besides ExecOptions. */
+export interface RunOptions extends ExecOptions {
+  /**
+   * Host directories the command reads or writes besides the cache and $TMPDIR (a runner that
+   * confines commands, a build root's chroot, must show them at the same paths).
+   */
+  paths?: readonly string[];
+}
+
+/** How a tree's commands run: `exec` on this machine, or inside a build root. */
+export type Runner = (cmd: string, args: readonly string[], options?: RunOptions) => Promise<ExecResult>;
+
 export interface ExecResult {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -103,9 +115,9 @@ export function exec(cmd: string, args: readonly string[], options: ExecOptions 
 export async function execCheck(
   cmd: string,
   args: readonly string[],
-  options: ExecOptions & { what?: string } = {},
+  options: RunOptions & { what?: string; run?: Runner } = {},
 ): Promise<ExecResult> {
-  const r = await exec(cmd, args, options);
+  const r = await (options.run ?? exec)(cmd, args, options);
   if (r.code !== 0) {
     const tail = tailLines(`${r.stdout}\n${r.stderr}`, 40);
     const how = r.timedOut ? "timed out" : r.signal ? `was killed by ${r.signal}` : `exited with ${r.code}`;

@@ -15,7 +15,7 @@ import { join, normalize } from "node:path";
 import { writeFileAtomic } from "../../util/atomic-write.js";
 import { KpatchError } from "../../util/errors.js";
 import { escapeRegExp } from "../../util/escape-regexp.js";
-import { exec } from "../../util/exec.js";
+import type { Runner } from "../../util/exec.js";
 import { normalizeModuleName } from "../../util/module-name.js";
 import { cmdFile, type KbuildObject, parseKbuildCmd, recordedObjectName } from "../kbuild-tree.js";
 
@@ -80,12 +80,13 @@ async function buildObjectIndex(tree: {
   srcDir: string;
   buildDir: string;
   makeArgs: string[];
+  run: Runner;
 }): Promise<ObjectIndex> {
   // -k: the certs/ step wants Debian's signing key, which no one has; the rest is unaffected
   // (what else fails is kept in the index: a lookup below it cannot be sure).
   const found = new Map<string, IndexedObject>();
   const errors: string[] = [];
-  const r = await exec(
+  const r = await tree.run(
     "make",
     ["-C", tree.srcDir, `O=${tree.buildDir}`, ...tree.makeArgs, "-n", "-k", "vmlinux", "modules"],
     {
@@ -150,6 +151,7 @@ export async function fullObjectIndex(tree: {
   srcDir: string;
   buildDir: string;
   makeArgs: string[];
+  run: Runner;
 }): Promise<ObjectIndex> {
   const file = join(tree.buildDir, INDEX);
   if (!existsSync(file)) return buildObjectIndex(tree);

@@ -56,6 +56,7 @@ export async function distroKernelTree(options: {
     image: tree.inputs.vmlinuz,
     cacheKey: `distro-${release.kernelRelease}-${tree.key}`,
     makeArgs: tree.makeArgs,
+    run: tree.run,
     findObjects: (touched, progress) => touchedObjects(tree, touched, options.jobs, progress),
     moduleFile: async (target) => imageModule(tree, target),
   };

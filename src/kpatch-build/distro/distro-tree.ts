@@ -19,10 +19,10 @@ import { unpackKernelSource } from "../../debian/kernel-source.js";
 import { writeFileAtomic } from "../../util/atomic-write.js";
 import { cachePath } from "../../util/cache-dir.js";
 import { KpatchError } from "../../util/errors.js";
-import { execCheck } from "../../util/exec.js";
+import { execCheck, type Runner } from "../../util/exec.js";
 import type { Progress } from "../../util/progress.js";
-import { kernelCompiler } from "../check-tree.js";
 import { type KernelConfig, parseConfig, readConfig } from "../kernel-config.js";
+import { distroToolchain } from "./distro-compiler.js";
 
 export interface DistroTree {
   inputs: DistroInputs;
@@ -32,6 +32,8 @@ export interface DistroTree {
   cc: string;
   /** Arguments every make in this tree takes. */
   makeArgs: string[];
+  /** How the tree's commands run: here, or in a build root with the kernel's compiler. */
+  run: Runner;
   key: string;
 }
 
@@ -98,7 +100,8 @@ export async function prepareDistroTree(inputs: DistroInputs, progress: Progress
   const configPath = join(inputs.headersDir, ".config");
   const configText = readFileSync(configPath, "utf8");
   const config = parseConfig(configText);
-  const cc = await kernelCompiler(config, configPath);
+  const toolchain = await distroToolchain({ config, configPath, release: inputs.release, progress });
+  const { cc, run } = toolchain;
   const { kernelRelease, series } = inputs.release;
   const key = createHash("sha256")
     .update(JSON.stringify([inputs.versions, config.get("CONFIG_CC_VERSION_TEXT"), "distro-tree-1"]))
@@ -114,7 +117,7 @@ export async function prepareDistroTree(inputs: DistroInputs, progress: Progress
     tarball: inputs.sourceTarball,
     progress,
   });
-  const tree: DistroTree = { inputs, srcDir, buildDir, cc, makeArgs, key };
+  const tree: DistroTree = { inputs, srcDir, buildDir, cc, makeArgs, run, key };
   const upstream = upstreamVersion(inputs.versions.source);
   if (makefileVersion(srcDir) !== upstream) {
     throw new KpatchError(
@@ -131,7 +134,7 @@ export async function prepareDistroTree(inputs: DistroInputs, progress: Progress
   rmSync(buildDir, { recursive: true, force: true });
   mkdirSync(buildDir, { recursive: true });
   copyFileSync(configPath, join(buildDir, ".config"));
-  await execCheck("make", distroMake(tree, "olddefconfig"), { what: "make olddefconfig" });
+  await execCheck("make", distroMake(tree, "olddefconfig"), { what: "make olddefconfig", run });
   const changed = diffConfigs(config, readConfig(join(buildDir, ".config")), (o) => TOOL_PROBES.test(o));
   if (changed.length) {
     throw new KpatchError(
@@ -141,16 +144,19 @@ export async function prepareDistroTree(inputs: DistroInputs, progress: Progress
     );
   }
   progress.update("make modules_prepare");
-  await execCheck("make", distroMake(tree, "-j2", "modules_prepare"), { what: "make modules_prepare" });
+  await execCheck("make", distroMake(tree, "-j2", "modules_prepare"), { what: "make modules_prepare", run });
   // One object compiled by kbuild: its record is what entry sizes are measured with.
-  await execCheck("make", distroMake(tree, "kernel/sys_ni.o"), { what: "make kernel/sys_ni.o" });
+  await execCheck("make", distroMake(tree, "kernel/sys_ni.o"), { what: "make kernel/sys_ni.o", run });
   // CRCs of every exported symbol (MODVERSIONS) and the BTF base modules are checked against.
   copyFileSync(join(inputs.headersDir, "Module.symvers"), join(buildDir, "Module.symvers"));
   // The BTF base (a .BTF-only vmlinux) when the headers ship one: modules then get BTF the
   // kernel checks against its own; without it kbuild builds them without BTF, which loads too.
   const btfBase = join(inputs.headersDir, "vmlinux");
   if (existsSync(btfBase)) copyFileSync(btfBase, join(buildDir, "vmlinux"));
-  writeFileAtomic(ready, `${JSON.stringify({ kernelRelease, versions: inputs.versions, cc }, null, 2)}\n`);
+  writeFileAtomic(
+    ready,
+    `${JSON.stringify({ kernelRelease, versions: inputs.versions, cc, buildRoot: toolchain.buildRoot ?? null }, null, 2)}\n`,
+  );
   progress.end("ready");
   return tree;
 }

@@ -16,7 +16,6 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { KpatchError } from "../../util/errors.js";
-import { exec } from "../../util/exec.js";
 import type { Progress } from "../../util/progress.js";
 import { includersOf, treeIncludeScan } from "../header-users.js";
 import { cmdFile, type KbuildObject, objectsDependingOn } from "../kbuild-tree.js";
@@ -85,7 +84,7 @@ async function recordObjects(
   for (let i = 0; i < missing.length; i += 200) {
     const chunk = missing.slice(i, i + 200);
     progress.update(`kbuild records: make ${i + chunk.length}/${missing.length} objects`);
-    const r = await exec("make", distroMake(tree, `-j${jobs}`, ...chunk.map((o) => o.path)));
+    const r = await tree.run("make", distroMake(tree, `-j${jobs}`, ...chunk.map((o) => o.path)));
     if (r.code !== 0) {
       throw new KpatchError(
         "BUILD_FAILED",
