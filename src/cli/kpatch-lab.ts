@@ -108,6 +108,14 @@ function guestKernel(choice: KernelChoice): Lab | DistroLab {
     : requireLab(choice.series);
 }
 
+/** The options that pick a kernel (kernelChoice reads them), for every command that boots one. */
+const KERNEL_CHOICE_OPTIONS = {
+  kernel: { type: "string" },
+  distro: { type: "string" },
+  release: { type: "string" },
+  suite: { type: "string" },
+} as const;
+
 function series(value: string | undefined): KernelSeries {
   const s = value ?? DEFAULT_SERIES;
   if (!(KERNEL_SERIES as readonly string[]).includes(s)) throw new UsageError(`unknown kernel series '${s}'`);
@@ -130,10 +138,7 @@ async function cmdSetup(rest: string[]): Promise<number> {
   const { values, positionals } = parseCommandLine(
     rest,
     {
-      kernel: { type: "string" },
-      distro: { type: "string" },
-      release: { type: "string" },
-      suite: { type: "string" },
+      ...KERNEL_CHOICE_OPTIONS,
       debian: { type: "boolean" },
       jobs: { type: "string", short: "j" },
       "no-install": { type: "boolean" },
@@ -188,10 +193,7 @@ async function cmdRun(rest: string[]): Promise<number> {
   const { values, positionals } = parseCommandLine(
     rest,
     {
-      kernel: { type: "string" },
-      distro: { type: "string" },
-      release: { type: "string" },
-      suite: { type: "string" },
+      ...KERNEL_CHOICE_OPTIONS,
       debian: { type: "boolean" },
       network: { type: "boolean" },
       file: { type: "string", multiple: true },
@@ -268,10 +270,7 @@ async function cmdInfo(rest: string[]): Promise<number> {
   const { values, positionals } = parseCommandLine(
     rest,
     {
-      kernel: { type: "string" },
-      distro: { type: "string" },
-      release: { type: "string" },
-      suite: { type: "string" },
+      ...KERNEL_CHOICE_OPTIONS,
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
