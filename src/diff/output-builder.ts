@@ -20,12 +20,13 @@ import {
   STT_NOTYPE,
 } from "../elf/index.js";
 import type { DiffContext } from "./context.js";
+import { baseName } from "./correlate-symbols.js";
 import { DescriptorCopier } from "./descriptor-copier.js";
-import { DiffError } from "./diff-error.js";
+import { DiffError, isDiffError } from "./diff-error.js";
 import { type ExternalName, externalName, undefinedName } from "./external-symbols.js";
 import type { Unit } from "./object-index.js";
 import { CodePieceCopier } from "./piece-copier.js";
-import { isAnonymousData } from "./policy.js";
+import { isAnonymousData, isFreshStatic } from "./policy.js";
 import { resolveRelocTarget } from "./reloc-target.js";
 
 export interface Placement {
@@ -168,6 +169,8 @@ export class OutputBuilder {
             return { symbol: this.out.ensureSectionSymbol(p.section), addend: r.addend - BigInt(p.shift) };
           return { symbol: p.sym, addend: t.addend };
         }
+        const copy = this.freshStaticCopy(t.unit, t.addend);
+        if (copy) return copy;
         const external = this.external(t.unit.sym);
         return { symbol: external.symbol, addend: t.addend, external };
       }
@@ -193,6 +196,30 @@ export class OutputBuilder {
       case "entry":
         return this.descriptors.map(t, owner);
     }
+  }
+
+  /**
+   * A static local that needs no identity (a `__func__` string, a once-flag: policy.ts
+   * isFreshStatic) which a copied table (a dynamic debug descriptor) names, when the target's
+   * symbols cannot tell which copy is ours (or have none of that name): the patch takes its own
+   * copy of the section holding it, as includeDependencies does for code's references.
+   */
+  private freshStaticCopy(unit: Unit, addend: bigint): { symbol: ElfSymbol; addend: bigint } | undefined {
+    const orig = this.ctx.twinOf(unit.sym);
+    if (!orig?.isLocal || unit.sym.isFunction || !isFreshStatic(baseName(orig.name))) return undefined;
+    try {
+      externalName(this.ctx, unit.sym);
+      return undefined;
+    } catch (e) {
+      if (!isDiffError(e) || (e.code !== "DIFF_SYMPOS_AMBIGUOUS" && e.code !== "DIFF_SYMBOL_NOT_IN_TARGET"))
+        throw e;
+    }
+    const copy = this.copySection(unit.section);
+    this.ctx.copied.set(
+      unit,
+      `the target's symbols cannot tell which ${orig.name} is ours: a static local that needs no identity with the running kernel's (${baseName(orig.name)}), so the patch has its own copy`,
+    );
+    return { symbol: copy.sectionSymbol!, addend: unit.sym.value + addend };
   }
 
   external(sym: ElfSymbol | string): ExternalRef {

@@ -152,8 +152,12 @@ export class TargetSymbols {
   }
 
   /** `ffffffff81000010 (sympos 1), ...`: the candidates as a message names them. */
-  describeCandidates(list: readonly KernelSymbol[]): string {
-    return list.map((s) => `${s.address.toString(16)} (sympos ${this.kernel.sympos(s)})`).join(", ");
+  /** The candidates' addresses and sympos, the first few of a long list (a message stays readable). */
+  describeCandidates(list: readonly KernelSymbol[], most = 6): string {
+    const shown = list
+      .slice(0, most)
+      .map((s) => `${s.address.toString(16)} (sympos ${this.kernel.sympos(s)})`);
+    return list.length > most ? `${shown.join(", ")} and ${list.length - most} more` : shown.join(", ");
   }
 
   #base(): Map<string, KernelSymbol[]> {
