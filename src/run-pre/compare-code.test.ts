@@ -100,3 +100,49 @@ test("compareCode(): an aligned nameless function whose ftrace site is nopped is
   const longer = compareCode(ours(), { bytes: theirs(), tail: Uint8Array.from(off), tailAt: at }, "live");
   assert.match(longer.mismatch?.reason ?? "", /longer/);
 });
+
+test("compareCode(): a runtime constant (runtime_ptr_/runtime_shift_ entry) may hold boot's value, live only", async () => {
+  const { compileC } = await import("../../test/helpers/elf-tools.js");
+  const { readElf } = await import("../elf/read-elf.js");
+  const { functionCode } = await import("./function-code.js");
+  // arch/x86/include/asm/runtime-const.h's two forms, as gcc assembles them in a 6.12 object.
+  const obj = compileC(
+    "runtime-const",
+    `unsigned long user_ptr_max(void) {
+  unsigned long r;
+  asm("movabs $0x0123456789abcdef,%0\\n1:\\n\\t.pushsection runtime_ptr_USER_PTR_MAX,\\"a\\"\\n\\t.long 1b - 8 - .\\n\\t.popsection" : "=r"(r));
+  return r;
+}
+unsigned int d_hash(unsigned int h) {
+  asm("shrl $12,%k0\\n1:\\n\\t.pushsection runtime_shift_d_hash_shift,\\"a\\"\\n\\t.long 1b - 1 - .\\n\\t.popsection" : "+r"(h));
+  return h;
+}`,
+  );
+  const file = readElf(obj.bytes, obj.path);
+  for (const [name, imm, boot] of [
+    [
+      "user_ptr_max",
+      [0xef, 0xcd, 0xab, 0x89, 0x67, 0x45, 0x23, 0x01],
+      [0, 0xf0, 0xff, 0xff, 0xff, 0xff, 0xff, 0],
+    ],
+    ["d_hash", [12], [20]],
+  ] as const) {
+    const code = functionCode(file, file.symbols.find((s) => s.name === name)!);
+    const at = code.bytes.findIndex((_, i) => imm.every((b, k) => code.bytes[i + k] === b));
+    assert.ok(at > 0, `${name}: the placeholder is in the code`);
+    const booted = Uint8Array.from(code.bytes);
+    booted.set(boot, at);
+    const live = compareCode(code, { bytes: booted }, "live");
+    assert.equal(live.mismatch, undefined, `${name}: ${live.mismatch?.reason}`);
+    assert.deepEqual(
+      live.allowed.map((a) => a.kind),
+      ["runtime-const"],
+    );
+    // The image keeps the placeholder: there the same difference is a mismatch.
+    assert.ok(compareCode(code, { bytes: booted }, "image").mismatch, `${name}: image mode refuses it`);
+    // Another change to the same instruction is no runtime constant's.
+    const other = Uint8Array.from(booted);
+    other[at - 1] = (other[at - 1] ?? 0) ^ 1;
+    assert.ok(compareCode(code, { bytes: other }, "live").mismatch, `${name}: its opcode may not change`);
+  }
+});

@@ -89,6 +89,30 @@ const isBranch = (i: X86Instruction): boolean => (i.kind === "call" || i.kind ==
 const isRetPad = ([first, ...rest]: X86Instruction[]): boolean =>
   first?.mnemonic === "ret" && rest.every((i) => i.mnemonic === "int3");
 
+/** A lock prefix (f0) made a DS prefix (3e), the rest of the instruction the same. */
+function lockMadeDs(ours: X86Instruction, code: { ours: FunctionCode; theirs: TheirCode }): boolean {
+  const at = ours.offset;
+  if (code.ours.bytes[at] !== 0xf0 || code.theirs.bytes[at] !== 0x3e) return false;
+  for (let k = at + 1; k < at + ours.length; k++) {
+    if (code.ours.linked[k] || code.theirs.linked?.[k]) continue;
+    if (code.ours.bytes[k] !== code.theirs.bytes[k]) return false;
+  }
+  return true;
+}
+
+/** The same instruction with only its immediate written (a runtime constant: imm64 of movabs, imm8 of shr). */
+function onlyImmediateWritten(
+  ours: X86Instruction,
+  theirs: X86Instruction,
+  bytes: { ours: Uint8Array; theirs: Uint8Array },
+): boolean {
+  if (theirs.length !== ours.length || theirs.mnemonic !== ours.mnemonic) return false;
+  const immSize = ours.length === 10 ? 8 : 1;
+  for (let k = ours.offset; k < ours.offset + ours.length - immSize; k++)
+    if (bytes.ours[k] !== bytes.theirs[k]) return false;
+  return true;
+}
+
 /** Whether the kernel's bytes at a site are a form the site's rewrite produces. */
 function allowedAt(
   kind: SiteKind,
@@ -112,15 +136,8 @@ function allowedAt(
     case "alternative":
     case "paravirt":
       return true; // whole instructions over exactly the site's length: run() checked that
-    case "smp-lock": {
-      const at = ours.offset;
-      if (bytes.ours[at] !== 0xf0 || bytes.theirs[at] !== 0x3e) return false;
-      for (let k = at + 1; k < at + ours.length; k++) {
-        if (code.ours.linked[k] || code.theirs.linked?.[k]) continue;
-        if (bytes.ours[k] !== bytes.theirs[k]) return false;
-      }
-      return true;
-    }
+    case "smp-lock":
+      return lockMadeDs(ours, code);
     case "return-thunk":
       return isRetPad(theirs) || (isJmp(first!) && rest.length === 0);
     case "retpoline":
@@ -132,6 +149,8 @@ function allowedAt(
         isRetPad(theirs) ||
         (first!.mnemonic === "xor" && rest.length === 0)
       );
+    case "runtime-const":
+      return rest.length === 0 && onlyImmediateWritten(ours, first!, bytes);
     case "endbr": {
       const poison = [0x66, 0x0f, 0x1f, 0x00];
       return ours.mnemonic === "endbr64" && poison.every((b, k) => bytes.theirs[ours.offset + k] === b);

@@ -10,6 +10,8 @@
  * their relocation target (__x86_return_thunk, __x86_indirect_thunk_*, __SCT__*) and, for IBT,
  * by an endbr64 at the function's entry.
  */
+
+import { isRuntimeConstSection } from "../diff/special/runtime-const.js";
 import { type ElfFile, type ElfSection, type ElfSymbol, SHF_EXECINSTR } from "../elf/index.js";
 import { relocWidth } from "../x86/reloc-width.js";
 import { kindOfCallTarget, type SiteKind } from "./site-kinds.js";
@@ -62,7 +64,8 @@ function fileSites(file: ElfFile): Map<ElfSection, Map<number, Site>> {
   for (const sec of file.sections) {
     const base = sec.base;
     if (!base || !sec.relocs.length) continue;
-    const reader = SITE_SECTIONS.get(base.name);
+    const reader =
+      SITE_SECTIONS.get(base.name) ?? (isRuntimeConstSection(base.name) ? runtimeConstSites : undefined);
     if (reader) reader(base, sec.relocs, add);
     else if (base.flags & SHF_EXECINSTR) callSites(base, sec.relocs, add);
   }
@@ -90,6 +93,26 @@ const SITE_SECTIONS = new Map<string, (base: ElfSection, relocs: SiteRelocs, add
   [".parainstructions", paravirtSites],
   [".smp_locks", pointerSites("smp-lock")],
 ]);
+
+/**
+ * runtime_ptr_<sym> / runtime_shift_<sym>: s32 entries pointing at the immediate vmlinux writes
+ * at boot, the imm64 of `movabs $imm64, %reg` (REX.W B8+r: the instruction starts 2 bytes before)
+ * or the imm8 of `shr $imm8, %r32` (C1 /5, with a REX.B prefix for r8d-r15d).
+ */
+function runtimeConstSites(base: ElfSection, relocs: SiteRelocs, add: AddSite): void {
+  const evidence = `${base.name} entry`;
+  for (const r of relocs) {
+    const at = pointsAt(r.symbol, r.addend);
+    if (!at) continue;
+    const code = at.section.data;
+    if (base.name.startsWith("runtime_ptr_"))
+      add(at.section, at.offset - 2, { kind: "runtime-const", evidence });
+    else if (code[at.offset - 2] === 0xc1) {
+      const start = (code[at.offset - 3] ?? 0) >> 4 === 4 ? at.offset - 3 : at.offset - 2;
+      add(at.section, start, { kind: "runtime-const", evidence });
+    }
+  }
+}
 
 /** struct jump_entry { s32 code; s32 target; long key; }: 16 bytes, code at 0, key at 8. */
 function jumpTableSites(_base: ElfSection, relocs: SiteRelocs, add: AddSite): void {

@@ -20,7 +20,8 @@ export type SiteKind =
   | "retpoline"
   | "static-call"
   | "endbr"
-  | "paravirt";
+  | "paravirt"
+  | "runtime-const";
 
 export interface SiteKindInfo {
   kind: SiteKind;
@@ -95,6 +96,13 @@ export const SITE_KINDS: readonly SiteKindInfo[] = [
     image: false,
     evidence:
       ".parainstructions entry (kernels before 6.8: struct paravirt_patch_site {u8 *instr; u8 type; u8 len;}, arch/x86/include/asm/paravirt_types.h): apply_paravirt() (arch/x86/kernel/alternative.c) writes paravirt_patch()'s code padded with nops over len bytes at boot and module load",
+  },
+  {
+    kind: "runtime-const",
+    code: 10,
+    image: false,
+    evidence:
+      "runtime_ptr_<sym>/runtime_shift_<sym> entry (6.11+, arch/x86/include/asm/runtime-const.h): runtime_const_init() (fs/dcache.c: dentry_hashtable, d_hash_shift; arch/x86/kernel/cpu/common.c: USER_PTR_MAX) writes the variable's value over the movabs imm64 (placeholder 0x0123456789abcdef) or the shr imm8 at boot",
   },
 ];
 
