@@ -22,20 +22,20 @@
  *
  * Anything else is a mismatch; the first one is reported with both instructions.
  */
-import { type X86Instruction, x86Decoder } from "../x86/index.js";
-import type { FunctionCode, Site } from "./function-code.js";
-import { type SiteKind, siteKind } from "./site-kinds.js";
-
-/** Against a kernel image file (kpatch-build) or the running kernel's text (kpatch load). */
-export type CompareMode = "image" | "live";
-
-export interface AllowedDifference {
-  offset: number;
-  kind: SiteKind;
-  ours: string;
-  theirs: string;
-  evidence: string;
-}
+import { x86Decoder } from "../x86/index.js";
+import { comparePadded } from "./compare-padded.js";
+import type { FunctionCode } from "./function-code.js";
+import {
+  type AllowedDifference,
+  allowedAt,
+  allowedDifference,
+  type CompareMode,
+  codeAfterEnd,
+  run,
+  show,
+  siteAt,
+  type TheirCode,
+} from "./site-forms.js";
 
 export interface Mismatch {
   /** Function-relative offset of the first differing instruction (or of the size difference). */
@@ -45,154 +45,36 @@ export interface Mismatch {
   reason: string;
 }
 
+/** A function that matched only once alignment padding was taken out (compare-padded.ts). */
+export interface PaddingOnly {
+  /** NOP bytes more or fewer on either side, summed over every run of padding. */
+  bytes: number;
+  /** Intra-function branches whose displacement differs (their targets are the same instructions). */
+  branches: number;
+}
+
 export interface CodeComparison {
   allowed: AllowedDifference[];
   mismatch?: Mismatch;
-}
-
-/** The target's side: its bytes at the function's address, and what is known of its extent. */
-export interface TheirCode {
-  /** At least as many bytes as ours (fewer only when the image has no more). */
-  bytes: Uint8Array;
-  /** Bytes a relocation of the target fills in (a module's), 1 per byte; absent for a linked image. */
-  linked?: Uint8Array;
-  /** The function's exact size (from a symbol table), when known. */
-  size?: number;
-  /**
-   * Without an exact size: the bytes from our end to the next symbol (kallsyms' extent), which
-   * must be padding (nops, int3) for the function to end where ours does.
-   */
-  tail?: Uint8Array;
-  /** The address of the tail's first byte. */
-  tailAt?: bigint;
-}
-
-const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
-
-function show(code: Uint8Array, insn: X86Instruction): string {
-  return `${insn.text} (${hex(code.subarray(insn.offset, insn.offset + insn.length))})`;
-}
-
-const isNop = (i: X86Instruction): boolean => !i.invalid && i.mnemonic === "nop";
-const isPadding = (i: X86Instruction): boolean => isNop(i) || i.mnemonic === "int3";
-const isJmp = (i: X86Instruction): boolean => i.mnemonic === "jmp" && i.kind === "jump" && i.length <= 5;
-
-/** The instructions of `code` in [offset, offset + length), or undefined when they overrun it. */
-function run(code: Uint8Array, offset: number, length: number): X86Instruction[] | undefined {
-  const list = x86Decoder().decodeRange(code, offset, Math.min(code.length, offset + length));
-  const end = list.length ? list[list.length - 1]!.offset + list[list.length - 1]!.length : offset;
-  return end === offset + length && !list.some((i) => i.invalid) ? list : undefined;
-}
-
-const isBranch = (i: X86Instruction): boolean => (i.kind === "call" || i.kind === "jump") && !i.invalid;
-/** ret then int3s: patch_return()'s and static_call's retinsn. */
-const isRetPad = ([first, ...rest]: X86Instruction[]): boolean =>
-  first?.mnemonic === "ret" && rest.every((i) => i.mnemonic === "int3");
-
-/** A lock prefix (f0) made a DS prefix (3e), the rest of the instruction the same. */
-function lockMadeDs(ours: X86Instruction, code: { ours: FunctionCode; theirs: TheirCode }): boolean {
-  const at = ours.offset;
-  if (code.ours.bytes[at] !== 0xf0 || code.theirs.bytes[at] !== 0x3e) return false;
-  for (let k = at + 1; k < at + ours.length; k++) {
-    if (code.ours.linked[k] || code.theirs.linked?.[k]) continue;
-    if (code.ours.bytes[k] !== code.theirs.bytes[k]) return false;
-  }
-  return true;
-}
-
-/** The same instruction with only its immediate written (a runtime constant: imm64 of movabs, imm8 of shr). */
-function onlyImmediateWritten(
-  ours: X86Instruction,
-  theirs: X86Instruction,
-  bytes: { ours: Uint8Array; theirs: Uint8Array },
-): boolean {
-  if (theirs.length !== ours.length || theirs.mnemonic !== ours.mnemonic) return false;
-  const immSize = ours.length === 10 ? 8 : 1;
-  for (let k = ours.offset; k < ours.offset + ours.length - immSize; k++)
-    if (bytes.ours[k] !== bytes.theirs[k]) return false;
-  return true;
-}
-
-/** Whether the kernel's bytes at a site are a form the site's rewrite produces. */
-function allowedAt(
-  kind: SiteKind,
-  ours: X86Instruction,
-  theirs: X86Instruction[] | undefined,
-  code: { ours: FunctionCode; theirs: TheirCode },
-): boolean {
-  const bytes = { ours: code.ours.bytes, theirs: code.theirs.bytes };
-  if (!theirs || theirs.length === 0) return false;
-  const [first, ...rest] = theirs;
-  switch (kind) {
-    case "static-branch":
-      if (!isJmp(ours) && !isNop(ours)) return false;
-      return (isJmp(first!) || isNop(first!)) && rest.every(isNop);
-    case "fentry":
-      return (
-        ours.kind === "call" &&
-        ours.length === 5 &&
-        (theirs.every(isNop) || (first!.kind === "call" && rest.length === 0))
-      );
-    case "alternative":
-    case "paravirt":
-      return true; // whole instructions over exactly the site's length: run() checked that
-    case "smp-lock":
-      return lockMadeDs(ours, code);
-    case "return-thunk":
-      return isRetPad(theirs) || (isJmp(first!) && rest.length === 0);
-    case "retpoline":
-      return theirs.every((i) => isBranch(i) || isNop(i) || i.mnemonic === "lfence" || i.mnemonic === "int3");
-    case "static-call":
-      return (
-        (isBranch(first!) && rest.length === 0) ||
-        theirs.every(isNop) ||
-        isRetPad(theirs) ||
-        (first!.mnemonic === "xor" && rest.length === 0)
-      );
-    case "runtime-const":
-      return rest.length === 0 && onlyImmediateWritten(ours, first!, bytes);
-    case "endbr": {
-      const poison = [0x66, 0x0f, 0x1f, 0x00];
-      return ours.mnemonic === "endbr64" && poison.every((b, k) => bytes.theirs[ours.offset + k] === b);
-    }
-  }
+  /** Set when the code matched only modulo alignment NOPs. */
+  padding?: PaddingOnly;
 }
 
 /**
- * An allowed difference whose instruction texts are formatted when read (a report printed): a
- * load compares every fentry site, and formatting is what would start iced-x86 (the length
- * decoder tells the rest).
+ * Ours against the kernel's: byte for byte first (the fast path); when that finds a difference,
+ * again with alignment padding taken out (compare-padded.ts), which reports the first mismatch
+ * itself when the padding does not explain it.
  */
-function allowedDifference(
-  offset: number,
-  site: Site,
-  text: { ours: () => string; theirs: () => string },
-): AllowedDifference {
-  const out = { offset, kind: site.kind, evidence: site.evidence } as AllowedDifference;
-  for (const side of ["ours", "theirs"] as const) {
-    let value: string | undefined;
-    Object.defineProperty(out, side, {
-      enumerable: true,
-      get: () => {
-        value ??= text[side]();
-        return value;
-      },
-    });
-  }
-  return out;
-}
-
-/** The site at an instruction, when the mode allows its kind. */
-function siteAt(ours: FunctionCode, offset: number, mode: CompareMode): Site | undefined {
-  const site = ours.sites.get(offset);
-  return site && (mode === "live" || siteKind(site.kind).image) ? site : undefined;
-}
-
 export function compareCode(
   ours: FunctionCode,
   theirs: TheirCode,
   mode: CompareMode = "image",
 ): CodeComparison {
+  const exact = compareExact(ours, theirs, mode);
+  return exact.mismatch ? comparePadded(ours, theirs, mode, exact) : exact;
+}
+
+function compareExact(ours: FunctionCode, theirs: TheirCode, mode: CompareMode): CodeComparison {
   const size = ours.bytes.length;
   const allowed: AllowedDifference[] = [];
   const decoder = x86Decoder();
@@ -212,7 +94,7 @@ export function compareCode(
     }
     if (!differs) continue;
     const their = run(theirs.bytes, insn.offset, length);
-    if (site && allowedAt(site.kind, insn, their, { ours, theirs })) {
+    if (site && allowedAt(site.kind, insn, their, { ours, theirs, at: insn.offset })) {
       allowed.push(
         allowedDifference(insn.offset, site, {
           ours: () => show(ours.bytes, insn),
@@ -249,17 +131,8 @@ function sizeMismatch(ours: FunctionCode, theirs: TheirCode): Mismatch | undefin
     };
   }
   if (theirs.tail && theirs.tail.length > 0) {
-    // Code right at our end, or after padding but not where a function may start (16-byte
-    // alignment), continues the kernel's function. Aligned code after padding is another function
-    // kallsyms has no name for (a weak definition the linker discarded in favour of another),
-    // even when it starts with a nop: its ftrace site, nopped (seen on Debian's 6.1: a nameless
-    // `call __fentry__; jmp __x86_return_thunk` after loadavg_proc_show, live `nop5; ret`).
-    const tail = x86Decoder().decodeRange(theirs.tail, 0, theirs.tail.length);
-    const base = theirs.tailAt ?? 0n;
-    const starts = (i: X86Instruction) =>
-      i.offset > 0 && (base + BigInt(i.offset)) % 16n === 0n && i.mnemonic !== "int3";
-    const extra = tail.find((i) => starts(i) || !isPadding(i));
-    if (extra && !starts(extra)) {
+    const extra = codeAfterEnd(theirs.tail, 0, theirs.tail.length, theirs.tailAt ?? 0n);
+    if (extra) {
       return {
         offset: size,
         ours: "(end of function)",

@@ -10,9 +10,10 @@
 import type { ElfFile, ElfSymbol } from "../elf/index.js";
 import { STT_FUNC } from "../elf/index.js";
 import { KpatchError } from "../util/errors.js";
-import { type AllowedDifference, type CompareMode, compareCode, type Mismatch } from "./compare-code.js";
+import { compareCode, type Mismatch, type PaddingOnly } from "./compare-code.js";
 import { type FunctionCode, functionCode } from "./function-code.js";
 import type { RecordedFunction } from "./runpre-record.js";
+import type { AllowedDifference, CompareMode } from "./site-forms.js";
 import type { TargetCode, TargetFunction } from "./target-code.js";
 
 /** Why a function is checked: replaced by the patch, a split-off part of one (.cold), a changed
@@ -52,6 +53,8 @@ export interface FunctionResult {
   size: number;
   allowed: AllowedDifference[];
   mismatch?: Mismatch;
+  /** Matched only modulo alignment NOPs (gcc's loop/jump padding at another offset). */
+  padding?: PaddingOnly;
 }
 
 export interface RunPreReport {
@@ -163,7 +166,14 @@ function checkFunction(
   const address = `0x${theirs.address.toString(16)}`;
   const cmp = compareCode(ours, theirs, mode);
   if (!cmp.mismatch) {
-    return { ...base, address, status: cmp.allowed.length ? "allowed" : "matched", allowed: cmp.allowed };
+    const status = cmp.allowed.length ? "allowed" : "matched";
+    return {
+      ...base,
+      address,
+      status,
+      allowed: cmp.allowed,
+      ...(cmp.padding ? { padding: cmp.padding } : {}),
+    };
   }
   if (ours.weak) {
     cmp.mismatch.reason = `${cmp.mismatch.reason}; ${name} is a weak definition here: the kernel runs another one`;

@@ -1,4 +1,5 @@
 /** The run-pre report as text: one line of totals, then each mismatch with both instructions and the likely causes. */
+import type { PaddingOnly } from "./compare-code.js";
 import { type FunctionResult, likelyCauses, type RunPreReport } from "./run-pre-check.js";
 
 function where(f: FunctionResult): string {
@@ -12,7 +13,17 @@ export function formatRunPreSummary(r: RunPreReport): string {
     `${r.mismatched} mismatched`,
   ];
   if (r.overridden) parts.push(`${r.overridden} weak and overridden`);
+  const padded = r.functions.filter((f) => f.padding).length;
+  if (padded) parts.push(`${padded} equal only modulo alignment NOPs`);
   return `${r.functions.length} functions checked against ${Object.values(r.sources).join(", ")}: ${parts.join(", ")}`;
+}
+
+/** "equal but for N bytes of alignment NOPs", with the branches whose displacement that changed. */
+function paddingText(p: PaddingOnly): string {
+  const branches = p.branches
+    ? ` (${p.branches} branch${p.branches === 1 ? "" : "es"} displaced across them)`
+    : "";
+  return `equal but for ${p.bytes} bytes of alignment NOPs${branches}`;
 }
 
 export function formatRunPre(r: RunPreReport, options: { allowed?: boolean } = {}): string {
@@ -24,6 +35,7 @@ export function formatRunPre(r: RunPreReport, options: { allowed?: boolean } = {
       lines.push(`    at +0x${m.offset.toString(16)}: original build: ${m.ours}`);
       lines.push(`    ${" ".repeat(m.offset.toString(16).length + 6)}target kernel:  ${m.theirs}`);
     }
+    if (f.padding) lines.push(`  padding ${where(f)}: ${paddingText(f.padding)}`);
     if (options.allowed) {
       for (const a of f.allowed) {
         lines.push(

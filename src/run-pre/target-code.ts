@@ -9,8 +9,8 @@ import { readFileSync } from "node:fs";
 import { readElf, STT_FUNC } from "../elf/index.js";
 import type { KernelImage, KernelSymbols } from "../kernel-image/index.js";
 import { KpatchError } from "../util/errors.js";
-import type { TheirCode } from "./compare-code.js";
 import { functionCode } from "./function-code.js";
+import type { TheirCode } from "./site-forms.js";
 
 export interface TargetFunction extends TheirCode {
   address: bigint;

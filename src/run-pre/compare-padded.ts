@@ -1,0 +1,393 @@
+/**
+ * The comparison tolerant of alignment padding, tried when the exact one (compare-code.ts) finds
+ * a difference. gcc pads loops and jump targets with multi-byte NOPs (`.p2align 6,,10`), and how
+ * many depends on where the function sits relative to a 64-byte boundary: the object starts it at
+ * offset 0 of its section, the kernel elsewhere. So the two may differ by NOP runs and by the
+ * displacements of branches across them, and by nothing else:
+ *
+ * - NOP instructions (0x90, 66 90, 0f 1f /r, with 66/2e/3e prefixes) are dropped on both sides,
+ *   except where ours has a site (site-kinds.ts): a site is compared, and allowed, as one piece at
+ *   the kernel's offset, as the exact comparison does (the kernel's site may be a nop);
+ * - every other instruction must be the same bytes, relocated fields masked, except an
+ *   intra-function relative branch (jmp/jcc rel8/rel32, call rel32), whose target must be the same
+ *   instruction on both sides once the NOPs are dropped; a rel8 on one side and rel32 on the
+ *   other is refused (more than padding);
+ * - a branch out of the function with no relocation in ours must be identical at the same
+ *   offset, as today; past our last instruction the kernel may hold only padding.
+ *
+ * A site whose kernel form may be a nop can line up with more than one NOP of the kernel's; the
+ * matcher tries each, backtracking (a bounded number of steps), and the first mismatch reported is
+ * the one it got furthest to.
+ */
+import { type X86Instruction, x86Decoder } from "../x86/index.js";
+import type { CodeComparison, Mismatch } from "./compare-code.js";
+import type { FunctionCode, Site } from "./function-code.js";
+import {
+  type AllowedDifference,
+  allowedAt,
+  allowedDifference,
+  type CompareMode,
+  codeAfterEnd,
+  isNop,
+  isPadding,
+  run,
+  sameBytes,
+  show,
+  siteAt,
+  type TheirCode,
+} from "./site-forms.js";
+
+/** One instruction of ours, or a site of several compared as one piece. */
+interface Unit {
+  offset: number;
+  length: number;
+  insn: X86Instruction;
+  site?: Site;
+  /** A NOP that is no site: alignment padding, dropped. */
+  pad: boolean;
+}
+
+/** The kernel's code for the function, as far as it is known to reach. */
+interface Region {
+  code: TheirCode;
+  /** Where the function ends, when known (exact size, or the next symbol). */
+  end?: number;
+  /** The address of code.bytes[0], when known (for where another function may start). */
+  base?: bigint;
+}
+
+/** An intra-function branch of ours, its target to be checked once everything is lined up. */
+interface Branch {
+  ours: number;
+  oursTarget: number;
+  theirsAt: number;
+  theirsTarget: number;
+}
+
+interface Failure {
+  unit: number;
+  mismatch: Mismatch;
+}
+
+const STEPS_PER_UNIT = 8;
+
+/** The relative field of a direct jmp/jcc/call (rel8 or rel32), read from the opcode bytes. */
+function relField(code: Uint8Array, insn: X86Instruction): { offset: number; size: number } | undefined {
+  if (insn.kind !== "jump" && insn.kind !== "call") return undefined;
+  const end = insn.offset + insn.length;
+  const op = code[end - 2]!;
+  const op1 = code[end - 5]!;
+  if ((op >= 0x70 && op <= 0x7f) || op === 0xeb || (op >= 0xe0 && op <= 0xe3))
+    return { offset: end - 1, size: 1 };
+  if (op1 === 0xe8 || op1 === 0xe9 || (code[end - 6] === 0x0f && op1 >= 0x80 && op1 <= 0x8f))
+    return { offset: end - 4, size: 4 };
+  return undefined;
+}
+
+function readRel(code: Uint8Array, field: { offset: number; size: number }): number {
+  if (field.size === 1) return (code[field.offset]! << 24) >> 24;
+  return Buffer.from(code.buffer, code.byteOffset + field.offset, 4).readInt32LE(0);
+}
+
+function unitsOf(ours: FunctionCode, mode: CompareMode): Unit[] {
+  const size = ours.bytes.length;
+  const units: Unit[] = [];
+  let skipTo = 0;
+  for (const insn of x86Decoder().decodeRange(ours.bytes, 0, size)) {
+    if (insn.offset < skipTo) continue;
+    const site = siteAt(ours, insn.offset, mode);
+    const length = site?.length && insn.offset + site.length <= size ? site.length : insn.length;
+    skipTo = insn.offset + length;
+    units.push({ offset: insn.offset, length, insn, ...(site ? { site } : {}), pad: !site && isNop(insn) });
+  }
+  return units;
+}
+
+/** The kernel's bytes from the function's start to its known end (our extent plus the tail). */
+function regionOf(ours: FunctionCode, theirs: TheirCode): Region | undefined {
+  if (theirs.size !== undefined)
+    return theirs.size <= theirs.bytes.length ? { code: theirs, end: theirs.size } : undefined;
+  if (!theirs.tail) return { code: theirs };
+  const size = ours.bytes.length;
+  const bytes = new Uint8Array(size + theirs.tail.length);
+  bytes.set(theirs.bytes.subarray(0, size));
+  bytes.set(theirs.tail, size);
+  return { code: { bytes }, end: bytes.length, base: (theirs.tailAt ?? 0n) - BigInt(size) };
+}
+
+class PaddedMatcher {
+  readonly units: Unit[];
+  readonly theirs: X86Instruction[];
+  readonly theirIndex = new Map<number, number>();
+  readonly allowed: AllowedDifference[] = [];
+  readonly branches: Branch[] = [];
+  /** Per matched unit (by unit index): the kernel's offset of it. */
+  readonly at = new Map<number, number>();
+  deepest?: Failure;
+
+  constructor(
+    readonly ours: FunctionCode,
+    readonly region: Region,
+    readonly mode: CompareMode,
+  ) {
+    this.units = unitsOf(ours, mode);
+    const b = region.code.bytes;
+    this.theirs = x86Decoder().decodeRange(b, 0, region.end ?? b.length);
+    for (const [k, i] of this.theirs.entries()) this.theirIndex.set(i.offset, k);
+  }
+
+  fail(unit: number, mismatch: Mismatch): undefined {
+    if (!this.deepest || unit > this.deepest.unit) this.deepest = { unit, mismatch };
+    return undefined;
+  }
+
+  theirText(at: number): string {
+    const t = this.theirs[this.theirIndex.get(at) ?? -1];
+    return t
+      ? `${show(this.region.code.bytes, t)} at +0x${at.toString(16)}`
+      : "(past the end of the kernel's code)";
+  }
+
+  mismatch(u: number, at: number, reason: string): undefined {
+    const unit = this.units[u]!;
+    const ours = show(this.ours.bytes, unit.insn);
+    return this.fail(u, { offset: unit.offset, ours, theirs: this.theirText(at), reason });
+  }
+
+  /** Unit u against the kernel's instruction k: the index after what it covers, or undefined. */
+  matchUnit(u: number, k: number): number | undefined {
+    const unit = this.units[u]!;
+    const t = this.theirs[k];
+    if (!t) return this.mismatch(u, this.region.code.bytes.length, "different code");
+    const at = t.offset;
+    const after = this.theirIndex.get(at + unit.length);
+    const last = at + unit.length === (this.region.end ?? this.region.code.bytes.length);
+    const endsAt = after ?? (last ? this.theirs.length : undefined);
+    if (unit.site) return this.matchSite(u, unit.site, at, endsAt);
+    const rel = relField(this.ours.bytes, unit.insn);
+    const bytes = this.region.code.bytes;
+    if (rel && !this.ours.linked[rel.offset]) {
+      const theirRel = relField(bytes, t);
+      if (theirRel && t.length !== unit.length && t.mnemonic === unit.insn.mnemonic)
+        return this.mismatch(
+          u,
+          at,
+          `a branch encoded rel${rel.size * 8} here and rel${theirRel.size * 8} in the kernel: more than alignment padding`,
+        );
+      const target = rel.offset + rel.size + readRel(this.ours.bytes, rel);
+      const inside = target >= 0 && target <= this.ours.bytes.length;
+      if (inside && theirRel && t.length === unit.length && theirRel.size === rel.size) {
+        const head = rel.offset - unit.offset;
+        if (!sameBytes(this.ours, this.region.code, unit.offset, at, head))
+          return this.mismatch(u, at, "different code");
+        const theirsTarget = theirRel.offset + theirRel.size + readRel(bytes, theirRel);
+        this.branches.push({ ours: unit.offset, oursTarget: target, theirsAt: at, theirsTarget });
+        return endsAt;
+      }
+      if (!inside && at !== unit.offset)
+        return this.mismatch(
+          u,
+          at,
+          "a branch out of the function that no relocation fills in, moved by alignment padding",
+        );
+    }
+    if (t.length !== unit.length || !sameBytes(this.ours, this.region.code, unit.offset, at, unit.length))
+      return this.mismatch(u, at, "different code");
+    return endsAt;
+  }
+
+  matchSite(u: number, site: Site, at: number, endsAt: number | undefined): number | undefined {
+    const unit = this.units[u]!;
+    const code = this.region.code;
+    if (endsAt !== undefined && sameBytes(this.ours, code, unit.offset, at, unit.length)) return endsAt;
+    const their = run(code.bytes, at, unit.length);
+    if (
+      endsAt === undefined ||
+      !allowedAt(site.kind, unit.insn, their, { ours: this.ours, theirs: code, at })
+    )
+      return this.mismatch(u, at, `a ${site.kind} site (${site.evidence}) in a form no rewrite produces`);
+    this.allowed.push(
+      allowedDifference(unit.offset, site, {
+        ours: () => show(this.ours.bytes, unit.insn),
+        theirs: () => their!.map((i) => show(code.bytes, i)).join("; "),
+      }),
+    );
+    return endsAt;
+  }
+
+  /** The kernel's instructions unit u may line up with from k: its NOPs (a site only), then the next other. */
+  candidates(u: number, k: number): number[] {
+    const out: number[] = [];
+    for (; k < this.theirs.length; k++) {
+      out.push(k);
+      if (!isNop(this.theirs[k]!)) break;
+    }
+    if (out.length === 0) out.push(k);
+    const last = out[out.length - 1]!;
+    return this.units[u]!.site ? [last, ...out.slice(0, -1).reverse()] : [last];
+  }
+
+  /** Every unit lined up with the kernel's code, or undefined (this.deepest says why). */
+  lineUp(): number | undefined {
+    type Choice = { u: number; rest: number[]; allowed: number; branches: number };
+    const stack: Choice[] = [];
+    let budget = STEPS_PER_UNIT * (this.units.length + 1);
+    let u = 0;
+    let k = 0;
+    let rest: number[] | undefined;
+    while (u < this.units.length) {
+      if (this.units[u]!.pad) {
+        u++;
+        continue;
+      }
+      if (budget-- <= 0) return this.fail(this.units.length, this.tooHard());
+      const tries = rest ?? this.candidates(u, k);
+      rest = undefined;
+      let next: number | undefined;
+      const mark = { allowed: this.allowed.length, branches: this.branches.length };
+      while (tries.length && next === undefined) {
+        const c = tries.shift()!;
+        next = this.matchUnit(u, c);
+        if (next !== undefined) {
+          this.at.set(u, this.theirs[c]!.offset);
+          if (tries.length) stack.push({ u, rest: tries, ...mark });
+        }
+      }
+      if (next !== undefined) {
+        k = next;
+        u++;
+        continue;
+      }
+      const back = stack.pop();
+      if (!back) return undefined;
+      this.allowed.length = back.allowed;
+      this.branches.length = back.branches;
+      for (const key of this.at.keys()) if (key >= back.u) this.at.delete(key);
+      u = back.u;
+      rest = back.rest;
+    }
+    return k;
+  }
+
+  tooHard(): Mismatch {
+    return {
+      offset: 0,
+      ours: `${this.units.length} instructions`,
+      theirs: `${this.theirs.length} instructions`,
+      reason: "cannot tell whether they differ only by alignment padding (too many ways to line them up)",
+    };
+  }
+}
+
+/** The unit a branch target of ours lands on, padding skipped; units.length for the end. */
+function oursUnitAt(units: Unit[], starts: Map<number, number>, target: number): number | undefined {
+  let u =
+    starts.get(target) ?? (target === units.at(-1)!.offset + units.at(-1)!.length ? units.length : undefined);
+  while (u !== undefined && u < units.length && units[u]!.pad) u++;
+  return u;
+}
+
+/** The unit a branch target of the kernel's lands on, its NOPs skipped; units.length past the last. */
+function theirUnitAt(
+  m: PaddedMatcher,
+  byOffset: Map<number, number>,
+  target: number,
+  end: number,
+): number | undefined {
+  let k = m.theirIndex.get(target) ?? (target === end ? m.theirs.length : undefined);
+  while (k !== undefined && k < m.theirs.length) {
+    const t = m.theirs[k]!;
+    const u = byOffset.get(t.offset);
+    if (u !== undefined) return u;
+    if (t.offset >= end) return m.units.length;
+    if (!isNop(t)) return undefined;
+    k++;
+  }
+  return k === undefined ? undefined : m.units.length;
+}
+
+/** The first branch whose targets are not the same instruction on both sides. */
+function wrongBranch(m: PaddedMatcher, end: number): Branch | undefined {
+  const starts = new Map(m.units.map((u, i) => [u.offset, i]));
+  const byOffset = new Map([...m.at].map(([u, at]) => [at, u]));
+  return m.branches.find((b) => {
+    const ours = oursUnitAt(m.units, starts, b.oursTarget);
+    return ours === undefined || ours !== theirUnitAt(m, byOffset, b.theirsTarget, end);
+  });
+}
+
+/** NOP bytes in the gaps before each matched unit, ours against the kernel's. */
+function paddingBytes(m: PaddedMatcher): number {
+  let total = 0;
+  let oursEnd = 0;
+  let theirsEnd = 0;
+  for (const [u, at] of [...m.at].sort((a, b) => a[0] - b[0])) {
+    const unit = m.units[u]!;
+    total += Math.abs(unit.offset - oursEnd - (at - theirsEnd));
+    oursEnd = unit.offset + unit.length;
+    theirsEnd = at + unit.length;
+  }
+  return total;
+}
+
+/**
+ * The kernel's code past our last instruction that continues its function: anything but padding
+ * before its known end (an exact size), or before another function may start (kallsyms' extent).
+ */
+function codeAfter(m: PaddedMatcher, region: Region, endAt: number): X86Instruction | undefined {
+  const from = m.theirs[endAt]!.offset;
+  if (region.base !== undefined) return codeAfterEnd(region.code.bytes, from, region.end!, region.base);
+  return m.theirs.slice(endAt).find((i) => !isPadding(i));
+}
+
+/**
+ * The comparison modulo alignment padding, after the exact one found `exact.mismatch`: a match
+ * (with how much padding differed), or the first mismatch that padding does not explain (the
+ * exact one when nothing was shifted before it).
+ */
+export function comparePadded(
+  ours: FunctionCode,
+  theirs: TheirCode,
+  mode: CompareMode,
+  exact: CodeComparison,
+): CodeComparison {
+  const region = regionOf(ours, theirs);
+  if (!region || ours.bytes.length === 0) return exact;
+  const m = new PaddedMatcher(ours, region, mode);
+  const endAt = m.lineUp();
+  const shifted = () => paddingBytes(m) > 0;
+  if (endAt === undefined) {
+    const failure = m.deepest!;
+    const further = failure.mismatch.offset > exact.mismatch!.offset && shifted();
+    return further || failure.mismatch.reason.startsWith("a branch encoded")
+      ? { allowed: m.allowed, mismatch: failure.mismatch }
+      : exact;
+  }
+  const end = m.theirs[endAt]?.offset ?? region.end ?? region.code.bytes.length;
+  const extra = region.end !== undefined && end < region.end ? codeAfter(m, region, endAt) : undefined;
+  if (extra) {
+    if (!shifted()) return exact;
+    const mismatch = {
+      offset: ours.bytes.length,
+      ours: "(end of function)",
+      theirs: m.theirText(extra.offset),
+      reason: "the kernel's function is longer",
+    };
+    return { allowed: m.allowed, mismatch };
+  }
+  const wrong = wrongBranch(m, end);
+  if (wrong) {
+    const unit = m.units.find((x) => x.offset === wrong.ours)!;
+    const mismatch = {
+      offset: unit.offset,
+      ours: show(ours.bytes, unit.insn),
+      theirs: m.theirText(wrong.theirsAt),
+      reason:
+        "different code: the branch's target is another instruction once alignment padding is taken out",
+    };
+    return { allowed: m.allowed, mismatch };
+  }
+  const bytes = paddingBytes(m);
+  const branches = m.branches.filter((b) => b.theirsTarget - b.theirsAt !== b.oursTarget - b.ours).length;
+  return { allowed: m.allowed, padding: { bytes, branches } };
+}
