@@ -22,7 +22,7 @@
  *
  * Anything else is a mismatch; the first one is reported with both instructions.
  */
-import { x86Decoder } from "../x86/index.js";
+import { type X86Instruction, x86Decoder } from "../x86/index.js";
 import { comparePadded } from "./compare-padded.js";
 import type { FunctionCode } from "./function-code.js";
 import {
@@ -70,15 +70,20 @@ export function compareCode(
   theirs: TheirCode,
   mode: CompareMode = "image",
 ): CodeComparison {
-  const exact = compareExact(ours, theirs, mode);
-  return exact.mismatch ? comparePadded(ours, theirs, mode, exact) : exact;
+  const mine = x86Decoder().decodeRange(ours.bytes, 0, ours.bytes.length);
+  const exact = compareExact(ours, mine, theirs, mode);
+  return exact.mismatch ? comparePadded({ ...ours, decoded: mine }, theirs, mode, exact) : exact;
 }
 
-function compareExact(ours: FunctionCode, theirs: TheirCode, mode: CompareMode): CodeComparison {
+function compareExact(
+  ours: FunctionCode,
+  mine: X86Instruction[],
+  theirs: TheirCode,
+  mode: CompareMode,
+): CodeComparison {
   const size = ours.bytes.length;
   const allowed: AllowedDifference[] = [];
   const decoder = x86Decoder();
-  const mine = decoder.decodeRange(ours.bytes, 0, size);
   let skipTo = 0;
   for (const insn of mine) {
     if (insn.offset < skipTo) continue;

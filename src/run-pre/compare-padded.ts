@@ -28,7 +28,6 @@ import {
   allowedDifference,
   type CompareMode,
   codeAfterEnd,
-  isNop,
   isPadding,
   run,
   sameBytes,
@@ -71,17 +70,30 @@ interface Failure {
 
 const STEPS_PER_UNIT = 8;
 
-/** The relative field of a direct jmp/jcc/call (rel8 or rel32), read from the opcode bytes. */
+/** The relative field of a direct jmp/jcc/call (rel8 or rel32): the opcode bytes first, the kind asked only then. */
 function relField(code: Uint8Array, insn: X86Instruction): { offset: number; size: number } | undefined {
-  if (insn.kind !== "jump" && insn.kind !== "call") return undefined;
   const end = insn.offset + insn.length;
   const op = code[end - 2]!;
   const op1 = code[end - 5]!;
+  let field: { offset: number; size: number } | undefined;
   if ((op >= 0x70 && op <= 0x7f) || op === 0xeb || (op >= 0xe0 && op <= 0xe3))
-    return { offset: end - 1, size: 1 };
-  if (op1 === 0xe8 || op1 === 0xe9 || (code[end - 6] === 0x0f && op1 >= 0x80 && op1 <= 0x8f))
-    return { offset: end - 4, size: 4 };
-  return undefined;
+    field = { offset: end - 1, size: 1 };
+  else if (op1 === 0xe8 || op1 === 0xe9 || (code[end - 6] === 0x0f && op1 >= 0x80 && op1 <= 0x8f))
+    field = { offset: end - 4, size: 4 };
+  return field && (insn.kind === "jump" || insn.kind === "call") ? field : undefined;
+}
+
+/**
+ * A NOP, from its bytes (as the length decoder names one: 66/2e/3e prefixes, a REX without B,
+ * then 90 or 0f 1f): no iced-x86 started for every other instruction of a large function.
+ */
+function isNopAt(code: Uint8Array, insn: X86Instruction): boolean {
+  let k = insn.offset;
+  const end = insn.offset + insn.length;
+  while (k < end && (code[k] === 0x66 || code[k] === 0x2e || code[k] === 0x3e)) k++;
+  const rex = code[k]! >= 0x40 && code[k]! <= 0x4f ? code[k++]! : 0;
+  if (code[k] === 0x90) return k + 1 === end && !(rex & 1);
+  return code[k] === 0x0f && code[k + 1] === 0x1f && !insn.invalid;
 }
 
 function readRel(code: Uint8Array, field: { offset: number; size: number }): number {
@@ -89,16 +101,25 @@ function readRel(code: Uint8Array, field: { offset: number; size: number }): num
   return Buffer.from(code.buffer, code.byteOffset + field.offset, 4).readInt32LE(0);
 }
 
-function unitsOf(ours: FunctionCode, mode: CompareMode): Unit[] {
+/** Ours, with its instructions as the exact comparison decoded them. */
+export type DecodedCode = FunctionCode & { decoded: X86Instruction[] };
+
+function unitsOf(ours: DecodedCode, mode: CompareMode): Unit[] {
   const size = ours.bytes.length;
   const units: Unit[] = [];
   let skipTo = 0;
-  for (const insn of x86Decoder().decodeRange(ours.bytes, 0, size)) {
+  for (const insn of ours.decoded) {
     if (insn.offset < skipTo) continue;
     const site = siteAt(ours, insn.offset, mode);
     const length = site?.length && insn.offset + site.length <= size ? site.length : insn.length;
     skipTo = insn.offset + length;
-    units.push({ offset: insn.offset, length, insn, ...(site ? { site } : {}), pad: !site && isNop(insn) });
+    units.push({
+      offset: insn.offset,
+      length,
+      insn,
+      ...(site ? { site } : {}),
+      pad: !site && isNopAt(ours.bytes, insn),
+    });
   }
   return units;
 }
@@ -126,7 +147,7 @@ class PaddedMatcher {
   deepest?: Failure;
 
   constructor(
-    readonly ours: FunctionCode,
+    readonly ours: DecodedCode,
     readonly region: Region,
     readonly mode: CompareMode,
   ) {
@@ -220,7 +241,7 @@ class PaddedMatcher {
     const out: number[] = [];
     for (; k < this.theirs.length; k++) {
       out.push(k);
-      if (!isNop(this.theirs[k]!)) break;
+      if (!isNopAt(this.region.code.bytes, this.theirs[k]!)) break;
     }
     if (out.length === 0) out.push(k);
     const last = out[out.length - 1]!;
@@ -300,7 +321,7 @@ function theirUnitAt(
     const u = byOffset.get(t.offset);
     if (u !== undefined) return u;
     if (t.offset >= end) return m.units.length;
-    if (!isNop(t)) return undefined;
+    if (!isNopAt(m.region.code.bytes, t)) return undefined;
     k++;
   }
   return k === undefined ? undefined : m.units.length;
@@ -343,10 +364,10 @@ function codeAfter(m: PaddedMatcher, region: Region, endAt: number): X86Instruct
 /**
  * The comparison modulo alignment padding, after the exact one found `exact.mismatch`: a match
  * (with how much padding differed), or the first mismatch that padding does not explain (the
- * exact one when nothing was shifted before it).
+ * exact one when the tolerant one gets no further).
  */
 export function comparePadded(
-  ours: FunctionCode,
+  ours: DecodedCode,
   theirs: TheirCode,
   mode: CompareMode,
   exact: CodeComparison,
@@ -358,7 +379,7 @@ export function comparePadded(
   const shifted = () => paddingBytes(m) > 0;
   if (endAt === undefined) {
     const failure = m.deepest!;
-    const further = failure.mismatch.offset > exact.mismatch!.offset && shifted();
+    const further = failure.mismatch.offset > exact.mismatch!.offset;
     return further || failure.mismatch.reason.startsWith("a branch encoded")
       ? { allowed: m.allowed, mismatch: failure.mismatch }
       : exact;

@@ -1,0 +1,176 @@
+/**
+ * The comparison modulo alignment padding, on gcc's own code: one function with a 64-byte aligned
+ * loop, compiled alone (at offset 0 of its section, as kpatch-build's objects have it) and after a
+ * filler function (elsewhere, as in vmlinux), so gcc pads the loop with other NOPs and the branch
+ * over it gets another displacement.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { assemble, compileC } from "../../test/helpers/elf-tools.js";
+import { readElf } from "../elf/read-elf.js";
+import { type X86Instruction, x86Decoder } from "../x86/index.js";
+import { compareCode } from "./compare-code.js";
+import { type FunctionCode, functionCode } from "./function-code.js";
+import type { TheirCode } from "./site-forms.js";
+
+const SUM = `int sum(const int *a, int n)
+{
+	int s = 0;
+	for (int i = 0; i < n; i++) {
+		s += a[i] * 3;
+		if (s > 1000)
+			s -= a[i] >> 1;
+	}
+	return s;
+}
+`;
+const FILLER = "int filler(int x) { return x * 7 + 3; }\n";
+const ALIGN = ["-falign-loops=64", "-falign-jumps=64", "-falign-functions=16"];
+
+function sumOf(name: string, source: string, flags: string[]): FunctionCode {
+  const obj = compileC(name, source, [...ALIGN, ...flags]);
+  const file = readElf(obj.bytes, obj.path);
+  return functionCode(file, file.symbols.find((s) => s.name === "sum")!);
+}
+
+function built(flags: string[] = []) {
+  const ours = sumOf(`padded-alone${flags.join("")}`, SUM, flags);
+  const other = sumOf(`padded-after${flags.join("")}`, FILLER + SUM, ["-fno-function-sections", ...flags]);
+  return {
+    ours,
+    other,
+    theirs: (): TheirCode => ({ bytes: Uint8Array.from(other.bytes), size: other.bytes.length }),
+  };
+}
+
+const decode = (b: Uint8Array): X86Instruction[] => x86Decoder().decodeRange(b, 0, b.length);
+const isNop = (i: X86Instruction) => i.mnemonic === "nop";
+
+test("compareCode(): the same function at another offset matches modulo alignment NOPs", () => {
+  const { ours, theirs } = built();
+  const t = theirs();
+  assert.notDeepEqual(ours.bytes, t.bytes, "gcc padded the two copies differently");
+  const r = compareCode(ours, t);
+  assert.equal(r.mismatch, undefined, r.mismatch?.reason);
+  assert.ok(r.padding && r.padding.bytes > 0, "it says how many NOP bytes differed");
+  assert.ok(r.padding.branches >= 1, "a branch over the padding has another displacement");
+});
+
+test("compareCode(): the kernel's copy longer than ours, up to the next symbol (kallsyms' extent)", () => {
+  const { ours: longer, other: shorter } = built();
+  // Ours is the shorter copy now; the kernel's (the longer one) is at a 64-byte boundary and
+  // followed by int3 padding to 16 bytes, then the next symbol.
+  const k = longer.bytes;
+  const pad = (16 - (k.length % 16)) % 16;
+  const kernel = Uint8Array.from([...k, ...Array(pad).fill(0xcc)]);
+  const size = shorter.bytes.length;
+  const base = 0xffffffff81000000n;
+  const theirs = {
+    bytes: kernel.subarray(0, size + 15),
+    tail: kernel.subarray(size),
+    tailAt: base + BigInt(size),
+  };
+  const r = compareCode(shorter, theirs);
+  assert.equal(r.mismatch, undefined, r.mismatch?.reason);
+  assert.ok(r.padding && r.padding.bytes > 0);
+  // Code after the kernel's last instruction that is not padding: the kernel's function is longer.
+  kernel[k.length] = 0x50;
+  const longerStill = compareCode(shorter, { ...theirs, tail: kernel.subarray(size) });
+  assert.match(longerStill.mismatch?.reason ?? "", /the kernel's function is longer/);
+});
+
+test("compareCode(): a changed instruction is refused, at its offset, as by the exact comparison", () => {
+  const { ours, theirs } = built();
+  const t = theirs();
+  const cmp = decode(t.bytes).find((i) => i.immediate?.value === 1000n)!;
+  t.bytes[cmp.immediate!.offset] = 0xe9; // cmp $1000 -> cmp $1001
+  const r = compareCode(ours, t);
+  const mine = decode(ours.bytes).find((i) => i.immediate?.value === 1000n)!;
+  assert.equal(r.mismatch?.offset, mine.offset);
+  assert.equal(r.mismatch?.reason, "different code");
+  assert.match(r.mismatch!.theirs, /\$0x3e9/i);
+  assert.equal(r.padding, undefined);
+});
+
+test("compareCode(): a branch to another instruction is refused, even one that lands on an instruction", () => {
+  const { ours, theirs } = built();
+  const t = theirs();
+  const list = decode(t.bytes);
+  // The first rel8 branch forward: retarget it to the instruction after its target.
+  const jcc = list.find((i) => i.kind === "jump" && i.length === 2 && (t.bytes[i.offset + 1]! & 0x80) === 0)!;
+  const target = jcc.offset + 2 + t.bytes[jcc.offset + 1]!;
+  const next = list.find((i) => i.offset > target && !isNop(i))!;
+  t.bytes[jcc.offset + 1] = next.offset - jcc.offset - 2;
+  const r = compareCode(ours, t);
+  assert.match(r.mismatch?.reason ?? "", /the branch's target is another instruction/);
+  assert.equal(r.mismatch?.offset, jcc.offset, "the branch is before any padding: same offset in both");
+});
+
+test("compareCode(): an extra instruction in place of padding is refused", () => {
+  const { ours, theirs } = built();
+  const t = theirs();
+  const nop = decode(t.bytes).find(isNop)!;
+  t.bytes[nop.offset] = 0x50; // push %rax, then the NOP's other bytes as one-byte NOPs
+  t.bytes.fill(0x90, nop.offset + 1, nop.offset + nop.length);
+  const r = compareCode(ours, t);
+  assert.ok(r.mismatch, "push %rax is no padding");
+  assert.match(r.mismatch!.theirs, /^push %rax/);
+  assert.equal(r.padding, undefined);
+});
+
+test("compareCode(): ftrace's nop in the kernel and padding together, live (kpatch load's path)", () => {
+  // -pg -mfentry: call __fentry__ at the entry, an fentry site (its relocation); ftrace nops it at boot.
+  const { ours, theirs } = built(["-pg", "-mfentry", "-fno-pie"]);
+  const t = theirs();
+  assert.equal(t.bytes[0], 0xe8, "the kernel's copy starts with the call");
+  t.bytes.set([0x0f, 0x1f, 0x44, 0x00, 0x00], 0);
+  const r = compareCode(ours, t, "live");
+  assert.equal(r.mismatch, undefined, r.mismatch?.reason);
+  assert.deepEqual(
+    r.allowed.map((a) => [a.kind, a.offset]),
+    [["fentry", 0]],
+  );
+  assert.ok(r.padding && r.padding.bytes > 0);
+  // Its call made some other instruction is no ftrace rewrite.
+  t.bytes.set([0xb8, 1, 0, 0, 0], 0);
+  assert.match(compareCode(ours, t, "live").mismatch?.reason ?? "", /fentry site/);
+});
+
+/** f: a branch over a 64-byte aligned loop; `skip` bytes before f, and how the branch is encoded. */
+function asmF(name: string, skip: number, jle: string) {
+  const obj = assemble(
+    name,
+    `.text
+.skip ${skip}, 0xcc
+.globl f
+.type f, @function
+f:
+  test %esi, %esi
+  ${jle} 2f
+  xor %eax, %eax
+  .p2align 6
+1:
+  add $1, %eax
+  dec %esi
+  jne 1b
+  ret
+2:
+  xor %eax, %eax
+  ret
+.size f, .-f`,
+  );
+  const file = readElf(obj.bytes, obj.path);
+  return functionCode(file, file.symbols.find((s) => s.name === "f")!);
+}
+
+test("compareCode(): a branch rel8 in one and rel32 in the other is refused, saying so", () => {
+  const ours = asmF("rel8", 0, "jle");
+  const same = asmF("rel8-moved", 16, "jle");
+  const moved = compareCode(ours, { bytes: same.bytes, size: same.bytes.length });
+  assert.equal(moved.mismatch, undefined, moved.mismatch?.reason);
+  assert.ok(moved.padding && moved.padding.bytes > 0);
+  const wide = asmF("rel32-moved", 16, "{disp32} jle");
+  const r = compareCode(ours, { bytes: wide.bytes, size: wide.bytes.length });
+  assert.equal(r.mismatch?.offset, 2);
+  assert.match(r.mismatch?.reason ?? "", /rel8 here and rel32 in the kernel/);
+});
