@@ -19,7 +19,7 @@ import {
   type RunPreReport,
   runPreCheck,
 } from "../run-pre/run-pre-check.js";
-import { formatRunPre, formatRunPreSummary } from "../run-pre/run-pre-format.js";
+import { formatRunPre, formatRunPreSummary, paddingLines } from "../run-pre/run-pre-format.js";
 import { encodeRunPreRecord, type RecordedFunction } from "../run-pre/runpre-record.js";
 import { imageCode, moduleCode, type TargetCode } from "../run-pre/target-code.js";
 import type { Progress } from "../util/progress.js";
@@ -92,6 +92,7 @@ export async function runPreStep(
     weakOverrideIsOk: diffed.every((d) => d.report === undefined),
   });
   progress.end(formatRunPreSummary(report));
+  for (const line of paddingLines(report)) progress.note(line);
   if (report.mismatched && options.override) {
     progress.note(
       `WARNING: --skip-run-pre: building although the original build does not match the target kernel; the module may crash it:\n${formatRunPre(report)}`,

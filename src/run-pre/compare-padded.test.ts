@@ -174,3 +174,28 @@ test("compareCode(): a branch rel8 in one and rel32 in the other is refused, say
   assert.equal(r.mismatch?.offset, 2);
   assert.match(r.mismatch?.reason ?? "", /rel8 here and rel32 in the kernel/);
 });
+
+test("checkRecorded(): a match modulo padding is reported, in --json and in text (kpatch load's report)", async () => {
+  const { checkRecorded } = await import("./run-pre-check.js");
+  const { formatRunPre, formatRunPreSummary, paddingLines } = await import("./run-pre-format.js");
+  const { ours, other } = built();
+  const report = checkRecorded(
+    [{ object: "vmlinux", name: "sum", sympos: 0, code: ours }],
+    () => ({
+      source: "the kernel",
+      count: () => 1,
+      find: () => ({ address: 0xffffffff81000010n, bytes: other.bytes, size: other.bytes.length }),
+    }),
+    "live",
+  );
+  assert.equal(report.matched, 1);
+  const f = JSON.parse(JSON.stringify(report)).functions[0];
+  assert.equal(f.status, "matched");
+  assert.ok(f.padding.bytes > 0 && f.padding.branches > 0, JSON.stringify(f.padding));
+  const line = `equal but for ${f.padding.bytes} bytes of alignment NOPs`;
+  assert.match(formatRunPreSummary(report), /1 of the matches only modulo alignment NOPs/);
+  assert.deepEqual(paddingLines(report), [
+    `vmlinux: sum (vmlinux at 0xffffffff81000010): ${line} (${f.padding.branches} branch${f.padding.branches === 1 ? "" : "es"} displaced across them)`,
+  ]);
+  assert.ok(formatRunPre(report).includes(line));
+});

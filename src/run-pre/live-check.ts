@@ -22,7 +22,7 @@ import { KernelSymbols } from "../kernel-image/index.js";
 import { KpatchError } from "../util/errors.js";
 import { Kcore, KcoreError } from "./kcore.js";
 import { checkRecorded, type RunPreReport } from "./run-pre-check.js";
-import { formatRunPre, formatRunPreSummary } from "./run-pre-format.js";
+import { formatRunPre, formatRunPreSummary, paddingLines } from "./run-pre-format.js";
 import {
   decodeRunPreRecord,
   type RecordedFunction,
@@ -147,6 +147,7 @@ export function verifyBeforeLoad(elf: ElfFile, procDir: string, options: VerifyO
   if (!report) return result;
   result.code = report;
   note(`run-pre check: ${formatRunPreSummary(report)} (${report.ms.toFixed(1)} ms)`);
+  for (const line of paddingLines(report)) note(line);
   if (report.mismatched) {
     if (!options.skipRunPre) throw new RunPreLoadError(name, report);
     result.overridden = true;

@@ -14,7 +14,7 @@ export function formatRunPreSummary(r: RunPreReport): string {
   ];
   if (r.overridden) parts.push(`${r.overridden} weak and overridden`);
   const padded = r.functions.filter((f) => f.padding).length;
-  if (padded) parts.push(`${padded} equal only modulo alignment NOPs`);
+  if (padded) parts.push(`${padded} of the matches only modulo alignment NOPs`);
   return `${r.functions.length} functions checked against ${Object.values(r.sources).join(", ")}: ${parts.join(", ")}`;
 }
 
@@ -26,6 +26,11 @@ function paddingText(p: PaddingOnly): string {
   return `equal but for ${p.bytes} bytes of alignment NOPs${branches}`;
 }
 
+/** One line for each function that matched only modulo alignment NOPs (none when every match was exact). */
+export function paddingLines(r: RunPreReport): string[] {
+  return r.functions.flatMap((f) => (f.padding ? [`${where(f)}: ${paddingText(f.padding)}`] : []));
+}
+
 export function formatRunPre(r: RunPreReport, options: { allowed?: boolean } = {}): string {
   const lines = [`run-pre check: ${formatRunPreSummary(r)}`];
   for (const f of r.functions) {
@@ -35,7 +40,7 @@ export function formatRunPre(r: RunPreReport, options: { allowed?: boolean } = {
       lines.push(`    at +0x${m.offset.toString(16)}: original build: ${m.ours}`);
       lines.push(`    ${" ".repeat(m.offset.toString(16).length + 6)}target kernel:  ${m.theirs}`);
     }
-    if (f.padding) lines.push(`  padding ${where(f)}: ${paddingText(f.padding)}`);
+    if (f.padding) lines.push(`  padding only: ${where(f)}: ${paddingText(f.padding)}`);
     if (options.allowed) {
       for (const a of f.allowed) {
         lines.push(

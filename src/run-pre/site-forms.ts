@@ -50,7 +50,7 @@ export function show(code: Uint8Array, insn: X86Instruction): string {
   return `${insn.text} (${hex(code.subarray(insn.offset, insn.offset + insn.length))})`;
 }
 
-export const isNop = (i: X86Instruction): boolean => !i.invalid && i.mnemonic === "nop";
+const isNop = (i: X86Instruction): boolean => !i.invalid && i.mnemonic === "nop";
 export const isPadding = (i: X86Instruction): boolean => isNop(i) || i.mnemonic === "int3";
 const isJmp = (i: X86Instruction): boolean => i.mnemonic === "jmp" && i.kind === "jump" && i.length <= 5;
 
