@@ -199,3 +199,59 @@ test("checkRecorded(): a match modulo padding is reported, in --json and in text
   ]);
   assert.ok(formatRunPre(report).includes(line));
 });
+
+/**
+ * g: a static-branch site (its __jump_table entry, as arch_static_branch() writes it) at the head
+ * of a 64-byte aligned loop, then a `jmp rel32` of the same length: the kernel's site is the
+ * nop after the padding, not the jmp after it, and the matcher must find that out.
+ */
+function asmG(name: string, skip: number, site: string) {
+  const obj = assemble(
+    name,
+    `.text
+.skip ${skip}, 0xcc
+.globl g
+.type g, @function
+g:
+  test %esi, %esi
+  jle 3f
+  .p2align 6
+1:
+  ${site}
+2:
+  .byte 0xe9
+  .long 3f - . - 4
+  dec %esi
+3:
+  ret
+.size g, .-g
+.pushsection __jump_table, "aw"
+  .long 1b - ., 2b - .
+  .quad key
+.popsection`,
+  );
+  const file = readElf(obj.bytes, obj.path);
+  return functionCode(file, file.symbols.find((s) => s.name === "g")!);
+}
+
+test("compareCode(): a site just after padding lines up with the kernel's site, not the next jmp of its length", () => {
+  const nop5 = ".byte 0x0f, 0x1f, 0x44, 0x00, 0x00";
+  // The object's form: a jmp rel32 (HAVE_JUMP_LABEL_HACK, "objtool NOPs this").
+  const ours = asmG("site-alone", 0, ".byte 0xe9\n  .long 3f - . - 4");
+  assert.deepEqual(
+    [...ours.sites.values()].map((s) => s.kind),
+    ["static-branch"],
+  );
+  // In the image: objtool made it a nop; the kernel's copy sits 16 bytes further on.
+  const image = asmG("site-moved", 16, nop5);
+  const r = compareCode(ours, { bytes: image.bytes, size: image.bytes.length });
+  assert.equal(r.mismatch, undefined, r.mismatch?.reason);
+  assert.deepEqual(
+    r.allowed.map((a) => a.kind),
+    ["static-branch"],
+  );
+  assert.ok(r.padding && r.padding.bytes > 0);
+  // The same with a push where the site's nop was: refused.
+  const changed = asmG("site-changed", 16, ".byte 0x50, 0x90, 0x90, 0x90, 0x90");
+  assert.ok(compareCode(ours, { bytes: changed.bytes, size: changed.bytes.length }).mismatch);
+});
