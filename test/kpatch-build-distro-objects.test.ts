@@ -5,22 +5,34 @@
  *   - kernel/sched/rt.c, #included by kernel/sched/build_policy.c (no object of its own);
  *   - arch/x86/kvm/vmx/vmx.c, in kvm-intel.ko, listed from arch/x86/kvm/Makefile;
  *   - an amdgpu display file, in amdgpu.ko, listed from drivers/gpu/drm/amd/amdgpu/Makefile;
- *   - an arm64-only driver (the GICv3's), which is proved not built (exit 3, with the proof).
+ *   - an arm64-only driver (the GICv3's), which is proved not built (exit 3, with the proof);
+ *   - mm/memory.c's do_wp_page, whose new code calls unchanged helpers of which vmlinux has
+ *     several same-named local copies (set_ptes.constprop.0: 5, folio_put: 3, out-of-line static
+ *     inlines and a clone): each is resolved by link order to memory.o's own copy, which the
+ *     module's run-pre record holds so kpatch load compares it with the running kernel's; the
+ *     record's set_ptes.constprop.0 is refused at every other copy's position (their code is
+ *     not memory.c's), so a wrong pick fails the build or the load; else it is copied.
  * Then, in one guest on that kernel, each module loads with kpatch load, and the rt.c patch shows
- * in /sys/kernel/debug/sched/debug; the module patches register their klp object.
+ * in /sys/kernel/debug/sched/debug; the module patches register their klp object; the patched
+ * do_wp_page logs the copy-on-write faults of a task named kpts-cow.
  * The patches are written for 6.12's source (test/fixtures/patches/distro-6.12).
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import test from "node:test";
+import test, { type TestContext } from "node:test";
 import { promisify } from "node:util";
+import { readElf } from "../src/elf/index.js";
+import { KernelImage } from "../src/kernel-image/index.js";
 import { requireDistroLab } from "../src/lab/distro.js";
 import { type GuestResult, runGuest } from "../src/lab/guest.js";
 import { kpatchInGuest } from "../src/lab/guest-node.js";
 import { testSeries } from "../src/lab/paths.js";
+import { checkRecorded } from "../src/run-pre/run-pre-check.js";
+import { decodeRunPreRecord, RUNPRE_SECTION } from "../src/run-pre/runpre-record.js";
+import { imageCode } from "../src/run-pre/target-code.js";
 
 const run = promisify(execFile);
 const series = testSeries();
@@ -38,11 +50,18 @@ interface ObjectsCase {
   funcs: string[];
   /** Prints the patched behaviour's marker when the patch is in. */
   probe: string;
+  /**
+   * Unchanged local functions the new code calls that vmlinux has more than once: the module
+   * must name one by sympos (checked below) or carry a copy; `distinct` ones' other copies hold
+   * other code, so a wrong sympos would be refused.
+   */
+  helpers?: { name: string; distinct: boolean }[];
   old: RegExp;
   new: RegExp;
 }
 
 const DEBUG = "/sys/kernel/debug/sched/debug";
+const WP_MARK = "kpatch-ts: do_wp_page in kpts-cow";
 const CASES: ObjectsCase[] = [
   {
     name: "sched-rt-included",
@@ -72,6 +91,21 @@ const CASES: ObjectsCase[] = [
     old: /none\s*$/,
     new: /^0\s*$/,
   },
+  {
+    // The subshell's fork write-protects the shell's pages: its next writes are COW faults.
+    // printf, not echo: /proc/PID/comm keeps a newline.
+    name: "wp-page-helpers",
+    object: "mm/memory.o",
+    target: "vmlinux",
+    funcs: ["do_wp_page"],
+    probe: `n=$(dmesg | grep -c "${WP_MARK}"); sh -c 'printf kpts-cow > /proc/$$/comm; (true); x=1; true'; echo $(($(dmesg | grep -c "${WP_MARK}") - n))`,
+    old: /^0\s*$/,
+    new: /^[1-9]\d*\s*$/,
+    helpers: [
+      { name: "set_ptes.constprop.0", distinct: true },
+      { name: "folio_put", distinct: false },
+    ],
+  },
 ];
 
 async function kpatchBuild(name: string, ...args: string[]) {
@@ -89,7 +123,15 @@ async function kpatchBuild(name: string, ...args: string[]) {
 
 interface BuildJson {
   module: string;
-  objects: { path: string; target: string; report: { changed: { originalName: string }[] } }[];
+  objects: {
+    path: string;
+    target: string;
+    report: {
+      changed: { originalName: string }[];
+      klp: { name: string; sympos: number }[];
+      copied: { name: string; why: string }[];
+    };
+  }[];
 }
 
 const built: string[] = [];
@@ -97,7 +139,7 @@ const built: string[] = [];
 for (const c of CASES) {
   test(`${c.name}: the object kbuild compiles it in (${c.object}, ${c.target}) is built and diffed`, {
     skip,
-  }, async () => {
+  }, async (t) => {
     const r = await kpatchBuild(c.name, "--json");
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stderr, /no object of this kernel is built from it/);
@@ -109,7 +151,60 @@ for (const c of CASES) {
     const changed = result.objects[0]!.report.changed.map((f) => f.originalName);
     for (const f of c.funcs) assert.ok(changed.includes(f), `${f} changed (${changed.join(", ")})`);
     built.push(result.module);
+    if (c.helpers) await checkHelpers(t, c.helpers, result);
   });
+}
+
+/**
+ * Each helper is several same-named locals in the stock image's kallsyms; the module names it by
+ * sympos (the record's copy matches the image there and, for a distinct one, nowhere else) or
+ * carries its own copy.
+ */
+async function checkHelpers(
+  t: TestContext,
+  helpers: readonly { name: string; distinct: boolean }[],
+  result: BuildJson,
+) {
+  const image = await KernelImage.open(requireDistroLab(series).bzImage);
+  const code = imageCode(image);
+  const { report } = result.objects[0]!;
+  const section = readElf(readFileSync(result.module), result.module).findSection(RUNPRE_SECTION);
+  assert.ok(section, `${result.module} has a run-pre record`);
+  const recorded = decodeRunPreRecord(section.data, result.module);
+  for (const h of helpers) {
+    const count = image.symbols().named(h.name).length;
+    assert.ok(
+      count > 1,
+      `${h.name}: ${count} copies in the stock kernel's kallsyms (the case needs several)`,
+    );
+    const klp = report.klp.find((k) => k.name === h.name);
+    const copied = report.copied.find((k) => k.name === h.name);
+    assert.ok(klp || copied, `${h.name} is resolved or copied`);
+    if (!klp) {
+      t.diagnostic(`${h.name}: copied (${copied!.why})`);
+      continue;
+    }
+    assert.ok(klp.sympos >= 1 && klp.sympos <= count, `${h.name},${klp.sympos} is one of the ${count}`);
+    const rec = recorded.find((f) => f.name === h.name);
+    assert.ok(rec, `the run-pre record holds ${h.name} (kpatch load compares it with the running kernel)`);
+    assert.equal(rec.sympos, klp.sympos);
+    const statusAt = (sympos: number) =>
+      checkRecorded([{ ...rec, sympos }], () => code, "image").functions[0]!.status;
+    const statuses = Array.from({ length: count }, (_, i) => statusAt(i + 1));
+    assert.match(
+      statuses[klp.sympos - 1]!,
+      /^(matched|allowed)$/,
+      `${h.name},${klp.sympos} is memory.o's code`,
+    );
+    if (h.distinct) {
+      statuses.forEach((s, i) => {
+        if (i + 1 !== klp.sympos) assert.equal(s, "mismatch", `${h.name},${i + 1} would be refused`);
+      });
+    }
+    t.diagnostic(
+      `${h.name}: sympos ${klp.sympos} of ${count}; the record against each copy: ${statuses.join(", ")}`,
+    );
+  }
 }
 
 test("an arm64-only driver is proved not built by this config: exit 3, with kbuild's index as the proof", {

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "node:test";
 import { promisify } from "node:util";
-import { type DistroLab, findDistroLab, requireDistroLab } from "../src/lab/distro.js";
+import { type DistroLab, findDistroLab, requireDistroLab, sampleSkip } from "../src/lab/distro.js";
 import { runGuest } from "../src/lab/guest.js";
 import { kpatchInGuest } from "../src/lab/guest-node.js";
 import { KERNEL_SERIES, testSeries } from "../src/lab/paths.js";
@@ -69,12 +69,12 @@ for (const series of KERNEL_SERIES) {
   });
 
   test(`stock ${series}: livepatch-sample built against the headers package patches /proc/cmdline and rolls back`, {
-    skip,
+    skip: skip || sampleSkip(lab),
   }, async (t) => {
     const steps = smokeSteps();
     const result = await runGuest({
       lab: lab!,
-      files: [lab!.sampleModule],
+      files: [lab!.sampleModule!],
       commands: [...steps.map((s) => s.command), "cat /proc/sys/kernel/tainted"],
     });
     assert.deepEqual(checkSmoke(steps, result), []);
@@ -86,13 +86,15 @@ for (const series of KERNEL_SERIES) {
     t.diagnostic(`guest run ${Math.round(result.wallMs)} ms (${result.accel})`);
   });
 
-  test(`stock ${series}: kpatch load, list and unload in the guest`, { skip }, async (t) => {
+  test(`stock ${series}: kpatch load, list and unload in the guest`, {
+    skip: skip || sampleSkip(lab),
+  }, async (t) => {
     const k = await kpatchInGuest(lab!);
     const result = await runGuest({
       lab: lab!,
       shareHost: true,
       timeoutMs: 300_000,
-      files: [k.file, lab!.sampleModule],
+      files: [k.file, lab!.sampleModule!],
       commands: [
         k.setup,
         "kpatch list",

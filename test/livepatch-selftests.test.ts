@@ -14,7 +14,7 @@ import { join } from "node:path";
 import test, { type TestContext } from "node:test";
 import { findDebianPackage } from "../src/debian/debian-package.js";
 import { unpackKernelSource } from "../src/debian/kernel-source.js";
-import { distroLabKbuild, findDistroLab } from "../src/lab/distro.js";
+import { distroLabKbuild, findDistroLab, sampleSkip } from "../src/lab/distro.js";
 import { type GuestOptions, runGuest } from "../src/lab/guest.js";
 import { labModules } from "../src/lab/lab-modules.js";
 import {
@@ -136,7 +136,7 @@ for (const [series, suite] of [
     ? `the stock ${label} kernel is not set up (kpatch-lab setup --distro ${series}${suite ? ` --suite ${suite}` : ""})`
     : (series !== lab.series || suite) && !unpacked
       ? `Debian's ${series} source ${distro.sourceVersion} is not unpacked in the cache`
-      : false;
+      : sampleSkip(distro);
   // Skipped only with the reason above (that stock kernel not set up, or its source not
   // unpacked); CI sets up both and runs both.
   test(`livepatch selftests on Debian's stock ${label} kernel`, { skip }, async (t) => {
@@ -156,7 +156,7 @@ for (const [series, suite] of [
     await runSelftests(t, {
       guest: d,
       srcDir,
-      kernel: { key: `distro-${d.key}`, kbuildDir: d.headersDir, ...distroLabKbuild(d) },
+      kernel: { key: `distro-${d.key}`, kbuildDir: d.headersDir!, ...distroLabKbuild(d) },
       config: d.config,
       cpus: 1,
     });

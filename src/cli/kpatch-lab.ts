@@ -5,7 +5,7 @@ import { buildDebianRootfs, debianGuest, withRootDisk } from "../lab/debian-root
  * package, booted under QEMU, where patches are tried before they touch a server.
  */
 import { runDemo } from "../lab/demo.js";
-import { type DistroLab, requireDistroLab, setupDistroLab } from "../lab/distro.js";
+import { type DistroLab, isDistroLab, requireDistroLab, setupDistroLab } from "../lab/distro.js";
 import { type GuestResult, runGuest } from "../lab/guest.js";
 import { DEFAULT_SERIES, KERNEL_SERIES, type KernelSeries } from "../lab/paths.js";
 import { type Lab, requireLab, setupLab } from "../lab/setup.js";
@@ -166,7 +166,7 @@ async function cmdSetup(rest: string[]): Promise<number> {
       installPackages: !values["no-install"],
     });
     progress.note(
-      `stock kernel ready in ${formatDuration(performance.now() - started)}: Linux ${lab.kernelRelease} (${lab.image} ${lab.sourceVersion})\n  kernel ${lab.bzImage}\n  headers ${lab.headersDir}`,
+      `stock kernel ready in ${formatDuration(performance.now() - started)}: Linux ${lab.kernelRelease} (${lab.image} ${lab.sourceVersion})\n  kernel ${lab.bzImage}\n  headers ${lab.headersDir ?? "(none: no kbuild package)"}`,
     );
     if (values.debian) {
       const rootfs = await buildDebianRootfs(lab, progress);
@@ -304,29 +304,28 @@ function count(cmd: string, option: string, value: string): number {
 }
 
 function formatInfo(lab: Lab | DistroLab): string {
-  const rows: [string, string][] =
-    "sampleModule" in lab
-      ? [
-          ["series", `${lab.series} (Debian's stock kernel)`],
-          ["kernel release", lab.kernelRelease],
-          ["image", `${lab.image} ${lab.sourceVersion}`],
-          ["headers", `${lab.headers} ${lab.sourceVersion}`],
-          ["kernel", lab.bzImage],
-          ["config", lab.config],
-          ["headers tree", lab.headersDir],
-          ["initramfs", lab.initramfs],
-          ["guest modules", lab.modules.map((m) => m.replace(/^.*\//, "")).join(" ")],
-          ["sample", lab.sampleModule],
-        ]
-      : [
-          ["series", lab.series],
-          ["kernel release", lab.kernelRelease],
-          ["source", `linux-source-${lab.series} ${lab.sourceVersion}`],
-          ["compiler", lab.compiler],
-          ["kernel", lab.bzImage],
-          ["build tree", lab.buildDir],
-          ["initramfs", lab.initramfs],
-        ];
+  const rows: [string, string][] = isDistroLab(lab)
+    ? [
+        ["series", `${lab.series} (Debian's stock kernel)`],
+        ["kernel release", lab.kernelRelease],
+        ["image", `${lab.image} ${lab.sourceVersion}`],
+        ["headers", `${lab.headers} ${lab.sourceVersion}`],
+        ["kernel", lab.bzImage],
+        ["config", lab.config],
+        ["headers tree", lab.headersDir ?? "absent"],
+        ["initramfs", lab.initramfs],
+        ["guest modules", lab.modules.map((m) => m.replace(/^.*\//, "")).join(" ")],
+        ["sample", lab.sampleModule ?? `absent: ${lab.sampleAbsent}`],
+      ]
+    : [
+        ["series", lab.series],
+        ["kernel release", lab.kernelRelease],
+        ["source", `linux-source-${lab.series} ${lab.sourceVersion}`],
+        ["compiler", lab.compiler],
+        ["kernel", lab.bzImage],
+        ["build tree", lab.buildDir],
+        ["initramfs", lab.initramfs],
+      ];
   return rows.map(([k, v]) => `${`${k}:`.padEnd(16)}${v}\n`).join("");
 }
 

@@ -105,7 +105,10 @@ export async function runPreStep(
 
 /**
  * The module's run-pre record (src/run-pre/runpre-record.ts): the original build of every
- * function the patch replaces, for kpatch load to compare with the running kernel's text.
+ * function the patch replaces, for kpatch load to compare with the running kernel's text; and of
+ * every function of the same object the new code calls at a sympos (one of several same-named
+ * locals, told apart by link order: a static inline's out-of-line copy, a .constprop clone), so
+ * the running kernel's copy at that position is checked too, not only the image's.
  */
 export function runPreRecord(diffed: readonly DiffedObject[]): { data: Uint8Array; functions: number } {
   const functions: RecordedFunction[] = [];
@@ -113,7 +116,7 @@ export function runPreRecord(diffed: readonly DiffedObject[]): { data: Uint8Arra
     if (!isDiffReport(d.report)) continue;
     const orig = readElf(readFileSync(d.orig), d.path);
     for (const item of itemsFromDiff(d.report)) {
-      if (item.role !== "replaced") continue;
+      if (item.role !== "replaced" && !(item.role === "called" && item.sympos)) continue;
       const sym = findFunction(orig, item.name);
       if (!sym) continue;
       const name = item.targetName ?? item.name;

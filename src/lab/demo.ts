@@ -15,7 +15,7 @@ import { distroKernelTree } from "../kpatch-build/distro/distro-target.js";
 import { kpatchBuild } from "../kpatch-build/kpatch-build.js";
 import { normalizeModuleName } from "../util/module-name.js";
 import { formatDuration, Progress } from "../util/progress.js";
-import { requireDistroLab } from "./distro.js";
+import { isDistroLab, requireDistroLab } from "./distro.js";
 import { runGuest } from "./guest.js";
 import { kpatchInGuest } from "./guest-node.js";
 import { labTree } from "./lab-tree.js";
@@ -55,10 +55,9 @@ export async function runDemo(
       `# kpatch-build${target.distro ? ` --kernel-release ${lab.kernelRelease}` : ""} turns it into a livepatch module for ${kind}\n`,
     );
     const progress = new Progress();
-    const tree =
-      "sampleModule" in lab
-        ? await distroKernelTree({ kernelRelease: lab.kernelRelease, jobs: 2, progress })
-        : labTree(lab);
+    const tree = isDistroLab(lab)
+      ? await distroKernelTree({ kernelRelease: lab.kernelRelease, jobs: 2, progress })
+      : labTree(lab);
     const built = await kpatchBuild({
       tree,
       patches: [patch],

@@ -17,7 +17,21 @@ import {
   findImagePackage,
   headersDependencies,
   joinHeaders,
+  kbuildGone,
 } from "./distro-packages.js";
+
+test("kbuildGone() says the exact kbuild is gone and names what apt offers instead, never using it", () => {
+  const madison = [
+    "linux-kbuild-6.1 |  6.1.192-3 | http://deb.debian.org/debian-security bookworm-security/main amd64 Packages",
+    "linux-kbuild-6.1 |  6.1.176-1 | http://deb.debian.org/debian bookworm/main amd64 Packages",
+  ].join("\n");
+  assert.equal(
+    kbuildGone("linux-kbuild-6.1", "6.1.190-1", madison),
+    "linux-kbuild-6.1=6.1.190-1 is gone from apt (it offers 6.1.192-3, 6.1.176-1; another version's kbuild is never used for a module build)",
+  );
+  assert.equal(kbuildGone("linux-kbuild-6.1", "6.1.192-3", madison), undefined);
+  assert.match(kbuildGone("linux-kbuild-6.1", "6.1.190-1", "") ?? "", /offers no version/);
+});
 
 test("headersDependencies() finds -common and kbuild in a headers package's Depends", () => {
   const depends =
@@ -58,7 +72,7 @@ test("joinHeaders() leaves nothing behind when the headers' Makefile includes no
       return { name, version: "1", deb: `${root}.deb`, root };
     };
     const kernelRelease = "6.12.117+deb12-amd64";
-    const pkgs: DistroPackages = {
+    const pkgs: DistroPackages & { kbuild: DebianPackage } = {
       kernelRelease,
       version: "1",
       image: pkg("image", {}),

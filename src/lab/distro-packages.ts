@@ -9,7 +9,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AptState } from "../debian/apt-state.js";
-import { type DebianPackage, fetchDebianPackage } from "../debian/debian-package.js";
+import { type DebianPackage, fetchDebianPackage, findDebianPackage } from "../debian/debian-package.js";
 import { type DistroRelease, imageRelease, parseMadison, releasePackages } from "../debian/kernel-release.js";
 import { syncDir } from "../util/atomic-write.js";
 import { KpatchError } from "../util/errors.js";
@@ -25,7 +25,8 @@ export interface DistroPackages {
   image: DebianPackage;
   headers: DebianPackage;
   common: DebianPackage;
-  kbuild: DebianPackage;
+  /** linux-kbuild-* at the image's version, or why there is none (then no module is built). */
+  kbuild: DebianPackage | { absent: string };
 }
 
 /** The Debian flavour the lab boots when none is asked for. */
@@ -161,7 +162,8 @@ export async function fetchDistroPackages(
   const r = await execCheck("dpkg-deb", ["--field", headers.deb, "Depends"], { what: "dpkg-deb --field" });
   const deps = headersDependencies(r.stdout.trim(), headers.name);
   const common = await fetch(deps.common);
-  const kbuild = await fetch(deps.kbuild);
+  const kbuild =
+    findDebianPackage(deps.kbuild, version) ?? (await fetchKbuild(deps.kbuild, version, apt, fetch));
   for (const f of [`boot/vmlinuz-${kernelRelease}`, `boot/config-${kernelRelease}`]) {
     if (!existsSync(join(image.root, f)))
       throw new KpatchError("DISTRO_IMAGE", `Cannot use ${image.name}=${version}: it has no /${f}`);
@@ -171,11 +173,40 @@ export async function fetchDistroPackages(
 }
 
 /**
+ * Why `name` at exactly `version` cannot be had, when apt's `madison` rows of it lack that version
+ * (one linux-kbuild-6.1 serves every 6.1 ABI name: the next update replaces it in the suite);
+ * undefined when apt offers it. The headers' Depends accept a newer kbuild (>=), but a module is
+ * built only with its own kernel's: another version's is named, never used.
+ */
+export function kbuildGone(name: string, version: string, madison: string): string | undefined {
+  const offered = parseMadison(madison)
+    .filter((r) => r.pkg === name)
+    .map((r) => r.version);
+  if (offered.includes(version)) return undefined;
+  return `${name}=${version} is gone from apt (it offers ${offered.join(", ") || "no version"}; another version's kbuild is never used for a module build)`;
+}
+
+/** The kbuild package at the image's version, or why apt no longer has it (other failures throw). */
+async function fetchKbuild(
+  name: string,
+  version: string,
+  apt: AptState | undefined,
+  fetch: (name: string) => Promise<DebianPackage>,
+): Promise<DebianPackage | { absent: string }> {
+  const r = await exec("apt-cache", [...(apt?.options ?? []), "madison", name]);
+  const gone = r.code === 0 ? kbuildGone(name, version, r.stdout) : undefined;
+  return gone ? { absent: gone } : fetch(name);
+}
+
+/**
  * One tree of the headers packages as dpkg would install them, at `out` (complete or absent):
  * hard links to the cached files, and the headers' Makefile pointed at this tree's -common
  * instead of /usr/src. Returns the directory to build modules against (make -C DIR M=...).
  */
-export async function joinHeaders(pkgs: DistroPackages, out: string): Promise<string> {
+export async function joinHeaders(
+  pkgs: DistroPackages & { kbuild: DebianPackage },
+  out: string,
+): Promise<string> {
   const buildDir = join(out, "usr", "src", `linux-headers-${pkgs.kernelRelease}`);
   if (existsSync(out)) return buildDir;
   const tmp = `${out}.tmp-${process.pid}`;

@@ -10,6 +10,8 @@
  *   lab/distro-<series>-<key>/depmod/          modules.dep of the image's modules
  *   lab/distro-<series>-<key>/initramfs.cpio   busybox, /init and the guest modules
  *   lab/distro-<series>-<key>/sample/          livepatch-sample.ko built against the headers
+ *                                              (absent when the kbuild package of the image's
+ *                                              exact version is gone from apt: ready.json says why)
  *   lab/distro-<series>-<key>/ready.json       written last: the setup is complete
  *   lab/current-distro-<series>                symlink to the newest complete setup
  *   lab/current-distro-<series>-<suite>        the same for another Debian release's kernel
@@ -73,6 +75,11 @@ export interface DistroLabInfo {
   compiler: string;
   /** The modules the guest loads at boot, below /lib/modules, in load order. */
   modules: string[];
+  /**
+   * Why there is no headers tree and no livepatch-sample (the image's kbuild package is gone):
+   * the guest boots all the same. Absent when both were built.
+   */
+  sampleAbsent?: string;
   timings: Record<string, number>;
   createdAt: string;
 }
@@ -87,10 +94,20 @@ export interface DistroLab extends DistroLabInfo {
   config: string;
   /** The image package's lib/modules/KVER. */
   modulesDir: string;
-  /** The headers tree to build modules against (make -C headersDir M=...). */
-  headersDir: string;
-  /** livepatch-sample.ko built against the headers. */
-  sampleModule: string;
+  /** The headers tree to build modules against (make -C headersDir M=...); see sampleAbsent. */
+  headersDir: string | undefined;
+  /** livepatch-sample.ko built against the headers; undefined when sampleAbsent says why. */
+  sampleModule: string | undefined;
+}
+
+/** Whether a lab is one of Debian's stock kernels (else the lab kernel built here). */
+export function isDistroLab<T extends object>(lab: T | DistroLab): lab is DistroLab {
+  return "sampleModule" in lab;
+}
+
+/** Why a test that needs the lab's headers or sample skips (false when it has them). */
+export function sampleSkip(lab: DistroLab | undefined): string | false {
+  return lab?.sampleAbsent ? `${lab.kernelRelease} has no livepatch-sample: ${lab.sampleAbsent}` : false;
 }
 
 /** The suite a lab is asked for, undefined for this machine's own (the lab's default). */
@@ -151,8 +168,8 @@ function distroLabAt(dir: string, info: DistroLabInfo): DistroLab | undefined {
     initramfs: join(dir, "initramfs.cpio"),
     config: join(image.root, "boot", `config-${kernelRelease}`),
     modulesDir: imageModulesDir(image.root, kernelRelease),
-    headersDir: join(dir, "headers", "usr", "src", info.headers),
-    sampleModule: join(dir, "sample", "livepatch-sample.ko"),
+    headersDir: info.sampleAbsent ? undefined : join(dir, "headers", "usr", "src", info.headers),
+    sampleModule: info.sampleAbsent ? undefined : join(dir, "sample", "livepatch-sample.ko"),
   };
 }
 
@@ -228,9 +245,10 @@ export async function setupDistroLab(options: DistroSetupOptions): Promise<Distr
     buildBaseInitramfs(initramfs, moduleEntries(modulesDir, kernelRelease, order));
     progress.end();
   }
-  if (!ready) {
+  const { kbuild } = pkgs;
+  if (!ready && !("absent" in kbuild)) {
     progress.begin("headers", pkgs.headers.name);
-    const headersDir = await joinHeaders(pkgs, join(dir, "headers"));
+    const headersDir = await joinHeaders({ ...pkgs, kbuild }, join(dir, "headers"));
     progress.end();
     progress.begin("sample", "livepatch-sample.ko against the headers");
     const source = apt && (await fetchDebianPackage(`linux-source-${series}`, version, apt.options));
@@ -255,10 +273,12 @@ export async function setupDistroLab(options: DistroSetupOptions): Promise<Distr
     headers: pkgs.headers.name,
     compiler,
     modules: order.map((p) => guestModulePath(kernelRelease, p)),
+    ...("absent" in kbuild ? { sampleAbsent: kbuild.absent } : {}),
     timings: { ...progress.timings },
     createdAt: new Date().toISOString(),
   };
   if (!ready) writeFileAtomic(join(dir, "ready.json"), `${JSON.stringify(info, null, 2)}\n`);
+  if (info.sampleAbsent) progress.note(`no headers tree and no livepatch-sample: ${info.sampleAbsent}`);
   const link = currentDistroLink(series, release ? { kernelRelease } : { suite });
   await createAtomic(link, (tmp) => symlinkSync(dir, tmp));
   const lab = distroLabAt(dir, info);

@@ -89,7 +89,9 @@ async function nodeWrapper(lab: Pick<Lab, "config">, script: string, comment: st
     // The runtime dependencies (iced-x86: kpatch load's run-pre check decodes instructions).
     `mkdir -p ${d}/app/node_modules`,
     ...runtimeDependencies().map(
-      (p) => `cp -r ${h(join(CHECKOUT, "node_modules", p))} ${d}/app/node_modules/`,
+      // Resolved here: a checkout's node_modules may be a symlink to another (a git worktree's),
+      // whose absolute target the guest would look for outside the host share.
+      (p) => `cp -r ${h(realpathSync(join(CHECKOUT, "node_modules", p)))} ${d}/app/node_modules/`,
     ),
     `touch ${d}/.ready`,
   ];

@@ -7,7 +7,8 @@
  *    when it loads). A module built for another build of the same release (a renumbered .isra
  *    clone, a function gone, a sympos off by one) is refused with the function named.
  * 2. when the module carries a run-pre record (runpre-record.ts: what kpatch-build compiled as
- *    each replaced function's original), that code is compared with the running kernel's text,
+ *    each replaced function's original, and each same-object helper the new code calls at a
+ *    sympos: a wrong link-order pick of a clone whose code differs is refused), that code is compared with the running kernel's text,
  *    read through /proc/kcore at the kallsyms address, allowing only what the kernel rewrites
  *    (site-kinds.ts). A mismatch refuses the load with the run-pre exit status (4) and the report
  *    kpatch-build prints; --skip-run-pre loads anyway, saying so loudly. Where /proc/kcore cannot
@@ -145,6 +146,12 @@ export function verifyBeforeLoad(elf: ElfFile, procDir: string, options: VerifyO
   result.recordBytes = recorded.bytes;
   const report = compareLive(recorded.functions, kallsyms, procDir, note);
   if (!report) return result;
+  // The record also holds helpers the new code calls at a sympos (link-order picks): not replaced.
+  const replaced = new Set(
+    meta.objects.flatMap((o) => o.functions.map((f) => `${o.name}:${f.name},${f.sympos}`)),
+  );
+  for (const f of report.functions)
+    if (!replaced.has(`${f.object}:${f.function},${f.sympos}`)) f.role = "called";
   result.code = report;
   note(`run-pre check: ${formatRunPreSummary(report)} (${report.ms.toFixed(1)} ms)`);
   for (const line of paddingLines(report)) note(line);

@@ -1,6 +1,7 @@
 /**
- * The run-pre record a live patch module carries: for every function it replaces, the code of
- * that function's original build, so `kpatch load` can compare it with the running kernel's text
+ * The run-pre record a live patch module carries: for every function it replaces (and every
+ * same-object function its new code calls at a sympos), the code of that function's original
+ * build, so `kpatch load` can compare it with the running kernel's text
  * (/proc/kcore) before insmod. kpatch-build writes it (src/kpatch-build, through
  * src/klp/build-module.ts); kpatch load reads it (live-check.ts). This file is the format's one
  * home.
