@@ -88,7 +88,12 @@ function rootfsMirror(): string {
 }
 
 /** Where the root file system of `distro` is cached (debian-12-<key>, debian-13-<key>). */
-function rootfsDir(distro: DistroLab): { dir: string; key: string; suite: DebianSuite; mirror: string } {
+export function rootfsDir(distro: DistroLab): {
+  dir: string;
+  key: string;
+  suite: DebianSuite;
+  mirror: string;
+} {
   const suite = rootfsSuite(distro);
   const mirror = rootfsMirror();
   const key = rootfsKey(distro, suite.codename, mirror);
