@@ -35,9 +35,10 @@ Commands:
         livepatch-sample against the headers. --suite trixie: Debian 13's newest
         kernel of the series instead (its packages through a private apt state,
         the sample built with its gcc 14 in a build root). With
-        --debian, also a Debian 12 root file system for that kernel (debootstrap
-        minbase, systemd, apt, the kernel's image package, Debian's nodejs),
-        an ext4 image booted with systemd as init (as root; cached).
+        --debian, also a root file system of the kernel's Debian release for it
+        (Debian 12, or 13 with --suite trixie: debootstrap minbase, systemd, apt,
+        the kernel's image package, that release's nodejs), an ext4 image
+        booted with systemd as init (as root; cached).
   run [--kernel K | --distro S [--release KVER | --suite trixie]] [--debian] [--network] [--file PATH]... [--share-host] [--timeout SEC] [--json] -- COMMAND...
         Boot the lab kernel with the files (in /lab/files, the working directory),
         run each COMMAND (one shell command per argument) and print its output and
@@ -153,8 +154,6 @@ async function cmdSetup(rest: string[]): Promise<number> {
   const progress = new Progress();
   const started = performance.now();
   if (values.debian && !choice.distro) throw new UsageError("setup: --debian needs --distro");
-  if (values.debian && choice.suite)
-    throw new UsageError("setup: --debian makes a Debian 12 root file system, not one for --suite");
   if (values.debian && choice.kernelRelease)
     throw new UsageError("setup: --debian is made for the series' default kernel, not --release");
   if (choice.distro) {
@@ -211,8 +210,6 @@ async function cmdRun(rest: string[]): Promise<number> {
   for (const f of values.file ?? []) checkUserFile(f, "LAB_FILE");
   if (values.debian && choice.kernelRelease)
     throw new UsageError("run: --debian boots the series' default kernel, not --release");
-  if (values.debian && choice.suite)
-    throw new UsageError("run: --debian boots a Debian 12 root file system, not one for --suite");
   const lab = guestKernel(choice);
   const debian = values.debian ? await debianGuest(lab) : undefined;
   const prepare = debian?.prepare ? [debian.prepare] : [];

@@ -19,10 +19,11 @@ import { buildDate, buildDeb, changelogGz, type DebFile, GPL2_STANZA, maintainer
 const LIB = "/usr/lib/kpatch-ts";
 const UNITS = ["kpatch.service", "kpatch-confirm.service", "kpatch-confirm.timer"];
 /**
- * The kpatch command runs on Debian 12's own nodejs (18.20.4): test/fleet-apt and test/lab-debian
- * run it there (load with the /proc/kcore check, list, unload, install, kpatch.service, the
- * crash-loop guard), so a Debian 12 machine needs nothing from outside its archive but the
- * fleet's repository. Building kpatch-ts itself needs Node.js 20 (package.json).
+ * The kpatch command runs on Debian 12's own nodejs (18.20.4) and Debian 13's (20.19):
+ * test/fleet-apt and test/lab-debian run it on Debian 12 (load with the /proc/kcore check, list,
+ * unload, install, kpatch.service, the crash-loop guard), test/fleet-apt-trixie on Debian 13
+ * (install, kpatch.service, upgrade, remove), so a Debian machine needs nothing from outside its
+ * archive but the fleet's repository. Building kpatch-ts itself needs Node.js 20 (package.json).
  */
 const NODEJS = "nodejs (>= 18.20)";
 

@@ -1,14 +1,17 @@
 /**
- * A Debian 12 root file system for the lab guest, booted with systemd as init on Debian's stock
- * kernel (src/lab/guest.ts, `rootDisk`): debootstrap's minbase with systemd-sysv, udev and apt,
- * the stock kernel's own image package installed (its modules, and the package a patch
- * package depends on), Debian's own nodejs (18.20, what the kpatch-ts package depends on),
- * systemd-networkd on QEMU's user network, and the lab's
- * command runner (lab/debian/). Made into an ext4 image by mke2fs -d, without mounting anything.
+ * A Debian root file system for the lab guest, booted with systemd as init on Debian's stock
+ * kernel (src/lab/guest.ts, `rootDisk`), of that kernel's own Debian release: Debian 12
+ * (bookworm) for this machine's stock kernel, Debian 13 (trixie) for `--suite trixie`'s.
+ * debootstrap's minbase of the suite with systemd-sysv, udev and apt, from the mirror this
+ * machine reaches the suite through (src/debian/apt-sources.ts, as the build root), the stock
+ * kernel's own image package installed (its modules, and the package a patch package depends
+ * on), the suite's own nodejs (Debian 12's 18.20, Debian 13's 20.19; the kpatch-ts package
+ * depends on nodejs >= 18.20), systemd-networkd on QEMU's user network, and the lab's command
+ * runner (lab/debian/). Made into an ext4 image by mke2fs -d, without mounting anything.
  * Cached, keyed by everything that goes in:
  *
- *   lab/debian-12-<key>/rootfs.ext4    the image (guests boot copies of it)
- *   lab/debian-12-<key>/ready.json     written last, with the image: complete or absent
+ *   lab/debian-<12|13>-<key>/rootfs.ext4    the image (guests boot copies of it)
+ *   lab/debian-<12|13>-<key>/ready.json     written last, with the image: complete or absent
  */
 import { createHash } from "node:crypto";
 import {
@@ -24,8 +27,9 @@ import {
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { debianMirror, hostAptSources } from "../debian/apt-sources.js";
+import { hostAptSources, hostCodename, suiteMirrors } from "../debian/apt-sources.js";
 import { findDebianPackage } from "../debian/debian-package.js";
+import { codenameSuite, type DebianSuite } from "../debian/kernel-release.js";
 import { syncDir } from "../util/atomic-write.js";
 import { cachePath } from "../util/cache-dir.js";
 import { KpatchError } from "../util/errors.js";
@@ -38,7 +42,6 @@ import type { Lab } from "./setup.js";
 
 /** Bump when the recipe changes in a way the key does not see. */
 const ROOTFS_FORMAT = 2;
-const SUITE = "bookworm";
 /** What debootstrap installs on top of minbase (the image package's dependencies among them). */
 const ROOTFS_PACKAGES = [
   "systemd-sysv",
@@ -74,13 +77,36 @@ export interface DebianRootfs extends DebianRootfsInfo {
   image: string;
 }
 
-function rootfsKey(distro: DistroLab, mirror: string): string {
+/** The Debian release of the stock kernel `distro`: its suite (--suite trixie), else this machine's. */
+function rootfsSuite(distro: DistroLab): DebianSuite {
+  return codenameSuite(distro.suite ?? hostCodename() ?? "bookworm");
+}
+
+/** The mirror debootstrap takes the suite from: this machine's archive mirror (the build root's too). */
+function rootfsMirror(): string {
+  return suiteMirrors(hostAptSources(), hostCodename()).archive;
+}
+
+/** Where the root file system of `distro` is cached (debian-12-<key>, debian-13-<key>). */
+export function rootfsDir(distro: DistroLab): {
+  dir: string;
+  key: string;
+  suite: DebianSuite;
+  mirror: string;
+} {
+  const suite = rootfsSuite(distro);
+  const mirror = rootfsMirror();
+  const key = rootfsKey(distro, suite.codename, mirror);
+  return { dir: cachePath("lab", `debian-${suite.debian}-${key}`), key, suite, mirror };
+}
+
+function rootfsKey(distro: DistroLab, codename: string, mirror: string): string {
   const runner = RUNNER_FILES.map((f) => readFileSync(join(LAB_DEBIAN, f), "utf8"));
   return createHash("sha256")
     .update(
       JSON.stringify([
         ROOTFS_FORMAT,
-        SUITE,
+        codename,
         mirror,
         ROOTFS_PACKAGES,
         distro.image,
@@ -94,9 +120,7 @@ function rootfsKey(distro: DistroLab, mirror: string): string {
 
 /** The Debian root file system for a stock kernel, if it is built. */
 function findDebianRootfs(distro: DistroLab): DebianRootfs | undefined {
-  const mirror = debianMirror(hostAptSources(), SUITE);
-  if (!mirror) return undefined;
-  const dir = cachePath("lab", `debian-12-${rootfsKey(distro, mirror)}`);
+  const { dir } = rootfsDir(distro);
   const info = readJsonIfExists<DebianRootfsInfo>(join(dir, "ready.json"));
   return info && { ...info, dir, image: join(dir, "rootfs.ext4") };
 }
@@ -106,7 +130,7 @@ function requireDebianRootfs(distro: DistroLab): DebianRootfs {
   if (!rootfs) {
     throw new KpatchError(
       "LAB_NOT_SET_UP",
-      `Cannot boot Debian on the stock ${distro.series} kernel: its root file system is not built; run 'kpatch-lab setup --distro ${distro.series} --debian'`,
+      `Cannot boot Debian on the stock ${distro.series}${distro.suite ? ` ${distro.suite}` : ""} kernel: its root file system is not built; run 'kpatch-lab setup --distro ${distro.series}${distro.suite ? ` --suite ${distro.suite}` : ""} --debian'`,
     );
   }
   return rootfs;
@@ -143,17 +167,14 @@ async function chroot(root: string, args: string[], what: string, env: NodeJS.Pr
   });
 }
 
-/** What the root file system is made from: this machine's Debian mirror and the stock image package. */
-function rootfsSources(distro: DistroLab): { mirror: string; imageDeb: string } {
+/** The stock image package the root file system gets (in the cache), checked with root. */
+function rootfsImageDeb(distro: DistroLab): string {
   if (process.getuid?.() !== 0)
     throw new KpatchError("LAB_NOT_ROOT", "Cannot build the Debian root file system: debootstrap needs root");
-  const mirror = debianMirror(hostAptSources(), SUITE);
-  if (!mirror)
-    throw new KpatchError("LAB_NOT_DEBIAN", `Cannot find a ${SUITE} mirror in this machine's apt sources`);
   const image = findDebianPackage(distro.image, distro.sourceVersion);
   if (!image)
     throw new KpatchError("DISTRO_IMAGE", `Cannot find ${distro.image}=${distro.sourceVersion} in the cache`);
-  return { mirror, imageDeb: image.deb };
+  return image.deb;
 }
 
 /** Installs the stock kernel's image package in `root`; the nodejs version the root has. */
@@ -223,22 +244,25 @@ async function makeExt4Image(root: string, img: string): Promise<void> {
   await execCheck("sync", [img], { what: "sync" });
 }
 
-/** Builds (or finds) the Debian 12 root file system image for the stock kernel `distro`. */
+/** Builds (or finds) the Debian root file system image (its release's) for the stock kernel `distro`. */
 export async function buildDebianRootfs(distro: DistroLab, progress = new Progress()): Promise<DebianRootfs> {
   const found = findDebianRootfs(distro);
   if (found) return found;
-  const { mirror, imageDeb } = rootfsSources(distro);
-  const key = rootfsKey(distro, mirror);
-  const dir = cachePath("lab", `debian-12-${key}`);
+  const imageDeb = rootfsImageDeb(distro);
+  const { dir, key, suite, mirror } = rootfsDir(distro);
+  const { codename } = suite;
   const tmp = `${dir}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   try {
     const root = join(tmp, "root");
-    progress.begin("debootstrap", `${SUITE} minbase + ${ROOTFS_PACKAGES.join(",")} from ${mirror}`);
+    progress.begin(
+      "debootstrap",
+      `${codename} (Debian ${suite.debian}) minbase + ${ROOTFS_PACKAGES.join(",")} from ${mirror}`,
+    );
     await execCheck(
       "debootstrap",
-      ["--variant=minbase", `--include=${ROOTFS_PACKAGES.join(",")}`, SUITE, root, mirror],
+      ["--variant=minbase", `--include=${ROOTFS_PACKAGES.join(",")}`, codename, root, mirror],
       { what: "debootstrap", timeoutMs: 1_800_000 },
     );
     progress.end();
@@ -255,7 +279,7 @@ export async function buildDebianRootfs(distro: DistroLab, progress = new Progre
 
     const info: DebianRootfsInfo = {
       key,
-      suite: SUITE,
+      suite: codename,
       mirror,
       packages: ROOTFS_PACKAGES,
       kernelRelease: distro.kernelRelease,

@@ -4,7 +4,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { labModules } from "../../src/lab/lab-modules.js";
+import { type LabModulesOptions, labModules } from "../../src/lab/lab-modules.js";
 
 const FIXTURES = join(import.meta.dirname, "..", "..", "..", "test", "fixtures", "modules");
 export const TEST_MODULES = [
@@ -17,11 +17,14 @@ export const TEST_MODULES = [
 ] as const;
 export type TestModule = (typeof TEST_MODULES)[number];
 
-/** Builds test/fixtures/modules against a kernel (src/lab/lab-modules.ts) once per change; their paths. */
-export async function fixtureModules(kernel: {
-  key: string;
-  kbuildDir: string;
-}): Promise<Record<TestModule, string>> {
+/**
+ * Builds test/fixtures/modules against a kernel (src/lab/lab-modules.ts) once per change; their
+ * paths. A stock kernel of another Debian release builds them with its own compiler in its build
+ * root (src/lab/distro.ts, distroLabKbuild: Debian 13's gcc 14).
+ */
+export async function fixtureModules(
+  kernel: LabModulesOptions["kernel"],
+): Promise<Record<TestModule, string>> {
   const dir = await labModules({ kernel, name: "kpatch", sourceDir: FIXTURES, modules: TEST_MODULES });
   return Object.fromEntries(TEST_MODULES.map((m) => [m, join(dir, `${m}.ko`)])) as Record<TestModule, string>;
 }
