@@ -67,7 +67,7 @@ describe("apt delivery to a Debian 13 guest with systemd on Debian 13's stock 6.
     assert.equal(deb.status, 0, `kpatch-deb: ${deb.stderr}`);
     const modules = await fixtureModules({
       key: `distro-${d.key}`,
-      kbuildDir: d.headersDir,
+      kbuildDir: d.headersDir!,
       ...distroLabKbuild(d),
     });
     v9Module = modules["kpatch-replace-v9"];

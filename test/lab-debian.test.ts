@@ -36,7 +36,7 @@ test("Debian 12 boots with systemd on the stock 6.12 kernel, node 20 installed, 
   writeFileSync(join(dir, "hello.txt"), "hello from the host\n");
   const server = await serveDirectory(dir);
   try {
-    const result = await withRootDisk(rootfs, (rootDisk) =>
+    const result = await withRootDisk({ rootfs }, (rootDisk) =>
       runGuest({
         lab: distro!,
         rootDisk: rootDisk!,

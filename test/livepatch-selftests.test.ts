@@ -8,13 +8,12 @@
  * exit 4). How the busybox guest is given what the scripts need: src/lab/livepatch-selftests.ts.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test, { type TestContext } from "node:test";
-import { findDebianPackage } from "../src/debian/debian-package.js";
-import { unpackKernelSource } from "../src/debian/kernel-source.js";
 import { distroLabKbuild, findDistroLab, sampleSkip } from "../src/lab/distro.js";
+import { findDistroSource } from "../src/lab/distro-source.js";
 import { type GuestOptions, runGuest } from "../src/lab/guest.js";
 import { labModules } from "../src/lab/lab-modules.js";
 import {
@@ -26,9 +25,7 @@ import {
 } from "../src/lab/livepatch-selftests.js";
 import { KERNEL_SERIES, testSeries } from "../src/lab/paths.js";
 import { requireLab } from "../src/lab/setup.js";
-import { cachePath } from "../src/util/cache-dir.js";
 import type { Runner } from "../src/util/exec.js";
-import { Progress } from "../src/util/progress.js";
 
 interface Target {
   /** What boots: a kernel image and the initramfs. */
@@ -131,31 +128,23 @@ for (const [series, suite] of [
 ]) {
   const distro = findDistroLab(series, { suite });
   const label = suite ? `${series} ${suite}` : series;
-  const unpacked = existsSync(cachePath("src", distro?.sourceVersion ?? "-", ".unpacked"));
+  const setup = `kpatch-lab setup --distro ${series}${suite ? ` --suite ${suite}` : ""}`;
+  const srcDir = distro && findDistroSource(distro);
   const skip = !distro
-    ? `the stock ${label} kernel is not set up (kpatch-lab setup --distro ${series}${suite ? ` --suite ${suite}` : ""})`
-    : (series !== lab.series || suite) && !unpacked
-      ? `Debian's ${series} source ${distro.sourceVersion} is not unpacked in the cache`
+    ? `the stock ${label} kernel is not set up (${setup})`
+    : !srcDir
+      ? `Debian's ${series} source ${distro.sourceVersion} is not unpacked in the cache (${setup} --source)`
       : sampleSkip(distro);
-  // Skipped only with the reason above (that stock kernel not set up, or its source not
-  // unpacked); CI sets up both and runs both.
+  // Skipped only with the reason above (that stock kernel or its source not set up, or its sample not buildable); CI sets up
+  // both and runs both.
   test(`livepatch selftests on Debian's stock ${label} kernel`, { skip }, async (t) => {
     const d = distro!;
     t.diagnostic(d.kernelRelease);
-    const srcDir = await unpackKernelSource({
-      series: d.series,
-      version: d.sourceVersion,
-      tarball:
-        findDebianPackage(`linux-source-${d.series}`, d.sourceVersion)?.root.concat(
-          `/usr/src/linux-source-${d.series}.tar.xz`,
-        ) ?? `/usr/src/linux-source-${d.series}.tar.xz`,
-      progress: new Progress({ quiet: true }),
-    });
     // one vCPU: the stock kernel's test-syscall took 93 s on two (TCG single-threaded hands each
     // vCPU its turn in slices), 3.6 s on one
     await runSelftests(t, {
       guest: d,
-      srcDir,
+      srcDir: srcDir!,
       kernel: { key: `distro-${d.key}`, kbuildDir: d.headersDir!, ...distroLabKbuild(d) },
       config: d.config,
       cpus: 1,

@@ -6,6 +6,7 @@ import { buildDebianRootfs, debianGuest, withRootDisk } from "../lab/debian-root
  */
 import { runDemo } from "../lab/demo.js";
 import { type DistroLab, isDistroLab, requireDistroLab, setupDistroLab } from "../lab/distro.js";
+import { setupDistroSource } from "../lab/distro-source.js";
 import { type GuestResult, runGuest } from "../lab/guest.js";
 import { DEFAULT_SERIES, KERNEL_SERIES, type KernelSeries } from "../lab/paths.js";
 import { type Lab, requireLab, setupLab } from "../lab/setup.js";
@@ -26,7 +27,7 @@ Commands:
         Install the Debian packages the lab needs (as root), unpack the kernel
         source, configure it (tinyconfig + lab/config fragments), build it, and
         make the initramfs. Cached: a second run with nothing changed takes seconds.
-  setup --distro 6.12|6.1 [--release KVER | --suite trixie] [--debian] [--no-install]
+  setup --distro 6.12|6.1 [--release KVER | --suite trixie] [--debian] [--source] [--no-install]
         Debian's own kernel instead, never built here: download the
         linux-image-*-amd64-unsigned and linux-headers packages at the installed
         linux-source version (--release KVER: exactly that packaged kernel, any
@@ -38,7 +39,10 @@ Commands:
         --debian, also a root file system of the kernel's Debian release for it
         (Debian 12, or 13 with --suite trixie: debootstrap minbase, systemd, apt,
         the kernel's image package, that release's nodejs), an ext4 image
-        booted with systemd as init (as root; cached).
+        booted with systemd as init (as root; cached). With
+        --source, also that kernel's Debian source (linux-source-<series> at its
+        version: the installed one, else downloaded) unpacked into the cache, which
+        the livepatch selftests run from (cached, complete or absent).
   run [--kernel K | --distro S [--release KVER | --suite trixie]] [--debian] [--network] [--file PATH]... [--share-host] [--timeout SEC] [--json] -- COMMAND...
         Boot the lab kernel with the files (in /lab/files, the working directory),
         run each COMMAND (one shell command per argument) and print its output and
@@ -47,6 +51,8 @@ Commands:
         commands run once the system is up, from /var/lib/kplab/run/files); with
         the lab kernel, the stock kernel's root file system of that series, with
         the lab kernel's image package (linux-image-<release>) installed first;
+        a stock kernel with no root file system of its own (6.1) boots Debian 12's
+        (made with stock 6.12) with its own image package installed first;
         --network adds QEMU's user network (this machine is 10.0.2.2).
   demo [--distro S | --kernel K]
         Build a livepatch module from a source patch (examples/) with kpatch-build
@@ -141,6 +147,7 @@ async function cmdSetup(rest: string[]): Promise<number> {
     {
       ...KERNEL_CHOICE_OPTIONS,
       debian: { type: "boolean" },
+      source: { type: "boolean" },
       jobs: { type: "string", short: "j" },
       "no-install": { type: "boolean" },
       help: { type: "boolean", short: "h" },
@@ -154,6 +161,7 @@ async function cmdSetup(rest: string[]): Promise<number> {
   const progress = new Progress();
   const started = performance.now();
   if (values.debian && !choice.distro) throw new UsageError("setup: --debian needs --distro");
+  if (values.source && !choice.distro) throw new UsageError("setup: --source needs --distro");
   if (values.debian && choice.kernelRelease)
     throw new UsageError("setup: --debian is made for the series' default kernel, not --release");
   if (choice.distro) {
@@ -173,6 +181,7 @@ async function cmdSetup(rest: string[]): Promise<number> {
         `Debian root file system ready: ${rootfs.image} (${Math.round(rootfs.sizeBytes / 2 ** 20)} MiB)`,
       );
     }
+    if (values.source) progress.note(`kernel source ready: ${await setupDistroSource(lab, progress)}`);
     return EXIT.ok;
   }
   const lab = await setupLab({
@@ -213,7 +222,7 @@ async function cmdRun(rest: string[]): Promise<number> {
   const lab = guestKernel(choice);
   const debian = values.debian ? await debianGuest(lab) : undefined;
   const prepare = debian?.prepare ? [debian.prepare] : [];
-  const result = await withRootDisk(debian?.rootfs, (rootDisk) =>
+  const result = await withRootDisk(debian, (rootDisk) =>
     runGuest({
       lab,
       files: [...(debian?.files ?? []), ...(values.file ?? [])],
@@ -221,6 +230,7 @@ async function cmdRun(rest: string[]): Promise<number> {
       shareHost: values["share-host"] ?? false,
       network: values.network ?? false,
       ...(rootDisk ? { rootDisk } : {}),
+      ...(debian?.append ? { append: debian.append } : {}),
       ...(timeout ? { timeoutMs: timeout * 1000 } : {}),
     }),
   );
@@ -228,7 +238,7 @@ async function cmdRun(rest: string[]): Promise<number> {
   if (installed && installed.exitCode !== 0) {
     throw new KpatchError(
       "GUEST_SETUP",
-      `Cannot install the lab kernel's image package in the Debian guest: ${installed.output.trim() || `exit status ${installed.exitCode}`}`,
+      `Cannot install the kernel's image package in the Debian guest: ${installed.output.trim() || `exit status ${installed.exitCode}`}`,
     );
   }
   if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);

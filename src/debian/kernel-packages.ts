@@ -73,6 +73,33 @@ function checkRunningVersion(kernelRelease: string, image: string): void {
 }
 
 /**
+ * linux-source-<series>.tar.xz at exactly `version`: the installed one (/usr/src) when it is
+ * that version, else the package fetched into the cache through `apt`. DISTRO_NO_SOURCE, saying
+ * what it is needed for (`to`) and what apt offers, when apt does not offer that version.
+ */
+export async function kernelSourceTarball(
+  apt: AptState,
+  series: string,
+  version: string,
+  progress: Progress,
+  to: string,
+): Promise<{ tarball: string; version: string }> {
+  const name = `linux-source-${series}`;
+  const installed = await installedVersion(name);
+  const tarball = `/usr/src/${name}.tar.xz`;
+  if (installed === version && existsSync(tarball)) return { tarball, version };
+  const known = await knownVersions(apt, name);
+  if (!known.includes(version)) {
+    throw new KpatchError(
+      "DISTRO_NO_SOURCE",
+      `Cannot ${to}: it needs ${name} at ${version}, which apt does not offer (installed: ${installed ?? "none"}; available: ${known.join(", ") || "none"})`,
+    );
+  }
+  const root = await fetch(apt, name, version, progress);
+  return { tarball: join(root, "usr", "src", `${name}.tar.xz`), version };
+}
+
+/**
  * The inputs for `release`. `onTarget`: this machine runs that kernel, so /boot and /lib/modules
  * hold its image files (the image package is then not fetched).
  */
@@ -120,26 +147,12 @@ export async function findDistroInputs(
       : await fetch(apt, names.headers, image, progress);
   const headersVersion = headersRoot === "/" ? installedHeaders! : image;
 
-  const installedSource = await installedVersion(names.source);
-  let sourceTarball = `/usr/src/linux-source-${series}.tar.xz`;
-  let sourceVersion = installedSource;
-  if (installedSource !== image || !existsSync(sourceTarball)) {
-    const known = await knownVersions(apt, names.source);
-    if (!known.includes(image)) {
-      throw new KpatchError(
-        "DISTRO_NO_SOURCE",
-        `Cannot build for ${kernelRelease}: it needs ${names.source} at ${image}, which apt does not offer (installed: ${installedSource ?? "none"}; available: ${known.join(", ") || "none"})`,
-      );
-    }
-    const root = await fetch(apt, names.source, image, progress);
-    sourceTarball = join(root, "usr", "src", `linux-source-${series}.tar.xz`);
-    sourceVersion = image;
-  }
+  const source = await kernelSourceTarball(apt, series, image, progress, `build for ${kernelRelease}`);
   progress.end(`image, headers and source at ${image}`);
   return {
     release,
-    versions: { image, headers: headersVersion, source: sourceVersion! },
-    sourceTarball,
+    versions: { image, headers: headersVersion, source: source.version },
+    sourceTarball: source.tarball,
     headersDir: join(headersRoot, "usr", "src", names.headers),
     imageConfig: join(boot, `config-${kernelRelease}`),
     vmlinuz: join(boot, `vmlinuz-${kernelRelease}`),

@@ -12,6 +12,16 @@ import { execCheck } from "../util/exec.js";
 import type { Progress } from "../util/progress.js";
 import { checkPackageVersion } from "./debian-package.js";
 
+/** Where linux-source-<series> at `version` is unpacked, and the stamp written when it is complete. */
+export function kernelSourceDir(
+  series: string,
+  version: string,
+): { top: string; srcDir: string; stamp: string } {
+  if (!/^\d+\.\d+$/.test(series)) throw new KpatchError("LAB_SOURCE", `Cannot use kernel series '${series}'`);
+  const top = cachePath("src", checkPackageVersion(version));
+  return { top, srcDir: join(top, `linux-source-${series}`), stamp: join(top, ".unpacked") };
+}
+
 /** The unpacked tree of `tarball` (linux-source-<series> at `version`), unpacked on first use. */
 export async function unpackKernelSource(options: {
   series: string;
@@ -20,10 +30,7 @@ export async function unpackKernelSource(options: {
   progress: Progress;
 }): Promise<string> {
   const { series, tarball, progress } = options;
-  if (!/^\d+\.\d+$/.test(series)) throw new KpatchError("LAB_SOURCE", `Cannot use kernel series '${series}'`);
-  const top = cachePath("src", checkPackageVersion(options.version));
-  const srcDir = join(top, `linux-source-${series}`);
-  const stamp = join(top, ".unpacked");
+  const { top, srcDir, stamp } = kernelSourceDir(series, options.version);
   progress.begin("unpack", tarball);
   if (existsSync(stamp)) {
     progress.end("cached");

@@ -18,6 +18,7 @@ import {
   cpSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
@@ -37,7 +38,7 @@ import { execCheck } from "../util/exec.js";
 import { Progress } from "../util/progress.js";
 import { type DistroLab, findDistroLab } from "./distro.js";
 import { labImagePackage, labImagePackageName } from "./lab-image-package.js";
-import { readJsonIfExists } from "./paths.js";
+import { DEFAULT_SERIES, KERNEL_SERIES, readJsonIfExists } from "./paths.js";
 import type { Lab } from "./setup.js";
 
 /** Bump when the recipe changes in a way the key does not see. */
@@ -137,25 +138,33 @@ function requireDebianRootfs(distro: DistroLab): DebianRootfs {
 }
 
 /**
- * Runs `use` with a fresh copy of the root file system image (sparse; removed afterwards), so
- * the cached image stays as built; without one, with undefined.
+ * Runs `use` with a fresh copy of the guest's root file system image (sparse, grown as the guest
+ * needs; removed afterwards), so the cached image stays as built; without a guest, with undefined.
  */
 export async function withRootDisk<T>(
-  rootfs: DebianRootfs | undefined,
+  guest: Pick<DebianGuest, "rootfs" | "growMb"> | undefined,
   use: (disk: string | undefined) => Promise<T>,
 ): Promise<T> {
-  if (!rootfs) return use(undefined);
+  if (!guest) return use(undefined);
   const dir = mkdtempSync(join(tmpdir(), "kplab-root-"));
   try {
-    return await use(await copyRootDisk(rootfs, join(dir, "rootfs.ext4")));
+    return await use(await copyRootDisk(guest.rootfs, join(dir, "rootfs.ext4"), guest.growMb));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-/** A copy of the image at `dest` (sparse) for guests to boot and change, over several boots. */
-export async function copyRootDisk(rootfs: DebianRootfs, dest: string): Promise<string> {
+/**
+ * A copy of the image at `dest` (sparse) for guests to boot and change, over several boots; with
+ * `growMb`, its file system grown by that much (e2fsck, resize2fs: no mount).
+ */
+export async function copyRootDisk(rootfs: DebianRootfs, dest: string, growMb = 0): Promise<string> {
   await execCheck("cp", ["--sparse=always", rootfs.image, dest], { what: "cp (root disk)" });
+  if (growMb > 0) {
+    await execCheck("truncate", ["-s", `+${growMb}M`, dest], { what: "truncate (root disk)" });
+    await execCheck("e2fsck", ["-f", "-p", dest], { what: "e2fsck (root disk)" });
+    await execCheck("resize2fs", ["-p", dest], { what: "resize2fs (root disk)" });
+  }
   return dest;
 }
 
@@ -308,20 +317,83 @@ function isStock(kernel: GuestKernel): kernel is DistroLab {
 
 export interface DebianGuest {
   rootfs: DebianRootfs;
-  /** Files the guest needs besides the user's (the lab kernel's image package). */
+  /** Files the guest needs besides the user's (the kernel's image package, when the disk lacks it). */
   files: string[];
-  /** A command to run before the user's, or undefined: installs the lab kernel's image package. */
+  /**
+   * A command to run before the user's, or undefined: installs the kernel's image package (the
+   * lab kernel's, or a stock kernel's the root file system was not made with).
+   */
   prepare?: string;
+  /** The kernel command line a boot running `prepare` needs (see stockImageGuest). */
+  append?: string;
+  /** How much bigger the disk copy must be (MiB) for the image package `prepare` installs. */
+  growMb?: number;
+}
+
+/** Installs `deb` (package `name`) unless a former boot of the disk did; no initramfs (the lab brings its own). */
+function installImageCommand(name: string, deb: string): string {
+  return `dpkg-query -W -f '\${Status}\\n' ${name} 2>/dev/null | grep -qx 'install ok installed' || INITRD=No dpkg -i ${basename(deb)} >/dev/null`;
+}
+
+/** The stock kernel whose Debian root file system is built (Debian 12's: made with stock 6.12), or undefined. */
+function builtRootfs(): DebianRootfs | undefined {
+  for (const series of KERNEL_SERIES) {
+    const stock = findDistroLab(series);
+    const rootfs = stock && findDebianRootfs(stock);
+    if (rootfs) return rootfs;
+  }
+  return undefined;
 }
 
 /**
- * What a Debian guest of `kernel` boots: the root file system of its series' stock kernel (set
- * up with `kpatch-lab setup --distro S --debian`); on the lab kernel, whose own image package
+ * A stock kernel booting a root file system made with another stock kernel (Debian 12's is made
+ * with 6.12; stock 6.1 boots it): its image package is installed on the first boot, as a machine
+ * with both kernels has them. Until then the disk has none of its modules, so udev cannot load
+ * virtio_net and systemd-networkd-wait-online would hold the runner its full 2 minutes: that
+ * boot masks it, and `prepare` loads the driver and waits for the network itself.
+ */
+function stockImageGuest(kernel: DistroLab): DebianGuest {
+  const rootfs = builtRootfs();
+  if (!rootfs) {
+    throw new KpatchError(
+      "LAB_NOT_SET_UP",
+      `Cannot boot Debian on the stock ${kernel.kernelRelease} kernel: no Debian root file system is built; run 'kpatch-lab setup --distro ${DEFAULT_SERIES} --debian'`,
+    );
+  }
+  const image = findDebianPackage(kernel.image, kernel.sourceVersion);
+  if (!image)
+    throw new KpatchError("DISTRO_IMAGE", `Cannot find ${kernel.image}=${kernel.sourceVersion} in the cache`);
+  const network =
+    "modprobe virtio_net && if ls /sys/class/net | grep -qvx lo; then /lib/systemd/systemd-networkd-wait-online --timeout=90; fi";
+  return {
+    rootfs,
+    files: [image.deb],
+    prepare: `${installImageCommand(kernel.image, image.deb)} && ${network}`,
+    append: "systemd.mask=systemd-networkd-wait-online.service",
+    growMb: Math.ceil((installedSizeKb(image.root) + statSync(image.deb).size / 1024) / 1024) + 128,
+  };
+}
+
+/** What the unpacked package at `root` takes installed (KiB): the sizes of its files. */
+function installedSizeKb(root: string): number {
+  let bytes = 0;
+  for (const e of readdirSync(root, { recursive: true, withFileTypes: true }))
+    if (e.isFile()) bytes += statSync(join(e.parentPath, e.name)).size;
+  return Math.ceil(bytes / 1024);
+}
+
+/**
+ * What a Debian guest of `kernel` boots: the root file system of its stock kernel (set up with
+ * `kpatch-lab setup --distro S --debian`), or of another stock kernel with this one's image
+ * package installed on first boot (stockImageGuest); on the lab kernel, whose own image package
  * (src/lab/lab-image-package.ts) the guest installs first, unless a former boot of its disk did,
  * as a machine running that kernel has it installed.
  */
 export async function debianGuest(kernel: GuestKernel): Promise<DebianGuest> {
-  if (isStock(kernel)) return { rootfs: requireDebianRootfs(kernel), files: [] };
+  if (isStock(kernel)) {
+    const own = findDebianRootfs(kernel);
+    return own ? { rootfs: own, files: [] } : stockImageGuest(kernel);
+  }
   const stock = findDistroLab(kernel.series);
   if (!stock) {
     throw new KpatchError(
@@ -334,6 +406,6 @@ export async function debianGuest(kernel: GuestKernel): Promise<DebianGuest> {
   return {
     rootfs: requireDebianRootfs(stock),
     files: [deb],
-    prepare: `dpkg-query -W -f '\${Status}\\n' ${name} 2>/dev/null | grep -qx 'install ok installed' || dpkg -i ${basename(deb)} >/dev/null`,
+    prepare: installImageCommand(name, deb),
   };
 }
