@@ -2,32 +2,26 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import test, { type TestContext } from "node:test";
+import test, { after } from "node:test";
 import { cachedAptAnswer } from "./apt-answers.js";
 
-/**
- * A private apt state's files in a temporary directory, and a cache root of its own (both undone
- * after the test).
- */
-function fixture(t: TestContext): { root: string; lists: string; status: string; options: string[] } {
-  const previous = process.env["KPATCH_TS_CACHE"];
-  const root = mkdtempSync(join(tmpdir(), "apt-answers-"));
-  t.after(() => {
-    rmSync(root, { recursive: true, force: true });
-    if (previous === undefined) delete process.env["KPATCH_TS_CACHE"];
-    else process.env["KPATCH_TS_CACHE"] = previous;
-  });
-  process.env["KPATCH_TS_CACHE"] = join(root, "cache");
-  const lists = join(root, "lists");
+const root = mkdtempSync(join(tmpdir(), "kpatch-apt-answers-"));
+after(() => rmSync(root, { recursive: true, force: true }));
+process.env["KPATCH_TS_CACHE"] = join(root, "cache");
+
+/** A private apt state's files (its lists and dpkg status) in a directory of their own. */
+function fixture(): { lists: string; status: string; options: string[] } {
+  const dir = mkdtempSync(join(root, "state-"));
+  const lists = join(dir, "lists");
   mkdirSync(lists);
   writeFileSync(join(lists, "deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages"), "a\n");
-  const status = join(root, "status");
+  const status = join(dir, "status");
   writeFileSync(status, "");
-  return { root, lists, status, options: ["-o", `Dir::State::Lists=${lists}`] };
+  return { lists, status, options: ["-o", `Dir::State::Lists=${lists}`] };
 }
 
-test("cachedAptAnswer() asks once while the inputs are unchanged, and again after each change", async (t) => {
-  const f = fixture(t);
+test("cachedAptAnswer() asks once while the inputs are unchanged, and again after each change", async () => {
+  const f = fixture();
   const apt = { options: f.options, inputs: [f.lists, f.status] };
   let asked = 0;
   const ask = async () => `1.${++asked}`;
@@ -71,8 +65,8 @@ test("cachedAptAnswer() asks once while the inputs are unchanged, and again afte
   assert.equal(await cachedAptAnswer(apt, "policy linux-source-6.12", ask), "1.5");
 });
 
-test("cachedAptAnswer() keeps no answer when the inputs change while apt runs", async (t) => {
-  const f = fixture(t);
+test("cachedAptAnswer() keeps no answer when the inputs change while apt runs", async () => {
+  const f = fixture();
   const apt = { options: f.options, inputs: [f.lists, f.status] };
   let asked = 0;
   const racing = async () => {
