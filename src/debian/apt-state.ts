@@ -10,7 +10,7 @@
  * On a machine of the suite's own release, its own apt is used (its lists, its pinning).
  */
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { cachePath } from "../util/cache-dir.js";
@@ -23,13 +23,25 @@ import type { DebianSuite } from "./kernel-release.js";
 /** How apt-get and apt-cache reach a suite: the options they take (none for this machine's). */
 export interface AptState {
   options: string[];
+  /** The files and directories apt-cache and dpkg-query read under these options (apt-answers.ts). */
+  inputs: string[];
   /** For messages: "this machine's apt" or "apt for trixie (<dir>)". */
   label: string;
   /** Fetch the lists again (a package published since they were fetched); false for this machine's. */
   refresh: (progress: Progress) => Promise<boolean>;
 }
 
-const HOST_APT: AptState = { options: [], label: "this machine's apt", refresh: async () => false };
+/** What dpkg-query reads (its status, its journal of unfinished updates, its architectures, its configuration). */
+const DPKG_INPUTS = ["/var/lib/dpkg/status", "/var/lib/dpkg/updates", "/var/lib/dpkg/arch", "/etc/dpkg"];
+
+const HOST_APT: AptState = {
+  options: [],
+  // Its sources, pinning and configuration (/etc/apt), the lists, and dpkg's status (the candidate
+  // depends on what is installed).
+  inputs: ["/etc/apt", "/var/lib/apt/lists", ...DPKG_INPUTS],
+  label: "this machine's apt",
+  refresh: async () => false,
+};
 
 /** Lists older than this are fetched again before a lookup (security suites move daily). */
 const LISTS_MAX_AGE_MS = 6 * 3600_000;
@@ -56,11 +68,14 @@ export async function suiteApt(suite: DebianSuite, progress: Progress): Promise<
   const lists = join(dir, "lists");
   mkdirSync(join(lists, "partial"), { recursive: true });
   mkdirSync(join(dir, "cache", "archives", "partial"), { recursive: true });
-  writeFileAtomic(join(dir, "sources.list"), sources);
+  const sourceList = join(dir, "sources.list");
+  // Rewritten only when it differs: its inode and mtime are part of the answers' fingerprint.
+  if (!existsSync(sourceList) || readFileSync(sourceList, "utf8") !== sources)
+    writeFileAtomic(sourceList, sources);
   const status = join(dir, "status");
   if (!existsSync(status)) writeFileSync(status, "");
   const options = [
-    ["Dir::Etc::SourceList", join(dir, "sources.list")],
+    ["Dir::Etc::SourceList", sourceList],
     ["Dir::Etc::SourceParts", "/dev/null"],
     ["Dir::Etc::Preferences", "/dev/null"],
     ["Dir::Etc::PreferencesParts", "/dev/null"],
@@ -90,5 +105,11 @@ export async function suiteApt(suite: DebianSuite, progress: Progress): Promise<
   };
   const age = existsSync(stamp) ? Date.now() - statSync(stamp).mtimeMs : Number.POSITIVE_INFINITY;
   if (age > LISTS_MAX_AGE_MS) await update(progress);
-  return { options, label: `apt for ${suite.codename} (${dir})`, refresh: update };
+  return {
+    options,
+    // apt.conf.d is still read; dpkg's status is the host's for dpkg-query.
+    inputs: [sourceList, lists, status, "/etc/apt/apt.conf", "/etc/apt/apt.conf.d", ...DPKG_INPUTS],
+    label: `apt for ${suite.codename} (${dir})`,
+    refresh: update,
+  };
 }

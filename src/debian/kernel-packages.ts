@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { KpatchError } from "../util/errors.js";
 import { exec } from "../util/exec.js";
 import type { Progress } from "../util/progress.js";
+import { cachedAptAnswer } from "./apt-answers.js";
 import { type AptState, suiteApt } from "./apt-state.js";
 import { fetchDebianPackage } from "./debian-package.js";
 import { imageModulesDir } from "./image-modules.js";
@@ -31,25 +32,33 @@ export interface DistroInputs {
   modulesDir: string;
 }
 
-/** The installed version of `pkg`, or undefined. */
-async function installedVersion(pkg: string): Promise<string | undefined> {
-  // dpkg-query's own ${Field} syntax, not a template.
-  const r = await exec("dpkg-query", ["-W", "-f", "$" + "{Status}\\t$" + "{Version}", pkg]);
-  const [status, version] = r.stdout.split("\t");
-  return r.code === 0 && status?.endsWith(" installed") && version ? version : undefined;
+/** The installed version of `pkg`, or undefined (answered from apt-answers.ts while dpkg's status is unchanged). */
+async function installedVersion(apt: AptState, pkg: string): Promise<string | undefined> {
+  const v = await cachedAptAnswer(apt, `installed ${pkg}`, async () => {
+    // dpkg-query's own ${Field} syntax, not a template.
+    const r = await exec("dpkg-query", ["-W", "-f", "$" + "{Status}\\t$" + "{Version}", pkg]);
+    const [status, version] = r.stdout.split("\t");
+    return r.code === 0 && status?.endsWith(" installed") && version ? version : null;
+  });
+  return v ?? undefined;
 }
 
 /** The version apt would fetch for `pkg` (its candidate), or undefined when apt knows none. */
 export async function candidateVersion(apt: AptState, pkg: string): Promise<string | undefined> {
-  const r = await exec("apt-cache", [...apt.options, "policy", pkg]);
-  const v = /^\s*Candidate:\s*(\S+)/m.exec(r.stdout)?.[1];
-  return r.code === 0 && v && v !== "(none)" ? v : undefined;
+  const v = await cachedAptAnswer(apt, `policy ${pkg}`, async () => {
+    const r = await exec("apt-cache", [...apt.options, "policy", pkg]);
+    const c = /^\s*Candidate:\s*(\S+)/m.exec(r.stdout)?.[1];
+    return r.code === 0 && c && c !== "(none)" ? c : null;
+  });
+  return v ?? undefined;
 }
 
 /** Every version apt knows of `pkg` (for the message when the one needed is missing). */
 async function knownVersions(apt: AptState, pkg: string): Promise<string[]> {
-  const r = await exec("apt-cache", [...apt.options, "madison", pkg]);
-  return parseMadison(r.stdout).map((row) => row.version);
+  return cachedAptAnswer(apt, `madison ${pkg}`, async () => {
+    const r = await exec("apt-cache", [...apt.options, "madison", pkg]);
+    return parseMadison(r.stdout).map((row) => row.version);
+  });
 }
 
 async function fetch(apt: AptState, pkg: string, version: string, progress: Progress): Promise<string> {
@@ -85,7 +94,7 @@ export async function kernelSourceTarball(
   to: string,
 ): Promise<{ tarball: string; version: string }> {
   const name = `linux-source-${series}`;
-  const installed = await installedVersion(name);
+  const installed = await installedVersion(apt, name);
   const tarball = `/usr/src/${name}.tar.xz`;
   if (installed === version && existsSync(tarball)) return { tarball, version };
   const known = await knownVersions(apt, name);
@@ -113,7 +122,8 @@ export async function findDistroInputs(
   progress.begin("packages", kernelRelease);
   const apt = await suiteApt(releaseSuite(release), progress);
   const installedImage =
-    (await installedVersion(`linux-image-${kernelRelease}`)) ?? (await installedVersion(names.image));
+    (await installedVersion(apt, `linux-image-${kernelRelease}`)) ??
+    (await installedVersion(apt, names.image));
   const image =
     installedImage ??
     (await candidateVersion(apt, names.image)) ??
@@ -140,7 +150,7 @@ export async function findDistroInputs(
     modulesDir = imageModulesDir(root, kernelRelease);
   }
 
-  const installedHeaders = await installedVersion(names.headers);
+  const installedHeaders = await installedVersion(apt, names.headers);
   const headersRoot =
     installedHeaders === image && existsSync(`/usr/src/${names.headers}/Module.symvers`)
       ? "/"

@@ -17,6 +17,7 @@ import { buildErrors, exec, type Runner } from "../util/exec.js";
 import type { Progress } from "../util/progress.js";
 import { takeCallbacks } from "./callbacks.js";
 import { CALLBACK_KINDS } from "./format.js";
+import { keepModuleCommon, seedModuleCommon } from "./module-common.js";
 import { type ModuleSpec, moduleMakefile, moduleSource, type PatchedTarget } from "./module-source.js";
 import { convertKlpRelocations, type PostLinkStats } from "./post-link.js";
 
@@ -176,6 +177,7 @@ export async function buildModule(options: {
     `M=${dir}`,
     `-j${options.jobs}`,
   ];
+  const seeded = seedModuleCommon(dir, options.kernelBuildDir, options.makeArgs ?? []);
   const r = await (options.run ?? exec)("make", [...makeArgs, "modules"], {
     env: { ...process.env, KBUILD_MODPOST_WARN: "1" },
   });
@@ -184,6 +186,7 @@ export async function buildModule(options: {
       file: dir,
     });
   }
+  keepModuleCommon(dir, options.kernelBuildDir, options.makeArgs ?? [], seeded);
   const built = join(dir, `${name}.ko`);
   const ko = readElf(readFileSync(built), built);
   const stats = convertKlpRelocations(ko);
