@@ -110,6 +110,7 @@ describe("apt delivery to a Debian 13 guest with systemd on Debian 13's stock 6.
         command:
           "systemctl show -p ActiveState -p Result kpatch.service; journalctl -b -u kpatch.service -o cat --no-pager",
       },
+      { name: "startup", command: "systemd-analyze blame --no-pager | head -4" },
       { name: "upgrade", command: `${APT} install ${pkg}` },
       {
         name: "upgraded",
@@ -173,12 +174,17 @@ describe("apt delivery to a Debian 13 guest with systemd on Debian 13's stock 6.
     );
   });
 
-  it("after a reboot kpatch.service loads it again under systemd", () => {
+  it("after a reboot kpatch.service loads it again under systemd", (t) => {
     assert.equal(out("reboot", "at-boot"), "kpatch-replace v9\nkpatch_replace_v9\n");
     const unit = out("reboot", "unit");
     assert.match(unit, /ActiveState=active/);
     assert.match(unit, /Result=success/);
     assert.match(unit, /kpatch_replace_v9/);
+    t.diagnostic(
+      `slowest units: ${out("reboot", "startup", true)
+        .trim()
+        .replace(/\s*\n\s*/g, "; ")}`,
+    );
   });
 
   it("version 2 upgrades it live: v10 loaded, v9 unloaded and uninstalled", () => {
