@@ -27,6 +27,24 @@ async function cli(tool: string, ...args: string[]) {
   }
 }
 
+/** `kpatch-lab run --distro SERIES --release KVER`: it boots that kernel (uname -r), then `command`. */
+async function bootRelease(series: string, release: string, command: string) {
+  const r = await cli(
+    "kpatch-lab",
+    "run",
+    "--distro",
+    series,
+    "--release",
+    release,
+    "--",
+    "uname -r",
+    command,
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`^\\$ uname -r\\n${release.replace(/[.+]/g, "\\$&")}\\n`, "m"));
+  return r;
+}
+
 test(`kpatch-lab setup and run --distro 6.12 --release ${RELEASE} boot exactly that packaged kernel`, async () => {
   const before = findDistroLab("6.12")?.dir;
   const setup = await cli("kpatch-lab", "setup", "--distro", "6.12", "--release", RELEASE);
@@ -36,21 +54,52 @@ test(`kpatch-lab setup and run --distro 6.12 --release ${RELEASE} boot exactly t
   assert.equal(lab?.kernelRelease, RELEASE);
   assert.equal(findDistroLab("6.12")?.dir, before, "the series' default kernel is left as it was");
 
-  const r = await cli(
-    "kpatch-lab",
-    "run",
-    "--distro",
-    "6.12",
-    "--release",
-    RELEASE,
-    "--",
-    "uname -r",
-    "cat /proc/version",
-  );
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, new RegExp(`^\\$ uname -r\\n${RELEASE.replace(/[.+]/g, "\\$&")}\\n`, "m"));
+  const r = await bootRelease("6.12", RELEASE, "cat /proc/version");
   // The image's own Debian version, as the running kernel says it.
   assert.match(r.stdout, new RegExp(`Debian ${lab!.sourceVersion.replace(/[.+~]/g, "\\$&")}`));
+});
+
+/**
+ * A 6.1 release whose kbuild package is gone from apt: one linux-kbuild-6.1 serves every 6.1 ABI
+ * name and the next update replaced it (6.1.0-54's 6.1.190-1), though its image and headers are
+ * still offered. The lab boots it all the same; only the headers tree and the sample are skipped.
+ */
+const OLD_61 = "6.1.0-54-amd64";
+
+test(`kpatch-lab setup --distro 6.1 --release ${OLD_61}: boots without its gone kbuild package, the sample skipped saying why`, async (t) => {
+  const setup = await cli("kpatch-lab", "setup", "--distro", "6.1", "--release", OLD_61);
+  assert.equal(setup.code, 0, setup.stderr);
+  const lab = findDistroLab("6.1", { kernelRelease: OLD_61 });
+  assert.equal(lab?.kernelRelease, OLD_61);
+  const kbuild = `linux-kbuild-6.1=${lab!.sourceVersion}`;
+  const madison = await run("apt-cache", ["madison", "linux-kbuild-6.1"]);
+  const offered = madison.stdout.split("\n").some((l) => l.split("|")[1]?.trim() === lab!.sourceVersion);
+  if (offered) {
+    assert.equal(lab!.sampleAbsent, undefined, "apt offers the kbuild: the sample is built");
+    t.skip(`apt still offers ${kbuild}: nothing is missing to show`);
+    return;
+  }
+  const notice = setup.stderr.split("\n").filter((l) => l.includes("livepatch-sample"));
+  assert.equal(notice.length, 1, `one notice line: ${setup.stderr}`);
+  assert.match(
+    notice[0]!,
+    new RegExp(
+      `no headers tree and no livepatch-sample: ${kbuild.replace(/[.+]/g, "\\$&")} is gone from apt \\(it offers \\d`,
+    ),
+  );
+  assert.match(notice[0]!, /another version's kbuild is never used/);
+  assert.equal(lab!.sampleModule, undefined);
+  assert.equal(lab!.headersDir, undefined);
+  const info = await cli("kpatch-lab", "info", "--distro", "6.1", "--release", OLD_61);
+  assert.equal(info.code, 0, info.stderr);
+  assert.match(
+    info.stdout,
+    new RegExp(`^sample: +absent: ${kbuild.replace(/[.+]/g, "\\$&")} is gone from apt`, "m"),
+  );
+  assert.match(info.stdout, /^headers tree: +absent$/m);
+
+  const r = await bootRelease("6.1", OLD_61, "cat /proc/sys/kernel/tainted");
+  assert.match(r.stdout, /^\$ cat \/proc\/sys\/kernel\/tainted\n0\n/m);
 });
 
 test("--release is checked first: it needs --distro, and a release of its series", async () => {

@@ -7,7 +7,8 @@ import type { PatchMetadata } from "../kernel/patch-metadata.js";
 import { KernelSymbols } from "../kernel-image/index.js";
 import type { Site } from "./function-code.js";
 import { Kcore, KcoreError } from "./kcore.js";
-import { checkAgainstKallsyms, compareLive } from "./live-check.js";
+import { checkAgainstKallsyms, compareLive, labelCalledHelpers } from "./live-check.js";
+import type { RunPreReport } from "./run-pre-check.js";
 import type { RecordedFunction } from "./runpre-record.js";
 
 const KALLSYMS = [
@@ -234,4 +235,42 @@ test("compareLive(): no kcore, or hidden kallsyms addresses: one line saying so,
   } finally {
     rmSync(proc, { recursive: true, force: true });
   }
+});
+
+test("labelCalledHelpers(): a recorded helper the patch does not replace (another sympos too) is reported as called", () => {
+  const result = (fn: string, sympos: number) => ({
+    object: "vmlinux",
+    target: "vmlinux",
+    function: fn,
+    sympos,
+    role: "replaced" as const,
+    status: "matched" as const,
+    size: 16,
+    allowed: [],
+  });
+  const report: RunPreReport = {
+    sources: {},
+    functions: [result("do_wp_page", 0), result("set_ptes.constprop.0", 1), result("m_start", 1)],
+    matched: 3,
+    allowed: 0,
+    mismatched: 0,
+    overridden: 0,
+    ms: 0,
+  };
+  labelCalledHelpers(
+    report,
+    meta([
+      [
+        "vmlinux",
+        [
+          ["do_wp_page", 0],
+          ["m_start", 2],
+        ],
+      ],
+    ]),
+  );
+  assert.deepEqual(
+    report.functions.map((f) => `${f.function},${f.sympos} ${f.role}`),
+    ["do_wp_page,0 replaced", "set_ptes.constprop.0,1 called", "m_start,1 called"],
+  );
 });

@@ -146,12 +146,7 @@ export function verifyBeforeLoad(elf: ElfFile, procDir: string, options: VerifyO
   result.recordBytes = recorded.bytes;
   const report = compareLive(recorded.functions, kallsyms, procDir, note);
   if (!report) return result;
-  // The record also holds helpers the new code calls at a sympos (link-order picks): not replaced.
-  const replaced = new Set(
-    meta.objects.flatMap((o) => o.functions.map((f) => `${o.name}:${f.name},${f.sympos}`)),
-  );
-  for (const f of report.functions)
-    if (!replaced.has(`${f.object}:${f.function},${f.sympos}`)) f.role = "called";
+  labelCalledHelpers(report, meta);
   result.code = report;
   note(`run-pre check: ${formatRunPreSummary(report)} (${report.ms.toFixed(1)} ms)`);
   for (const line of paddingLines(report)) note(line);
@@ -163,6 +158,18 @@ export function verifyBeforeLoad(elf: ElfFile, procDir: string, options: VerifyO
     );
   }
   return result;
+}
+
+/**
+ * The record also holds helpers the new code calls at a sympos (link-order picks of same-named
+ * locals): a function the klp_patch does not replace is reported as called, not replaced.
+ */
+export function labelCalledHelpers(report: RunPreReport, meta: PatchMetadata): void {
+  const replaced = new Set(
+    meta.objects.flatMap((o) => o.functions.map((f) => `${o.name}:${f.name},${f.sympos}`)),
+  );
+  for (const f of report.functions)
+    if (!replaced.has(`${f.object}:${f.function},${f.sympos}`)) f.role = "called";
 }
 
 function readRecord(
