@@ -86,12 +86,12 @@ async function nodeWrapper(lab: Pick<Lab, "config">, script: string, comment: st
     `cp ${h(n.node)} ${d}/node`,
     `cp ${h(join(CHECKOUT, "package.json"))} ${d}/app/`,
     `cp -r ${h(join(CHECKOUT, "dist", "src"))} ${d}/app/dist/`,
-    // The runtime dependencies (iced-x86: kpatch load's run-pre check decodes instructions).
+    // The runtime dependencies (iced-x86: kpatch load's run-pre check decodes instructions),
+    // resolved here: a worktree's node_modules may be a link to another checkout's, which the
+    // guest would resolve against its own root, not /host.
     `mkdir -p ${d}/app/node_modules`,
     ...runtimeDependencies().map(
-      // Resolved here: a checkout's node_modules may be a symlink to another (a git worktree's),
-      // whose absolute target the guest would look for outside the host share.
-      (p) => `cp -r ${h(realpathSync(join(CHECKOUT, "node_modules", p)))} ${d}/app/node_modules/`,
+      (p) => `cp -r ${h(realpathSync(join(CHECKOUT, "node_modules", p)))} ${d}/app/node_modules/${p}`,
     ),
     `touch ${d}/.ready`,
   ];
