@@ -76,7 +76,8 @@ reverse transition and removes the module: the system is as before.
 The run-pre check, before insmod: every function the module replaces must be
 in /proc/kallsyms where the livepatch core will look; and when the module
 carries kpatch-build's run-pre record (section .kpatch.runpre: each replaced
-function's original code), that code is compared with the running kernel's
+function's original code, and each helper of its object that the new code
+calls by sympos), that code is compared with the running kernel's
 text through /proc/kcore, allowing only what the kernel rewrites (ftrace,
 jump labels, static calls, alternatives, lock prefixes, return and retpoline
 thunks, IBT sealing). Without /proc/kcore (not root, no CONFIG_PROC_KCORE) or

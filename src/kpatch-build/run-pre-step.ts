@@ -120,7 +120,10 @@ export function runPreRecord(diffed: readonly DiffedObject[]): { data: Uint8Arra
       const sym = findFunction(orig, item.name);
       if (!sym) continue;
       const name = item.targetName ?? item.name;
-      functions.push({ object: d.target, name, sympos: item.sympos ?? 0, code: functionCode(orig, sym) });
+      const code = functionCode(orig, sym);
+      // A weak helper's calls reach the kernel's definition, not this code (run-pre: overridden).
+      if (item.role === "called" && code.weak) continue;
+      functions.push({ object: d.target, name, sympos: item.sympos ?? 0, code });
     }
   }
   return { data: encodeRunPreRecord(functions), functions: functions.length };
