@@ -89,7 +89,9 @@ async function nodeWrapper(lab: Pick<Lab, "config">, script: string, comment: st
     // The runtime dependencies (iced-x86: kpatch load's run-pre check decodes instructions).
     `mkdir -p ${d}/app/node_modules`,
     ...runtimeDependencies().map(
-      (p) => `cp -r ${h(join(CHECKOUT, "node_modules", p))} ${d}/app/node_modules/`,
+      // realpath: a worktree's node_modules may be a symlink to another checkout's, which the
+      // guest cannot follow under ${HOST_MOUNT}.
+      (p) => `cp -r ${h(realpathSync(join(CHECKOUT, "node_modules", p)))} ${d}/app/node_modules/`,
     ),
     `touch ${d}/.ready`,
   ];
