@@ -2,7 +2,7 @@
  * The maintainer scripts of a kernel's patch package (kpatch package on the atomic-replace test
  * modules built for that kernel: v9 as level 1, v10 as level 2), run in a lab guest in the order
  * dpkg runs them, with the real kpatch and the real livepatch core, on the lab kernel and on
- * Debian's stock kernel (each when set up; says why when not): install, upgrade, removal, and an
+ * Debian's stock kernels, 6.12 and 6.1 (each when set up; says why when not): install, upgrade, removal, and an
  * upgrade unpacked but never configured then removed (the older level must go too: nothing left
  * loaded or installed for boot that no package owns). The scripts tell their own module by the
  * build id /sys/module/<name>/notes shows, read with the guest's busybox. The busybox guest has
@@ -18,28 +18,31 @@ import { after, before, describe, it } from "node:test";
 import { type DistroLab, findDistroLab, sampleSkip } from "../src/lab/distro.js";
 import { type GuestCommandResult, runGuest } from "../src/lab/guest.js";
 import { kpatchInGuest } from "../src/lab/guest-node.js";
-import { testSeries } from "../src/lab/paths.js";
+import { KERNEL_SERIES, testSeries } from "../src/lab/paths.js";
 import { findLab, type Lab } from "../src/lab/setup.js";
 import { fixtureModules, replacePatchPackages } from "./helpers/fixture-modules.js";
 
 const series = testSeries();
 const lab = findLab(series);
-const distro = findDistroLab(series);
+/** The lab kernel of the test series, then Debian's stock kernel of each series (6.12 and 6.1). */
 const KERNELS: [string, Lab | DistroLab | undefined, () => { key: string; kbuildDir: string }, string][] = [
   ["lab", lab, () => ({ key: lab!.key, kbuildDir: lab!.buildDir }), `kpatch-lab setup --kernel ${series}`],
-  [
-    "stock",
-    distro,
-    () => ({ key: `distro-${distro!.key}`, kbuildDir: distro!.headersDir! }),
-    `kpatch-lab setup --distro ${series}`,
-  ],
+  ...[series, ...KERNEL_SERIES.filter((s) => s !== series)].map((s) => {
+    const distro = findDistroLab(s);
+    return [
+      `stock ${s}`,
+      distro,
+      () => ({ key: `distro-${distro!.key}`, kbuildDir: distro!.headersDir! }),
+      `kpatch-lab setup --distro ${s}`,
+    ] as [string, DistroLab | undefined, () => { key: string; kbuildDir: string }, string];
+  }),
 ];
 
 for (const [name, kernel, kbuild, setup] of KERNELS) {
   const skip = !kernel
-    ? `the ${name} ${series} kernel is not set up (${setup})`
-    : name === "stock" && sampleSkip(distro);
-  describe(`a patch package's maintainer scripts in a guest of the ${name} ${series} kernel`, {
+    ? `the ${name} kernel is not set up (${setup})`
+    : name !== "lab" && sampleSkip(kernel as DistroLab);
+  describe(`a patch package's maintainer scripts in a guest of the ${name} kernel (${kernel?.kernelRelease ?? "not set up"})`, {
     skip,
   }, () => {
     const work = mkdtempSync(join(tmpdir(), "kpatch-package-guest-"));
