@@ -51,6 +51,8 @@ export interface PaddingOnly {
   bytes: number;
   /** Intra-function branches whose displacement differs (their targets are the same instructions). */
   branches: number;
+  /** Of the others, jmp/jcc rel8 on one side and rel32 on the other, the same target (relaxed by the assembler). */
+  relaxed: number;
 }
 
 export interface CodeComparison {

@@ -136,16 +136,29 @@ test("compareCode(): ftrace's nop in the kernel and padding together, live (kpat
   assert.match(compareCode(ours, t, "live").mismatch?.reason ?? "", /fentry site/);
 });
 
-/** f: a branch over a 64-byte aligned loop; `skip` bytes before f, and how the branch is encoded. */
-function asmF(name: string, skip: number, jle: string) {
-  const obj = assemble(
-    name,
+/** `name` assembled from `body`, `skip` bytes of int3 into .text (`after`: sections after it). */
+function asmFunction(obj: string, name: string, skip: number, body: string, after = ""): FunctionCode {
+  const built = assemble(
+    obj,
     `.text
 .skip ${skip}, 0xcc
-.globl f
-.type f, @function
-f:
-  test %esi, %esi
+.globl ${name}
+.type ${name}, @function
+${name}:
+${body}
+.size ${name}, .-${name}${after}`,
+  );
+  const file = readElf(built.bytes, built.path);
+  return functionCode(file, file.symbols.find((s) => s.name === name)!);
+}
+
+/** f: a branch over a 64-byte aligned loop; `skip` bytes before f, and how the branch is encoded. */
+function asmF(name: string, skip: number, jle: string) {
+  return asmFunction(
+    name,
+    "f",
+    skip,
+    `  test %esi, %esi
   ${jle} 2f
   xor %eax, %eax
   .p2align 6
@@ -156,23 +169,105 @@ f:
   ret
 2:
   xor %eax, %eax
-  ret
-.size f, .-f`,
+  ret`,
   );
-  const file = readElf(obj.bytes, obj.path);
-  return functionCode(file, file.symbols.find((s) => s.name === "f")!);
 }
 
-test("compareCode(): a branch rel8 in one and rel32 in the other is refused, saying so", () => {
+test("compareCode(): a branch forced rel32 in the kernel, the same jle to the same target, is relaxed", () => {
   const ours = asmF("rel8", 0, "jle");
   const same = asmF("rel8-moved", 16, "jle");
   const moved = compareCode(ours, { bytes: same.bytes, size: same.bytes.length });
   assert.equal(moved.mismatch, undefined, moved.mismatch?.reason);
   assert.ok(moved.padding && moved.padding.bytes > 0);
+  assert.equal(moved.padding.relaxed, 0);
   const wide = asmF("rel32-moved", 16, "{disp32} jle");
   const r = compareCode(ours, { bytes: wide.bytes, size: wide.bytes.length });
+  assert.equal(r.mismatch, undefined, r.mismatch?.reason);
+  assert.equal(r.padding?.relaxed, 1);
+});
+
+/**
+ * h: a jle and a jmp over 18 instructions and a 64-byte aligned loop, `skip` bytes into its
+ * section. At 0 the loop's padding is 4 bytes and both fit rel8; 6 bytes on, it is 58 and GNU as
+ * relaxes both to rel32 (0f 8e, e9) itself: the same source, two layouts, as in the kernel.
+ */
+function asmH(name: string, skip: number, jle = "jle 2f", jmp = "jmp 3f") {
+  return asmFunction(
+    name,
+    "h",
+    skip,
+    `  test %esi, %esi
+  ${jle}
+  ${jmp}
+  .rept 18
+  add $1, %ecx
+  .endr
+  .p2align 6
+1:
+  add $1, %eax
+  dec %esi
+  jne 1b
+  ret
+  add $1, %ecx
+  add $1, %ecx
+2:
+  xor %eax, %eax
+  ret
+3:
+  mov $1, %eax
+  ret`,
+  );
+}
+
+const asTheirs = (f: FunctionCode): TheirCode => ({ bytes: f.bytes, size: f.bytes.length });
+
+test("compareCode(): jle and jmp relaxed to rel32 by gas across more padding match, counted as relaxed", () => {
+  const ours = asmH("relax-alone", 0);
+  const moved = asmH("relax-moved", 6);
+  assert.deepEqual([...ours.bytes.subarray(2, 6)], [0x7e, 0x4a, 0xeb, 0x4b], "ours: jle/jmp rel8");
+  assert.deepEqual([...moved.bytes.subarray(2, 4)], [0x0f, 0x8e], "the kernel's: jle rel32");
+  assert.equal(moved.bytes[8], 0xe9, "the kernel's: jmp rel32");
+  const r = compareCode(ours, asTheirs(moved));
+  assert.equal(r.mismatch, undefined, r.mismatch?.reason);
+  assert.equal(r.padding?.relaxed, 2);
+  assert.ok(r.padding.bytes > 0);
+  // The other way round (ours relaxed, the kernel's short) too.
+  const back = compareCode(moved, asTheirs(ours));
+  assert.equal(back.mismatch, undefined, back.mismatch?.reason);
+  assert.equal(back.padding?.relaxed, 2);
+});
+
+test("compareCode(): a relaxed jcc of another condition is refused", () => {
+  const ours = asmH("cond-alone", 0);
+  const other = asmH("cond-moved", 6, "jg 2f");
+  assert.deepEqual([...other.bytes.subarray(2, 4)], [0x0f, 0x8f], "the kernel's: jg rel32");
+  const r = compareCode(ours, asTheirs(other));
   assert.equal(r.mismatch?.offset, 2);
-  assert.match(r.mismatch?.reason ?? "", /rel8 here and rel32 in the kernel/);
+  assert.match(r.mismatch?.reason ?? "", /rel8 here, rel32 in the kernel, not the same jmp\/jcc relaxed/);
+  assert.match(r.mismatch!.theirs, /^jg /);
+  assert.equal(r.padding, undefined);
+});
+
+test("compareCode(): a relaxed branch to another target is refused", () => {
+  const ours = asmH("target-alone", 0);
+  const other = asmH("target-moved", 6, "jle 3f");
+  assert.deepEqual([...other.bytes.subarray(2, 4)], [0x0f, 0x8e]);
+  const r = compareCode(ours, asTheirs(other));
+  assert.equal(r.mismatch?.offset, 2);
+  assert.match(r.mismatch?.reason ?? "", /the branch's target is another instruction/);
+  assert.equal(r.padding, undefined);
+});
+
+test("compareCode(): a relaxed branch with other prefixes (bnd) is refused", () => {
+  const ours = asmH("bnd-alone", 0, "jle 2f", "bnd jmp 3f");
+  assert.deepEqual([...ours.bytes.subarray(4, 6)], [0xf2, 0xeb], "ours: bnd jmp rel8");
+  const r = compareCode(ours, asTheirs(asmH("bnd-moved", 6)));
+  assert.equal(r.mismatch?.offset, 4);
+  assert.match(r.mismatch?.reason ?? "", /not the same jmp\/jcc relaxed/);
+  // With the prefix on both, relaxed.
+  const both = compareCode(ours, asTheirs(asmH("bnd-both", 6, "jle 2f", "bnd jmp 3f")));
+  assert.equal(both.mismatch, undefined, both.mismatch?.reason);
+  assert.equal(both.padding?.relaxed, 2);
 });
 
 test("checkRecorded(): a match modulo padding is reported, in --json and in text (kpatch load's report)", async () => {
@@ -192,6 +287,7 @@ test("checkRecorded(): a match modulo padding is reported, in --json and in text
   const f = JSON.parse(JSON.stringify(report)).functions[0];
   assert.equal(f.status, "matched");
   assert.ok(f.padding.bytes > 0 && f.padding.branches > 0, JSON.stringify(f.padding));
+  assert.equal(f.padding.relaxed, 0);
   const line = `equal but for ${f.padding.bytes} bytes of alignment NOPs`;
   assert.match(formatRunPreSummary(report), /1 of the matches only modulo alignment NOPs/);
   assert.deepEqual(paddingLines(report), [
@@ -206,14 +302,11 @@ test("checkRecorded(): a match modulo padding is reported, in --json and in text
  * nop after the padding, not the jmp after it, and the matcher must find that out.
  */
 function asmG(name: string, skip: number, site: string) {
-  const obj = assemble(
+  return asmFunction(
     name,
-    `.text
-.skip ${skip}, 0xcc
-.globl g
-.type g, @function
-g:
-  test %esi, %esi
+    "g",
+    skip,
+    `  test %esi, %esi
   jle 3f
   .p2align 6
 1:
@@ -223,15 +316,13 @@ g:
   .long 3f - . - 4
   dec %esi
 3:
-  ret
-.size g, .-g
+  ret`,
+    `
 .pushsection __jump_table, "aw"
   .long 1b - ., 2b - .
   .quad key
 .popsection`,
   );
-  const file = readElf(obj.bytes, obj.path);
-  return functionCode(file, file.symbols.find((s) => s.name === "g")!);
 }
 
 test("compareCode(): a site just after padding lines up with the kernel's site, not the next jmp of its length", () => {

@@ -11,7 +11,9 @@
  * - every other instruction must be the same bytes, relocated fields masked, except an
  *   intra-function relative branch (jmp/jcc rel8/rel32, call rel32), whose target must be the same
  *   instruction on both sides once the NOPs are dropped; a rel8 on one side and rel32 on the
- *   other is refused (more than padding);
+ *   other is allowed only when it is the same jmp, or jcc of the same condition, with the same
+ *   prefixes (GNU as relaxes it to rel32 when padding pushes its target out of rel8's reach:
+ *   relative-branch.ts), and counted as relaxed; anything else there is refused;
  * - a branch out of the function with no relocation in ours must be identical at the same
  *   offset, as today; past our last instruction the kernel may hold only padding.
  *
@@ -22,6 +24,7 @@
 import { type X86Instruction, x86Decoder } from "../x86/index.js";
 import type { CodeComparison, Mismatch } from "./compare-code.js";
 import type { FunctionCode, Site } from "./function-code.js";
+import { readRel, relField, sameBranchRelaxed } from "./relative-branch.js";
 import {
   type AllowedDifference,
   allowedAt,
@@ -61,6 +64,8 @@ interface Branch {
   oursTarget: number;
   theirsAt: number;
   theirsTarget: number;
+  /** rel8 on one side, rel32 on the other: the same jmp/jcc as the assembler relaxed it. */
+  relaxed: boolean;
 }
 
 interface Failure {
@@ -69,19 +74,8 @@ interface Failure {
 }
 
 const STEPS_PER_UNIT = 8;
-
-/** The relative field of a direct jmp/jcc/call (rel8 or rel32): the opcode bytes first, the kind asked only then. */
-function relField(code: Uint8Array, insn: X86Instruction): { offset: number; size: number } | undefined {
-  const end = insn.offset + insn.length;
-  const op = code[end - 2]!;
-  const op1 = code[end - 5]!;
-  let field: { offset: number; size: number } | undefined;
-  if ((op >= 0x70 && op <= 0x7f) || op === 0xeb || (op >= 0xe0 && op <= 0xe3))
-    field = { offset: end - 1, size: 1 };
-  else if (op1 === 0xe8 || op1 === 0xe9 || (code[end - 6] === 0x0f && op1 >= 0x80 && op1 <= 0x8f))
-    field = { offset: end - 4, size: 4 };
-  return field && (insn.kind === "jump" || insn.kind === "call") ? field : undefined;
-}
+/** The end of the reason for a rel8/rel32 pair that is no relaxation of one branch. */
+const NOT_RELAXED = "not the same jmp/jcc relaxed by the assembler";
 
 /**
  * A NOP, from its bytes (as the length decoder names one: 66/2e/3e prefixes, a REX without B,
@@ -94,11 +88,6 @@ function isNopAt(code: Uint8Array, insn: X86Instruction): boolean {
   const rex = code[k]! >= 0x40 && code[k]! <= 0x4f ? code[k++]! : 0;
   if (code[k] === 0x90) return k + 1 === end && !(rex & 1);
   return code[k] === 0x0f && code[k + 1] === 0x1f && !insn.invalid;
-}
-
-function readRel(code: Uint8Array, field: { offset: number; size: number }): number {
-  if (field.size === 1) return (code[field.offset]! << 24) >> 24;
-  return Buffer.from(code.buffer, code.byteOffset + field.offset, 4).readInt32LE(0);
 }
 
 /** Ours, with its instructions as the exact comparison decoded them. */
@@ -181,29 +170,39 @@ class PaddedMatcher {
     const t = this.theirs[k];
     if (!t) return this.mismatch(u, this.region.code.bytes.length, "different code");
     const at = t.offset;
-    const after = this.theirIndex.get(at + unit.length);
-    const last = at + unit.length === (this.region.end ?? this.region.code.bytes.length);
-    const endsAt = after ?? (last ? this.theirs.length : undefined);
+    const endsAfter = (length: number) => {
+      const after = this.theirIndex.get(at + length);
+      const last = at + length === (this.region.end ?? this.region.code.bytes.length);
+      return after ?? (last ? this.theirs.length : undefined);
+    };
+    const endsAt = endsAfter(unit.length);
     if (unit.site) return this.matchSite(u, unit.site, at, endsAt);
     const rel = relField(this.ours.bytes, unit.insn);
     const bytes = this.region.code.bytes;
     if (rel && !this.ours.linked[rel.offset]) {
       const theirRel = relField(bytes, t);
-      if (theirRel && t.length !== unit.length && t.mnemonic === unit.insn.mnemonic)
+      const target = rel.offset + rel.size + readRel(this.ours.bytes, rel);
+      const inside = target >= 0 && target <= this.ours.bytes.length;
+      const relaxed = !!theirRel && theirRel.size !== rel.size;
+      if (
+        relaxed &&
+        !sameBranchRelaxed(
+          { code: this.ours.bytes, insn: unit.insn, rel },
+          { code: bytes, insn: t, rel: theirRel },
+        )
+      )
         return this.mismatch(
           u,
           at,
-          `a branch encoded rel${rel.size * 8} here and rel${theirRel.size * 8} in the kernel: more than alignment padding`,
+          `different code: ${rel.size === 1 ? "rel8" : "rel32"} here, rel${theirRel.size * 8} in the kernel, ${NOT_RELAXED}`,
         );
-      const target = rel.offset + rel.size + readRel(this.ours.bytes, rel);
-      const inside = target >= 0 && target <= this.ours.bytes.length;
-      if (inside && theirRel && t.length === unit.length && theirRel.size === rel.size) {
+      if (inside && theirRel && (relaxed || t.length === unit.length)) {
         const head = rel.offset - unit.offset;
-        if (!sameBytes(this.ours, this.region.code, unit.offset, at, head))
+        if (!relaxed && !sameBytes(this.ours, this.region.code, unit.offset, at, head))
           return this.mismatch(u, at, "different code");
         const theirsTarget = theirRel.offset + theirRel.size + readRel(bytes, theirRel);
-        this.branches.push({ ours: unit.offset, oursTarget: target, theirsAt: at, theirsTarget });
-        return endsAt;
+        this.branches.push({ ours: unit.offset, oursTarget: target, theirsAt: at, theirsTarget, relaxed });
+        return endsAfter(t.length);
       }
       if (!inside && at !== unit.offset)
         return this.mismatch(
@@ -344,9 +343,11 @@ function paddingBytes(m: PaddedMatcher): number {
   let theirsEnd = 0;
   for (const [u, at] of [...m.at].sort((a, b) => a[0] - b[0])) {
     const unit = m.units[u]!;
+    // A relaxed branch is longer on one side: the kernel's instruction's own length, not ours.
+    const theirLength = unit.site ? unit.length : m.theirs[m.theirIndex.get(at)!]!.length;
     total += Math.abs(unit.offset - oursEnd - (at - theirsEnd));
     oursEnd = unit.offset + unit.length;
-    theirsEnd = at + unit.length;
+    theirsEnd = at + theirLength;
   }
   return total;
 }
@@ -380,7 +381,7 @@ export function comparePadded(
   if (endAt === undefined) {
     const failure = m.deepest!;
     const further = failure.mismatch.offset > exact.mismatch!.offset;
-    return further || failure.mismatch.reason.startsWith("a branch encoded")
+    return further || failure.mismatch.reason.endsWith(NOT_RELAXED)
       ? { allowed: m.allowed, mismatch: failure.mismatch }
       : exact;
   }
@@ -409,6 +410,9 @@ export function comparePadded(
     return { allowed: m.allowed, mismatch };
   }
   const bytes = paddingBytes(m);
-  const branches = m.branches.filter((b) => b.theirsTarget - b.theirsAt !== b.oursTarget - b.ours).length;
-  return { allowed: m.allowed, padding: { bytes, branches } };
+  const branches = m.branches.filter(
+    (b) => !b.relaxed && b.theirsTarget - b.theirsAt !== b.oursTarget - b.ours,
+  ).length;
+  const relaxed = m.branches.filter((b) => b.relaxed).length;
+  return { allowed: m.allowed, padding: { bytes, branches, relaxed } };
 }

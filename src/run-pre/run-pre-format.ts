@@ -18,12 +18,15 @@ export function formatRunPreSummary(r: RunPreReport): string {
   return `${r.functions.length} functions checked against ${Object.values(r.sources).join(", ")}: ${parts.join(", ")}`;
 }
 
-/** "equal but for N bytes of alignment NOPs", with the branches whose displacement that changed. */
+const branchCount = (n: number) => `${n} branch${n === 1 ? "" : "es"}`;
+
+/** "equal but for N bytes of alignment NOPs", with the branches whose displacement or encoding that changed. */
 function paddingText(p: PaddingOnly): string {
-  const branches = p.branches
-    ? ` (${p.branches} branch${p.branches === 1 ? "" : "es"} displaced across them)`
-    : "";
-  return `equal but for ${p.bytes} bytes of alignment NOPs${branches}`;
+  const notes = [
+    ...(p.branches ? [`${branchCount(p.branches)} displaced across them`] : []),
+    ...(p.relaxed ? [`${branchCount(p.relaxed)} relaxed`] : []),
+  ];
+  return `equal but for ${p.bytes} bytes of alignment NOPs${notes.length ? ` (${notes.join(", ")})` : ""}`;
 }
 
 /** One line for each function that matched only modulo alignment NOPs (none when every match was exact). */
