@@ -8,11 +8,13 @@ npm ci --no-audit --no-fund --loglevel=error
 npm run build
 npm run lint
 node dist/src/cli/kpatch-lab.js setup
-# Debian's stock 6.12 kernel for test/lab-distro (downloads ~125 MB of packages once, no build).
-node dist/src/cli/kpatch-lab.js setup --distro 6.12
+# Debian's stock 6.12 kernel for test/lab-distro (downloads ~125 MB of packages once, no build),
+# and its source unpacked (~1 min once), which the livepatch selftests run from.
+node dist/src/cli/kpatch-lab.js setup --distro 6.12 --source
 # And Debian 12's other kernel, stock 6.1 (test/lab-distro's 6.1 cases, the livepatch selftests on
-# it): its packages (~110 MB once), the sample module built against its headers, ~1.5 min.
-node dist/src/cli/kpatch-lab.js setup --distro 6.1
+# it): its packages (~110 MB once), the sample module built against its headers, its source
+# unpacked, ~2.5 min.
+node dist/src/cli/kpatch-lab.js setup --distro 6.1 --source
 # What the tests need beyond kpatch-lab setup's packages: one list (a command, or a file, and
 # the Debian package that has it), one apt-get install of those missing.
 #   pahole            kpatch-build --kernel-release (test/kpatch-build-distro) prepares a tree with
@@ -50,6 +52,6 @@ node dist/src/cli/kpatch-lab.js setup --distro 6.12 --debian
 # Debian 13's stock 6.12 and a Debian 13 root file system for it (test/fleet-apt-trixie: apt
 # delivery under systemd with trixie's nodejs; the fixture modules built by its gcc 14 in a
 # trixie build root): cold ~5 min and ~1 GB (build root 141 s, packages, debootstrap ~2 min).
-node dist/src/cli/kpatch-lab.js setup --distro 6.12 --suite trixie --debian
+node dist/src/cli/kpatch-lab.js setup --distro 6.12 --suite trixie --debian --source
 # Only *.test.js: dist/test also holds helpers (dist/test/helpers, the fixture harnesses).
 exec node --test --test-concurrency=1 $(find dist/src dist/test -name "*.test.js" | sort)
