@@ -2,8 +2,8 @@
  * Issue 12's and 20's fleet delivery, end to end in three Debian 12 guests with systemd and apt:
  * Debian's stock 6.12 kernel, the lab kernel, and Debian's stock 6.1 (the same root file system,
  * each its own copy; the lab and 6.1 machines install their kernel's image package on first boot,
- * as a machine running that kernel has it). An apt repository on this machine
- * (apt-ftparchive, its Release signed with gpg, served by python3 -m http.server) holds the
+ * as a machine running that kernel has it). A signed apt repository on this machine
+ * (test/helpers/apt-repository.ts, as fleet-apt-trixie's) holds the
  * kpatch-ts package (kpatch-deb) and, for each kernel, two levels of its patch package (kpatch
  * package on the replace-v9 and replace-v10 test modules, built against that kernel's headers or
  * build tree). The machines boot at once, each its own chain, through apt only:
@@ -22,7 +22,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -32,6 +32,11 @@ import { type GuestCommandResult, runGuest } from "../src/lab/guest.js";
 import { labImagePackageVersion } from "../src/lab/lab-image-package.js";
 import { KERNEL_SERIES, testSeries } from "../src/lab/paths.js";
 import { findLab, type Lab } from "../src/lab/setup.js";
+import {
+  missingRepositoryTools,
+  type SignedAptRepository,
+  serveSignedAptRepository,
+} from "./helpers/apt-repository.js";
 import { fixtureModules, replacePatchPackages } from "./helpers/fixture-modules.js";
 import {
   afterCrashSteps,
@@ -44,7 +49,6 @@ import {
   type Step,
   stateStep,
 } from "./helpers/fleet-steps.js";
-import { type HttpServer, serveDirectory } from "./helpers/http-server.js";
 
 const REPO = join(import.meta.dirname, "..", "..");
 const KPATCH_DEB = join(REPO, "dist", "src", "cli", "kpatch-deb.js");
@@ -55,9 +59,7 @@ const otherSeries = KERNEL_SERIES.find((s) => s !== series)!;
 const distro: DistroLab | undefined = findDistroLab(series);
 const other: DistroLab | undefined = findDistroLab(otherSeries);
 const lab: Lab | undefined = findLab(series);
-const missing = ["debootstrap", "apt-ftparchive", "gpg"].filter(
-  (t) => spawnSync("sh", ["-c", `command -v ${t}`]).status !== 0,
-);
+const missing = missingRepositoryTools();
 const skip = !distro
   ? `the stock ${series} kernel is not set up (kpatch-lab setup --distro ${series})`
   : sampleSkip(distro)
@@ -105,7 +107,7 @@ describe(`fleet delivery through apt to three Debian 12 guests with systemd (sto
 }, () => {
   const work = mkdtempSync(join(tmpdir(), "fleet-apt-"));
   const repo = join(work, "repo");
-  let server: HttpServer;
+  let repository: SignedAptRepository;
   /** Debian's own nodejs in the guests (the kpatch-ts package's dependency). */
   let nodeVersion: string;
   const machines: Record<string, Machine> = {};
@@ -115,7 +117,7 @@ describe(`fleet delivery through apt to three Debian 12 guests with systemd (sto
   let fleetMs = 0;
 
   after(() => {
-    server?.close();
+    repository?.server.close();
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -175,26 +177,9 @@ describe(`fleet delivery through apt to three Debian 12 guests with systemd (sto
       };
     }
     // The repository: Packages and a Release signed by the fleet's key (apt checks it).
-    const gnupg = join(work, "gnupg");
-    mkdirSync(gnupg, { mode: 0o700 });
-    const gpg = ["--batch", "--homedir", gnupg, "--passphrase", "", "--pinentry-mode", "loopback"];
-    run("gpg", [
-      ...gpg,
-      "--quick-gen-key",
-      "kpatch-ts fleet test <fleet@example.org>",
-      "ed25519",
-      "sign",
-      "never",
-    ]);
-    writeFileSync(join(repo, "Packages"), run("apt-ftparchive", ["packages", "."], repo));
-    writeFileSync(join(repo, "Release"), run("apt-ftparchive", ["release", "."], repo));
-    run("gpg", [...gpg, "--clearsign", "-o", join(repo, "InRelease"), join(repo, "Release")]);
-    run("gpg", [...gpg, "--export", "-o", join(work, "fleet.gpg")]);
-    run("cp", [join(work, "fleet.gpg"), join(repo, "fleet.gpg")]);
-    server = await serveDirectory(repo);
+    repository = await serveSignedAptRepository(repo, join(work, "gnupg"));
 
     const stock = machines["stock"]!;
-    const url = server.guestUrl;
     // Both crash with the patch loaded at boot (unconfirmed), then boot again.
     const crashed = async (m: Machine, more: Step[] = []) => {
       try {
@@ -210,7 +195,7 @@ describe(`fleet delivery through apt to three Debian 12 guests with systemd (sto
     };
     const chain = async (m: Machine) => {
       const others = m.name === "stock" ? undefined : stock;
-      await boot(m, "install", installSteps(m, m.prepare, url, others));
+      await boot(m, "install", installSteps(m, m.prepare, repository.guestSetup, others));
       await boot(m, "reboot", rebootSteps(m));
       if (m.name !== OTHER) return crashed(m);
       // Its other kernel, stock 6.12 (whose patch boot 1 installed), then back to its own.
@@ -271,7 +256,7 @@ describe(`fleet delivery through apt to three Debian 12 guests with systemd (sto
       assert.match(packages, new RegExp(`^nodejs ${re(nodeVersion)} install ok installed$`, "m"));
       assert.match(packages, new RegExp(`^${re(m.pkg)} 1 install ok installed$`, "m"));
       assert.ok(
-        server.requests.some((r) => /GET \/(\.\/)?InRelease .* 200/.test(r)),
+        repository.server.requests.some((r) => /GET \/(\.\/)?InRelease .* 200/.test(r)),
         "apt fetched the signed InRelease",
       );
     });

@@ -88,15 +88,13 @@ export function assertConsistent(
 export function installSteps(
   m: FleetMachine,
   prepare: Step[],
-  guestUrl: string,
+  /** The guest's command that trusts the fleet's repository and adds it (test/helpers/apt-repository.ts). */
+  sources: string,
   other?: FleetMachine,
 ): Step[] {
   return [
     ...prepare,
-    {
-      name: "sources",
-      command: `mkdir -p /etc/apt/keyrings && /usr/lib/apt/apt-helper download-file ${guestUrl}/fleet.gpg /etc/apt/keyrings/fleet.gpg && echo 'deb [signed-by=/etc/apt/keyrings/fleet.gpg] ${guestUrl}/ ./' > /etc/apt/sources.list.d/fleet.list && apt-get -q update`,
-    },
+    { name: "sources", command: sources },
     { name: "before", command: "uname -r; cat /proc/cmdline" },
     // The other kernel's patch: its image package is installed (the disk's stock kernel) but
     // this machine does not run that kernel, so nothing happens live.
