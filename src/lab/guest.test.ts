@@ -44,6 +44,11 @@ test("kernelFailure() finds panics, oopses and call traces", () => {
   assert.equal(kernelFailure("[ 1.0] BUG: kernel NULL pointer dereference", false)?.code, "GUEST_OOPS");
   assert.equal(kernelFailure("[ 1.0] Call Trace:\n[ 1.0]  <TASK>", false)?.code, "GUEST_CALL_TRACE");
   assert.equal(kernelFailure("[ 1.0] Call Trace:", true), undefined);
+  const warn = kernelFailure(
+    "[ 0.9] ok\n[ 1.0] WARNING: CPU: 0 PID: 7 at fs/x.c:12 f+0x1/0x2\n[ 1.0] Call Trace:",
+    false,
+  );
+  assert.match(warn?.context ?? "", /WARNING: CPU: 0 PID: 7 at fs\/x\.c:12[^]*Call Trace:$/);
   assert.equal(kernelFailure("[ 1.0] livepatch: 'x': unpatching complete", false), undefined);
 });
 

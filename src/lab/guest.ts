@@ -194,15 +194,18 @@ export function parseConsole(console: string, commands: readonly string[]) {
 export function kernelFailure(
   log: string,
   allowCallTrace: boolean,
-): { code: LabErrorCode; line: string } | undefined {
+): { code: LabErrorCode; line: string; context: string } | undefined {
   const checks: [LabErrorCode, RegExp][] = [
     ["GUEST_PANIC", /Kernel panic/],
     ["GUEST_OOPS", /Oops:|BUG: |general protection fault|unable to handle/],
   ];
   if (!allowCallTrace) checks.push(["GUEST_CALL_TRACE", /Call Trace:/]);
+  const lines = log.split("\n");
   for (const [code, re] of checks) {
-    const line = log.split("\n").find((l) => re.test(l));
-    if (line) return { code, line: line.trim() };
+    const at = lines.findIndex((l) => re.test(l));
+    // The lines before it say what it is (a WARNING's file and line, a stall, an allocation failure).
+    if (at >= 0)
+      return { code, line: lines[at]!.trim(), context: lines.slice(Math.max(0, at - 12), at + 1).join("\n") };
   }
   return undefined;
 }
@@ -267,7 +270,7 @@ async function runGuestOnce(options: GuestOptions): Promise<GuestResult> {
       throw fail(
         new KpatchError(
           failure.code,
-          `The guest kernel failed: ${failure.line}${why}\n--- console (last lines) ---\n${tail}`,
+          `The guest kernel failed: ${failure.line}${why}\n--- where it starts ---\n${failure.context}\n--- console (last lines) ---\n${tail}`,
         ),
       );
     }
