@@ -48,7 +48,7 @@ test("kernelFailure() finds panics, oopses and call traces", () => {
     "[ 0.9] ok\n[ 1.0] WARNING: CPU: 0 PID: 7 at fs/x.c:12 f+0x1/0x2\n[ 1.0] Call Trace:",
     false,
   );
-  assert.match(warn?.context ?? "", /WARNING: CPU: 0 PID: 7 at fs\/x\.c:12[^]*Call Trace:$/);
+  assert.match(warn?.context ?? "", /WARNING: CPU: 0 PID: 7 at fs\/x\.c:12[\s\S]*Call Trace:$/);
   assert.equal(kernelFailure("[ 1.0] livepatch: 'x': unpatching complete", false), undefined);
 });
 
