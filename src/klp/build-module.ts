@@ -17,6 +17,7 @@ import { buildErrors, exec, type Runner } from "../util/exec.js";
 import type { Progress } from "../util/progress.js";
 import { takeCallbacks } from "./callbacks.js";
 import { CALLBACK_KINDS } from "./format.js";
+import { probeShellArgs } from "./kbuild-probes.js";
 import { keepModuleCommon, seedModuleCommon } from "./module-common.js";
 import { type ModuleSpec, moduleMakefile, moduleSource, type PatchedTarget } from "./module-source.js";
 import { convertKlpRelocations, type PostLinkStats } from "./post-link.js";
@@ -176,6 +177,7 @@ export async function buildModule(options: {
     ...(options.makeArgs ?? []),
     `M=${dir}`,
     `-j${options.jobs}`,
+    ...probeShellArgs(),
   ];
   const seeded = seedModuleCommon(dir, options.kernelBuildDir, options.makeArgs ?? []);
   const r = await (options.run ?? exec)("make", [...makeArgs, "modules"], {
