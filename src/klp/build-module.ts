@@ -17,7 +17,7 @@ import { buildErrors, exec, type Runner } from "../util/exec.js";
 import type { Progress } from "../util/progress.js";
 import { takeCallbacks } from "./callbacks.js";
 import { CALLBACK_KINDS } from "./format.js";
-import { probeShellArgs } from "./kbuild-probes.js";
+import { probeShell } from "./kbuild-probes.js";
 import { keepModuleCommon, seedModuleCommon } from "./module-common.js";
 import { type ModuleSpec, moduleMakefile, moduleSource, type PatchedTarget } from "./module-source.js";
 import { convertKlpRelocations, type PostLinkStats } from "./post-link.js";
@@ -177,11 +177,14 @@ export async function buildModule(options: {
     ...(options.makeArgs ?? []),
     `M=${dir}`,
     `-j${options.jobs}`,
-    ...probeShellArgs(),
   ];
+  const probes = await probeShell({
+    makeArgs: options.makeArgs ?? [],
+    ...(options.run ? { run: options.run } : {}),
+  });
   const seeded = seedModuleCommon(dir, options.kernelBuildDir, options.makeArgs ?? []);
-  const r = await (options.run ?? exec)("make", [...makeArgs, "modules"], {
-    env: { ...process.env, KBUILD_MODPOST_WARN: "1" },
+  const r = await (options.run ?? exec)("make", [...makeArgs, ...probes.args, "modules"], {
+    env: { ...process.env, KBUILD_MODPOST_WARN: "1", ...probes.env },
   });
   if (r.code !== 0) {
     throw new KpatchError("BUILD_FAILED", `Cannot build the livepatch module:\n${buildErrors(r)}`, {
