@@ -5,13 +5,14 @@
  * ELF symbol table, or the kallsyms tables when it has none, as a vmlinuz's vmlinux does not),
  * and the list of endbr64 instructions objtool told the kernel to seal at boot (.ibt_endbr_seal).
  */
-import { readFileSync, realpathSync, statSync } from "node:fs";
+import { realpathSync, statSync } from "node:fs";
 import { type ElfFile, type ElfSection, ET_REL, readElf, SHF_ALLOC } from "../elf/index.js";
 import { upperBound } from "../util/binary-search.js";
 import { KpatchError } from "../util/errors.js";
 import { extractVmlinux } from "./extract-vmlinux.js";
 import { readKallsymsTables } from "./kallsyms-tables.js";
 import { KernelSymbols } from "./kernel-symbols.js";
+import { DEBUG_SECTION, readVmlinuxWithoutDebug } from "./read-vmlinux.js";
 
 const KEEP_OPEN = 2;
 const opened = new Map<string, KernelImage>();
@@ -54,7 +55,9 @@ export class KernelImage {
     const key = `${realpathSync(vmlinux)}\0${st.size}\0${st.mtimeMs}`;
     const known = opened.get(key);
     if (known) return known;
-    const elf = readElf(readFileSync(vmlinux), vmlinux);
+    const elf = readElf(readVmlinuxWithoutDebug(vmlinux), vmlinux);
+    // Left unread (zeros): no debug section passes for its contents.
+    for (const s of elf.sections) if (DEBUG_SECTION.test(s.name)) s.data = new Uint8Array(0);
     if (elf.type === ET_REL) {
       throw new KpatchError(
         "KIMAGE_NOT_VMLINUX",
