@@ -5,7 +5,6 @@
  * (said in a note, with how to pick another target).
  */
 import { badKernelReleaseReason } from "../kernel/kernel-paths.js";
-import { defaultRelease, distroKernelTree } from "../kpatch-build/distro/distro-target.js";
 import { type KernelTree, userTree } from "../kpatch-build/kernel-tree.js";
 import { labTree } from "../lab/lab-tree.js";
 import { DEFAULT_SERIES, KERNEL_SERIES, type KernelSeries } from "../lab/paths.js";
@@ -63,6 +62,8 @@ export async function chooseTarget(
   const bad = kernelRelease === undefined ? undefined : badKernelReleaseReason(kernelRelease);
   if (bad)
     throw new UsageError(`--kernel-release '${printable(kernelRelease!)}' is not a kernel release: ${bad}`);
+  // Loaded only for a Debian kernel: a lab or -s build does not pay for the Debian modules.
+  const { defaultRelease, distroKernelTree } = await import("../kpatch-build/distro/distro-target.js");
   if (!kernelRelease) {
     const running = defaultRelease();
     if ("why" in running) {
