@@ -1,12 +1,13 @@
 /**
  * bench/build: kpatch-build for a one-function patch (fs/proc/cmdline.c) on the lab kernel, the
- * original object cached, split by phase, over a few runs: wall and CPU time (this process and
- * every gcc, make and ld it waited for), each as a ratio to compiling that one file once with its
- * kbuild command (the least any tool that rebuilds the changed file must spend), measured before
- * each run in the same process, so a loaded machine slows both alike. The goal: under 2 s on a
- * quiet machine (1.65 s in November 2026); the CPU time is that figure's stand-in under load.
- * The same patch is also built by the CLI in a fresh process after each run (what a user waits
- * for: Node's start and the vmlinux's symbols read again).
+ * original object cached, over a few runs: the CLI as a user runs it (a fresh process each run:
+ * Node's start, the imports, the vmlinux's symbols read again, the module's make; plain text
+ * output, the default), its wall and CPU time (the process and every gcc, make and ld it waited
+ * for), each as a ratio to compiling that one file once with its kbuild command (the least any
+ * tool that rebuilds the changed file must spend), measured before each run, so a loaded machine
+ * slows both alike. The same build in process is split by phase. The goal: the CLI under 2 s wall
+ * on a quiet machine (1.65 s in November 2026 in process); on a loaded one (a CI run and other
+ * builds sharing the cores: the load average is printed) CPU time is the fairer figure.
  *
  *   node dist/bench/build.js [RUNS]
  */
@@ -23,6 +24,7 @@ import { fixturePatch, KPATCH_BUILD, lab } from "../test/helpers/kpatch-build-fi
 import { cpuSeconds } from "./cpu-time.js";
 
 const runs = Number(process.argv[2] ?? 3);
+const loadBefore = loadavg()[0]!;
 const patch = fixturePatch("cmdline");
 const out = mkdtempSync(join(tmpdir(), "bench-build-"));
 
@@ -40,7 +42,7 @@ async function timed(fn: () => Promise<unknown>): Promise<Sample> {
 
 /** The CLI as a user runs it: a fresh process (Node's start, reading the vmlinux's symbols). */
 function cliBuild(): Promise<void> {
-  execFileSync("node", [KPATCH_BUILD, "--kernel", lab.series, "-j2", "--json", "-o", out, patch], {
+  execFileSync("node", [KPATCH_BUILD, "--kernel", lab.series, "-j2", "-o", out, patch], {
     stdio: ["ignore", "ignore", "ignore"],
   });
   return Promise.resolve();
@@ -87,14 +89,16 @@ console.log(`  ${"".padEnd(16)} ${cpu.toFixed(2).padStart(7)} s CPU  (${list(bui
 const cliWall = median(cli.map((b) => b.wall));
 const cliCpu = median(cli.map((b) => b.cpu));
 console.log(
-  `the CLI (a fresh process each run): ${cliWall.toFixed(2)} s wall (${list(cli.map((b) => b.wall))}), ${cliCpu.toFixed(2)} s CPU (${list(cli.map((b) => b.cpu))})`,
+  `compiling fs/proc/cmdline.c once (gcc, before each run): ${gccWall.toFixed(2)} s wall, ${gccCpu.toFixed(2)} s CPU (median)`,
 );
 console.log(
-  `compiling fs/proc/cmdline.c once (before each run): ${gccWall.toFixed(2)} s wall, ${gccCpu.toFixed(2)} s CPU (median)`,
+  `in process: ${(wall / gccWall).toFixed(1)}x that compile in wall time, ${(cpu / gccCpu).toFixed(1)}x in CPU time`,
 );
 console.log(
-  `kpatch-build = ${(wall / gccWall).toFixed(1)}x that compile in wall time, ${(cpu / gccCpu).toFixed(1)}x in CPU time; the CLI ${(cliWall / gccWall).toFixed(1)}x, ${(cliCpu / gccCpu).toFixed(1)}x`,
+  `the CLI (a fresh process each run): ${cliWall.toFixed(2)} s wall (${list(cli.map((b) => b.wall))}), ${cliCpu.toFixed(2)} s CPU (${list(cli.map((b) => b.cpu))}) = ${(cliWall / gccWall).toFixed(1)}x the compile in wall time, ${(cliCpu / gccCpu).toFixed(1)}x in CPU time`,
 );
+const load = `load ${loadBefore.toFixed(1)} -> ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} CPUs`;
+const quiet = loadBefore < availableParallelism() / 2;
 console.log(
-  `goal under 2 s on a quiet machine: ${cpu.toFixed(2)} s CPU in process (${cpu < 2 ? "met" : "NOT met"}), ${cliCpu.toFixed(2)} s CPU as the CLI (${cliCpu < 2 ? "met" : "NOT met"}); wall here ${wall.toFixed(2)} s at load ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} CPUs`,
+  `goal: the CLI under 2 s wall: ${cliWall.toFixed(2)} s (${cliWall < 2 ? "met" : "NOT met"}) at ${load}${quiet ? "" : "; not a quiet machine: its CPU time, " + cliCpu.toFixed(2) + " s, is the fairer figure (" + (cliCpu < 2 ? "under" : "NOT under") + " 2 s)"}`,
 );
