@@ -28,7 +28,7 @@ import { cachePath } from "../util/cache-dir.js";
 import { exec, type Runner } from "../util/exec.js";
 
 /** Bump with any change to the script: a new file, never one rewritten under a running make. */
-const SCRIPT_VERSION = 2;
+const SCRIPT_VERSION = 3;
 
 /** The environment variables the script reads (set for the module's make). */
 const TOOLS_VAR = "KPATCH_TS_PROBE_TOOLS";
@@ -70,7 +70,10 @@ function probeShellScript(answers: string): string {
     `key=$(printf '%s\\n' "$release" "$PATH" "$PWD" "$${TOOLS_VAR}" "$body" | sha256sum)`,
     // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion, not a template
     'answer="$answers/${key%% *}"',
-    'if [ -f "$answer" ] && ! [ /var/lib/dpkg/status -nt "$answer" ]; then exec cat "$answer"; fi',
+    // The kept answer printed with sh builtins (no cat): the lines as written, each ending in a newline.
+    'if [ -f "$answer" ] && ! [ /var/lib/dpkg/status -nt "$answer" ]; then',
+    '  while IFS= read -r line; do printf \'%s\\n\' "$line"; done < "$answer"; exit 0',
+    "fi",
     'out=$(/bin/sh "$@") || exit',
     'mkdir -p "$answers" && printf \'%s\\n\' "$out" > "$answer.$$" && mv -f "$answer.$$" "$answer" || rm -f "$answer.$$"',
     "printf '%s\\n' \"$out\"",
