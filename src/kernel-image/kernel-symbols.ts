@@ -12,6 +12,7 @@
 import { basename } from "node:path";
 import {
   type ElfFile,
+  type ElfSection,
   type ElfSymbol,
   ET_REL,
   SHF_ALLOC,
@@ -56,7 +57,8 @@ export class KernelSymbols {
   readonly symbols: readonly KernelSymbol[];
   /** STT_FILE blocks, when the source is an ELF symbol table; empty otherwise. */
   readonly blocks: readonly SymbolBlock[];
-  readonly #byName = new Map<string, KernelSymbol[]>();
+  /** A unique name's one symbol, else the list (no array made for each of 100,000 unique names). */
+  readonly #byName = new Map<string, KernelSymbol | KernelSymbol[]>();
   #byAddress: KernelSymbol[] | undefined;
 
   constructor(source: string, symbols: readonly KernelSymbol[], blocks: readonly SymbolBlock[] = []) {
@@ -64,9 +66,10 @@ export class KernelSymbols {
     this.symbols = symbols;
     this.blocks = blocks;
     for (const s of symbols) {
-      const list = this.#byName.get(s.name);
-      if (list) list.push(s);
-      else this.#byName.set(s.name, [s]);
+      const known = this.#byName.get(s.name);
+      if (known === undefined) this.#byName.set(s.name, s);
+      else if (Array.isArray(known)) known.push(s);
+      else this.#byName.set(s.name, [known, s]);
     }
   }
 
@@ -80,7 +83,8 @@ export class KernelSymbols {
 
   /** Every symbol named `name`, in kallsyms order (empty when there is none). */
   named(name: string): readonly KernelSymbol[] {
-    return this.#byName.get(name) ?? [];
+    const known = this.#byName.get(name);
+    return known === undefined ? [] : Array.isArray(known) ? known : [known];
   }
 
   /** Every distinct name. */
@@ -195,6 +199,7 @@ export class KernelSymbols {
   static fromElf(file: ElfFile, source = file.path ?? "the ELF file"): KernelSymbols {
     const list: KernelSymbol[] = [];
     const blocks: SymbolBlock[] = [];
+    const letters = new Map<ElfSection | undefined, string>();
     let block = -1;
     for (const sym of file.symbols) {
       if (sym.type === STT_FILE) {
@@ -207,7 +212,13 @@ export class KernelSymbols {
       const local = sym.bind === STB_LOCAL;
       const inBlock = local ? block : -1;
       if (inBlock >= 0) blocks[inBlock]!.names.add(sym.name);
-      list.push({ name: sym.name, address: sym.value, type: nmType(sym), block: inBlock, size: sym.size });
+      list.push({
+        name: sym.name,
+        address: sym.value,
+        type: nmType(sym, letters),
+        block: inBlock,
+        size: sym.size,
+      });
     }
     return new KernelSymbols(source, file.type === ET_REL ? list : sortByAddress(list), blocks);
   }
@@ -219,31 +230,42 @@ export class KernelSymbols {
  */
 function sortByAddress(list: KernelSymbol[]): KernelSymbol[] {
   const n = list.length;
-  const hi = new Float64Array(n);
-  const lo = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const a = list[i]!.address;
-    hi[i] = Number(a >> 32n);
-    lo[i] = Number(a & 0xffffffffn);
-  }
+  // Each address stored once, read back as its two 32-bit halves: no bigint made per symbol.
+  const addresses = new BigUint64Array(n);
+  for (let i = 0; i < n; i++) addresses[i] = list[i]!.address;
+  const halves = new Uint32Array(addresses.buffer);
+  const little = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+  const [hiAt, loAt] = little ? [1, 0] : [0, 1];
   const order = Array.from({ length: n }, (_, i) => i);
-  order.sort((x, y) => hi[x]! - hi[y]! || lo[x]! - lo[y]! || x - y);
+  order.sort(
+    (x, y) =>
+      halves[2 * x + hiAt]! - halves[2 * y + hiAt]! || halves[2 * x + loAt]! - halves[2 * y + loAt]! || x - y,
+  );
   return order.map((i) => list[i]!);
 }
 
-/** nm's letter for an ELF symbol (upper case when global). */
-function nmType(sym: ElfSymbol): string {
+/** nm's letter for a symbol in `sec` that is neither absolute nor weak (lower case: local). */
+function sectionLetter(sec: ElfSection | undefined): string {
+  const flags = sec?.flags ?? 0n;
+  if (flags & SHF_EXECINSTR) return "t";
+  if (sec?.isNobits) return "b";
+  if (flags & SHF_WRITE) return "d";
+  if (flags & SHF_ALLOC) return "r";
+  return "n";
+}
+
+/**
+ * nm's letter for an ELF symbol (upper case when global); `letters` keeps each section's letter,
+ * so a vmlinux's 100,000 symbols do not each test the section's flags (bigints).
+ */
+function nmType(sym: ElfSymbol, letters: Map<ElfSection | undefined, string>): string {
   let t: string;
   if (sym.shndx === SHN_ABS) t = "a";
   else if (sym.bind === STB_WEAK) return sym.type === STT_OBJECT ? "V" : "W";
   else {
     const sec = sym.section;
-    const flags = sec?.flags ?? 0n;
-    if (flags & SHF_EXECINSTR) t = "t";
-    else if (sec?.isNobits) t = "b";
-    else if (flags & SHF_WRITE) t = "d";
-    else if (flags & SHF_ALLOC) t = "r";
-    else t = "n";
+    t = letters.get(sec) ?? sectionLetter(sec);
+    letters.set(sec, t);
   }
   return sym.bind === STB_LOCAL ? t : t.toUpperCase();
 }
