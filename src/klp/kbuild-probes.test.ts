@@ -54,7 +54,7 @@ async function shellFor(path: string) {
   const arg = probes.args[0] ?? "";
   assert.ok(arg.startsWith("SHELL="), "the programs were identified");
   const shell = arg.slice("SHELL=".length);
-  return (command: string) => {
+  const ask = (command: string) => {
     const r = spawnSync(shell, ["-c", command], {
       cwd: root,
       encoding: "utf8",
@@ -62,6 +62,7 @@ async function shellFor(path: string) {
     });
     return { out: r.stdout, code: r.status };
   };
+  return Object.assign(ask, { shell, env: { ...env, ...probes.env } });
 }
 
 const debian = existsSync("/var/lib/dpkg/status") && existsSync("/etc/debian_version");
@@ -126,6 +127,29 @@ test("a replaced, touched or shadowed compiler, cc1, as or linker asks again", {
   toolchain(local);
   assert.equal(await asked(`${local}:${PATH}`), 1);
   assert.equal(await asked(`${local}:${PATH}`), 0);
+});
+
+test("gcc's environment (GCC_EXEC_PREFIX, COMPILER_PATH, CPATH...) is part of the key: changed, asked again", {
+  skip,
+}, async () => {
+  const question = tryRun(join(root, "m3"), 'kcc -fyes -c -x c /dev/null -o "$TMP"');
+  const sh = await shellFor(PATH);
+  const asked = (extra: Record<string, string>) => {
+    const before = runs();
+    const r = spawnSync("sh", ["-c", 'exec "$0" -c "$1"', sh.shell, question], {
+      cwd: root,
+      encoding: "utf8",
+      env: { ...sh.env, ...extra },
+    });
+    assert.equal(r.stdout, "-fyes\n");
+    return runs() - before;
+  };
+  asked({});
+  assert.equal(asked({}), 0, "the same environment: answered");
+  for (const v of ["GCC_EXEC_PREFIX", "COMPILER_PATH", "CPATH", "LD_LIBRARY_PATH"]) {
+    assert.equal(asked({ [v]: join(root, "elsewhere") }), 1, `${v} set: asked again`);
+    assert.equal(asked({ [v]: join(root, "elsewhere") }), 0);
+  }
 });
 
 test("a try-run that runs other programs, or a program not identified, is run every time", {

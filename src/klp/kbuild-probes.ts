@@ -15,7 +15,8 @@
  * directory (the kernel build tree) and the identity of the programs a probe runs: the compiler
  * driver as PATH resolves it, the cc1 and as it runs (`-print-prog-name`), and the linker, each
  * with its real path, device, inode, size, mtime and ctime, found once per build where make runs
- * (this machine or the build root). A copied, touched or replaced binary, an
+ * (this machine or the build root), and the environment variables gcc and binutils read
+ * (GCC_ENVIRONMENT). A copied, touched or replaced binary, an
  * `update-alternatives` switch or a /usr/local/bin/gcc earlier in PATH is another key: asked
  * again. A probe is kept only when it runs one of those programs alone (after at most an
  * `echo '...' |` or `printf "%b\n" "..." |` feeding it); any other is run every time. An answer
@@ -28,7 +29,32 @@ import { cachePath } from "../util/cache-dir.js";
 import { exec, type Runner } from "../util/exec.js";
 
 /** Bump with any change to the script: a new file, never one rewritten under a running make. */
-const SCRIPT_VERSION = 3;
+const SCRIPT_VERSION = 4;
+
+/**
+ * The environment variables that change what gcc, cc1, as or ld answer (gcc's manual, "Environment
+ * Variables Affecting GCC"; binutils' search paths): each one's value is part of a probe's key.
+ */
+const GCC_ENVIRONMENT = [
+  "GCC_EXEC_PREFIX",
+  "COMPILER_PATH",
+  "LIBRARY_PATH",
+  "CPATH",
+  "C_INCLUDE_PATH",
+  "CPLUS_INCLUDE_PATH",
+  "OBJC_INCLUDE_PATH",
+  "DEPENDENCIES_OUTPUT",
+  "SUNPRO_DEPENDENCIES",
+  "GCC_COMPARE_DEBUG",
+  "SOURCE_DATE_EPOCH",
+  "TMPDIR",
+  "LANG",
+  "LC_ALL",
+  "LC_CTYPE",
+  "LC_MESSAGES",
+  "LD_LIBRARY_PATH",
+  "LD_PRELOAD",
+];
 
 /** The environment variables the script reads (set for the module's make). */
 const TOOLS_VAR = "KPATCH_TS_PROBE_TOOLS";
@@ -67,7 +93,8 @@ function probeShellScript(answers: string): string {
     `case $probe in *";"*|*"&"*|*"|"*|*'\`'*|*'$('*) ${plain} ;; esac`,
     `case " $${PROGRAMS_VAR} " in *" \${probe%% *} "*) ;; *) ${plain} ;; esac`,
     "read -r release < /etc/debian_version",
-    `key=$(printf '%s\\n' "$release" "$PATH" "$PWD" "$${TOOLS_VAR}" "$body" | sha256sum)`,
+    // gcc's own environment (search paths, exec prefix, locale of its messages) is part of the answer.
+    `key=$(printf '%s\\n' "$release" "$PATH" "$PWD" "$${TOOLS_VAR}" "$body" ${GCC_ENVIRONMENT.map((v) => `"v:$${v}"`).join(" ")} | sha256sum)`,
     // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion, not a template
     'answer="$answers/${key%% *}"',
     // The kept answer printed with sh builtins (no cat): the lines as written, each ending in a newline.
