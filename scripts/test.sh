@@ -53,5 +53,6 @@ node dist/src/cli/kpatch-lab.js setup --distro 6.12 --debian
 # delivery under systemd with trixie's nodejs; the fixture modules built by its gcc 14 in a
 # trixie build root): cold ~5 min and ~1 GB (build root 141 s, packages, debootstrap ~2 min).
 node dist/src/cli/kpatch-lab.js setup --distro 6.12 --suite trixie --debian --source
-# Only *.test.js: dist/test also holds helpers (dist/test/helpers, the fixture harnesses).
-exec node --test --test-concurrency=1 $(find dist/src dist/test -name "*.test.js" | sort)
+# Every *.test.js file, each its own node --test, two at a time, longest first; some alone
+# (scripts/run-tests.mjs says which and why; KPATCH_TEST_WORKERS=1 for one at a time).
+exec node scripts/run-tests.mjs
