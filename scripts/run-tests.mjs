@@ -28,8 +28,8 @@ const RUN_ALONE = new Map([
   ],
   [
     "test/kpatch-build-tree-safety.test.js",
-    "checks the lab tree is exactly as before each build, files beside it included; a run " +
-      "in the other worker would hold the tree patched",
+    "compares the lab tree's files before and after each build, the entries at its top " +
+      "(the lock, takeover claims) included; its empty-cache build holds the tree lock longest",
   ],
   [
     "test/kpatch-stall.test.js",
