@@ -17,7 +17,7 @@
  */
 import { spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
-import { join, relative } from "node:path";
+import { join, relative, resolve as resolvePath } from "node:path";
 
 /** Files that run with no other file beside them, each with why. Paths as under dist/. */
 const RUN_ALONE = new Map([
@@ -122,6 +122,11 @@ function tapCounts(text) {
 
 const running = new Set();
 
+function withoutTestContext(env) {
+  const { NODE_TEST_CONTEXT: _, ...rest } = env;
+  return rest;
+}
+
 /** Runs one file; resolves with its whole output, exit and counts once it has ended. */
 function runFile(file) {
   const started = Date.now();
@@ -129,6 +134,9 @@ function runFile(file) {
   const child = spawn(process.execPath, ["--test", "--test-concurrency=1", "--test-reporter=tap", file], {
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
+    // Without the test runner's mark for its own children: with it (run from inside a test
+    // file), node --test runs no file and reports nothing.
+    env: withoutTestContext(process.env),
   });
   running.add(child);
   const chunks = [];
@@ -146,14 +154,29 @@ function runFile(file) {
       const counts = tapCounts(output);
       // Killed itself (signal), or its test process killed under it (node's TAP says which signal).
       const killedBy = signal ?? /^\s+signal: '(SIG\w+)'$/m.exec(output)?.[1];
-      const ok = code === 0 && !killedBy && counts.fail === 0 && counts.cancelled === 0;
-      resolve({ file, code, killedBy, ok, seconds: (Date.now() - started) / 1000, output, ...counts });
+      // A file that reports no test tested nothing: a failure, not a pass. (node --test counts
+      // a file without tests as one passed test named after the file.)
+      const noTests =
+        counts.tests === 0 ||
+        (counts.tests === 1 && output.split("\n").includes(`ok 1 - ${resolvePath(file)}`));
+      const ok = code === 0 && !killedBy && counts.fail === 0 && counts.cancelled === 0 && !noTests;
+      resolve({
+        file,
+        code,
+        killedBy,
+        noTests,
+        ok,
+        seconds: (Date.now() - started) / 1000,
+        output,
+        ...counts,
+      });
     });
   });
 }
 
 function statusOf(r) {
   if (r.killedBy) return `KILLED (${r.killedBy})`;
+  if (r.noTests && r.code === 0) return "FAILED (no tests)";
   if (!r.ok) return `FAILED (exit ${r.code})`;
   return "ok";
 }
