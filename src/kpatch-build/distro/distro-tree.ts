@@ -137,6 +137,8 @@ export async function prepareDistroTree(inputs: DistroInputs, progress: Progress
   // under its make.
   mkdirSync(top, { recursive: true });
   const lock = await TreeLock.acquire(top, {
+    // Preparing takes ~3 min on 2 idle cores, several times that on a loaded machine.
+    timeoutMs: 1_800_000,
     onWait: (pid) => progress.note(`waiting for another run (pid ${pid}) preparing ${top}`),
   });
   try {
