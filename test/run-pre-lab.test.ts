@@ -31,6 +31,7 @@ import { RunPreError } from "../src/run-pre/run-pre-check.js";
 import { formatRunPre } from "../src/run-pre/run-pre-format.js";
 import { exec } from "../src/util/exec.js";
 import { Progress } from "../src/util/progress.js";
+import { readCleanFile } from "./helpers/tree-state.js";
 
 const run = promisify(execFile);
 const lab = findLab("6.12");
@@ -78,7 +79,7 @@ async function variant(
   let input: string | undefined;
   if (change.source) {
     const src = join(lab!.srcDir, obj.replace(/\.o$/, ".c"));
-    input = change.source(readFileSync(src, "utf8"));
+    input = change.source(await readCleanFile(lab!.srcDir, obj.replace(/\.o$/, ".c")));
     cmd = cmd.replace(` ${src}`, ` -iquote ${dirname(src)} -x c -`);
   }
   if (change.flags) cmd = cmd.replace(/^(\s*\S*gcc\S*\s.*?)( -c -o )/, `$1 ${change.flags}$2`);

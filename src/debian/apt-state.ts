@@ -15,9 +15,9 @@ import { join } from "node:path";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { cachePath } from "../util/cache-dir.js";
 import { KpatchError } from "../util/errors.js";
-import { exec } from "../util/exec.js";
 import type { Progress } from "../util/progress.js";
 import { hostAptSources, hostCodename, suiteMirrors } from "./apt-sources.js";
+import { waitForAptLists } from "./apt-update.js";
 import type { DebianSuite } from "./kernel-release.js";
 
 /** How apt-get and apt-cache reach a suite: the options they take (none for this machine's). */
@@ -93,7 +93,7 @@ export async function suiteApt(suite: DebianSuite, progress: Progress): Promise<
   const stamp = join(lists, ".updated");
   const update = async (p: Progress) => {
     p.update(`apt-get update for ${suite.suites.join(", ")}`);
-    const r = await exec("apt-get", [...options, "update"]);
+    const r = await waitForAptLists("apt-get", [...options, "update"]);
     if (r.code !== 0 || /^(W|E): Failed to fetch/m.test(r.stderr)) {
       throw new KpatchError(
         "DEBIAN_DOWNLOAD_FAILED",

@@ -9,6 +9,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AptState } from "../debian/apt-state.js";
+import { waitForAptLists } from "../debian/apt-update.js";
 import { type DebianPackage, fetchDebianPackage, findDebianPackage } from "../debian/debian-package.js";
 import { type DistroRelease, imageRelease, parseMadison, releasePackages } from "../debian/kernel-release.js";
 import { syncDir } from "../util/atomic-write.js";
@@ -147,6 +148,7 @@ export async function fetchDistroPackages(
     if (!apt?.options.length)
       await execCheck("apt-get", ["-o", "DPkg::Lock::Timeout=600", "update", "-q"], {
         what: "apt-get update",
+        run: waitForAptLists,
       });
     else await apt.refresh(progress);
     found = await findImage(series, which, apt);

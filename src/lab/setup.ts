@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { waitForAptLists } from "../debian/apt-update.js";
 import { unpackKernelSource } from "../debian/kernel-source.js";
 import { parseConfig, readConfig } from "../kpatch-build/kernel-config.js";
 import { createAtomic, writeFileAtomic } from "../util/atomic-write.js";
@@ -168,7 +169,11 @@ export async function ensurePackages(
   progress.update(`apt-get update`);
   // Wait for another apt or dpkg run (unattended upgrades, a parallel setup) instead of failing.
   const lock = ["-o", "DPkg::Lock::Timeout=600"];
-  await execCheck("apt-get", [...lock, "update", "-q"], { env, what: "apt-get update" });
+  await execCheck("apt-get", [...lock, "update", "-q"], {
+    env,
+    what: "apt-get update",
+    run: waitForAptLists,
+  });
   let n = 0;
   await execCheck("apt-get", [...lock, "install", "-y", "-q", "--no-install-recommends", ...missing], {
     env,

@@ -33,6 +33,19 @@ export async function cleanTreeState(src: string, patchFile: string): Promise<st
   }
 }
 
+/**
+ * The text of `file` of `src` as no run has it patched: read holding the tree lock (a
+ * kpatch-build in another test file may have the file patched in place meanwhile).
+ */
+export async function readCleanFile(src: string, file: string): Promise<string> {
+  const lock = await TreeLock.acquire(src);
+  try {
+    return readFileSync(join(src, file), "utf8");
+  } finally {
+    lock.release();
+  }
+}
+
 /** The pid the tree's lock names, if it is locked. */
 export function lockHolder(src: string): number | undefined {
   try {

@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import test from "node:test";
 import { failedTargets, parseDryRunLine } from "./distro-objects.js";
 
@@ -72,4 +75,26 @@ make[1]: *** [/src/Makefile:1944: .] Error 2
 make: *** [Makefile:224: __sub-make] Error 2
 `;
   assert.deepEqual(failedTargets(stderr), [".", "__sub-make", "certs", "certs/x509_certificate_list"]);
+});
+
+test("parseDryRunLine() takes the source of a tree reached through a symlink, which kbuild names by its real path", () => {
+  // The top Makefile's abs_srctree is $(realpath ...): a cache behind a symlink (~/.cache on
+  // another disk) had every source left absolute, and "not built by this config" followed.
+  const dir = mkdtempSync(join(tmpdir(), "distro-objects-"));
+  try {
+    const real = join(dir, "real", "linux-source-6.12");
+    mkdirSync(real, { recursive: true });
+    symlinkSync(join(dir, "real"), join(dir, "link"));
+    const viaLink = join(dir, "link", "linux-source-6.12");
+    assert.deepEqual(
+      parseDryRunLine(cc("CC     ", "fs/proc/cmdline.o", `${real}/fs/proc/cmdline.c`, "cmdline"), viaLink),
+      {
+        path: "fs/proc/cmdline.o",
+        source: "fs/proc/cmdline.c",
+        target: "vmlinux",
+      },
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

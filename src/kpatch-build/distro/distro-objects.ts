@@ -10,7 +10,7 @@
  * appears when kbuild's single-object rule first compiles it (`make fs/ext4/inode.o`);
  * kpatch-build's object compiles read that record.
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, realpathSync } from "node:fs";
 import { join, normalize } from "node:path";
 import { writeFileAtomic } from "../../util/atomic-write.js";
 import { KpatchError } from "../../util/errors.js";
@@ -45,8 +45,30 @@ export const NOT_PATCHABLE = /^arch\/x86\/(boot|realmode|entry\/vdso)\//;
 
 /** A source path kbuild wrote (absolute, or relative with ../ steps) as a path in the tree. */
 function treeSource(src: string, srcDir: string): string {
-  const prefix = `${srcDir.replace(/\/$/, "")}/`;
-  return normalize(src.startsWith(prefix) ? src.slice(prefix.length) : src);
+  for (const dir of [srcDir, realSrcDir(srcDir)]) {
+    const prefix = `${dir.replace(/\/$/, "")}/`;
+    if (src.startsWith(prefix)) return normalize(src.slice(prefix.length));
+  }
+  return normalize(src);
+}
+
+const realDirs = new Map<string, string>();
+
+/**
+ * `srcDir` as kbuild names it with O=: its real path (the top Makefile's abs_srctree is
+ * $(realpath ...)), which differs when the cache is reached through a symlink.
+ */
+function realSrcDir(srcDir: string): string {
+  let real = realDirs.get(srcDir);
+  if (real === undefined) {
+    try {
+      real = realpathSync(srcDir);
+    } catch {
+      real = srcDir;
+    }
+    realDirs.set(srcDir, real);
+  }
+  return real;
 }
 
 /** The target a compile command's flags name: -DMODULE's KBUILD_MODNAME, else vmlinux. */

@@ -22,6 +22,7 @@ import { KpatchError } from "../../util/errors.js";
 import { execCheck, type Runner } from "../../util/exec.js";
 import type { Progress } from "../../util/progress.js";
 import { type KernelConfig, parseConfig, readConfig } from "../kernel-config.js";
+import { TreeLock } from "../tree-lock.js";
 import { distroToolchain } from "./distro-compiler.js";
 
 export interface DistroTree {
@@ -131,6 +132,41 @@ export async function prepareDistroTree(inputs: DistroInputs, progress: Progress
     progress.end("cached");
     return tree;
   }
+  // One run prepares it; another run for the same tree (two kpatch-builds for a new release,
+  // two test files) waits, then finds it ready, instead of having the build directory removed
+  // under its make.
+  mkdirSync(top, { recursive: true });
+  const lock = await TreeLock.acquire(top, {
+    // Preparing takes ~3 min on 2 idle cores, several times that on a loaded machine.
+    timeoutMs: 1_800_000,
+    onWait: (pid) => progress.note(`waiting for another run (pid ${pid}) preparing ${top}`),
+  });
+  try {
+    if (existsSync(ready)) {
+      progress.end("prepared by another run");
+      return tree;
+    }
+    await buildDistroTree({ tree, config, configPath, ready, buildRoot: toolchain.buildRoot, progress });
+  } finally {
+    lock.release();
+  }
+  progress.end("ready");
+  return tree;
+}
+
+/** Configures `tree`'s build directory from Debian's config and prepares it for module builds. */
+async function buildDistroTree(o: {
+  tree: DistroTree;
+  config: KernelConfig;
+  configPath: string;
+  /** Written last: the tree is complete. */
+  ready: string;
+  buildRoot: string | undefined;
+  progress: Progress;
+}) {
+  const { tree, config, configPath, progress } = o;
+  const { buildDir, run, cc, inputs } = tree;
+  const { kernelRelease } = inputs.release;
   rmSync(buildDir, { recursive: true, force: true });
   mkdirSync(buildDir, { recursive: true });
   copyFileSync(configPath, join(buildDir, ".config"));
@@ -154,9 +190,7 @@ export async function prepareDistroTree(inputs: DistroInputs, progress: Progress
   const btfBase = join(inputs.headersDir, "vmlinux");
   if (existsSync(btfBase)) copyFileSync(btfBase, join(buildDir, "vmlinux"));
   writeFileAtomic(
-    ready,
-    `${JSON.stringify({ kernelRelease, versions: inputs.versions, cc, buildRoot: toolchain.buildRoot ?? null }, null, 2)}\n`,
+    o.ready,
+    `${JSON.stringify({ kernelRelease, versions: inputs.versions, cc, buildRoot: o.buildRoot ?? null }, null, 2)}\n`,
   );
-  progress.end("ready");
-  return tree;
 }
