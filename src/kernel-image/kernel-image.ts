@@ -5,12 +5,13 @@
  * ELF symbol table, or the kallsyms tables when it has none, as a vmlinuz's vmlinux does not),
  * and the list of endbr64 instructions objtool told the kernel to seal at boot (.ibt_endbr_seal).
  */
-import { realpathSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { type ElfFile, type ElfSection, ET_REL, readElf, SHF_ALLOC } from "../elf/index.js";
 import { upperBound } from "../util/binary-search.js";
 import { KpatchError } from "../util/errors.js";
 import { extractVmlinux } from "./extract-vmlinux.js";
 import { readKallsymsTables } from "./kallsyms-tables.js";
+import { fileIdentity, keptSymbols } from "./kept-symbols.js";
 import { KernelSymbols } from "./kernel-symbols.js";
 import { DEBUG_SECTION, readVmlinuxWithoutDebug } from "./read-vmlinux.js";
 
@@ -29,11 +30,14 @@ export class KernelImage {
   readonly #loaded: ElfSection[];
   #symbols: KernelSymbols | undefined;
   #seal: Set<bigint> | null | undefined;
+  /** The vmlinux's identity when it was read (kept-symbols.ts); without it nothing is kept. */
+  readonly #identity: string | undefined;
 
-  constructor(path: string, vmlinux: string, elf: ElfFile) {
+  constructor(path: string, vmlinux: string, elf: ElfFile, identity?: string) {
     this.path = path;
     this.vmlinux = vmlinux;
     this.elf = elf;
+    this.#identity = identity;
     this.#loaded = elf.sections
       .filter((s) => (s.flags & SHF_ALLOC) !== 0n && !s.isNobits && s.data.length > 0)
       .sort((a, b) => (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : 0));
@@ -46,13 +50,13 @@ export class KernelImage {
   }
 
   /**
-   * Opens a vmlinux ELF file. The last few opened stay in memory (keyed by path, size and
-   * modification time): kpatch-build's differ and run-pre check read the same vmlinux (`path`,
+   * Opens a vmlinux ELF file. The last few opened stay in memory (keyed by the file's identity:
+   * fileIdentity), and its symbol list on disk (kept-symbols.ts): kpatch-build's differ and run-pre check read the same vmlinux (`path`,
    * the vmlinuz it came from, only names it in messages: the first opener's name stays).
    */
   static fromVmlinux(vmlinux: string, path = vmlinux): KernelImage {
     const st = statSync(vmlinux);
-    const key = `${realpathSync(vmlinux)}\0${st.size}\0${st.mtimeMs}`;
+    const key = fileIdentity(vmlinux, st);
     const known = opened.get(key);
     if (known) return known;
     const elf = readElf(readVmlinuxWithoutDebug(vmlinux), vmlinux);
@@ -64,7 +68,7 @@ export class KernelImage {
         `Cannot use ${path} as a kernel image: it is a relocatable object`,
       );
     }
-    const image = new KernelImage(path, vmlinux, elf);
+    const image = new KernelImage(path, vmlinux, elf, key);
     if (opened.size >= KEEP_OPEN) opened.delete(opened.keys().next().value!);
     opened.set(key, image);
     return image;
@@ -102,7 +106,10 @@ export class KernelImage {
   symbols(): KernelSymbols {
     if (this.#symbols) return this.#symbols;
     if (this.hasSymtab) {
-      this.#symbols = KernelSymbols.fromElf(this.elf, this.path);
+      const make = () => KernelSymbols.fromElf(this.elf, this.path);
+      this.#symbols = this.#identity
+        ? keptSymbols(this.#identity, make, (list, blocks) => new KernelSymbols(this.path, list, blocks))
+        : make();
       return this.#symbols;
     }
     const rodata = this.elf.sections.find((s) => s.name === ".rodata");
