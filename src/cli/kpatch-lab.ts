@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { buildDebianRootfs, debianGuest, withRootDisk } from "../lab/debian-rootfs.js";
+import { debianGuest } from "../lab/debian-guest.js";
+import { buildDebianRootfs, withRootDisk } from "../lab/debian-rootfs.js";
 /**
  * kpatch-lab: the QEMU lab. A real livepatch-capable kernel built from Debian's source
  * package, booted under QEMU, where patches are tried before they touch a server.
@@ -10,7 +11,6 @@ import { setupDistroSource } from "../lab/distro-source.js";
 import { type GuestResult, runGuest } from "../lab/guest.js";
 import { DEFAULT_SERIES, KERNEL_SERIES, type KernelSeries } from "../lab/paths.js";
 import { type Lab, requireLab, setupLab } from "../lab/setup.js";
-import { KpatchError } from "../util/errors.js";
 import { formatDuration, Progress } from "../util/progress.js";
 import { checkUserFile } from "../util/user-file.js";
 import { parseCommandLine } from "./args.js";
@@ -221,26 +221,17 @@ async function cmdRun(rest: string[]): Promise<number> {
     throw new UsageError("run: --debian boots the series' default kernel, not --release");
   const lab = guestKernel(choice);
   const debian = values.debian ? await debianGuest(lab) : undefined;
-  const prepare = debian?.prepare ? [debian.prepare] : [];
   const result = await withRootDisk(debian, (rootDisk) =>
     runGuest({
       lab,
-      files: [...(debian?.files ?? []), ...(values.file ?? [])],
-      commands: [...prepare, ...positionals],
+      files: values.file ?? [],
+      commands: positionals,
       shareHost: values["share-host"] ?? false,
       network: values.network ?? false,
       ...(rootDisk ? { rootDisk } : {}),
-      ...(debian?.append ? { append: debian.append } : {}),
       ...(timeout ? { timeoutMs: timeout * 1000 } : {}),
     }),
   );
-  const installed = result.commands.splice(0, prepare.length)[0];
-  if (installed && installed.exitCode !== 0) {
-    throw new KpatchError(
-      "GUEST_SETUP",
-      `Cannot install the kernel's image package in the Debian guest: ${installed.output.trim() || `exit status ${installed.exitCode}`}`,
-    );
-  }
   if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   else printGuestRun(result);
   return result.commands.every((c) => c.exitCode === 0) ? EXIT.ok : EXIT.error;

@@ -87,13 +87,11 @@ export function assertConsistent(
 /** Boot 1: the fleet's apt source, then the patch package for the running kernel (level 1). */
 export function installSteps(
   m: FleetMachine,
-  prepare: Step[],
   /** The guest's command that trusts the fleet's repository and adds it (test/helpers/apt-repository.ts). */
   sources: string,
   other?: FleetMachine,
 ): Step[] {
   return [
-    ...prepare,
     { name: "sources", command: sources },
     { name: "before", command: "uname -r; cat /proc/cmdline" },
     // The other kernel's patch: its image package is installed (the disk's stock kernel) but
