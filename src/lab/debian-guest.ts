@@ -62,7 +62,7 @@ async function fileSha256(path: string): Promise<string> {
  * The root file system `base` with the image package `image` installed (built on first use,
  * natively; cached, complete or absent).
  */
-async function rootfsWithImage(
+export async function rootfsWithImage(
   base: DebianRootfs,
   image: ImagePackage,
   progress = new Progress(),
