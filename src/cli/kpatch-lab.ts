@@ -1,16 +1,22 @@
 #!/usr/bin/env node
-import { buildDebianRootfs, debianGuest, withRootDisk } from "../lab/debian-rootfs.js";
+import { debianGuest } from "../lab/debian-guest.js";
+import { buildDebianRootfs, findDebianRootfs, withRootDisk } from "../lab/debian-rootfs.js";
 /**
  * kpatch-lab: the QEMU lab. A real livepatch-capable kernel built from Debian's source
  * package, booted under QEMU, where patches are tried before they touch a server.
  */
 import { runDemo } from "../lab/demo.js";
-import { type DistroLab, isDistroLab, requireDistroLab, setupDistroLab } from "../lab/distro.js";
+import {
+  type DistroLab,
+  findDistroLab,
+  isDistroLab,
+  requireDistroLab,
+  setupDistroLab,
+} from "../lab/distro.js";
 import { setupDistroSource } from "../lab/distro-source.js";
 import { type GuestResult, runGuest } from "../lab/guest.js";
 import { DEFAULT_SERIES, KERNEL_SERIES, type KernelSeries } from "../lab/paths.js";
-import { type Lab, requireLab, setupLab } from "../lab/setup.js";
-import { KpatchError } from "../util/errors.js";
+import { findLab, type Lab, requireLab, setupLab } from "../lab/setup.js";
 import { formatDuration, Progress } from "../util/progress.js";
 import { checkUserFile } from "../util/user-file.js";
 import { parseCommandLine } from "./args.js";
@@ -39,7 +45,10 @@ Commands:
         --debian, also a root file system of the kernel's Debian release for it
         (Debian 12, or 13 with --suite trixie: debootstrap minbase, systemd, apt,
         the kernel's image package, that release's nodejs), an ext4 image
-        booted with systemd as init (as root; cached). With
+        booted with systemd as init (as root; cached), and the copies 'run
+        --debian' boots on the kernels set up that use it (the series' lab
+        kernel, a stock kernel of the other series) with their image package
+        added. With
         --source, also that kernel's Debian source (linux-source-<series> at its
         version: the installed one, else downloaded) unpacked into the cache, which
         the livepatch selftests run from (cached, complete or absent).
@@ -50,9 +59,10 @@ Commands:
         --debian boots a copy of the Debian root file system with systemd (the
         commands run once the system is up, from /var/lib/kplab/run/files); with
         the lab kernel, the stock kernel's root file system of that series, with
-        the lab kernel's image package (linux-image-<release>) installed first;
-        a stock kernel with no root file system of its own (6.1) boots Debian 12's
-        (made with stock 6.12) with its own image package installed first;
+        the lab kernel's image package (linux-image-<release>) added; a stock
+        kernel with no root file system of its own (6.1) boots Debian 12's (made
+        with stock 6.12) with its own image package added (either made as root
+        on first use: dpkg -i in a chroot, cached);
         --network adds QEMU's user network (this machine is 10.0.2.2).
   demo [--distro S | --kernel K]
         Build a livepatch module from a source patch (examples/) with kpatch-build
@@ -180,6 +190,10 @@ async function cmdSetup(rest: string[]): Promise<number> {
       progress.note(
         `Debian root file system ready: ${rootfs.image} (${Math.round(rootfs.sizeBytes / 2 ** 20)} MiB)`,
       );
+      for (const kernel of kernelsBootingRootfs(lab)) {
+        const guest = await debianGuest(kernel, progress);
+        progress.note(`Debian root file system for ${kernel.kernelRelease} ready: ${guest.rootfs.image}`);
+      }
     }
     if (values.source) progress.note(`kernel source ready: ${await setupDistroSource(lab, progress)}`);
     return EXIT.ok;
@@ -194,6 +208,21 @@ async function cmdSetup(rest: string[]): Promise<number> {
     `lab ready in ${formatDuration(performance.now() - started)}: Linux ${lab.kernelRelease}\n  kernel ${lab.bzImage}\n  build tree ${lab.buildDir}`,
   );
   return EXIT.ok;
+}
+
+/**
+ * The kernels set up that boot the Debian root file system of `stock` with their own image
+ * package added (src/lab/debian-guest.ts): the lab kernel of its series, the stock kernels of
+ * the other series without one of their own. None for a --suite one's (Debian 13).
+ */
+function kernelsBootingRootfs(stock: DistroLab): (Lab | DistroLab)[] {
+  if (stock.suite) return [];
+  const lab = findLab(stock.series);
+  const others = KERNEL_SERIES.filter((s) => s !== stock.series).map((s) => findDistroLab(s));
+  return [
+    ...(lab ? [lab] : []),
+    ...others.filter((d): d is DistroLab => d !== undefined && !findDebianRootfs(d)),
+  ];
 }
 
 /** kpatch-lab run: commands in a guest of the lab or stock kernel, their output and exit statuses. */
@@ -221,26 +250,17 @@ async function cmdRun(rest: string[]): Promise<number> {
     throw new UsageError("run: --debian boots the series' default kernel, not --release");
   const lab = guestKernel(choice);
   const debian = values.debian ? await debianGuest(lab) : undefined;
-  const prepare = debian?.prepare ? [debian.prepare] : [];
   const result = await withRootDisk(debian, (rootDisk) =>
     runGuest({
       lab,
-      files: [...(debian?.files ?? []), ...(values.file ?? [])],
-      commands: [...prepare, ...positionals],
+      files: values.file ?? [],
+      commands: positionals,
       shareHost: values["share-host"] ?? false,
       network: values.network ?? false,
       ...(rootDisk ? { rootDisk } : {}),
-      ...(debian?.append ? { append: debian.append } : {}),
       ...(timeout ? { timeoutMs: timeout * 1000 } : {}),
     }),
   );
-  const installed = result.commands.splice(0, prepare.length)[0];
-  if (installed && installed.exitCode !== 0) {
-    throw new KpatchError(
-      "GUEST_SETUP",
-      `Cannot install the kernel's image package in the Debian guest: ${installed.output.trim() || `exit status ${installed.exitCode}`}`,
-    );
-  }
   if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   else printGuestRun(result);
   return result.commands.every((c) => c.exitCode === 0) ? EXIT.ok : EXIT.error;

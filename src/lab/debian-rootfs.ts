@@ -7,18 +7,20 @@
  * kernel's own image package installed (its modules, and the package a patch package depends
  * on), the suite's own nodejs (Debian 12's 18.20, Debian 13's 20.19; the kpatch-ts package
  * depends on nodejs >= 18.20), systemd-networkd on QEMU's user network, and the lab's command
- * runner (lab/debian/). Made into an ext4 image by mke2fs -d, without mounting anything.
- * Cached, keyed by everything that goes in:
+ * runner (lab/debian/). Made into an ext4 image by mke2fs -d, without mounting anything; the
+ * tree is kept as a tar too, from which src/lab/debian-guest.ts makes the same file system with
+ * another kernel's image package installed. Cached, keyed by everything that goes in:
  *
  *   lab/debian-<12|13>-<key>/rootfs.ext4    the image (guests boot copies of it)
- *   lab/debian-<12|13>-<key>/ready.json     written last, with the image: complete or absent
+ *   lab/debian-<12|13>-<key>/rootfs.tar     the tree (owners, modes, device nodes, xattrs)
+ *   lab/debian-<12|13>-<key>/ready.json     written last, with the others: complete or absent
  */
 import { createHash } from "node:crypto";
 import {
   cpSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
-  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
@@ -26,7 +28,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, dirname, join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { hostAptSources, hostCodename, suiteMirrors } from "../debian/apt-sources.js";
 import { findDebianPackage } from "../debian/debian-package.js";
@@ -36,13 +38,11 @@ import { cachePath } from "../util/cache-dir.js";
 import { KpatchError } from "../util/errors.js";
 import { execCheck } from "../util/exec.js";
 import { Progress } from "../util/progress.js";
-import { type DistroLab, findDistroLab } from "./distro.js";
-import { labImagePackage, labImagePackageName } from "./lab-image-package.js";
-import { DEFAULT_SERIES, KERNEL_SERIES, readJsonIfExists } from "./paths.js";
-import type { Lab } from "./setup.js";
+import type { DistroLab } from "./distro.js";
+import { readJsonIfExists } from "./paths.js";
 
 /** Bump when the recipe changes in a way the key does not see. */
-const ROOTFS_FORMAT = 2;
+const ROOTFS_FORMAT = 3;
 /** What debootstrap installs on top of minbase (the image package's dependencies among them). */
 const ROOTFS_PACKAGES = [
   "systemd-sysv",
@@ -70,12 +70,16 @@ export interface DebianRootfsInfo {
   sizeBytes: number;
   timings: Record<string, number>;
   createdAt: string;
+  /** Another kernel's image package installed in it besides the stock one (src/lab/debian-guest.ts). */
+  addedImage?: { name: string; version: string; sha256: string };
 }
 
 export interface DebianRootfs extends DebianRootfsInfo {
   dir: string;
   /** The ext4 image; boot a copy (a guest writes to its disk). */
   image: string;
+  /** A base's tree, as a tar (src/lab/debian-guest.ts adds kernels to it); not kept for those. */
+  tree?: string;
 }
 
 /** The Debian release of the stock kernel `distro`: its suite (--suite trixie), else this machine's. */
@@ -120,13 +124,13 @@ function rootfsKey(distro: DistroLab, codename: string, mirror: string): string 
 }
 
 /** The Debian root file system for a stock kernel, if it is built. */
-function findDebianRootfs(distro: DistroLab): DebianRootfs | undefined {
+export function findDebianRootfs(distro: DistroLab): DebianRootfs | undefined {
   const { dir } = rootfsDir(distro);
   const info = readJsonIfExists<DebianRootfsInfo>(join(dir, "ready.json"));
-  return info && { ...info, dir, image: join(dir, "rootfs.ext4") };
+  return info && { ...info, dir, image: join(dir, "rootfs.ext4"), tree: join(dir, "rootfs.tar") };
 }
 
-function requireDebianRootfs(distro: DistroLab): DebianRootfs {
+export function requireDebianRootfs(distro: DistroLab): DebianRootfs {
   const rootfs = findDebianRootfs(distro);
   if (!rootfs) {
     throw new KpatchError(
@@ -138,36 +142,29 @@ function requireDebianRootfs(distro: DistroLab): DebianRootfs {
 }
 
 /**
- * Runs `use` with a fresh copy of the guest's root file system image (sparse, grown as the guest
- * needs; removed afterwards), so the cached image stays as built; without a guest, with undefined.
+ * Runs `use` with a fresh copy of the guest's root file system image (sparse; removed
+ * afterwards), so the cached image stays as built; without a guest, with undefined.
  */
 export async function withRootDisk<T>(
-  guest: Pick<DebianGuest, "rootfs" | "growMb"> | undefined,
+  guest: { rootfs: DebianRootfs } | undefined,
   use: (disk: string | undefined) => Promise<T>,
 ): Promise<T> {
   if (!guest) return use(undefined);
   const dir = mkdtempSync(join(tmpdir(), "kplab-root-"));
   try {
-    return await use(await copyRootDisk(guest.rootfs, join(dir, "rootfs.ext4"), guest.growMb));
+    return await use(await copyRootDisk(guest.rootfs, join(dir, "rootfs.ext4")));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-/**
- * A copy of the image at `dest` (sparse) for guests to boot and change, over several boots; with
- * `growMb`, its file system grown by that much (e2fsck, resize2fs: no mount).
- */
-export async function copyRootDisk(rootfs: DebianRootfs, dest: string, growMb = 0): Promise<string> {
+/** A copy of the image at `dest` (sparse) for guests to boot and change, over several boots. */
+export async function copyRootDisk(rootfs: DebianRootfs, dest: string): Promise<string> {
   await execCheck("cp", ["--sparse=always", rootfs.image, dest], { what: "cp (root disk)" });
-  if (growMb > 0) {
-    await execCheck("truncate", ["-s", `+${growMb}M`, dest], { what: "truncate (root disk)" });
-    await execCheck("e2fsck", ["-f", "-p", dest], { what: "e2fsck (root disk)" });
-    await execCheck("resize2fs", ["-p", dest], { what: "resize2fs (root disk)" });
-  }
   return dest;
 }
 
+/** Runs `args` in the tree `root` (chroot), non-interactive. */
 async function chroot(root: string, args: string[], what: string, env: NodeJS.ProcessEnv = {}) {
   return execCheck("chroot", [root, ...args], {
     what,
@@ -176,29 +173,39 @@ async function chroot(root: string, args: string[], what: string, env: NodeJS.Pr
   });
 }
 
+/** Refuses unless this process is root (debootstrap, chroot and dpkg in a tree need it); `what` is being built. */
+export function requireRoot(what: string): void {
+  if (process.getuid?.() !== 0)
+    throw new KpatchError("LAB_NOT_ROOT", `Cannot build ${what}: chroot and dpkg in its tree need root`);
+}
+
 /** The stock image package the root file system gets (in the cache), checked with root. */
 function rootfsImageDeb(distro: DistroLab): string {
-  if (process.getuid?.() !== 0)
-    throw new KpatchError("LAB_NOT_ROOT", "Cannot build the Debian root file system: debootstrap needs root");
+  requireRoot("the Debian root file system");
   const image = findDebianPackage(distro.image, distro.sourceVersion);
   if (!image)
     throw new KpatchError("DISTRO_IMAGE", `Cannot find ${distro.image}=${distro.sourceVersion} in the cache`);
   return image.deb;
 }
 
-/** Installs the stock kernel's image package in `root`; the nodejs version the root has. */
-async function installStockImage(root: string, imageDeb: string): Promise<string> {
+/** Installs a kernel's image package `deb` in the tree `root`, no initramfs (the lab brings its own). */
+export async function installImagePackage(root: string, deb: string): Promise<void> {
   const debs = join(root, "tmp", "kplab-debs");
   mkdirSync(debs, { recursive: true });
-  cpSync(imageDeb, join(debs, "linux-image.deb"));
-  // INITRD=No: the kernel's postinst hook makes no initramfs (the lab brings its own).
+  cpSync(deb, join(debs, "linux-image.deb"));
+  // INITRD=No: the kernel's postinst hook makes no initramfs.
   await chroot(root, ["dpkg", "-i", "/tmp/kplab-debs/linux-image.deb"], "dpkg -i in the root", {
     INITRD: "No",
   });
+  rmSync(debs, { recursive: true, force: true });
+}
+
+/** Installs the stock kernel's image package in `root`; the nodejs version the root has. */
+async function installStockImage(root: string, imageDeb: string): Promise<string> {
+  await installImagePackage(root, imageDeb);
   const nodeVersion = (
     await chroot(root, ["dpkg-query", "-W", "-f", `\${Version}`, "nodejs"], "dpkg-query nodejs")
   ).stdout.trim();
-  rmSync(debs, { recursive: true, force: true });
   return nodeVersion;
 }
 
@@ -240,8 +247,25 @@ async function configureGuestSystem(root: string): Promise<void> {
   mkdirSync(join(root, "var", "lib", "apt", "lists", "partial"), { recursive: true });
 }
 
+/** The tree at `root` as a tar `tar`: owners by number, modes, device nodes, xattrs. */
+async function archiveTree(root: string, tar: string): Promise<void> {
+  await execCheck("tar", ["--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", root, "-cf", tar, "."], {
+    what: "tar (root tree)",
+  });
+}
+
+/** The tree kept by archiveTree, unpacked at `root` as it was. */
+export async function unpackTree(tar: string, root: string): Promise<void> {
+  mkdirSync(root, { recursive: true });
+  await execCheck(
+    "tar",
+    ["--numeric-owner", "--same-owner", "-p", "--xattrs", "--xattrs-include=*", "-C", root, "-xf", tar],
+    { what: "tar -x (root tree)" },
+  );
+}
+
 /** The tree at `root` as an ext4 image `img` (mke2fs -d, no mount), FREE_MB to spare; `root` removed. */
-async function makeExt4Image(root: string, img: string): Promise<void> {
+export async function makeExt4Image(root: string, img: string): Promise<void> {
   const du = await execCheck("du", ["-sxm", root], { what: "du" });
   const usedMb = Number(du.stdout.split(/\s/)[0]);
   await execCheck(
@@ -251,6 +275,25 @@ async function makeExt4Image(root: string, img: string): Promise<void> {
   );
   rmSync(root, { recursive: true, force: true });
   await execCheck("sync", [img], { what: "sync" });
+}
+
+/**
+ * Publishes the root file system built in `tmp` as `dir`: ready.json written last, then one
+ * rename, so the cache entry is complete or absent. When another process published it first,
+ * keeps theirs (a guest may be booting a copy of it) and drops `tmp`.
+ */
+export function publishRootfs(tmp: string, dir: string, info: DebianRootfsInfo): DebianRootfs {
+  const published = { ...info, dir, image: join(dir, "rootfs.ext4"), tree: join(dir, "rootfs.tar") };
+  const theirs = readJsonIfExists<DebianRootfsInfo>(join(dir, "ready.json"));
+  if (theirs) {
+    rmSync(tmp, { recursive: true, force: true });
+    return { ...published, ...theirs };
+  }
+  writeFileSync(join(tmp, "ready.json"), `${JSON.stringify(info, null, 2)}\n`);
+  if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+  renameSync(tmp, dir);
+  syncDir(dirname(dir));
+  return published;
 }
 
 /** Builds (or finds) the Debian root file system image (its release's) for the stock kernel `distro`. */
@@ -281,7 +324,8 @@ export async function buildDebianRootfs(distro: DistroLab, progress = new Progre
     progress.begin("configure", "networkd, the lab's runner, no gettys or apt timers");
     await configureGuestSystem(root);
     progress.end();
-    progress.begin("image", "ext4 by mke2fs -d");
+    progress.begin("image", "the tree as a tar, ext4 by mke2fs -d");
+    await archiveTree(root, join(tmp, "rootfs.tar"));
     const img = join(tmp, "rootfs.ext4");
     await makeExt4Image(root, img);
     progress.end();
@@ -298,114 +342,8 @@ export async function buildDebianRootfs(distro: DistroLab, progress = new Progre
       timings: { ...progress.timings },
       createdAt: new Date().toISOString(),
     };
-    writeFileSync(join(tmp, "ready.json"), `${JSON.stringify(info, null, 2)}\n`);
-    rmSync(dir, { recursive: true, force: true });
-    renameSync(tmp, dir);
-    syncDir(dirname(dir));
-    return { ...info, dir, image: join(dir, "rootfs.ext4") };
+    return publishRootfs(tmp, dir, info);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
-}
-
-/** The lab kernel or a stock kernel, as the guest runner boots them. */
-type GuestKernel = Lab | DistroLab;
-
-function isStock(kernel: GuestKernel): kernel is DistroLab {
-  return "image" in kernel;
-}
-
-export interface DebianGuest {
-  rootfs: DebianRootfs;
-  /** Files the guest needs besides the user's (the kernel's image package, when the disk lacks it). */
-  files: string[];
-  /**
-   * A command to run before the user's, or undefined: installs the kernel's image package (the
-   * lab kernel's, or a stock kernel's the root file system was not made with).
-   */
-  prepare?: string;
-  /** The kernel command line a boot running `prepare` needs (see stockImageGuest). */
-  append?: string;
-  /** How much bigger the disk copy must be (MiB) for the image package `prepare` installs. */
-  growMb?: number;
-}
-
-/** Installs `deb` (package `name`) unless a former boot of the disk did; no initramfs (the lab brings its own). */
-function installImageCommand(name: string, deb: string): string {
-  return `dpkg-query -W -f '\${Status}\\n' ${name} 2>/dev/null | grep -qx 'install ok installed' || INITRD=No dpkg -i ${basename(deb)} >/dev/null`;
-}
-
-/** The stock kernel whose Debian root file system is built (Debian 12's: made with stock 6.12), or undefined. */
-function builtRootfs(): DebianRootfs | undefined {
-  for (const series of KERNEL_SERIES) {
-    const stock = findDistroLab(series);
-    const rootfs = stock && findDebianRootfs(stock);
-    if (rootfs) return rootfs;
-  }
-  return undefined;
-}
-
-/**
- * A stock kernel booting a root file system made with another stock kernel (Debian 12's is made
- * with 6.12; stock 6.1 boots it): its image package is installed on the first boot, as a machine
- * with both kernels has them. Until then the disk has none of its modules, so udev cannot load
- * virtio_net and systemd-networkd-wait-online would hold the runner its full 2 minutes: that
- * boot masks it, and `prepare` loads the driver and waits for the network itself.
- */
-function stockImageGuest(kernel: DistroLab): DebianGuest {
-  const rootfs = builtRootfs();
-  if (!rootfs) {
-    throw new KpatchError(
-      "LAB_NOT_SET_UP",
-      `Cannot boot Debian on the stock ${kernel.kernelRelease} kernel: no Debian root file system is built; run 'kpatch-lab setup --distro ${DEFAULT_SERIES} --debian'`,
-    );
-  }
-  const image = findDebianPackage(kernel.image, kernel.sourceVersion);
-  if (!image)
-    throw new KpatchError("DISTRO_IMAGE", `Cannot find ${kernel.image}=${kernel.sourceVersion} in the cache`);
-  const network =
-    "modprobe virtio_net && if ls /sys/class/net | grep -qvx lo; then /lib/systemd/systemd-networkd-wait-online --timeout=90; fi";
-  return {
-    rootfs,
-    files: [image.deb],
-    prepare: `${installImageCommand(kernel.image, image.deb)} && ${network}`,
-    append: "systemd.mask=systemd-networkd-wait-online.service",
-    growMb: Math.ceil((installedSizeKb(image.root) + statSync(image.deb).size / 1024) / 1024) + 128,
-  };
-}
-
-/** What the unpacked package at `root` takes installed (KiB): the sizes of its files. */
-function installedSizeKb(root: string): number {
-  let bytes = 0;
-  for (const e of readdirSync(root, { recursive: true, withFileTypes: true }))
-    if (e.isFile()) bytes += statSync(join(e.parentPath, e.name)).size;
-  return Math.ceil(bytes / 1024);
-}
-
-/**
- * What a Debian guest of `kernel` boots: the root file system of its stock kernel (set up with
- * `kpatch-lab setup --distro S --debian`), or of another stock kernel with this one's image
- * package installed on first boot (stockImageGuest); on the lab kernel, whose own image package
- * (src/lab/lab-image-package.ts) the guest installs first, unless a former boot of its disk did,
- * as a machine running that kernel has it installed.
- */
-export async function debianGuest(kernel: GuestKernel): Promise<DebianGuest> {
-  if (isStock(kernel)) {
-    const own = findDebianRootfs(kernel);
-    return own ? { rootfs: own, files: [] } : stockImageGuest(kernel);
-  }
-  const stock = findDistroLab(kernel.series);
-  if (!stock) {
-    throw new KpatchError(
-      "LAB_NOT_SET_UP",
-      `Cannot boot Debian on the ${kernel.series} lab kernel: its root file system is made with the stock kernel's; run 'kpatch-lab setup --distro ${kernel.series} --debian'`,
-    );
-  }
-  const deb = await labImagePackage(kernel);
-  const name = labImagePackageName(kernel);
-  return {
-    rootfs: requireDebianRootfs(stock),
-    files: [deb],
-    prepare: installImageCommand(name, deb),
-  };
 }

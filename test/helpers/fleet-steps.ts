@@ -87,13 +87,11 @@ export function assertConsistent(
 /** Boot 1: the fleet's apt source, then the patch package for the running kernel (level 1). */
 export function installSteps(
   m: FleetMachine,
-  prepare: Step[],
   /** The guest's command that trusts the fleet's repository and adds it (test/helpers/apt-repository.ts). */
   sources: string,
   other?: FleetMachine,
 ): Step[] {
   return [
-    ...prepare,
     { name: "sources", command: sources },
     { name: "before", command: "uname -r; cat /proc/cmdline" },
     // The other kernel's patch: its image package is installed (the disk's stock kernel) but
@@ -118,8 +116,8 @@ export function installSteps(
 /**
  * Boot 2: the patch back at boot under systemd, then dpkg's state machine through apt and dpkg,
  * a state step after each: upgrade, remove, reinstall, downgrade, an upgrade only unpacked then
- * removed, purge, a fresh install whose postinst fails (then configured again), and level 2
- * installed (for the crash boot).
+ * removed, purge, a fresh install whose postinst fails (then configured again: level 2, for
+ * the crash boot).
  */
 export function rebootSteps(m: FleetMachine): Step[] {
   const state = (name: string) => stateStep(name, [m]);
@@ -175,11 +173,9 @@ export function rebootSteps(m: FleetMachine): Step[] {
       command: `echo 0 > ${STALL}/enabled; i=0; while [ -e ${STALL} ] && [ $i -lt 60 ]; do sleep 1; i=$((i + 1)); done; rmmod kpatch_stall_patch && rmmod kpatch_stall_target`,
     },
     state("failed"),
-    // dpkg configures it again, now that the load can succeed.
+    // dpkg configures it again, now that the load can succeed: level 2 for the crash boot.
     { name: "configure", command: `dpkg --configure ${m.pkg}` },
     state("configured"),
-    { name: "reinstall-2", command: `${APT} install ${m.pkg}=2` },
-    state("reinstalled-2"),
   ];
 }
 
