@@ -120,6 +120,28 @@ function tapCounts(text) {
   };
 }
 
+/**
+ * Suites skipped whole (`describe(..., { skip: why })`): node's "# skipped" counts tests only, and
+ * a file whose one suite is skipped reports "# tests 0". Each is an `ok N - name # SKIP why`
+ * line whose YAML block says `type: 'suite'`.
+ */
+function skippedSuites(text) {
+  const lines = text.split("\n");
+  let n = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^(\s*)ok \d+ - .*# SKIP/.exec(lines[i]);
+    if (!m) continue;
+    const indent = m[1];
+    for (let j = i + 1; j < lines.length && lines[j] !== `${indent}  ...`; j++) {
+      if (lines[j] === `${indent}  type: 'suite'`) {
+        n++;
+        break;
+      }
+    }
+  }
+  return n;
+}
+
 const running = new Set();
 
 function withoutTestContext(env) {
@@ -152,12 +174,15 @@ function runFile(file) {
       } catch {}
       const output = Buffer.concat(chunks).toString("utf8");
       const counts = tapCounts(output);
+      const suitesSkipped = skippedSuites(output);
+      counts.skipped += suitesSkipped;
       // Killed itself (signal), or its test process killed under it (node's TAP says which signal).
       const killedBy = signal ?? /^\s+signal: '(SIG\w+)'$/m.exec(output)?.[1];
       // A file that reports no test tested nothing: a failure, not a pass. (node --test counts
-      // a file without tests as one passed test named after the file.)
+      // a file without tests as one passed test named after the file.) A suite skipped whole
+      // says why in its SKIP line: a skip, counted as one.
       const noTests =
-        counts.tests === 0 ||
+        (counts.tests === 0 && suitesSkipped === 0) ||
         (counts.tests === 1 && output.split("\n").includes(`ok 1 - ${resolvePath(file)}`));
       const ok = code === 0 && !killedBy && counts.fail === 0 && counts.cancelled === 0 && !noTests;
       resolve({

@@ -98,3 +98,15 @@ test("a file that reports no test at all is a failure, not a pass", async () => 
   assert.equal(r.code, 1, r.stdout + r.stderr);
   assert.match(block(r.stdout, "empty.test.mjs")[0]!, /: FAILED \(no tests\) in /);
 });
+
+test("a file whose one suite is skipped, saying why, is a skip, not a failure", async () => {
+  const r = await runFiles({
+    "skipped-suite.test.mjs": `import { describe, test } from "node:test";
+describe("a suite", { skip: "its trees are not prepared" }, () => { test("never runs", () => {}); });
+`,
+  });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(block(r.stdout, "skipped-suite.test.mjs")[0]!, /: ok in /);
+  assert.match(r.stdout, /# SKIP its trees are not prepared/);
+  assert.match(r.stdout, /skipped-suite\.test\.mjs {2}\(0 passed, 0 failed, 1 skipped\)/);
+});
