@@ -94,10 +94,11 @@ describe("the lab kernel's bzImage", { skip: labReady ? false : "the lab kernel 
   });
 });
 
+// The stock images npm test sets up (kpatch-lab setup --distro 6.12 and --distro 6.1).
 const STOCK = [
   {
-    name: "linux-image-6.12.117+deb12-amd64-unsigned",
-    version: "6.12.117-1~deb12u1",
+    name: "linux-image-6.12.118+deb12-amd64-unsigned",
+    version: "6.12.118-1~deb12u1",
     order: "6.2+",
     ibt: true,
   },
